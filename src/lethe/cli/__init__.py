@@ -1,0 +1,22 @@
+"""`lethe`: the command line. Each submodule registers its commands on `lethe.cli.app.app`."""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+import sys
+
+from lethe.cli.app import app, err_console
+from lethe.errors import LetheError
+
+for _module in pkgutil.iter_modules(__path__):
+    if _module.name != "app":
+        importlib.import_module(f"{__name__}.{_module.name}")
+
+
+def main() -> None:
+    try:
+        app()
+    except LetheError as error:
+        err_console.print(f"[bold red]error:[/] {error}", highlight=False)
+        sys.exit(2)

@@ -1,0 +1,107 @@
+"""The Typer application and what every command shares: the workspace options and output."""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from lethe.workspace import Workspace
+
+app = typer.Typer(
+    name="lethe",
+    help="Train small chatbots whose every training example is on record, serve them, and make "
+    "them forget on request.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+console = Console()
+err_console = Console(stderr=True)
+
+
+@dataclass
+class State:
+    home: Path | None = None
+    db: str | None = None
+
+    def workspace(self) -> Workspace:
+        return Workspace.from_env(self.home, self.db)
+
+
+state = State()
+
+
+@app.callback()
+def main_options(
+    home: Path = typer.Option(None, "--home", envvar="LETHE_HOME", help="Workspace directory (default ./lethe-home)."),
+    db: str = typer.Option(None, "--db", envvar="LETHE_DB_URL", help="Ledger database URL (default: SQLite in the workspace)."),
+) -> None:
+    state.home, state.db = home, db
+
+
+def workspace() -> Workspace:
+    return state.workspace()
+
+
+def ledger():
+    return state.workspace().ledger
+
+
+def to_jsonable(value: Any) -> Any:
+    from datetime import datetime
+
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, dict):
+        return {str(k): to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [to_jsonable(v) for v in value]
+    if hasattr(value, "__table__"):
+        return {c.name: to_jsonable(getattr(value, c.key, None)) for c in value.__table__.columns}
+    return value
+
+
+def print_json(value: Any) -> None:
+    sys.stdout.write(json.dumps(to_jsonable(value), indent=2, ensure_ascii=False) + "\n")
+
+
+def print_table(rows: list[dict], columns: list[str] | None = None, title: str | None = None) -> None:
+    columns = columns or (list(rows[0]) if rows else [])
+    table = Table(title=title, show_lines=False)
+    for column in columns:
+        table.add_column(column)
+    for row in rows:
+        table.add_row(*[_cell(row.get(c)) for c in columns])
+    console.print(table)
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    text = str(to_jsonable(value))
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def emit(result: Any, as_json: bool, rows: list[dict] | None = None, columns: list[str] | None = None,
+         title: str | None = None) -> None:
+    """Print a result as JSON (`--json`) or as a table for people."""
+    if as_json:
+        print_json(result)
+    elif rows is not None:
+        print_table(rows, columns, title)
+    else:
+        console.print(result)
+
+
+JsonOption = typer.Option(False, "--json", help="Print machine-readable JSON.")

@@ -1,0 +1,1 @@
+"""Data: sources, the synthetic world, curation, tokenizer training and chat formatting."""

@@ -1,0 +1,46 @@
+"""Chat logs as a message tree: every reply knows its parent and the version that wrote it."""
+
+from __future__ import annotations
+
+from sqlalchemy import func, select
+
+from lethe.errors import NotFoundError
+from lethe.ledger.schema import Conversation, Message, utcnow
+
+
+class ConversationsMixin:
+    def add_conversation(self, title: str | None, version_id: int | None) -> int:
+        with self.transaction() as s:
+            conversation = Conversation(title=title, version_id=version_id, created_at=utcnow())
+            s.add(conversation)
+            s.flush()
+            self._event(s, "conversation.started", "conversation", conversation.id, version_id=version_id)
+            return conversation.id
+
+    def add_message(self, conversation_id: int, parent_id: int | None, role: str, content: str,
+                    version_id: int | None = None, params: dict | None = None, stats: dict | None = None) -> int:
+        with self.transaction() as s:
+            if s.get(Conversation, conversation_id) is None:
+                raise NotFoundError(f"no conversation {conversation_id}")
+            message = Message(conversation_id=conversation_id, parent_id=parent_id, role=role, content=content,
+                              version_id=version_id, params=params, stats=stats, created_at=utcnow())
+            s.add(message)
+            s.flush()
+            return message.id
+
+    def list_conversations(self, limit: int = 50) -> list[dict]:
+        with self.reading() as s:
+            rows = s.execute(
+                select(Conversation, func.count(Message.id))
+                .outerjoin(Message, Message.conversation_id == Conversation.id)
+                .group_by(Conversation.id)
+                .order_by(Conversation.id.desc())
+                .limit(limit)
+            )
+            return [{"id": c.id, "title": c.title, "version_id": c.version_id, "created_at": c.created_at,
+                     "messages": n} for c, n in rows]
+
+    def conversation_messages(self, conversation_id: int) -> list[Message]:
+        with self.reading() as s:
+            return list(s.scalars(select(Message).where(Message.conversation_id == conversation_id)
+                                  .order_by(Message.id)))

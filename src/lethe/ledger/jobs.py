@@ -1,0 +1,63 @@
+"""Long jobs (UI forget requests, benchmarks) whose state lives in the ledger, not in memory."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from lethe.errors import NotFoundError
+from lethe.ledger.schema import Job, utcnow
+
+FINAL_JOB_STATES = ("succeeded", "failed", "cancelled")
+
+
+class JobsMixin:
+    def create_job(self, kind: str, params: dict) -> int:
+        with self.transaction() as s:
+            job = Job(kind=kind, params=params, status="queued", progress=[], created_at=utcnow(),
+                      updated_at=utcnow())
+            s.add(job)
+            s.flush()
+            self._event(s, "job.queued", "job", job.id, kind=kind)
+            return job.id
+
+    def job(self, job_id: int) -> Job:
+        with self.reading() as s:
+            job = s.get(Job, job_id)
+            if job is None:
+                raise NotFoundError(f"no job {job_id}")
+            return job
+
+    def jobs(self, *, kind: str | None = None, limit: int = 50) -> list[Job]:
+        query = select(Job)
+        if kind:
+            query = query.where(Job.kind == kind)
+        with self.reading() as s:
+            return list(s.scalars(query.order_by(Job.id.desc()).limit(limit)))
+
+    def update_job(self, job_id: int, *, status: str | None = None, progress: dict | None = None,
+                   result: dict | None = None, error: str | None = None) -> Job:
+        """Append a progress record and/or change status; finished jobs log an event."""
+        with self.transaction() as s:
+            job = s.get(Job, job_id)
+            if job is None:
+                raise NotFoundError(f"no job {job_id}")
+            if progress is not None:
+                job.progress = [*(job.progress or []), progress]
+            if result is not None:
+                job.result = result
+            if error is not None:
+                job.error = error
+            if status is not None and status != job.status:
+                job.status = status
+                self._event(s, f"job.{status}", "job", job_id, kind=job.kind, error=error)
+            job.updated_at = utcnow()
+            return job
+
+    def request_job_cancel(self, job_id: int) -> None:
+        with self.transaction() as s:
+            job = s.get(Job, job_id)
+            if job is None:
+                raise NotFoundError(f"no job {job_id}")
+            if job.status not in FINAL_JOB_STATES:
+                job.cancel_requested = True
+                self._event(s, "job.cancel_requested", "job", job_id)

@@ -1,0 +1,337 @@
+"""The ledger's tables (SQLAlchemy 2 ORM).
+
+Schema changes happen only through Alembic migrations in `migrations/versions/`; this module
+is the model those migrations are checked against (`tests/test_ledger_migrations.py`).
+Columns that grow with training (exposures) are kept narrow: integer ids only.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {dict: JSON, list: JSON}
+
+
+Timestamp = DateTime(timezone=True)
+
+
+class Source(Base):
+    """Where documents come from."""
+
+    __tablename__ = "sources"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    kind: Mapped[str] = mapped_column(String(40))  # wiki, jsonl, tofu, chat, synth, legacy
+    license: Mapped[str | None] = mapped_column(String(200))
+    uri: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+
+
+class Document(Base):
+    """One revision of one document. `key` is stable across revisions (source + external id)."""
+
+    __tablename__ = "documents"
+    __table_args__ = (
+        UniqueConstraint("source_id", "external_id", "revision", name="uq_document_revision"),
+        Index("ix_documents_key", "key"),
+        Index("ix_documents_hash", "content_hash"),
+    )
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    source_id: Mapped[int] = mapped_column(ForeignKey("sources.id"))
+    external_id: Mapped[str] = mapped_column(String(400))
+    key: Mapped[str] = mapped_column(String(700))
+    revision: Mapped[int] = mapped_column(Integer, default=1)
+    parent_id: Mapped[int | None] = mapped_column(ForeignKey("documents.id"))
+    is_current: Mapped[bool] = mapped_column(Boolean, default=True)
+    kind: Mapped[str] = mapped_column(String(20))  # text, qa, chat
+    title: Mapped[str | None] = mapped_column(Text)
+    content: Mapped[str | None] = mapped_column(Text)  # None once erased
+    data: Mapped[dict | None] = mapped_column(JSON)  # structured fields (question, answer, ...)
+    meta: Mapped[dict | None] = mapped_column(JSON)  # page id, url, timestamps, revision ids
+    tags: Mapped[list | None] = mapped_column(JSON)
+    content_hash: Mapped[str] = mapped_column(String(64))
+    size_bytes: Mapped[int] = mapped_column(Integer)
+    added_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+    forgotten_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    tombstone: Mapped[dict | None] = mapped_column(JSON)
+
+
+class Collection(Base):
+    """A named set of documents (e.g. `tofu/forget10`, `synth/holdout`)."""
+
+    __tablename__ = "collections"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    description: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+
+
+class CollectionMember(Base):
+    __tablename__ = "collection_members"
+    collection_id: Mapped[int] = mapped_column(
+        ForeignKey("collections.id", ondelete="CASCADE"), primary_key=True
+    )
+    document_id: Mapped[int] = mapped_column(ForeignKey("documents.id"), primary_key=True)
+    position: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class Lineage(Base):
+    """A chain of model versions trained slice by slice from one base."""
+
+    __tablename__ = "lineages"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    base: Mapped[str] = mapped_column(Text)  # preset name or local model directory
+    config: Mapped[dict | None] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+
+
+class Run(Base):
+    """A train / update / unlearn / replay / eval / impact run."""
+
+    __tablename__ = "runs"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(20))
+    status: Mapped[str] = mapped_column(String(20), default="running")
+    lineage_id: Mapped[int | None] = mapped_column(ForeignKey("lineages.id"))
+    # Not a foreign key: runs and model_versions point at each other; `ledger check` verifies it.
+    parent_version_id: Mapped[int | None] = mapped_column(Integer)
+    config: Mapped[dict | None] = mapped_column(JSON)
+    seed: Mapped[int | None] = mapped_column(Integer)
+    world_size: Mapped[int] = mapped_column(Integer, default=1)
+    effective_batch: Mapped[int | None] = mapped_column(Integer)
+    environment: Mapped[dict | None] = mapped_column(JSON)  # library versions, git commit, host
+    metrics: Mapped[dict | None] = mapped_column(JSON)  # loss curves, timings, summaries
+    error: Mapped[str | None] = mapped_column(Text)
+    started_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(Timestamp)
+
+
+class Slice(Base):
+    """One ordered training slice of a lineage."""
+
+    __tablename__ = "slices"
+    __table_args__ = (UniqueConstraint("lineage_id", "index", name="uq_slice_index"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    lineage_id: Mapped[int] = mapped_column(ForeignKey("lineages.id"))
+    index: Mapped[int] = mapped_column(Integer)
+    run_id: Mapped[int | None] = mapped_column(ForeignKey("runs.id"))
+    config: Mapped[dict | None] = mapped_column(JSON)  # seed, epochs, lr... for exact replay
+    created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+
+
+class SliceDocument(Base):
+    __tablename__ = "slice_documents"
+    slice_id: Mapped[int] = mapped_column(ForeignKey("slices.id", ondelete="CASCADE"), primary_key=True)
+    document_id: Mapped[int] = mapped_column(ForeignKey("documents.id"), primary_key=True)
+
+
+class Exposure(Base):
+    """Document `document_id` was in optimizer step `step` of run `run_id`."""
+
+    __tablename__ = "exposures"
+    __table_args__ = (Index("ix_exposures_document", "document_id", "run_id", "step"),)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id"), primary_key=True)
+    step: Mapped[int] = mapped_column(Integer, primary_key=True)
+    document_id: Mapped[int] = mapped_column(ForeignKey("documents.id"), primary_key=True)
+
+
+class ModelVersion(Base):
+    """A published (or candidate) model: weights on disk in HF layout, with lineage."""
+
+    __tablename__ = "model_versions"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    lineage_id: Mapped[int | None] = mapped_column(ForeignKey("lineages.id"))
+    parent_id: Mapped[int | None] = mapped_column(ForeignKey("model_versions.id"))
+    run_id: Mapped[int | None] = mapped_column(ForeignKey("runs.id"))
+    kind: Mapped[str] = mapped_column(String(20))  # pretrain, finetune, update, unlearn, replay
+    status: Mapped[str] = mapped_column(String(20), default="published")  # candidate, discarded
+    slice_index: Mapped[int | None] = mapped_column(Integer)  # last slice it includes
+    path: Mapped[str] = mapped_column(Text)
+    weights_sha256: Mapped[str] = mapped_column(String(64))
+    meta: Mapped[dict | None] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+    tainted_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    taint_reason: Mapped[str | None] = mapped_column(Text)
+    purged_at: Mapped[datetime | None] = mapped_column(Timestamp)
+
+
+class VersionCoverage(Base):
+    """Version `version_id` was shaped by steps 0..`max_step` of run `run_id`.
+
+    A version's training path: its ancestors' runs plus its own, cut at a slice boundary where
+    exact replay restored a checkpoint. "Which versions saw document X" joins this with
+    exposures; the table stays small (versions x runs), exposures stay narrow.
+    """
+
+    __tablename__ = "version_coverage"
+    version_id: Mapped[int] = mapped_column(
+        ForeignKey("model_versions.id", ondelete="CASCADE"), primary_key=True
+    )
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id"), primary_key=True)
+    max_step: Mapped[int] = mapped_column(Integer)
+
+
+class Alias(Base):
+    __tablename__ = "aliases"
+    name: Mapped[str] = mapped_column(String(100), primary_key=True)
+    version_id: Mapped[int] = mapped_column(ForeignKey("model_versions.id"))
+    updated_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+
+
+class Checkpoint(Base):
+    """Training state after slice `slice_index` of a lineage: what exact replay restores.
+
+    `version_id` is the model version holding the weights at that point (its coverage says
+    which documents the checkpoint saw); `path` holds the optimizer and RNG state beside it.
+    """
+
+    __tablename__ = "checkpoints"
+    __table_args__ = (Index("ix_checkpoints_lineage", "lineage_id", "slice_index"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    lineage_id: Mapped[int] = mapped_column(ForeignKey("lineages.id"))
+    run_id: Mapped[int | None] = mapped_column(ForeignKey("runs.id"))
+    slice_index: Mapped[int] = mapped_column(Integer)
+    version_id: Mapped[int | None] = mapped_column(ForeignKey("model_versions.id"))
+    path: Mapped[str] = mapped_column(Text)
+    weights_sha256: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+    tainted_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    purged_at: Mapped[datetime | None] = mapped_column(Timestamp)
+
+
+class ForgetRequest(Base):
+    __tablename__ = "forget_requests"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    requester: Mapped[str | None] = mapped_column(String(200))
+    reason: Mapped[str | None] = mapped_column(Text)
+    selector: Mapped[dict] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(20), default="pending")
+    method: Mapped[str | None] = mapped_column(String(40))
+    config: Mapped[dict | None] = mapped_column(JSON)
+    base_version_id: Mapped[int | None] = mapped_column(ForeignKey("model_versions.id"))
+    result_version_id: Mapped[int | None] = mapped_column(ForeignKey("model_versions.id"))
+    run_id: Mapped[int | None] = mapped_column(ForeignKey("runs.id"))
+    audit: Mapped[dict | None] = mapped_column(JSON)
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(Timestamp)
+
+
+class ForgetRequestDocument(Base):
+    __tablename__ = "forget_request_documents"
+    request_id: Mapped[int] = mapped_column(
+        ForeignKey("forget_requests.id", ondelete="CASCADE"), primary_key=True
+    )
+    document_id: Mapped[int] = mapped_column(ForeignKey("documents.id"), primary_key=True)
+    trained: Mapped[bool] = mapped_column(Boolean, default=True)
+
+
+class Evaluation(Base):
+    __tablename__ = "evaluations"
+    __table_args__ = (Index("ix_evaluations_version", "version_id", "benchmark"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    version_id: Mapped[int] = mapped_column(ForeignKey("model_versions.id"))
+    run_id: Mapped[int | None] = mapped_column(ForeignKey("runs.id"))
+    request_id: Mapped[int | None] = mapped_column(ForeignKey("forget_requests.id"))
+    benchmark: Mapped[str] = mapped_column(String(100))
+    split: Mapped[str] = mapped_column(String(100))
+    metric: Mapped[str] = mapped_column(String(100))
+    value: Mapped[float] = mapped_column(Float)
+    meta: Mapped[dict | None] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+
+
+class TokenImpact(Base):
+    """How much version `version_id` memorised document `document_id`, token by token."""
+
+    __tablename__ = "token_impacts"
+    __table_args__ = (UniqueConstraint("document_id", "version_id", name="uq_token_impact"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    document_id: Mapped[int] = mapped_column(ForeignKey("documents.id"))
+    version_id: Mapped[int] = mapped_column(ForeignKey("model_versions.id"))
+    reference_version_id: Mapped[int | None] = mapped_column(ForeignKey("model_versions.id"))
+    reference: Mapped[str | None] = mapped_column(Text)  # checkpoint path when not a version
+    score: Mapped[float] = mapped_column(Float)  # mean per-token impact
+    average_loss: Mapped[float | None] = mapped_column(Float)
+    relative_loss: Mapped[float | None] = mapped_column(Float)
+    total_tokens: Mapped[int] = mapped_column(Integer)
+    top_tokens: Mapped[list] = mapped_column(JSON)  # [{token_id, token, position, impact, ...}]
+    created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+
+
+class Conversation(Base):
+    __tablename__ = "conversations"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    title: Mapped[str | None] = mapped_column(Text)
+    version_id: Mapped[int | None] = mapped_column(ForeignKey("model_versions.id"))
+    created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+
+
+class Message(Base):
+    """One chat message; `parent_id` makes a conversation a tree (edit, regenerate, branch)."""
+
+    __tablename__ = "messages"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    conversation_id: Mapped[int] = mapped_column(
+        ForeignKey("conversations.id", ondelete="CASCADE"), index=True
+    )
+    parent_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id"))
+    role: Mapped[str] = mapped_column(String(20))
+    content: Mapped[str] = mapped_column(Text)
+    version_id: Mapped[int | None] = mapped_column(ForeignKey("model_versions.id"))
+    params: Mapped[dict | None] = mapped_column(JSON)
+    stats: Mapped[dict | None] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+
+
+class Job(Base):
+    """A long job run by a worker (UI forget requests, benchmarks): state survives refreshes."""
+
+    __tablename__ = "jobs"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(40))
+    status: Mapped[str] = mapped_column(String(20), default="queued")
+    params: Mapped[dict | None] = mapped_column(JSON)
+    progress: Mapped[list | None] = mapped_column(JSON)  # list of progress records
+    result: Mapped[dict | None] = mapped_column(JSON)
+    error: Mapped[str | None] = mapped_column(Text)
+    cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+
+
+class Event(Base):
+    """The append-only changelog of everything above."""
+
+    __tablename__ = "events"
+    __table_args__ = (Index("ix_events_kind_ts", "kind", "ts"),)
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    ts: Mapped[datetime] = mapped_column(Timestamp, default=utcnow, index=True)
+    kind: Mapped[str] = mapped_column(String(60))  # e.g. document.added, run.finished
+    subject_type: Mapped[str | None] = mapped_column(String(40))
+    subject_id: Mapped[int | None] = mapped_column(Integer)
+    data: Mapped[dict | None] = mapped_column(JSON)
+    actor: Mapped[str | None] = mapped_column(String(200))

@@ -1,0 +1,155 @@
+"""The `Ledger`: the one API through which lethe reads and writes its records.
+
+Every write is a transaction (`with ledger.transaction() as s:`), and every change worth
+remembering appends an event to the changelog in the same transaction. The class is composed
+of one mixin per concept (documents, provenance, requests, conversations, jobs) so that each
+file stays about one thing; no other module writes SQL.
+
+Rows returned to callers are detached ORM objects (`expire_on_commit=False`): read their
+columns freely, but do not rely on lazy relationships.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+
+from sqlalchemy import create_engine, event, select
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from lethe.errors import InputError
+from lethe.ledger import migrate
+from lethe.ledger.conversations import ConversationsMixin
+from lethe.ledger.documents import DocumentsMixin
+from lethe.ledger.jobs import JobsMixin
+from lethe.ledger.provenance import ProvenanceMixin
+from lethe.ledger.requests import RequestsMixin
+from lethe.ledger.schema import Event, utcnow
+
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+
+def _sqlite_pragmas(dbapi_connection, _record) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
+
+
+def make_engine(url: str) -> Engine:
+    """An engine for `url`; SQLite gets WAL, foreign keys and a busy timeout on every connection."""
+    if "://" not in url:
+        raise InputError(f"not a database URL: {url!r} (expected e.g. sqlite:///ledger.db)")
+    if url.startswith("sqlite"):
+        path = url.split(":///", 1)[-1]
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url[len("postgresql://") :]
+    return create_engine(url, pool_pre_ping=True)
+
+
+class Ledger(DocumentsMixin, ProvenanceMixin, RequestsMixin, ConversationsMixin, JobsMixin):
+    """The provenance ledger of one lethe workspace."""
+
+    def __init__(self, engine: Engine, *, actor: str | None = None):
+        self.engine = engine
+        self.actor = actor or os.environ.get("USER")
+        self._sessions = sessionmaker(engine, expire_on_commit=False)
+
+    @classmethod
+    def open(cls, url: str, *, migrate_schema: bool = True, actor: str | None = None) -> Ledger:
+        """Open the ledger at `url`, applying any pending migrations first."""
+        engine = make_engine(url)
+        if migrate_schema:
+            migrate.upgrade(engine)
+        return cls(engine, actor=actor)
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    @contextmanager
+    def transaction(self) -> Iterator[Session]:
+        """A session whose work is committed together, or not at all."""
+        session = self._sessions()
+        try:
+            with session.begin():
+                yield session
+        finally:
+            session.close()
+
+    @contextmanager
+    def reading(self) -> Iterator[Session]:
+        session = self._sessions()
+        try:
+            yield session
+        finally:
+            session.close()
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # -- the changelog ------------------------------------------------------------------------
+
+    def _event(
+        self,
+        session: Session,
+        kind: str,
+        subject_type: str | None = None,
+        subject_id: int | None = None,
+        /,
+        **data,
+    ) -> None:
+        session.add(
+            Event(
+                kind=kind,
+                subject_type=subject_type,
+                subject_id=subject_id,
+                data=data or None,
+                actor=self.actor,
+                ts=utcnow(),
+            )
+        )
+
+    def record_event(self, kind: str, subject_type: str | None = None, subject_id: int | None = None, /,
+                     **data) -> None:
+        """Append one event in its own transaction (for decisions made outside the ledger)."""
+        with self.transaction() as s:
+            self._event(s, kind, subject_type, subject_id, **data)
+
+    def events(
+        self,
+        *,
+        kind: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        subject_type: str | None = None,
+        subject_id: int | None = None,
+        limit: int = 100,
+        newest_first: bool = True,
+    ) -> list[Event]:
+        """Events filtered by kind (a prefix: `run` matches `run.started`), time and subject."""
+        query = select(Event)
+        if kind:
+            query = query.where((Event.kind == kind) | Event.kind.startswith(kind.rstrip(".") + "."))
+        if since:
+            query = query.where(Event.ts >= since)
+        if until:
+            query = query.where(Event.ts <= until)
+        if subject_type:
+            query = query.where(Event.subject_type == subject_type)
+        if subject_id is not None:
+            query = query.where(Event.subject_id == subject_id)
+        order = Event.id.desc() if newest_first else Event.id.asc()
+        with self.reading() as s:
+            return list(s.scalars(query.order_by(order).limit(limit)))
