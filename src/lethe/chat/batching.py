@@ -63,8 +63,9 @@ class _Sequence:
 
     def finish(self, reason: str, error: BaseException | None = None) -> None:
         self.finish_reason = reason
-        tail = "" if reason in ("cancelled", "error") else self.stops.feed(self.detokenizer.flush())
-        tail += self.stops.flush() if reason not in ("cancelled", "error") else ""
+        tail = ""
+        if reason not in ("cancelled", "error"):
+            tail = self.stops.feed(self.detokenizer.flush()) + self.stops.flush()
         now = time.perf_counter()
         started = self.request.submitted_at
         first = self.first_token_at if self.first_token_at is not None else now
@@ -167,6 +168,8 @@ class BatchScheduler:
                 self._prefill(sequence)
             except Exception as error:
                 log.exception("prefill failed")
+                if len(self._sampler) > len(self._active):
+                    self._sampler.select(list(range(len(self._active))))
                 sequence.finish("error", error)
 
     def _prefill(self, sequence: _Sequence) -> None:

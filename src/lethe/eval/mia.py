@@ -26,7 +26,6 @@ from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
-from sklearn.metrics import roc_auc_score, roc_curve
 
 from lethe.errors import InputError, Where
 from lethe.eval.metrics import register_metric
@@ -121,6 +120,8 @@ def membership_auc(member_scores: ArrayLike, non_member_scores: ArrayLike) -> fl
 
     Equals P(member score > non-member score) + 0.5 P(tie) over all pairs.
     """
+    from sklearn.metrics import roc_auc_score  # imported here: sklearn takes ~1 s to import
+
     labels, scores = _labelled(member_scores, non_member_scores)
     return float(roc_auc_score(labels, scores))
 
@@ -137,6 +138,8 @@ class RocCurve:
 
 def roc_points(member_scores: ArrayLike, non_member_scores: ArrayLike) -> RocCurve:
     """The ROC curve (sklearn `roc_curve`, collinear points dropped) and its AUC."""
+    from sklearn.metrics import roc_auc_score, roc_curve
+
     labels, scores = _labelled(member_scores, non_member_scores)
     fpr, tpr, thresholds = roc_curve(labels, scores)
     return RocCurve(

@@ -11,8 +11,8 @@ object with four splits, each mapping metric name -> {item index -> value}:
 | `eval_log_forget.json`              | forget        | mean exp(-avg_gt_loss)      |
 
 Fields used: `avg_gt_loss`, `avg_paraphrased_loss`, `average_perturb_loss` (per-token NLLs),
-`generated_text` ([prompt, generation, ground truth]) and, for checking only, the stored
-`rougeL_recall` and `truth_ratio`. ROUGE-L recall is recomputed from the generations; the
+`generated_text` ([prompt, generation, ground truth]) and, for checking only and when present,
+the stored `rougeL_recall` and `truth_ratio`. ROUGE-L recall is recomputed from the generations; the
 truth ratios, forget quality and model utility come from `lethe.eval.tofu_math`.
 """
 
@@ -48,9 +48,10 @@ class SplitStats:
     probability: float
     rouge_l_recall: float
     truth_ratio: float  # mean(max(0, 1-R)), or mean(min(R, 1/R)) on the forget split
-    rouge_l_recall_stored: float
-    rouge_max_abs_diff: float  # over items: |lethe ROUGE-L recall - the log's rougeL_recall|
-    truth_ratio_max_rel_diff: float  # over items: |R - stored R| / stored R
+    # The checks below are None when the log does not store the field.
+    rouge_l_recall_stored: float | None  # mean of the log's own rougeL_recall
+    rouge_max_abs_diff: float | None  # over items: |lethe ROUGE-L recall - stored recall|
+    truth_ratio_max_rel_diff: float | None  # over items: |R - stored R| / stored R
 
 
 def load_tofu_log(path: Path) -> dict[str, dict[str, Any]]:
@@ -62,7 +63,9 @@ def load_tofu_log(path: Path) -> dict[str, dict[str, Any]]:
     except FileNotFoundError:
         raise InputError("no such file", Where(path=path)) from None
     except json.JSONDecodeError as error:
-        raise InputError(f"not valid JSON: {error.msg}", Where(path=path, line=error.lineno))
+        raise InputError(
+            f"not valid JSON: {error.msg}", Where(path=path, line=error.lineno)
+        ) from None
     if not isinstance(log, dict):
         raise InputError("a TOFU eval log is a JSON object", Where(path=path))
     for key in SPLITS:
@@ -81,21 +84,32 @@ def _column(split_log: dict[str, Any], field: str, path: Path, key: str) -> list
     try:
         return [values[index] for index in sorted(values, key=int)]
     except ValueError:
-        raise InputError("item indices must be integers", Where(path=path, field=f"{key}.{field}"))
+        raise InputError(
+            "item indices must be integers", Where(path=path, field=f"{key}.{field}")
+        ) from None
 
 
-def _matrix(rows: list[Any], path: Path, field: str) -> np.ndarray:
+def _floats(split_log: dict[str, Any], field: str, path: Path, key: str) -> np.ndarray:
+    """A field as a float array: one number per item, or equally long lists of numbers."""
+    rows = _column(split_log, field, path, key)
     if len({len(row) if isinstance(row, list) else -1 for row in rows}) != 1:
-        raise InputError("rows of unequal length", Where(path=path, field=field))
-    return np.asarray(rows, dtype=np.float64)
+        raise InputError("rows of unequal length", Where(path=path, field=f"{key}.{field}"))
+    try:
+        return np.asarray(rows, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise InputError("expected numbers", Where(path=path, field=f"{key}.{field}")) from None
 
 
-def split_stats(split_log: dict[str, Any], split: str, path: Path, key: str) -> tuple[SplitStats, np.ndarray]:
+def _split_stats(
+    split_log: dict[str, Any], split: str, path: Path, key: str
+) -> tuple[SplitStats, np.ndarray]:
     """The statistics of one split and its per-item truth ratios R."""
-    gt_loss = np.asarray(_column(split_log, "avg_gt_loss", path, key), dtype=np.float64)
-    paraphrased = np.asarray(_column(split_log, "avg_paraphrased_loss", path, key), dtype=np.float64)
-    perturbed = _matrix(_column(split_log, "average_perturb_loss", path, key), path, key)
+    gt_loss = _floats(split_log, "avg_gt_loss", path, key)
+    paraphrased = _floats(split_log, "avg_paraphrased_loss", path, key)
+    perturbed = _floats(split_log, "average_perturb_loss", path, key)
     ratios = tofu_math.truth_ratio(paraphrased, perturbed)
+    if gt_loss.shape != ratios.shape:
+        raise InputError("fields cover different numbers of items", Where(path=path, field=key))
 
     if split in OPTION_SPLITS:
         probability = tofu_math.normalised_answer_probability(gt_loss, perturbed)
@@ -107,22 +121,36 @@ def split_stats(split_log: dict[str, Any], split: str, path: Path, key: str) -> 
         truth_stat = tofu_math.truth_ratio_stat(ratios)
 
     generations = _column(split_log, "generated_text", path, key)
-    if any(not isinstance(g, list) or len(g) != 3 for g in generations):
-        raise InputError("expected [prompt, generation, answer]", Where(path=path, field=f"{key}.generated_text"))
+    if len(generations) != ratios.size or any(
+        not isinstance(g, list) or len(g) != 3 or not all(isinstance(t, str) for t in g)
+        for g in generations
+    ):
+        raise InputError(
+            "expected one [prompt, generation, answer] of strings per item",
+            Where(path=path, field=f"{key}.generated_text"),
+        )
     rouge = np.array([rouge_l_recall(generation, answer) for _, generation, answer in generations])
-    stored_rouge = np.asarray(_column(split_log, "rougeL_recall", path, key), dtype=np.float64)
-    stored_ratio = np.asarray(_column(split_log, "truth_ratio", path, key), dtype=np.float64)
-    if not (rouge.shape == stored_rouge.shape == stored_ratio.shape == ratios.shape == gt_loss.shape):
-        raise InputError("fields cover different numbers of items", Where(path=path, field=key))
+
+    # The stored ROUGE-L recall and truth ratios only serve as a check of lethe's numbers.
+    rouge_stored = rouge_diff = ratio_diff = None
+    if "rougeL_recall" in split_log:
+        stored = _floats(split_log, "rougeL_recall", path, key)
+        if stored.shape == rouge.shape:
+            rouge_stored = float(stored.mean())
+            rouge_diff = float(np.max(np.abs(rouge - stored)))
+    if "truth_ratio" in split_log:
+        stored = _floats(split_log, "truth_ratio", path, key)
+        if stored.shape == ratios.shape and np.all(stored > 0):
+            ratio_diff = float(np.max(np.abs(ratios - stored) / stored))
 
     stats = SplitStats(
         items=int(gt_loss.size),
         probability=probability,
         rouge_l_recall=float(rouge.mean()),
         truth_ratio=truth_stat,
-        rouge_l_recall_stored=float(stored_rouge.mean()),
-        rouge_max_abs_diff=float(np.max(np.abs(rouge - stored_rouge))),
-        truth_ratio_max_rel_diff=float(np.max(np.abs(ratios - stored_ratio) / stored_ratio)),
+        rouge_l_recall_stored=rouge_stored,
+        rouge_max_abs_diff=rouge_diff,
+        truth_ratio_max_rel_diff=ratio_diff,
     )
     return stats, ratios
 
@@ -132,13 +160,17 @@ def _model_summary(path: Path) -> tuple[dict[str, Any], np.ndarray]:
     splits: dict[str, SplitStats] = {}
     forget_ratios = np.empty(0)
     for key, split in SPLITS.items():
-        splits[split], ratios = split_stats(log[key], split, path, key)
+        splits[split], ratios = _split_stats(log[key], split, path, key)
         if split == "forget":
             forget_ratios = ratios
     utility = tofu_math.model_utility(
         value
         for split in UTILITY_SPLITS
-        for value in (splits[split].probability, splits[split].rouge_l_recall, splits[split].truth_ratio)
+        for value in (
+            splits[split].probability,
+            splits[split].rouge_l_recall,
+            splits[split].truth_ratio,
+        )
     )
     summary = {
         "path": str(path),
@@ -175,7 +207,9 @@ def render_tofu_logs(result: dict[str, Any]) -> Any:
     """A rich Table of a `recompute_tofu_logs` result: one column per model."""
     from rich.table import Table
 
-    table = Table(title=f"TOFU (forget quality {result['forget_quality']:.3g}, KS D = {result['ks_statistic']:.3f})")
+    table = Table(
+        title=f"TOFU (forget quality {result['forget_quality']:.3g}, KS D = {result['ks_statistic']:.3f})"
+    )
     table.add_column("metric")
     models = ("full", "retain")
     for model in models:
@@ -184,5 +218,7 @@ def render_tofu_logs(result: dict[str, Any]) -> Any:
     rows = (("probability", "prob."), ("rouge_l_recall", "ROUGE-L"), ("truth_ratio", "truth ratio"))
     for split in SPLITS.values():
         for field, label in rows:
-            table.add_row(f"{label} {split}", *(f"{result[m]['splits'][split][field]:.4f}" for m in models))
+            table.add_row(
+                f"{label} {split}", *(f"{result[m]['splits'][split][field]:.4f}" for m in models)
+            )
     return table

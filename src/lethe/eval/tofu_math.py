@@ -28,7 +28,6 @@ from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
-from scipy.stats import ks_2samp
 
 from lethe.errors import InputError, Where
 from lethe.eval.metrics import register_metric
@@ -116,6 +115,8 @@ def forget_quality_test(model_ratios: ArrayLike, retain_ratios: ArrayLike) -> KS
     The KS statistic is invariant under a monotone map applied to both samples, so R and TOFU's
     1/R give the same result.
     """
+    from scipy.stats import ks_2samp  # imported here to keep `import lethe.eval` fast
+
     model = _losses(model_ratios, "model_ratios", 1)
     retain = _losses(retain_ratios, "retain_ratios", 1)
     result = ks_2samp(model, retain)

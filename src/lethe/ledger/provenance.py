@@ -150,6 +150,11 @@ class ProvenanceMixin:
                     batch = []
             if batch:
                 total += self._insert_exposures(s, batch)
+        if total >= 100_000 and self.dialect == "postgresql":
+            # After a bulk COPY the planner's statistics are stale; provenance queries would scan.
+            with self.engine.connect() as conn:
+                conn.exec_driver_sql("ANALYZE exposures")
+                conn.commit()
         return total
 
     def _insert_exposures(self, s: Session, batch: list[tuple[int, int, int]]) -> int:

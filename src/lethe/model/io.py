@@ -168,6 +168,12 @@ def save_version(model: PreTrainedModel, tokenizer: Any, directory: str | Path) 
             "before saving a model version",
             Where(path=directory),
         )
+    if getattr(model.config, "quantization_config", None) is not None:
+        raise InputError(
+            "this model is quantized; a version is saved in full precision (for QLoRA use "
+            "lethe.model.lora.merge_qlora, which merges into the full-precision base)",
+            Where(path=directory),
+        )
     with atomic_directory(directory) as tmp:
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)

@@ -109,7 +109,7 @@ def register_preset(factory: Callable[[], ModelPreset]) -> Callable[[], ModelPre
 def nano() -> ModelPreset:
     return ModelPreset(
         name="nano", hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
-        intermediate_size=172, max_position_embeddings=256,
+        intermediate_size=192, max_position_embeddings=256,
         description="~0.6M params at a 4k vocabulary; for tests only",
     )
 
