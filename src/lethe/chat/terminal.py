@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import shlex
+import typing
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -36,7 +37,7 @@ class ServedModel(Protocol):
 
 def parse_params(params: SamplingParams, assignments: list[str]) -> SamplingParams:
     """`params` with ``name=value`` assignments applied (values parsed per field type)."""
-    fields = {f.name: f for f in dataclasses.fields(SamplingParams)}
+    fields = typing.get_type_hints(SamplingParams)
     changes: dict[str, Any] = {}
     for assignment in assignments:
         name, sep, raw = assignment.partition("=")
@@ -44,16 +45,16 @@ def parse_params(params: SamplingParams, assignments: list[str]) -> SamplingPara
             raise InputError(
                 f"expected name=value with name one of {', '.join(fields)}", Where(field=name)
             )
-        current = getattr(params, name)
+        kind = fields[name]
         if name == "stop":
             changes[name] = tuple(s for s in raw.split(",") if s)
         elif name == "seed":
             changes[name] = None if raw.lower() in ("", "none") else int(raw)
-        elif isinstance(current, bool):
+        elif kind is bool:
             changes[name] = raw.lower() in ("1", "true", "yes", "on")
         else:
             try:
-                changes[name] = type(current)(raw)
+                changes[name] = kind(raw)
             except ValueError:
                 raise InputError(f"{raw!r} is not a valid {name}", Where(field=name)) from None
     return dataclasses.replace(params, **changes)
