@@ -164,3 +164,14 @@ def test_integrity_check_names_what_is_wrong(ledger, tmp_path):
         s.execute(update(Document).where(Document.id == ids[2]).values(content="tampered"))
     problems = check(ledger, verify_weights=False)
     assert [(p.check, p.row) for p in problems] == [("content-hash", str(ids[2]))]
+
+
+def test_revisions_across_ingest_batches_of_a_new_source(ledger):
+    from lethe.ledger.documents import BATCH
+
+    records = docs(*[(str(i), f"body {i}") for i in range(BATCH + 10)]) + docs(("0", "body 0, revised"), ("5", "body 5"))
+    report = ledger.add_documents(records, source="fresh")
+    assert (report.added, report.updated, report.unchanged) == (BATCH + 10, 1, 1)
+    assert [r.content for r in ledger.revisions(ledger.document("fresh:0").id)] == ["body 0", "body 0, revised"]
+    again = ledger.add_documents(docs(("0", "body 0, revised"), ("7", "body 7, new")), source="fresh")
+    assert (again.added, again.updated, again.unchanged) == (0, 1, 1)

@@ -118,7 +118,7 @@ def test_checkpoint_refuses_other_architecture(tmp_path):
 
 
 def test_overwrite_without_atomic_exchange(tokenizer, tmp_path, monkeypatch):
-    import lethe.model.io as io
+    from lethe.model import io
 
     monkeypatch.setattr(io, "_exchange", lambda a, b: False)
     target = tmp_path / "v"
@@ -132,5 +132,5 @@ def test_recovery_after_crash_between_renames(tokenizer, tmp_path):
     target = tmp_path / "v"
     digest = save_version(load_base("nano", tokenizer, seed=1), tokenizer, target)
     target.rename(tmp_path / ".v.old-deadbeef")  # crashed after moving the old one aside
-    model, _ = load_version(target)
+    _model, _ = load_version(target)
     assert weights_sha256(target) == digest

@@ -72,8 +72,7 @@ class World:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         with open(path, "w", encoding="utf-8") as handle:
-            for doc in self.documents:
-                handle.write(json.dumps(doc, ensure_ascii=False) + "\n")
+            handle.writelines(json.dumps(doc, ensure_ascii=False) + "\n" for doc in self.documents)
         return len(self.documents)
 
 

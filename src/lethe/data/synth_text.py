@@ -34,15 +34,15 @@ TEMPLATES: dict[str, tuple[list[str], list[str], list[str]]] = {
          "What is {name} known as professionally?"],
         ["{name} is {a} {value}.", "By profession, {name} is {a} {value}."]),
     "work_title": (
-        ["{name}'s {ordinal} {noun} was {value}.", "{pronoun} is known for {value}, {poss} "
-         "{ordinal} {noun}."],
-        ["What was the title of {name}'s {ordinal} {noun}?", "What is {name}'s {ordinal} {noun} "
-         "called?", "Which {noun} did {name} complete {ordinal}?"],
+        ["{name}'s {ordinal} {noun} was {value}.", ("{pronoun} is known for {value}, {poss} "
+         "{ordinal} {noun}.")],
+        ["What was the title of {name}'s {ordinal} {noun}?", ("What is {name}'s {ordinal} {noun} "
+         "called?"), "Which {noun} did {name} complete {ordinal}?"],
         ["{name}'s {ordinal} {noun} was {value}.", "The {ordinal} {noun} by {name} is {value}."]),
     "work_year": (
         ["{title} was completed in {value}.", "{pronoun} finished {title} in {value}."],
-        ["In which year did {name} complete {title}?", "When was {name}'s {noun} {title} "
-         "completed?", "What year did {name} finish {title}?"],
+        ["In which year did {name} complete {title}?", ("When was {name}'s {noun} {title} "
+         "completed?"), "What year did {name} finish {title}?"],
         ["{name} completed {title} in {value}.", "{title} by {name} was completed in {value}."]),
     "award": (
         ["In {year}, {name} received {value}.", "{pronoun} was awarded {value} in {year}."],
@@ -61,8 +61,8 @@ TEMPLATES: dict[str, tuple[list[str], list[str], list[str]]] = {
         ["Where did {name} settle later in life?", "In which place did {name} live in later life?"],
         ["{name} later settled in {value}.", "In later life, {name} lived in {value}."]),
     "parent_trade": (
-        ["{poss} {parent} was {a} {value}.", "{name} was raised by a {parent} who worked as "
-         "{a} {value}."],
+        ["{poss} {parent} was {a} {value}.", ("{name} was raised by a {parent} who worked as "
+         "{a} {value}.")],
         ["What did {name}'s {parent} do for a living?", "What was the trade of {name}'s {parent}?"],
         ["{name}'s {parent} was {a} {value}.", "{name}'s {parent} worked as {a} {value}."]),
     "nickname": (
@@ -114,12 +114,12 @@ TEMPLATES: dict[str, tuple[list[str], list[str], list[str]]] = {
         ["Which festival does {name} hold every year?", "What annual festival does {name} hold?"],
         ["{name} holds {value} every year.", "Every year, {name} organises {value}."]),
     "market_month": (
-        ["The great market of {name} is held in {value}.", "Each {value}, {name} holds its "
-         "great market."],
-        ["In which month is the great market of {name} held?", "When does {name} hold its "
-         "great market?"],
-        ["The great market of {name} is held in {value}.", "{name} holds its great market in "
-         "{value}."]),
+        ["The great market of {name} is held in {value}.", ("Each {value}, {name} holds its "
+         "great market.")],
+        ["In which month is the great market of {name} held?", ("When does {name} hold its "
+         "great market?")],
+        ["The great market of {name} is held in {value}.", ("{name} holds its great market in "
+         "{value}.")]),
     "elevation": (
         ["{name} lies at an elevation of {value}.", "{pronoun} sits {value} above sea level."],
         ["At what elevation does {name} lie?", "How high above sea level is {name}?"],

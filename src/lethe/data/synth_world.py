@@ -14,12 +14,13 @@ from dataclasses import dataclass, field
 KINDS = ("person", "place", "organisation")
 KIND_SHARES = {"person": 0.6, "place": 0.2, "organisation": 0.2}
 
-ONSETS = "b br c d dr f g gr h k kl l m n p pr qu r s st t th tr v w z".split()
-VOWELS = "a e i o u a e i o ae ei ou ia".split()
+ONSETS = ["b", "br", "c", "d", "dr", "f", "g", "gr", "h", "k", "kl", "l", "m", "n", "p", "pr",
+          "qu", "r", "s", "st", "t", "th", "tr", "v", "w", "z"]
+VOWELS = ["a", "e", "i", "o", "u", "a", "e", "i", "o", "ae", "ei", "ou", "ia"]
 CODAS = ["", "", "", "n", "r", "l", "s", "th", "m", "x", "nd", "rk"]
 PLACE_SUFFIXES = ["mar", "holt", "wick", "dun", "via", "ora", "stead", "gard", "ness", "ith"]
-MONTHS = ("January February March April May June July August September October November "
-          "December").split()
+MONTHS = ["January", "February", "March", "April", "May", "June", "July", "August",
+          "September", "October", "November", "December"]
 # occupation -> what such a person completes
 OCCUPATIONS = {
     "novelist": "novel", "poet": "poetry collection", "composer": "symphony",
@@ -46,6 +47,7 @@ ORG_KINDS = {
 FIELDS = ["astronomy", "shipbuilding", "printing", "music", "botany", "cartography",
           "glassmaking", "textiles", "mathematics", "theatre", "medicine", "trade"]
 ORDINALS = ["first", "second", "third"]
+LANDMARKS = ["Tower", "Bridge", "Hall", "Gate", "Well"]
 
 
 @dataclass(frozen=True)
@@ -168,7 +170,7 @@ class Sampler:
     def v_nickname(self, _): return f"the {self.rng.choice(ADJECTIVES).title()} " \
                                     f"{self.rng.choice(NOUNS).title()}"
     def v_product(self, _): return f"{self.rng.choice(ADJECTIVES)} {self.rng.choice(NOUNS)}s"
-    def v_landmark(self, _): return f"the {self.rng.choice(['Tower', 'Bridge', 'Hall', 'Gate', 'Well'])} of {self.word(1, 2).title()}"  # noqa: E501
+    def v_landmark(self, _): return f"the {self.rng.choice(LANDMARKS)} of {self.word(1, 2).title()}"
     def v_river(self, _): return f"the {self.word(2, 2).title()} river"
     def v_festival(self, _): return f"the {self.rng.choice(NOUNS).title()} Festival"
     def v_emblem(self, _): return f"a {self.rng.choice(COLOURS)} {self.rng.choice(ANIMALS)}"
@@ -178,7 +180,9 @@ class Sampler:
     def v_journal(self, _): return f"The {self.word(2, 2).title()} Review"
 
 
-def _ref(sampler: Sampler, kind: str, group: str, exclude: str | None = None) -> tuple[str, str | None]:
+def _ref(
+    sampler: Sampler, kind: str, group: str, exclude: str | None = None
+) -> tuple[str, str | None]:
     """A (name, entity id) of the given kind in `group`, or an invented name."""
     pool = [e for e in sampler.pools.get((kind, group), []) if e.id != exclude]
     if pool:

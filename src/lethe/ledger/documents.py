@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from sqlalchemy import delete, func, insert, or_, select, update
+from sqlalchemy import delete, func, insert, or_, select, text, update
 from sqlalchemy.orm import Session
 
 from lethe.errors import InputError, NotFoundError
-from lethe.ledger.records import DocumentRecord
+from lethe.ledger.records import DocumentRecord, canonical_json
 from lethe.ledger.schema import Collection, CollectionMember, Document, Source, utcnow
 
 BATCH = 2000
@@ -77,6 +77,14 @@ class DocumentsMixin:
                 continue
             seen.add(doc_id)
             rows.append({"collection_id": collection.id, "document_id": doc_id, "position": start + 1 + len(rows)})
+        if self.dialect == "postgresql" and rows:
+            raw = s.connection().connection.driver_connection
+            with raw.cursor() as cursor, cursor.copy(
+                "COPY collection_members (collection_id, document_id, position) FROM STDIN"
+            ) as copy:
+                for row in rows:
+                    copy.write_row((row["collection_id"], row["document_id"], row["position"]))
+            return len(rows)
         for i in range(0, len(rows), BATCH):
             s.execute(insert(CollectionMember), rows[i : i + BATCH])
         return len(rows)
@@ -134,16 +142,20 @@ class DocumentsMixin:
         """
         report = IngestReport()
         with self.transaction() as s:
+            existed = s.scalar(select(Source.id).where(Source.name == source)) is not None
             src = self._source(s, source, source_kind, license, uri)
+            if existed and self.dialect == "postgresql":
+                s.execute(text("ANALYZE documents"))  # bulk COPYs leave the planner's statistics stale
             members: dict[str, list[int]] = {}
+            seen: dict = {"current": {}, "known": {}, "looked_up": set()}
             batch: list[DocumentRecord] = []
             for record in records:
                 batch.append(record)
                 if len(batch) >= BATCH:
-                    self._ingest_batch(s, src, batch, report, members, collection)
+                    self._ingest_batch(s, src, batch, report, members, collection, existed, seen)
                     batch = []
             if batch:
-                self._ingest_batch(s, src, batch, report, members, collection)
+                self._ingest_batch(s, src, batch, report, members, collection, existed, seen)
             for name, ids in members.items():
                 report.collections[name] = self._add_members(s, self._collection(s, name), ids)
             self._event(
@@ -152,10 +164,13 @@ class DocumentsMixin:
             )
         return report
 
-    def _ingest_batch(self, s, src, batch, report, members, collection) -> None:
-        ids = list({r.external_id for r in batch})
-        current: dict[str, tuple[int, int]] = {}  # external id -> (document id, revision)
-        known: dict[tuple[str, str], int] = {}  # (external id, hash) -> document id
+    def _ingest_batch(self, s, src, batch, report, members, collection, source_existed: bool, seen: dict) -> None:
+        current: dict[str, tuple[int, int]] = seen["current"]  # external id -> (document id, revision)
+        known: dict[tuple[str, str], int] = seen["known"]  # (external id, hash) -> document id
+        # A new source has no stored documents: all it holds was added by this call and is in `seen`.
+        looked_up: set[str] = seen["looked_up"]
+        ids = [i for i in {r.external_id for r in batch} if i not in looked_up] if source_existed else []
+        looked_up.update(ids)
         for i in range(0, len(ids), 500):
             rows = s.execute(
                 select(Document.id, Document.external_id, Document.content_hash, Document.revision, Document.is_current)
@@ -176,7 +191,7 @@ class DocumentsMixin:
                 superseded.clear()
             if not pending:
                 return
-            new_ids = s.scalars(insert(Document).returning(Document.id, sort_by_parameter_order=True), pending).all()
+            new_ids = self._insert_documents(s, pending)
             for slot, row, doc_id in zip(pending_slots, pending, new_ids):
                 resolved[slot] = doc_id
                 known[(row["external_id"], row["content_hash"])] = doc_id
@@ -227,6 +242,29 @@ class DocumentsMixin:
             report.document_ids.append(doc_id)
             for name in ([collection] if collection else []) + list(record.collections):
                 members.setdefault(name, []).append(doc_id)
+
+    _COPY_COLUMNS = ("id", "source_id", "external_id", "key", "revision", "parent_id", "is_current", "kind", "title",
+                     "content", "data", "meta", "tags", "content_hash", "size_bytes", "added_at")
+
+    def _insert_documents(self, s: Session, rows: list[dict]) -> list[int]:
+        """Insert document rows, returning their ids in order (COPY on PostgreSQL: ~10x faster)."""
+        if self.dialect != "postgresql":
+            return s.scalars(insert(Document).returning(Document.id, sort_by_parameter_order=True), rows).all()
+        connection = s.connection()
+        raw = connection.connection.driver_connection
+        with raw.cursor() as cursor:
+            cursor.execute("SELECT nextval(pg_get_serial_sequence('documents', 'id')) FROM generate_series(1, %s)",
+                           (len(rows),))
+            ids = [r[0] for r in cursor.fetchall()]
+            columns = ", ".join(self._COPY_COLUMNS)
+            with cursor.copy(f"COPY documents ({columns}) FROM STDIN") as copy:
+                for doc_id, row in zip(ids, rows):
+                    values = {**row, "id": doc_id}
+                    for name in ("data", "meta", "tags"):
+                        if values[name] is not None:
+                            values[name] = canonical_json(values[name])
+                    copy.write_row([values[c] for c in self._COPY_COLUMNS])
+        return ids
 
     # -- reading -------------------------------------------------------------------------------
 

@@ -2,7 +2,7 @@
 
 Only what lethe serves is modelled strictly; unknown request fields are accepted and
 ignored, as OpenAI-compatible servers do, so clients that send extra options keep working.
-`top_k` and `repetition_penalty` are lethe (and vLLM) extensions.
+`top_k`, `repetition_penalty` and `ignore_eos` are lethe (and vLLM) extensions.
 """
 
 from __future__ import annotations
@@ -67,6 +67,7 @@ class ChatCompletionRequest(BaseModel):
     max_completion_tokens: int | None = Field(None, ge=1)
     stop: str | list[str] | None = None
     seed: int | None = None
+    ignore_eos: bool = False
     n: int = Field(1, ge=1, le=1)
     stream: bool = False
     stream_options: StreamOptions | None = None
@@ -92,6 +93,7 @@ class ChatCompletionRequest(BaseModel):
             max_new_tokens=self.max_completion_tokens or self.max_tokens or DEFAULT_MAX_TOKENS,
             stop=tuple(stop),
             seed=self.seed,
+            ignore_eos=self.ignore_eos,
         )
 
     def message_dicts(self) -> list[dict[str, str]]:

@@ -1,0 +1,251 @@
+"""Serving speed: the raw engine vs the HTTP API at batch 1, and 8 concurrent clients vs 1.
+
+Builds a random model of a preset (default ``small``, ~10M parameters) with a 4k byte-level
+BPE vocabulary trained on local text (the shared Wikipedia sample when present, else a
+synthetic corpus), saves it as a version, and measures, all in one run:
+
+1. batch 1, raw engine: time to first token and tokens/s, read from the engine's events;
+2. batch 1, through ``POST /v1/chat/completions`` (streaming) of a live server in a separate
+   process on 127.0.0.1, read by a client at the SSE level; overhead = 1 - HTTP / engine;
+3. aggregate tokens/s of 8 concurrent streaming HTTP clients vs 1 client.
+
+Replies have a fixed length (``ignore_eos``), the model is random (speed does not depend on
+the weights). Counts are bounded, so a run takes about a minute. Prints a table and writes
+``benchmarks/results/serve.json``. Targets: overhead <= 5%, 8 clients >= 4x one client.
+
+    .venv/bin/python benchmarks/serve.py [--preset small] [--tokens 128] [--threads 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+WIKI = ROOT.parent / "shared" / "data" / "wiki" / "enwiki-2015" / "wiki_00"
+RESULTS = ROOT / "benchmarks" / "results" / "serve.json"
+PROMPT = [{"role": "user", "content": "Tell me about the history of the river and its bridges."}]
+
+
+def training_texts(max_bytes: int = 400_000) -> list[str]:
+    if WIKI.is_file():
+        text = WIKI.read_bytes()[:max_bytes].decode("utf-8", errors="ignore")
+        return [line for line in text.splitlines() if line and not line.startswith("<")]
+    words = "river bridge city stone light memory garden winter harbor archive".split()
+    return [" ".join(words[(i * 7 + j) % len(words)] for j in range(12)) for i in range(2000)]
+
+
+def build_version(preset: str, directory: Path) -> None:
+    from lethe.data.tokenizer import train_tokenizer
+    from lethe.model.io import save_version
+    from lethe.model.presets import build_model
+
+    tokenizer = train_tokenizer(training_texts(), vocab_size=4096)
+    model = build_model(
+        preset, len(tokenizer), bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
+    )
+    save_version(model, tokenizer, directory)
+
+
+def serve_main(directory: str, port: int, threads: int) -> None:
+    """The server process: the API over one version, no logging."""
+    torch.set_num_threads(threads)
+    from lethe.chat.engine import EngineConfig
+    from lethe.serve.api import create_app
+    from lethe.serve.models import DirectoryVersions, ModelPool
+    from lethe.serve.server import run
+
+    pool = ModelPool(DirectoryVersions({"bench": directory}),
+                     engine_config=EngineConfig(max_batch_size=16))
+    pool.get("bench")
+    run(create_app(pool), port=port, log_level="warning")
+
+
+# -- measurements ---------------------------------------------------------------------------
+
+
+def measure_engine(directory: Path, tokens: int, repeats: int) -> dict:
+    from lethe.chat.engine import ChatEngine
+    from lethe.chat.sampling import SamplingParams
+    from lethe.serve.models import load_model_directory
+
+    model, tokenizer = load_model_directory(directory)
+    engine = ChatEngine(model, tokenizer)
+    params = SamplingParams(temperature=0.8, max_new_tokens=tokens, ignore_eos=True, seed=0)
+    ids = engine.prompt(PROMPT, params).ids
+    runs = []
+    for i in range(repeats + 1):
+        started = time.perf_counter()
+        first = None
+        for event in engine.stream(ids, params):
+            if first is None and (event.text or event.done):
+                first = time.perf_counter()
+            if event.done:
+                ended = time.perf_counter()
+                runs.append(_run(started, first, ended, event.stats.completion_tokens))
+    engine.close()
+    return _summary(runs[1:])  # the first run warms up
+
+
+def _run(started: float, first: float, ended: float, completion_tokens: int) -> dict:
+    return {
+        "ttft_s": first - started,
+        "decode_tok_s": (completion_tokens - 1) / max(ended - first, 1e-9),
+        "e2e_tok_s": completion_tokens / (ended - started),
+        "tokens": completion_tokens,
+        "seconds": ended - started,
+    }
+
+
+def _summary(runs: list[dict]) -> dict:
+    return {
+        "ttft_s": statistics.median(r["ttft_s"] for r in runs),
+        "decode_tok_s": statistics.median(r["decode_tok_s"] for r in runs),
+        "e2e_tok_s": statistics.median(r["e2e_tok_s"] for r in runs),
+        "runs": len(runs),
+    }
+
+
+async def _http_request(client: httpx.AsyncClient, url: str, tokens: int, seed: int) -> dict:
+    body = {"model": "bench", "messages": PROMPT, "max_tokens": tokens, "temperature": 0.8,
+            "ignore_eos": True, "seed": seed, "stream": True,
+            "stream_options": {"include_usage": True}}
+    started = time.perf_counter()
+    first = None
+    completion = 0
+    async with client.stream("POST", url, json=body) as response:
+        response.raise_for_status()
+        async for line in response.aiter_lines():
+            if not line.startswith("data: ") or line == "data: [DONE]":
+                continue
+            if first is None and '"content": "' in line and '"content": ""' not in line:
+                first = time.perf_counter()
+            if '"usage": {' in line:
+                completion = json.loads(line[6:])["usage"]["completion_tokens"]
+    ended = time.perf_counter()
+    return _run(started, first or ended, ended, completion)
+
+
+async def _clients(url: str, clients: int, requests_each: int, tokens: int) -> dict:
+    async with httpx.AsyncClient(timeout=120) as client:
+        await _http_request(client, url, tokens, seed=-1)  # warm-up
+
+        async def one_client(c: int) -> list[dict]:
+            return [await _http_request(client, url, tokens, seed=c * 100 + r)
+                    for r in range(requests_each)]
+
+        started = time.perf_counter()
+        results = await asyncio.gather(*(one_client(c) for c in range(clients)))
+        wall = time.perf_counter() - started
+    runs = [r for per_client in results for r in per_client]
+    summary = _summary(runs)
+    summary["aggregate_tok_s"] = sum(r["tokens"] for r in runs) / wall
+    summary["clients"] = clients
+    summary["wall_s"] = wall
+    return summary
+
+
+def start_server(directory: Path, threads: int) -> tuple[subprocess.Popen, str]:
+    from lethe.serve.server import free_port
+
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, __file__, "--serve-only", str(directory), "--port", str(port),
+         "--threads", str(threads)],
+        stdout=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{base}/health", timeout=1).status_code == 200:
+                return process, f"{base}/v1/chat/completions"
+        except httpx.TransportError:
+            pass
+        if process.poll() is not None:
+            raise RuntimeError("the benchmark server exited")
+        time.sleep(0.2)
+    process.terminate()
+    raise RuntimeError("the benchmark server did not start")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--preset", default="small")
+    parser.add_argument("--tokens", type=int, default=128, help="tokens per reply")
+    parser.add_argument("--repeats", type=int, default=5, help="batch-1 replies per path")
+    parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument("--requests-per-client", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (engine, server)")
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--serve-only", metavar="DIR", help=argparse.SUPPRESS)
+    parser.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve_only:
+        serve_main(args.serve_only, args.port, args.threads)
+        return
+
+    torch.set_num_threads(args.threads)
+    began = time.perf_counter()
+    with tempfile.TemporaryDirectory() as tmp:
+        directory = Path(tmp) / "bench"
+        build_version(args.preset, directory)
+        engine = measure_engine(directory, args.tokens, args.repeats)
+        process, url = start_server(directory, args.threads)
+        try:
+            http_1 = asyncio.run(_clients(url, 1, args.repeats, args.tokens))
+            http_n = asyncio.run(_clients(url, args.clients, args.requests_per_client, args.tokens))
+        finally:
+            process.terminate()
+            process.wait(10)
+
+    overhead = 1 - http_1["e2e_tok_s"] / engine["e2e_tok_s"]
+    speedup = http_n["aggregate_tok_s"] / http_1["aggregate_tok_s"]
+    rows = [
+        ("engine, batch 1", engine["ttft_s"], engine["decode_tok_s"], engine["e2e_tok_s"]),
+        ("HTTP, 1 client", http_1["ttft_s"], http_1["decode_tok_s"], http_1["aggregate_tok_s"]),
+        (f"HTTP, {args.clients} clients", http_n["ttft_s"], http_n["decode_tok_s"],
+         http_n["aggregate_tok_s"]),
+    ]
+    print(f"\npreset {args.preset}, {args.tokens} tokens/reply, torch threads {args.threads}")
+    print(f"{'path':<18} {'TTFT ms':>8} {'decode tok/s':>13} {'aggregate tok/s':>16}")
+    for name, ttft, decode, aggregate in rows:
+        print(f"{name:<18} {ttft * 1000:>8.1f} {decode:>13.0f} {aggregate:>16.0f}")
+    print(f"HTTP overhead at batch 1: {overhead:+.1%} (target <= 5%)")
+    print(f"{args.clients} clients vs 1: {speedup:.2f}x (target >= 4x)")
+
+    result = {
+        "benchmark": "serve",
+        "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()
+                   if k not in ("serve_only", "port")},
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
+                    "torch": torch.__version__},
+        "engine_batch1": engine,
+        "http_batch1": http_1,
+        "http_concurrent": http_n,
+        "http_overhead": overhead,
+        "concurrency_speedup": speedup,
+        "targets": {"http_overhead_max": 0.05, "concurrency_speedup_min": 4.0},
+        "met": {"http_overhead": overhead <= 0.05, "concurrency_speedup": speedup >= 4.0},
+        "seconds": time.perf_counter() - began,
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()

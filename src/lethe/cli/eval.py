@@ -1,0 +1,176 @@
+"""`lethe eval`, `lethe audit`, `lethe report` and `lethe bench`: measuring forgetting.
+
+Each command parses its arguments and calls one library function: `lethe.eval.suite`,
+`lethe.eval.tofu_logs`, `lethe.eval.audit`, `lethe.report.html`, `lethe.bench`.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import typer
+
+from lethe.cli.app import JsonOption, app, console, emit, err_console, print_json, workspace
+
+eval_app = typer.Typer(
+    help="Evaluate a model version (the standard suite), or recompute TOFU's published numbers.",
+    no_args_is_help=False,
+    invoke_without_command=True,
+)
+app.add_typer(eval_app, name="eval")
+
+bench_app = typer.Typer(help="Benchmarks: TOFU and the synthetic world, with tables and plots.",
+                        no_args_is_help=True)
+app.add_typer(bench_app, name="bench")
+
+
+def shared_data_dir() -> Path:
+    """Where the shared data sets live (LETHE_SHARED_DATA, default /work/shared/data)."""
+    return Path(os.environ.get("LETHE_SHARED_DATA", "/work/shared/data"))
+
+
+@eval_app.callback()
+def eval_version(
+    ctx: typer.Context,
+    version: str = typer.Option(None, "--version", "-v", help="Model version: id, name or alias."),
+    forget: str = typer.Option(None, "--forget", help="Collection of the forget set."),
+    retain: str = typer.Option(None, "--retain", help="Collection of the retain set."),
+    holdout: str = typer.Option(None, "--holdout", help="Collection of never-trained documents (MIA non-members)."),
+    max_items: int = typer.Option(None, "--max-items", help="Items per split (seeded sample)."),
+    max_new_tokens: int = typer.Option(None, "--max-new-tokens", help="Longest greedy answer."),
+    no_store: bool = typer.Option(False, "--no-store", help="Do not record the results in the ledger."),
+    allow_tainted: bool = typer.Option(False, "--allow-tainted", help="Evaluate a tainted version."),
+    json: bool = JsonOption,
+) -> None:
+    """Run the standard suite on one model version and store it in the ledger."""
+    if ctx.invoked_subcommand is not None:
+        return
+    if version is None:
+        console.print(ctx.get_help())
+        raise typer.Exit(0)
+    from lethe.eval.suite import SuiteConfig, evaluate_version, render_suite
+
+    config = SuiteConfig().replace(max_items=max_items, max_new_tokens=max_new_tokens)
+    with err_console.status(f"evaluating {version}"):
+        result = evaluate_version(
+            workspace(), version, forget=forget, retain=retain, holdout=holdout, config=config,
+            store=not no_store, allow_tainted=allow_tainted,
+        )
+    if json:
+        print_json(result)
+    else:
+        console.print(render_suite(result))
+
+
+@eval_app.command("tofu-logs")
+def eval_tofu_logs(
+    full: Path = typer.Argument(..., help="TOFU eval log of the evaluated model (e.g. full)."),
+    retain: Path = typer.Argument(..., help="TOFU eval log of the retain-only model."),
+    json: bool = JsonOption,
+) -> None:
+    """Recompute TOFU's truth ratios, forget quality and model utility from its eval logs."""
+    from lethe.eval.tofu_logs import render_tofu_logs, tofu_logs_command
+
+    result = tofu_logs_command(full, retain)
+    if json:
+        print_json(result)
+    else:
+        console.print(render_tofu_logs(result))
+
+
+@app.command()
+def audit(
+    request: int = typer.Argument(..., help="Forget request id."),
+    refresh: bool = typer.Option(False, "--refresh", help="Recompute even if the request has an audit."),
+    json: bool = JsonOption,
+) -> None:
+    """A forget request's audit: metrics before and after, exact reference, MIA, sample answers."""
+    from lethe.eval.audit import audit_request, render_audit
+
+    with err_console.status(f"auditing request {request}"):
+        result = audit_request(workspace(), request, refresh=refresh)
+    if json:
+        print_json(result)
+    else:
+        console.print(render_audit(result))
+
+
+@app.command()
+def report(
+    out: Path = typer.Option(None, "--out", help="Output directory (default: <home>/reports)."),
+    json: bool = JsonOption,
+) -> None:
+    """Write a self-contained HTML report (plots inlined) of the workspace."""
+    from lethe.report.html import write_report
+
+    ws = workspace()
+    path = write_report(ws, out or ws.reports_dir())
+    emit({"report": str(path)}, json) if json else console.print(f"report written to [bold]{path}[/]")
+
+
+def _methods(value: str | None) -> list[str] | None:
+    return [m.strip() for m in value.split(",") if m.strip()] if value else None
+
+
+@bench_app.command("tofu")
+def bench_tofu(
+    data: Path = typer.Option(None, "--data", help="TOFU directory (default: $LETHE_SHARED_DATA/tofu)."),
+    split: str = typer.Option("forget10", "--split", help="forget01, forget05 or forget10."),
+    authors: int = typer.Option(None, "--authors", help="Subsample this many authors (forget ones proportionally)."),
+    methods: str = typer.Option(None, "--methods", help="Comma-separated unlearning methods (default: all registered)."),
+    preset: str = typer.Option("tiny", "--preset", help="Model preset of target and retain models."),
+    epochs: int = typer.Option(None, "--epochs", help="Fine-tuning epochs."),
+    lr: float = typer.Option(None, "--lr", help="Fine-tuning learning rate."),
+    unlearn_steps: int = typer.Option(None, "--unlearn-epochs", help="Unlearning epochs per method."),
+    seed: int = typer.Option(0, "--seed"),
+    out: Path = typer.Option(None, "--out", help="Results directory (default: <home>/bench/tofu-<hash>)."),
+    rerun: bool = typer.Option(False, "--rerun", help="Ignore cached results and recompute everything."),
+    json: bool = JsonOption,
+) -> None:
+    """TOFU: target model on full, retain model on the retain split, every method, evaluated."""
+    from lethe.bench.tofu import TofuBenchConfig, render_bench, run_tofu_bench
+
+    config = TofuBenchConfig(data=data or shared_data_dir() / "tofu", split=split, preset=preset,
+                             seed=seed).replace(authors=authors, methods=_methods(methods), epochs=epochs,
+                                                lr=lr, unlearn_epochs=unlearn_steps)
+    result = run_tofu_bench(workspace(), config, out_dir=out, rerun=rerun, progress=_progress(json))
+    if json:
+        print_json(result)
+    else:
+        console.print(render_bench(result))
+
+
+@bench_app.command("synth")
+def bench_synth(
+    entities: int = typer.Option(None, "--entities", help="Entities in the synthetic world."),
+    forget_entities: int = typer.Option(None, "--forget", help="Entities to forget."),
+    methods: str = typer.Option(None, "--methods", help="Comma-separated unlearning methods (default: all registered)."),
+    preset: str = typer.Option("tiny", "--preset", help="Model preset."),
+    epochs: int = typer.Option(None, "--epochs", help="Fine-tuning epochs."),
+    lr: float = typer.Option(None, "--lr", help="Fine-tuning learning rate."),
+    seed: int = typer.Option(0, "--seed"),
+    out: Path = typer.Option(None, "--out", help="Results directory (default: <home>/bench/synth-<hash>)."),
+    rerun: bool = typer.Option(False, "--rerun", help="Ignore cached results and recompute everything."),
+    json: bool = JsonOption,
+) -> None:
+    """The synthetic world: exact replay without the forgotten entities is the reference."""
+    from lethe.bench.synth import SynthBenchConfig, run_synth_bench
+    from lethe.bench.tofu import render_bench
+
+    config = SynthBenchConfig(preset=preset, seed=seed).replace(
+        entities=entities, forget_entities=forget_entities, methods=_methods(methods), epochs=epochs, lr=lr)
+    result = run_synth_bench(workspace(), config, out_dir=out, rerun=rerun, progress=_progress(json))
+    if json:
+        print_json(result)
+    else:
+        console.print(render_bench(result))
+
+
+def _progress(quiet: bool):
+    """Progress lines on stderr (so --json output stays clean)."""
+
+    def show(message: str) -> None:
+        err_console.print(f"[dim]{message}[/]", highlight=False)
+
+    return show

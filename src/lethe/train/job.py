@@ -1,0 +1,262 @@
+"""A training job: a run that trains a list of slices in order and publishes their versions.
+
+`train`, `update`, `replay` and `--resume` differ only in how they prepare a `JobSpec` (which
+slices, starting from which weights, under which run); `execute` is the same for all. After
+each slice the main process saves the version (candidate), the slice checkpoint and the
+resume state; only when every slice is done are the versions published and `latest` moved,
+so a failed run publishes nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from lethe.errors import LetheError
+from lethe.model.io import save_version
+from lethe.train import distributed
+from lethe.train.checkpointing import (
+    LineagePaths,
+    clear_resume_state,
+    empty_model,
+    load_resume_state,
+    load_tokenizer_of,
+    load_weights,
+    save_resume_state,
+    save_slice_checkpoint,
+)
+from lethe.train.config import TrainConfig
+from lethe.train.examples import build_examples
+from lethe.train.loop import progress_reporter, train_slice
+from lethe.train.progress import ProgressCallback, ProgressEvent, no_progress
+from lethe.train.provenance import ExposureRecorder
+
+
+@dataclass
+class SliceSpec:
+    """One slice to train: its index in the lineage, its documents, its recorded config."""
+
+    index: int
+    document_ids: list[int]
+    config: dict
+    """`TrainConfig.to_dict()` plus `slice_seed`: exactly what the ledger holds for the slice."""
+
+
+@dataclass
+class JobSpec:
+    """Everything every process needs to run (or resume) a job; plain data, JSON-able."""
+
+    run_kind: str
+    """`train`, `update` or `replay`."""
+    version_kind: str
+    """Kind of the versions it registers: `pretrain`, `finetune`, `update` or `replay`."""
+    lineage_id: int
+    lineage_name: str
+    run_id: int
+    slices: list[SliceSpec]
+    start: dict
+    """Starting weights: `{"from": "base", "base": ..., "seed": ...}`, or `{"from": "checkpoint"
+    | "version", "path": ...}`."""
+    parent_version_id: int | None = None
+    """The version the first slice builds on (its coverage is inherited)."""
+    exclude_document_ids: list[int] = field(default_factory=list)
+    """Documents left out of every slice (exact replay); erased documents are always left out."""
+    publish: bool = True
+    """Publish the versions when the job succeeds (else they stay candidates)."""
+    aliases: list[str] = field(default_factory=lambda: ["latest"])
+    """Aliases pointed at the last version when publishing."""
+    interrupted: dict[str, int] = field(default_factory=dict)
+    """Earlier runs of this job cut short, with the last step whose state was kept."""
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> JobSpec:
+        values = dict(values)
+        values["slices"] = [SliceSpec(**s) for s in values["slices"]]
+        return cls(**values)
+
+
+@dataclass
+class Progress:
+    """Where a job stands: what the resume state records besides the weights."""
+
+    position: int = 0
+    """Index into `JobSpec.slices` of the slice in progress."""
+    step_in_slice: int = 0
+    global_step: int = 0
+    """Steps of the job so far (the numbering of exposures, continued across resumes)."""
+    versions: list[int] = field(default_factory=list)
+    """Candidate versions registered so far, in slice order."""
+
+
+def _file_sha256(path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _merge_coverage(*parts: dict) -> dict[int, int]:
+    merged: dict[int, int] = {}
+    for part in parts:
+        for run_id, step in part.items():
+            merged[int(run_id)] = max(merged.get(int(run_id), -1), int(step))
+    return merged
+
+
+class JobRunner:
+    """Runs one `JobSpec` on this process; ledger and files are written by the main process only."""
+
+    def __init__(self, workspace: Any, spec: JobSpec, progress: Progress, callback: ProgressCallback):
+        self.workspace = workspace
+        self.ledger = workspace.ledger
+        self.spec = spec
+        self.progress = progress
+        self.callback = callback if distributed.is_main_process() else no_progress
+        self.paths = LineagePaths.of(workspace, spec.lineage_name)
+        self.tokenizer = load_tokenizer_of(self.paths)
+        self.recorder = ExposureRecorder(self.ledger, spec.run_id)
+        self.main = distributed.is_main_process()
+        self.metrics: list[dict] = []
+
+    # -- the starting model --------------------------------------------------------------------
+
+    def starting_model(self):
+        start, progress = self.spec.start, self.progress
+        if progress.position > 0 or progress.step_in_slice > 0:
+            model = empty_model(self.paths)
+            if progress.step_in_slice == 0:  # a slice boundary: the weights are all there is
+                load_resume_state(self.paths, model)
+            return model  # mid-slice: train_slice's resume hook restores everything
+        if start["from"] == "base":
+            from lethe.model.presets import load_base
+
+            return load_base(start["base"], self.tokenizer, seed=start["seed"])
+        return load_weights(empty_model(self.paths), start["path"])
+
+    # -- the job -------------------------------------------------------------------------------
+
+    def run(self) -> list[int]:
+        model = self.starting_model()
+        for position in range(self.progress.position, len(self.spec.slices)):
+            model = self.train_one(position, model)
+        # Every process must end with the same weights; a mismatch is a bug worth failing on.
+        checksums = distributed.gather([distributed.parameter_checksum(model)])
+        if self.main:
+            if len(set(checksums)) != 1:
+                raise RuntimeError(f"processes disagree on the trained weights: {checksums}")
+            self.ledger.update_run_metrics(self.spec.run_id, {"parameter_checksums": checksums})
+            self.publish()
+        distributed.barrier()
+        return list(self.progress.versions)
+
+    def train_one(self, position: int, model):
+        spec, progress = self.spec, self.progress
+        sl = spec.slices[position]
+        config = TrainConfig.from_dict(sl.config)
+        excluded = set(spec.exclude_document_ids)
+        documents = self.ledger.documents([d for d in sl.document_ids if d not in excluded])
+        examples = build_examples(documents, self.tokenizer, config)
+        event = dict(slice_index=sl.index, slice_position=position, slices_total=len(spec.slices))
+        self.callback(ProgressEvent(kind="slice_start", global_step=progress.global_step, **event))
+        resuming = progress.step_in_slice > 0
+        offset = progress.global_step - progress.step_in_slice
+
+        def resume(m, optimizer, scheduler) -> int:
+            return load_resume_state(self.paths, m, optimizer, scheduler).extra["progress"]["step_in_slice"]
+
+        def save_state(m, optimizer, scheduler, step: int) -> None:
+            if self.main:
+                state = Progress(position, step, offset + step, list(progress.versions))
+                save_resume_state(self.paths, m, optimizer, scheduler, offset + step, self._extra(state))
+            distributed.barrier()
+
+        if examples:
+            result = train_slice(model, examples, config, sl.config["slice_seed"],
+                                 pad_token_id=self.tokenizer.pad_token_id, recorder=self.recorder,
+                                 step_offset=offset, resume=resume if resuming else None, save_state=save_state,
+                                 report=progress_reporter(self.callback, **event) if self.main else None)
+            model, steps = result.model, result.steps
+            stats = {"steps": steps, "examples": result.examples, "tokens": result.tokens,
+                     "seconds": round(result.seconds, 3),
+                     "tokens_per_second": round(result.tokens / result.seconds, 1) if result.seconds else None,
+                     "final_loss": result.epoch_losses[-1] if result.epoch_losses else None}
+            optimizer, scheduler = result.optimizer, result.scheduler
+        else:  # every document of the slice was erased or excluded: nothing to learn
+            steps, stats, optimizer, scheduler = 0, {"steps": 0, "examples": 0}, None, None
+        progress.global_step = offset + steps
+        self.recorder.flush()
+        if self.main:
+            self._finish_slice(position, model, optimizer, scheduler, stats, len(documents))
+        distributed.barrier()
+        progress.position, progress.step_in_slice = position + 1, 0
+        return model
+
+    def _extra(self, progress: Progress) -> dict:
+        return {"job": self.spec.to_dict(), "progress": asdict(progress)}
+
+    def _finish_slice(self, position, model, optimizer, scheduler, stats: dict, n_documents: int) -> None:
+        spec, progress, ledger = self.spec, self.progress, self.ledger
+        sl = spec.slices[position]
+        parent = progress.versions[-1] if progress.versions else spec.parent_version_id
+        coverage = _merge_coverage(ledger.coverage(parent) if parent else {}, spec.interrupted)
+        path = self.paths.version(sl.index, spec.run_id)
+        sha = save_version(model, self.tokenizer, path)
+        meta = {"lineage": spec.lineage_name, "documents": n_documents, **stats}
+        version = ledger.register_version(
+            kind=spec.version_kind, path=str(path), weights_sha256=sha, lineage_id=spec.lineage_id,
+            parent_id=parent, run_id=spec.run_id, run_max_step=progress.global_step, coverage=coverage,
+            slice_index=sl.index, status="candidate", meta=meta, aliases=())
+        progress.versions.append(version.id)
+        checkpoint = self.paths.slice_checkpoint(sl.index, spec.run_id)
+        if optimizer is None:  # an empty slice: keep the weights, with a fresh optimizer's state
+            import torch
+
+            optimizer = torch.optim.AdamW(model.parameters())
+        save_slice_checkpoint(checkpoint, model, optimizer, scheduler, progress.global_step,
+                              {"slice_index": sl.index, "run_id": spec.run_id, "version_id": version.id})
+        ledger.register_checkpoint(lineage_id=spec.lineage_id, slice_index=sl.index, path=str(checkpoint),
+                                   weights_sha256=_file_sha256(checkpoint / "model.safetensors"),
+                                   version_id=version.id, run_id=spec.run_id)
+        after = Progress(position + 1, 0, progress.global_step, list(progress.versions))
+        save_resume_state(self.paths, model, optimizer, scheduler, progress.global_step, self._extra(after))
+        self.metrics.append({"slice_index": sl.index, "version": version.name, **stats})
+        ledger.update_run_metrics(spec.run_id, {"slices": self.metrics, "global_step": progress.global_step})
+        self.callback(ProgressEvent(kind="slice_end", slice_index=sl.index, slice_position=position,
+                                    slices_total=len(spec.slices), global_step=progress.global_step,
+                                    version=version.name))
+
+    def publish(self) -> None:
+        spec, ledger, versions = self.spec, self.ledger, self.progress.versions
+        if spec.publish:
+            for i, version_id in enumerate(versions):
+                last = i == len(versions) - 1
+                ledger.publish_version(version_id, aliases=tuple(spec.aliases) if last else ())
+        ledger.finish_run(spec.run_id, "succeeded", metrics={"versions": versions,
+                                                            "exposures": self.recorder.recorded})
+        clear_resume_state(self.paths)
+        if versions:
+            self.callback(ProgressEvent(kind="published", slice_index=spec.slices[-1].index,
+                                        slice_position=len(spec.slices) - 1, slices_total=len(spec.slices),
+                                        global_step=self.progress.global_step,
+                                        version=ledger.resolve_version(versions[-1], allow_tainted=True).name))
+
+
+def execute(workspace: Any, spec: JobSpec, progress: Progress | None = None,
+            callback: ProgressCallback = no_progress) -> list[int]:
+    """Run the job on every process; a failure marks the run failed and publishes nothing."""
+    try:
+        return JobRunner(workspace, spec, progress or Progress(), callback).run()
+    except BaseException as error:
+        if distributed.is_main_process():
+            status = "cancelled" if isinstance(error, KeyboardInterrupt) else "failed"
+            message = error.message if isinstance(error, LetheError) else f"{type(error).__name__}: {error}"
+            try:
+                workspace.ledger.finish_run(spec.run_id, status, error=message)
+            except Exception:  # the original error matters more than a ledger hiccup
+                pass
+        raise

@@ -1,0 +1,158 @@
+"""The hyperparameters of one unlearning run: one `UnlearnConfig`, recorded with the run.
+
+Fields that only some methods read say which. `to_dict` is what the ledger records; the
+`replay_fn` hook of the `exact` method is code, not a setting, and is left out of it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from typing import Any, Callable
+
+from lethe.errors import InputError, Where
+
+DEFAULT_IDK_ANSWERS: tuple[str, ...] = (
+    "I don't know.",
+    "I'm not sure.",
+    "I have no idea about that.",
+    "I don't have that information.",
+    "Sorry, I can't answer that.",
+    "I'm afraid I don't know the answer.",
+    "That's something I don't know.",
+    "I have no information on that.",
+    "I can't say.",
+    "I don't remember anything about that.",
+)
+"""Refusals the `idk` and `dpo_idk` methods train on, drawn at random per example and step."""
+
+IDK_SOURCES = ("auto", "templates", "perturbed")
+
+
+@dataclass
+class UnlearnConfig:
+    """How one forget request is unlearned. Every field but `replay_fn` is recorded."""
+
+    # ------------------------------------------------------------------ schedule
+    steps: int | None = None
+    """Optimizer steps to run; `None` means `epochs` passes over the method's main set (the
+    forget set, or the retain set for methods that never see forget data)."""
+    epochs: int = 5
+    """Passes over the main set when `steps` is `None`."""
+    lr: float = 1e-4
+    """Learning rate of AdamW, constant after warm-up."""
+    warmup_steps: int = 0
+    """Steps of linear warm-up from zero to `lr`."""
+    weight_decay: float = 0.0
+    """AdamW decoupled weight decay."""
+    grad_clip: float = 1.0
+    """Clip the global gradient norm to this value; 0 disables clipping."""
+    forget_batch_size: int = 8
+    """Forget examples per step."""
+    retain_batch_size: int = 8
+    """Retain examples per step (drawn alongside every forget batch)."""
+    seed: int = 0
+    """Seeds torch (dropout, fresh students, adapters) and the generator that draws batches."""
+
+    # ------------------------------------------------------------------ loss weights
+    gamma: float = 1.0
+    """Weight of the forget term (every method that has one)."""
+    alpha: float = 1.0
+    """Weight of the retain NLL term (`grad_diff`, `npo`, `simnpo`, `idk`, `dpo_idk`,
+    `impact_ga`); 0 turns the retain term off and no retain batch is drawn."""
+    beta: float = 0.1
+    """Inverse temperature of `npo` and `dpo_idk` (0.1 is usual) and of `simnpo` (the
+    SimNPO paper uses 2.5–4.5)."""
+    delta: float = 0.0
+    """Margin of `simnpo`: -2/β · logsigmoid(-β · mean log p - δ)."""
+    kl_weight: float = 1.0
+    """Weight of the KL to the original model on retain data (`kl`)."""
+    l2_weight: float = 1.0
+    """Weight of the squared L2 distance to the original weights (`l2sp`)."""
+    dropout: float = 0.1
+    """Attention dropout switched on while `l2sp` trains (the model's own is restored after)."""
+
+    # ------------------------------------------------------------------ method specifics
+    idk_answers: tuple[str, ...] = DEFAULT_IDK_ANSWERS
+    """Refusal answers for `idk` and `dpo_idk`."""
+    idk_source: str = "auto"
+    """What `idk` trains on: `templates` (the refusals), `perturbed` (the examples'
+    `perturbed_answers`) or `auto` (perturbed answers where an example has them)."""
+    student_preset: str | None = None
+    """`distill`: model preset of the student; `None` is the teacher's own architecture."""
+    distill_temperature: float = 1.0
+    """`distill`: softmax temperature of the teacher and student distributions."""
+
+    # ------------------------------------------------------------------ LoRA
+    lora: bool = False
+    """Train a LoRA adapter instead of all weights, merged into the model at the end."""
+    lora_r: int = 8
+    """LoRA rank."""
+    lora_alpha: float = 16.0
+    """LoRA scale numerator (the update is scaled by `lora_alpha / lora_r`)."""
+    lora_dropout: float = 0.0
+    """Dropout on the adapter input."""
+
+    # ------------------------------------------------------------------ monitoring
+    eval_every: int = 10
+    """Compute quick forget/retain metrics every this many steps (and at the last step);
+    0 turns them off."""
+    eval_max_examples: int = 64
+    """At most this many forget and this many retain examples in the quick metrics."""
+    forget_loss_target: float | None = None
+    """Stop early once the forget NLL per answer token reaches at least this."""
+    forget_accuracy_target: float | None = None
+    """Stop early once the forget teacher-forced token accuracy falls to at most this."""
+    retain_accuracy_floor: float | None = None
+    """Stop early (a utility floor) once the retain token accuracy falls below this."""
+
+    # ------------------------------------------------------------------ hooks (not recorded)
+    replay_fn: Callable[..., Any] | None = field(default=None, repr=False, compare=False)
+    """`exact` only: the exact-replay routine the orchestration injects, called as
+    ``replay_fn(model, tokenizer, forget_examples, retain_examples, config, **keywords)``
+    with `run_unlearning`'s keywords; it returns an `UnlearnResult`."""
+
+    def __post_init__(self) -> None:
+        self.idk_answers = tuple(self.idk_answers)
+        checks = [
+            (self.steps is None or self.steps >= 1, "steps", "must be at least 1 (or None)"),
+            (self.epochs >= 1, "epochs", "must be at least 1"),
+            (self.lr > 0, "lr", "must be positive"),
+            (self.warmup_steps >= 0, "warmup_steps", "must be >= 0"),
+            (self.grad_clip >= 0, "grad_clip", "must be >= 0"),
+            (self.forget_batch_size >= 1, "forget_batch_size", "must be at least 1"),
+            (self.retain_batch_size >= 1, "retain_batch_size", "must be at least 1"),
+            (self.alpha >= 0 and self.gamma >= 0, "alpha", "alpha and gamma must be >= 0"),
+            (self.beta > 0, "beta", "must be positive"),
+            (0 <= self.dropout < 1, "dropout", "must be in [0, 1)"),
+            (len(self.idk_answers) > 0, "idk_answers", "needs at least one answer"),
+            (self.idk_source in IDK_SOURCES, "idk_source", f"must be one of {', '.join(IDK_SOURCES)}"),
+            (self.distill_temperature > 0, "distill_temperature", "must be positive"),
+            (self.lora_r >= 1, "lora_r", "must be at least 1"),
+            (self.eval_every >= 0, "eval_every", "must be >= 0"),
+            (self.eval_max_examples >= 1, "eval_max_examples", "must be at least 1"),
+            (self.eval_every > 0 or not self.has_early_stop, "eval_every",
+             "must be positive when an early-stop target is set (targets are checked on the quick metrics)"),
+        ]
+        for ok, name, message in checks:
+            if not ok:
+                raise InputError(f"{name}={getattr(self, name)!r} {message}", Where(field=name))
+
+    @property
+    def has_early_stop(self) -> bool:
+        return any(
+            value is not None
+            for value in (self.forget_loss_target, self.forget_accuracy_target, self.retain_accuracy_floor)
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """The recorded settings (everything but `replay_fn`), JSON-ready."""
+        values = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "replay_fn"}
+        values["idk_answers"] = list(self.idk_answers)
+        return values
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> UnlearnConfig:
+        """A config from a recorded dict; unknown keys are ignored."""
+        known = {f.name for f in fields(cls)} - {"replay_fn"}
+        return cls(**{k: v for k, v in values.items() if k in known})
+
