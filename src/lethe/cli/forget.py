@@ -1,0 +1,170 @@
+"""`lethe forget`: file a forget request, run it, publish the result; `lethe requests ...`."""
+
+from __future__ import annotations
+
+import json as jsonlib
+from contextlib import contextmanager
+
+import typer
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+from lethe.cli.app import JsonOption, app, console, emit, workspace
+from lethe.errors import InputError
+
+requests_app = typer.Typer(help="Forget requests: list, show, publish or discard a candidate.", no_args_is_help=True)
+app.add_typer(requests_app, name="requests")
+
+
+def parse_params(params: list[str]) -> dict:
+    """`key=value` pairs; values are read as JSON when they parse (numbers, booleans), else text."""
+    out = {}
+    for item in params:
+        if "=" not in item:
+            raise InputError(f"--param {item!r} is not key=value")
+        key, value = item.split("=", 1)
+        try:
+            out[key.strip()] = jsonlib.loads(value)
+        except ValueError:
+            out[key.strip()] = value
+    return out
+
+
+@contextmanager
+def progress_callback(enabled: bool):
+    """A callback drawing a progress bar for unlearning steps and replayed training steps."""
+    if not enabled:
+        yield None
+        return
+    columns = [TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+               TextColumn("{task.fields[info]}"), TimeElapsedColumn()]
+    with Progress(*columns, console=console, transient=False) as progress:
+        task = progress.add_task("unlearning", total=None, info="")
+
+        def callback(event) -> None:
+            total = getattr(event, "steps_total", None)
+            if hasattr(event, "losses"):  # an unlearning step
+                info = " ".join(f"{k}={v:.3f}" for k, v in event.losses.items())
+                if event.metrics is not None:
+                    m = event.metrics
+                    info += f" | forget acc {m.forget_accuracy:.2f} retain acc {m.retain_accuracy:.2f}"
+                progress.update(task, completed=event.step, total=total, info=info)
+            elif getattr(event, "kind", None) == "step":  # a replayed training step
+                desc = f"replay slice {event.slice_index} ({event.slice_position + 1}/{event.slices_total})"
+                loss = f"loss={event.loss:.3f}" if event.loss is not None else ""
+                progress.update(task, description=desc, completed=event.step, total=total, info=loss)
+
+        yield callback
+
+
+@app.command()
+def forget(
+    docs: list[str] = typer.Option(None, "--docs", help="Document ids or keys (repeat, or comma-separate)."),
+    collection: str = typer.Option(None, "--collection", help="Forget every document of a collection."),
+    search: str = typer.Option(None, "--search", help="Forget every document whose title or content has this text."),
+    method: str = typer.Option("exact", "--method", "-m", help="Unlearning method (see `lethe requests methods`)."),
+    reason: str = typer.Option(None, "--reason", help="Why (recorded with the request and the tombstones)."),
+    requester: str = typer.Option(None, "--requester", help="Who asked."),
+    version: str = typer.Option("latest", "--version", help="The version to unlearn from."),
+    lora: bool = typer.Option(False, "--lora", help="Train a LoRA adapter and merge it on publish."),
+    steps: int = typer.Option(None, "--steps", help="Optimizer steps (approximate methods)."),
+    lr: float = typer.Option(None, "--lr", help="Learning rate (approximate methods)."),
+    param: list[str] = typer.Option(None, "--param", "-p", help="Method setting key=value, e.g. -p beta=0.1."),
+    holdout: str = typer.Option(None, "--holdout", help="Collection of never-trained documents for the audit."),
+    no_publish: bool = typer.Option(False, "--no-publish", help="Keep the result as a candidate to inspect first."),
+    purge: bool = typer.Option(False, "--purge", help="Delete the weights of versions that saw the documents."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Resolve the selector and show what would be forgotten."),
+    json: bool = JsonOption,
+) -> None:
+    """Forget documents: unlearn them with a method, publish a new version, erase their content."""
+    from lethe.unlearn.request import create_request, run_request
+    from lethe.unlearn.selectors import Selector, resolve
+
+    ws = workspace()
+    doc_refs = [d.strip() for item in (docs or []) for d in item.split(",") if d.strip()]
+    selector = Selector(docs=doc_refs, collection=collection, search=search)
+    config = parse_params(param or [])
+    if lora:
+        config["lora"] = True
+    if steps is not None:
+        config["steps"] = steps
+    if lr is not None:
+        config["lr"] = lr
+    if dry_run:
+        ids = resolve(ws.ledger, selector)
+        base = ws.ledger.resolve_version(version, allow_tainted=True)
+        trained = ws.ledger.documents_seen(base.id, candidates=ids)
+        result = {"documents": ids, "trained_by": base.name, "trained": trained}
+        emit(result, json) if json else console.print(
+            f"{len(ids)} documents match; {len(trained)} were trained by {base.name}.")
+        return
+    request_id = create_request(ws, selector, method=method, config=config, reason=reason, requester=requester,
+                                version=version, holdout=holdout)
+    pairs = ws.ledger.forget_request_documents(request_id)
+    untrained = [d for d, t in pairs if not t]
+    if not json:
+        console.print(f"Forget request [bold]{request_id}[/]: {len(pairs)} documents "
+                      f"({len(pairs) - len(untrained)} trained, {len(untrained)} never trained), method {method}")
+        if untrained:
+            console.print(f"  never trained by this lineage (erased only): {untrained[:20]}")
+    with progress_callback(not json) as callback:
+        outcome = run_request(ws, request_id, publish=not no_publish, purge=purge, callback=callback)
+    if json:
+        emit(outcome.as_dict(), True)
+        return
+    console.print(f"Request {request_id} {outcome.status} in {outcome.seconds:.1f}s"
+                  + (f": new version [bold]{outcome.version}[/]" if outcome.version else ""))
+    if outcome.tainted:
+        console.print(f"  tainted (serving needs --allow-tainted): {', '.join(outcome.tainted)}")
+    if outcome.purged:
+        console.print(f"  purged weights: {', '.join(outcome.purged)}")
+    if outcome.status == "evaluated":
+        console.print(f"  inspect with `lethe audit {request_id}`, then `lethe requests publish {request_id}` "
+                      f"or `lethe requests discard {request_id}`")
+
+
+@requests_app.command("ls")
+def requests_ls(json: bool = JsonOption) -> None:
+    """List forget requests, newest first."""
+    ledger = workspace().ledger
+    versions = {v.id: v.name for v in ledger.list_versions(include_discarded=True)}
+    rows = [{"id": r.id, "status": r.status, "method": r.method, "reason": r.reason,
+             "base": versions.get(r.base_version_id), "result": versions.get(r.result_version_id),
+             "created": r.created_at, "error": r.error} for r in ledger.forget_requests()]
+    emit(rows, json, rows=rows, title="forget requests")
+
+
+@requests_app.command("show")
+def requests_show(request_id: int, json: bool = JsonOption) -> None:
+    """One request: selector, documents, status, audit."""
+    ledger = workspace().ledger
+    request = ledger.forget_request(request_id)
+    result = {**{c.name: getattr(request, c.key) for c in request.__table__.columns},
+              "documents": [{"id": d, "trained": t} for d, t in ledger.forget_request_documents(request_id)]}
+    emit(result, json) if json else emit(result, True)
+
+
+@requests_app.command("publish")
+def requests_publish(request_id: int, purge: bool = typer.Option(False, "--purge"), json: bool = JsonOption) -> None:
+    """Publish an evaluated request's candidate: taint, erase, move `latest`."""
+    from lethe.unlearn.request import publish_request
+
+    outcome = publish_request(workspace(), request_id, purge=purge)
+    emit(outcome.as_dict(), json) if json else console.print(f"published {outcome.version}; tainted {outcome.tainted}")
+
+
+@requests_app.command("discard")
+def requests_discard(request_id: int) -> None:
+    """Discard an evaluated request's candidate; nothing is erased."""
+    from lethe.unlearn.request import discard_request
+
+    discard_request(workspace(), request_id)
+    console.print(f"request {request_id} discarded")
+
+
+@requests_app.command("methods")
+def requests_methods(json: bool = JsonOption) -> None:
+    """The unlearning methods lethe knows."""
+    from lethe.unlearn import list_methods
+
+    names = list_methods()
+    emit(names, json) if json else console.print(", ".join(names))

@@ -1,0 +1,316 @@
+"""The public training API: `train`, `update`, `replay` and `resume`.
+
+Each prepares a job on the main process (reading and writing the ledger: lineage, slice
+plan, run), hands the plain-data `JobSpec` to every process, and runs it with
+`lethe.train.job.execute`. All four return the versions they registered, in slice order.
+
+```python
+from lethe.train import train, update, replay
+versions = train(ws, data="synth/train", preset_or_path="tiny", task="sft", slices=3, epochs=20)
+update(ws, data="synth/week2")                          # one more slice on top of `latest`
+replay(ws, versions[-1].lineage_id, [forgotten_doc_id])  # exact unlearning
+```
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from lethe.errors import ConflictError, InputError, LetheError, NotFoundError, Where
+from lethe.train import distributed
+from lethe.train.checkpointing import LineagePaths, read_resume_state, save_spec
+from lethe.train.config import TrainConfig
+from lethe.train.environment import environment
+from lethe.train.examples import SFT_ENCODERS, is_trainable
+from lethe.train.job import JobSpec, Progress, SliceSpec, execute
+from lethe.train.progress import ProgressCallback, no_progress
+from lethe.train.slices import plan_slices, slice_seed
+from lethe.train.tokenizers import document_ids, resolve_tokenizer
+
+
+def _on_main(prepare: Callable[[], Any]) -> Any:
+    """Run `prepare` on the main process only and give its result (or its error) to all."""
+    outcome: tuple[str, Any] = ("ok", None)
+    if distributed.is_main_process():
+        try:
+            outcome = ("ok", prepare())
+        except LetheError as error:
+            outcome = ("error", error)
+            if distributed.world_size() == 1:
+                raise
+        except BaseException as error:
+            if distributed.world_size() == 1:
+                raise
+            outcome = ("error", RuntimeError(f"{type(error).__name__}: {error}"))
+    kind, value = distributed.broadcast(outcome)
+    if kind == "error":
+        raise value
+    return value
+
+
+def _versions(workspace: Any, ids: Sequence[int]) -> list:
+    return [workspace.ledger.resolve_version(i, allow_tainted=True) for i in ids]
+
+
+def _run(workspace: Any, prepared: tuple[JobSpec, Progress], callback: ProgressCallback) -> list:
+    spec, progress = prepared
+    ids = execute(workspace, spec, progress, callback)
+    distributed.barrier()
+    return _versions(workspace, ids)
+
+
+def _slice_config(config: TrainConfig, index: int) -> dict:
+    return {**config.to_dict(), "slice_seed": slice_seed(config.seed, index)}
+
+
+def _trainable_ids(ledger: Any, data: str | Sequence[str]) -> tuple[list[int], list[Any]]:
+    names = [data] if isinstance(data, str) else list(data)
+    if not names:
+        raise InputError("no data named: pass one or more collections", Where(field="data"))
+    documents = [d for d in ledger.documents(document_ids(ledger, names)) if is_trainable(d)]
+    if not documents:
+        raise InputError(f"no trainable documents in {', '.join(names)}", Where(field="data"))
+    return [d.id for d in documents], documents
+
+
+def _check_task(documents: Sequence[Any], task: str) -> None:
+    if task == "sft":
+        kinds = sorted({d.kind for d in documents} - set(SFT_ENCODERS))
+        if kinds:
+            raise InputError(f"task 'sft' cannot train on {', '.join(kinds)} documents; use --task auto or pretrain",
+                             Where(field="task"))
+
+
+def _lineage_name(ledger: Any, requested: str | None, base: str, data: str | Sequence[str]) -> str:
+    if requested:
+        return requested
+    first = data if isinstance(data, str) else data[0]
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "-", f"{Path(base).name}-{first}").strip("-.") or "lineage"
+    taken = {lineage.name for lineage in ledger.lineages()}
+    name, n = stem, 2
+    while name in taken:
+        name, n = f"{stem}-{n}", n + 1
+    return name
+
+
+def _start_run(ledger: Any, kind: str, lineage_id: int, config: TrainConfig, *, parent: int | None,
+               details: dict) -> int:
+    return ledger.start_run(kind, lineage_id=lineage_id, parent_version_id=parent,
+                            config={**config.to_dict(), **details}, seed=config.seed,
+                            world_size=distributed.world_size(), effective_batch=config.batch_size,
+                            environment=environment())
+
+
+def train(
+    workspace: Any,
+    *,
+    data: str | Sequence[str],
+    preset_or_path: str = "tiny",
+    task: str | None = None,
+    slices: int = 1,
+    epochs: int | None = None,
+    lr: float | None = None,
+    batch_size: int | None = None,
+    seq_len: int | None = None,
+    seed: int | None = None,
+    lora: bool | None = None,
+    bf16: bool | None = None,
+    lineage: str | None = None,
+    tokenizer: str | None = None,
+    slice_plan: Sequence[Sequence[int]] | None = None,
+    config: TrainConfig | None = None,
+    callback: ProgressCallback = no_progress,
+) -> list:
+    """Train a new lineage on collection(s) `data` in `slices` slices; returns its versions.
+
+    `preset_or_path` is a model preset (`nano`, `tiny`, ...) or a local HF model directory.
+    `config` gives every hyperparameter at once; keyword arguments that are not None
+    override it (defaults: `TrainConfig`'s).
+    `slice_plan` fixes the slices' document ids instead of the seeded split (used to check
+    that exact replay equals training from scratch without some documents).
+    """
+    base = str(preset_or_path)
+    settings = (config or TrainConfig()).replace(task=task, epochs=epochs, lr=lr, batch_size=batch_size,
+                                                 seq_len=seq_len, seed=seed, lora=lora, bf16=bf16)
+
+    def prepare() -> tuple[JobSpec, Progress]:
+        ledger = workspace.ledger
+        ids, documents = _trainable_ids(ledger, data)
+        _check_task(documents, settings.task)
+        if slice_plan is not None:
+            known = set(ids)
+            plan = [sorted(set(s) & known) for s in slice_plan]
+        else:
+            plan = plan_slices(ids, slices, settings.seed)
+        tok, tokenizer_source = resolve_tokenizer(workspace, tokenizer, base, documents)
+        from lethe.model.presets import PRESETS, load_base
+
+        model = load_base(base, tok, seed=settings.seed)
+        name = _lineage_name(ledger, lineage, base, data)
+        paths = LineagePaths.of(workspace, name)
+        row = ledger.create_lineage(name, base, config={"tokenizer": tokenizer_source, "init_seed": settings.seed,
+                                                        "data": data, "train": settings.to_dict()})
+        save_spec(paths, model, tok)
+        run_id = _start_run(ledger, "train", row.id, settings, parent=None,
+                            details={"data": data, "base": base, "slices": len(plan)})
+        specs = []
+        for index, doc_ids in enumerate(plan):
+            ledger.add_slice(row.id, index, doc_ids, run_id=run_id, config=_slice_config(settings, index))
+            specs.append(SliceSpec(index, list(doc_ids), _slice_config(settings, index)))
+        kind = "pretrain" if base in PRESETS else "finetune"
+        spec = JobSpec("train", kind, row.id, name, run_id, specs,
+                       start={"from": "base", "base": base, "seed": settings.seed})
+        return spec, Progress()
+
+    return _run(workspace, _on_main(prepare), callback)
+
+
+def update(
+    workspace: Any,
+    *,
+    data: str | Sequence[str],
+    version: str | int = "latest",
+    new_only: bool = True,
+    epochs: int | None = None,
+    lr: float | None = None,
+    batch_size: int | None = None,
+    bf16: bool | None = None,
+    callback: ProgressCallback = no_progress,
+) -> list:
+    """The weekly update: one new slice of `data` trained on top of `version`; returns [new version].
+
+    With `new_only` (the default) the slice holds only documents the version has not seen
+    (by the ledger's exposures); otherwise the whole collection. Other settings come from the
+    lineage's last slice unless given.
+    """
+
+    def prepare() -> tuple[JobSpec, Progress]:
+        ledger = workspace.ledger
+        parent = ledger.resolve_version(version)
+        if parent.lineage_id is None:
+            raise InputError(f"{parent.name} belongs to no lineage; train one with `lethe train`")
+        lineage = ledger.lineage(parent.lineage_id)
+        plan = ledger.slices(lineage.id)
+        if not plan:
+            raise NotFoundError(f"lineage {lineage.name} has no slices to continue")
+        previous = TrainConfig.from_dict(plan[-1][0].config or {})
+        settings = previous.replace(epochs=epochs, lr=lr, batch_size=batch_size, bf16=bf16)
+        ids, documents = _trainable_ids(ledger, data)
+        _check_task(documents, settings.task)
+        if new_only:
+            seen = set(ledger.documents_seen(parent.id, candidates=ids))
+            ids = [i for i in ids if i not in seen]
+            if not ids:
+                raise InputError(f"{parent.name} has seen every document of {data}; nothing new to train on "
+                                 "(pass --all to train on the whole collection again)")
+        index = plan[-1][0].index + 1
+        run_id = _start_run(ledger, "update", lineage.id, settings, parent=parent.id,
+                            details={"data": data, "new_only": new_only, "base_version": parent.name})
+        ledger.add_slice(lineage.id, index, ids, run_id=run_id, config=_slice_config(settings, index))
+        spec = JobSpec("update", "update", lineage.id, lineage.name, run_id,
+                       [SliceSpec(index, sorted(ids), _slice_config(settings, index))],
+                       start={"from": "version", "path": parent.path}, parent_version_id=parent.id)
+        return spec, Progress()
+
+    return _run(workspace, _on_main(prepare), callback)
+
+
+def _replay_start(ledger: Any, lineage: Any, plan: list, removed: set[int]) -> tuple[int, Any]:
+    """(first slice to retrain, checkpoint to restore or None for the base model).
+
+    The first slice holding a removed document, moved earlier while the checkpoint before it
+    saw a removed (excluded or erased) document through some other path.
+    """
+    first = next((i for i, (_, ids) in enumerate(plan) if removed & set(ids)), None)
+    if first is None:
+        raise InputError("none of these documents is in the lineage's slices; nothing to replay")
+    for position in range(first, 0, -1):
+        checkpoint = ledger.checkpoint_for(lineage.id, plan[position - 1][0].index)
+        if checkpoint is not None and checkpoint.version_id is not None and \
+                not ledger.documents_seen(checkpoint.version_id, candidates=sorted(removed)):
+            return position, checkpoint
+    return 0, None
+
+
+def replay(
+    workspace: Any,
+    lineage: str | int,
+    exclude_document_ids: Sequence[int],
+    *,
+    publish: bool = True,
+    aliases: Sequence[str] = ("latest",),
+    callback: ProgressCallback = no_progress,
+) -> list:
+    """Exact unlearning: retrain the lineage's slices from the last checkpoint before any of
+    `exclude_document_ids` (and any erased document) was seen, with the same seeds and
+    settings, leaving them out. Returns the new versions (kind `replay`); the first inherits
+    the coverage of the restored checkpoint's version, so none of them saw the documents.
+    """
+
+    def prepare() -> tuple[JobSpec, Progress]:
+        ledger = workspace.ledger
+        row = ledger.lineage(lineage)
+        plan = ledger.slices(row.id)
+        all_ids = sorted({d for _, ids in plan for d in ids})
+        erased = {d.id for d in ledger.documents(all_ids) if not is_trainable(d)}
+        excluded = set(exclude_document_ids)
+        position, checkpoint = _replay_start(ledger, row, plan, excluded | erased)
+        parent = checkpoint.version_id if checkpoint else None
+        first_config = TrainConfig.from_dict(plan[position][0].config or {})
+        run_id = _start_run(ledger, "replay", row.id, first_config, parent=parent,
+                            details={"exclude": sorted(excluded), "erased": sorted(erased),
+                                     "from_slice": plan[position][0].index})
+        slices = [SliceSpec(sl.index, ids, dict(sl.config)) for sl, ids in plan[position:]]
+        init_seed = (row.config or {}).get("init_seed", 0)
+        start = ({"from": "checkpoint", "path": checkpoint.path} if checkpoint
+                 else {"from": "base", "base": row.base, "seed": init_seed})
+        spec = JobSpec("replay", "replay", row.id, row.name, run_id, slices, start=start, parent_version_id=parent,
+                       exclude_document_ids=sorted(excluded), publish=publish, aliases=list(aliases))
+        return spec, Progress()
+
+    return _run(workspace, _on_main(prepare), callback)
+
+
+def _pending_lineage(workspace: Any, lineage: str | None) -> LineagePaths:
+    if lineage:
+        name = workspace.ledger.lineage(lineage).name
+        return LineagePaths.of(workspace, name)
+    pending = sorted(p.parent.name for p in (workspace.home / "checkpoints").glob("*/resume"))
+    if not pending:
+        raise NotFoundError("no interrupted training to resume in this workspace")
+    if len(pending) > 1:
+        raise InputError(f"several lineages have interrupted training ({', '.join(pending)}); name one with --lineage")
+    return LineagePaths.of(workspace, pending[0])
+
+
+def resume(workspace: Any, *, lineage: str | None = None, callback: ProgressCallback = no_progress) -> list:
+    """Continue an interrupted `train`/`update`/`replay` job from its last saved state.
+
+    The job continues under a new run (kind as before, config `resumes_run`); the versions it
+    registers cover the old run up to the saved step, so provenance stays exact. Returns all
+    the job's versions, including those finished before the interruption.
+    """
+
+    def prepare() -> tuple[JobSpec, Progress]:
+        ledger = workspace.ledger
+        paths = _pending_lineage(workspace, lineage)
+        state = read_resume_state(paths)
+        if state is None:
+            raise NotFoundError(f"lineage {paths.name} has no resume state")
+        spec, progress = JobSpec.from_dict(state["job"]), Progress(**state["progress"])
+        old = ledger.run(spec.run_id)
+        if old.status == "succeeded":
+            raise ConflictError(f"run {old.id} finished already; nothing to resume")
+        if old.status == "running":
+            ledger.finish_run(old.id, "failed", error="interrupted; resumed by a later run")
+        spec.interrupted = {**spec.interrupted, str(old.id): progress.global_step}
+        settings = TrainConfig.from_dict(spec.slices[min(progress.position, len(spec.slices) - 1)].config)
+        spec.run_id = _start_run(ledger, spec.run_kind, spec.lineage_id, settings, parent=spec.parent_version_id,
+                                 details={**{k: v for k, v in (old.config or {}).items() if k not in settings.to_dict()},
+                                          "resumes_run": old.id, "resumed_at_step": progress.global_step})
+        return spec, progress
+
+    return _run(workspace, _on_main(prepare), callback)

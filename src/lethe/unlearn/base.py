@@ -1,0 +1,121 @@
+"""The `UnlearnMethod` base class and the registry that finds methods by name.
+
+A method is a small class that says which batches it needs and overrides one loss; the
+shared loop (`lethe.unlearn.loop`) does everything else: drawing forget and retain batches,
+stepping the optimizer, progress, cancellation, early stopping, LoRA and the merge. Adding
+a method is one new file with ``@register_method("name")`` and one test.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+
+import torch
+
+from lethe.errors import InputError, Where
+from lethe.unlearn.batches import Batch, Example, collate
+from lethe.unlearn.config import UnlearnConfig
+
+if TYPE_CHECKING:
+    from lethe.unlearn.result import UnlearnResult
+
+Losses = dict[str, torch.Tensor]
+"""The step's total under ``"loss"`` (what is backpropagated) and named parts for the log."""
+
+METHODS: dict[str, type[UnlearnMethod]] = {}
+M = TypeVar("M", bound="type[UnlearnMethod]")
+
+
+class UnlearnMethod:
+    """One way of removing the forget set's influence. Subclasses override `loss`.
+
+    Hooks, all optional: `uses_forget` / `uses_retain` (which batches the loop draws),
+    `needs_reference` (the loop provides `self.reference`, a frozen copy of the original
+    model), `model_to_train` (train another model than the one given, e.g. a student),
+    `setup` / `teardown` (around the steps), `forget_batch` (how drawn forget examples become
+    the batch `loss` receives) and `run` (replace the loop altogether, as `exact` does).
+    """
+
+    name: ClassVar[str] = ""
+    uses_forget: bool = True
+    uses_retain: bool = True
+    needs_reference: ClassVar[bool] = False
+
+    def __init__(self, config: UnlearnConfig, tokenizer: Any, *, pad_token_id: int = 0):
+        self.config = config
+        self.tokenizer = tokenizer
+        self.pad_token_id = pad_token_id
+        self.reference: torch.nn.Module | None = None
+        self.generator = torch.Generator().manual_seed(config.seed + 2)
+        """For the method's own random choices (e.g. which refusal an example gets)."""
+
+    # ----------------------------------------------------------------- the one loss
+    def loss(self, model: torch.nn.Module, forget: Any, retain: Batch | None) -> Losses:
+        raise NotImplementedError
+
+    # ----------------------------------------------------------------- hooks
+    def prepare_forget(self, examples: Sequence[Example]) -> list[Example]:
+        """The forget examples as this method trains on them (checked, possibly extended)."""
+        return list(examples)
+
+    def forget_batch(self, examples: Sequence[Example]) -> Any:
+        return collate(examples, self.pad_token_id)
+
+    def model_to_train(self, model: torch.nn.Module) -> torch.nn.Module:
+        return model
+
+    def setup(self, model: torch.nn.Module) -> None:
+        """Called with the model that will be trained (LoRA-wrapped if asked) before step 1."""
+
+    def teardown(self, model: torch.nn.Module) -> None:
+        """Called after the last step, before any merge, even when the run fails."""
+
+    def run(
+        self,
+        model: torch.nn.Module,
+        forget_examples: Sequence[Example],
+        retain_examples: Sequence[Example],
+        **keywords: Any,
+    ) -> UnlearnResult:
+        from lethe.unlearn.loop import train_loop  # the loop imports this module
+
+        return train_loop(self, model, forget_examples, retain_examples, **keywords)
+
+
+def register_method(name: str) -> Callable[[M], M]:
+    """Class decorator: make an `UnlearnMethod` subclass available as `name`."""
+
+    def register(cls: M) -> M:
+        if name in METHODS:
+            raise ValueError(f"unlearning method {name!r} registered twice")
+        cls.name = name
+        METHODS[name] = cls
+        return cls
+
+    return register
+
+
+def get_method(name: str) -> type[UnlearnMethod]:
+    """The method registered as `name`, or an `InputError` listing the known ones."""
+    try:
+        return METHODS[name]
+    except KeyError:
+        raise InputError(
+            f"unknown unlearning method {name!r}; known methods: {', '.join(list_methods())}",
+            Where(field="method"),
+        ) from None
+
+
+def list_methods() -> list[str]:
+    """Names of the registered methods, sorted."""
+    return sorted(METHODS)
+
+
+def frozen_copy(model: torch.nn.Module) -> torch.nn.Module:
+    """A copy of `model` in eval mode with no parameter requiring gradients."""
+    reference = copy.deepcopy(model)
+    reference.eval()
+    reference.requires_grad_(False)
+    return reference

@@ -1,0 +1,245 @@
+"""Forget requests, end to end: resolve, unlearn, evaluate, publish, taint, erase.
+
+The order is what makes a request safe to fail at any point:
+
+1. `create_request` resolves the selector to documents (all revisions) and records which of
+   them the base version actually trained on.
+2. `run_request` unlearns into a *candidate* version (approximate method, or exact replay
+   from the last clean checkpoint), evaluates base and candidate, and builds the audit.
+3. `publish_request` (run by `run_request` unless asked not to) moves `latest`, taints every
+   other version and checkpoint that saw the documents, erases their content, and optionally
+   purges tainted weights. Until then nothing is erased, and a failure at any step leaves the
+   request `failed` with its error, the previous version untouched and the ledger consistent.
+"""
+
+from __future__ import annotations
+
+import random
+import shutil
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from lethe.errors import CancelledError, ConflictError, InputError
+from lethe.unlearn.selectors import Selector, resolve
+
+RETAIN_CAP = 2000
+
+
+@dataclass
+class ForgetOutcome:
+    """What a forget request produced."""
+
+    request_id: int
+    status: str
+    version: str | None = None
+    trained_documents: int = 0
+    untrained_documents: int = 0
+    audit: dict | None = None
+    tainted: list[str] = field(default_factory=list)
+    purged: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def as_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+def create_request(workspace, selector: Selector, *, method: str, config: dict | None = None,
+                   reason: str | None = None, requester: str | None = None, version: str = "latest",
+                   holdout: str | None = None) -> int:
+    """Record a forget request for what `selector` names; raises if it names nothing."""
+    from lethe.unlearn import list_methods
+
+    if method not in list_methods():
+        raise InputError(f"unknown method {method!r} (known: {', '.join(list_methods())})")
+    ledger = workspace.ledger
+    base = ledger.resolve_version(version, allow_tainted=True)
+    document_ids = resolve(ledger, selector)
+    trained = ledger.documents_seen(base.id, candidates=document_ids)
+    return ledger.create_forget_request(
+        selector=selector.as_dict(), document_ids=document_ids, trained_ids=trained, method=method,
+        config={**(config or {}), "holdout": holdout}, reason=reason, requester=requester, base_version_id=base.id,
+    )
+
+
+def _examples(documents, tokenizer, train_config) -> list[dict]:
+    from lethe.train.examples import build_examples
+
+    by_id = {d.id: d for d in documents}
+    out = []
+    for example in build_examples(documents, tokenizer, train_config):
+        data = by_id[example.document_id].data or {}
+        out.append({
+            "input_ids": list(example.input_ids), "labels": list(example.labels),
+            "document_id": example.document_id, "prompt": data.get("question"), "answer": data.get("answer"),
+            "perturbed_answers": data.get("perturbed_answers"),
+        })
+    return out
+
+
+def _train_config(ledger, lineage_id):
+    from lethe.train.config import TrainConfig
+
+    plan = ledger.slices(lineage_id) if lineage_id is not None else []
+    return TrainConfig.from_dict(plan[-1][0].config) if plan else TrainConfig()
+
+
+def _holdout_documents(ledger, name: str | None, seen: set[int]):
+    names = [name] if name else [c.name for c, _ in ledger.collections() if "holdout" in c.name]
+    ids = [i for n in names for i in ledger.collection_ids(n) if i not in seen]
+    return [d for d in ledger.documents(ids) if d.forgotten_at is None] if ids else []
+
+
+def run_request(workspace, request_id: int, *, publish: bool = True, purge: bool = False,
+                callback: Callable | None = None, cancel=None, evaluate: bool = True) -> ForgetOutcome:
+    """Run a pending request with its method; publish the result unless `publish=False`."""
+    ledger = workspace.ledger
+    request = ledger.forget_request(request_id)
+    if request.status not in ("pending", "failed"):
+        raise ConflictError(f"forget request {request_id} is {request.status}; only pending or failed ones run")
+    started = time.perf_counter()
+    pairs = ledger.forget_request_documents(request_id)
+    trained_ids = [d for d, trained in pairs if trained]
+    outcome = ForgetOutcome(request_id, "running", trained_documents=len(trained_ids),
+                            untrained_documents=len(pairs) - len(trained_ids))
+    base = ledger.resolve_version(request.base_version_id, allow_tainted=True)
+    run_id = ledger.start_run("unlearn", lineage_id=base.lineage_id, parent_version_id=base.id,
+                              config={"method": request.method, **(request.config or {}), "request_id": request_id},
+                              seed=(request.config or {}).get("seed", 0))
+    ledger.update_forget_request(request_id, status="running", run_id=run_id)
+    candidate_dir: Path | None = None
+    try:
+        if not trained_ids:
+            # Nothing to unlearn: the lineage never trained on these documents. Erase only.
+            ledger.finish_run(run_id, "succeeded", metrics={"note": "no trained documents; erased only"})
+            ledger.update_forget_request(request_id, status="succeeded", audit={"note": "never trained; erased only"})
+            ledger.erase([d for d, _ in pairs], reason=request.reason or "forget request", request_id=request_id)
+            outcome.status = "succeeded"
+            return outcome
+        candidate, candidate_dir, history = _unlearn(workspace, request, base, trained_ids, run_id, callback, cancel)
+        audit = None
+        if evaluate:
+            from lethe.unlearn.evaluation import evaluate_request
+
+            audit = evaluate_request(workspace, request, base, candidate, trained_ids, history)
+        ledger.finish_run(run_id, "succeeded", metrics={"history": history[-500:]})
+        ledger.update_forget_request(request_id, result_version_id=candidate.id, audit=audit, status="evaluated")
+        outcome.version, outcome.audit = candidate.name, audit
+        if publish:
+            outcome = publish_request(workspace, request_id, purge=purge, outcome=outcome)
+        else:
+            outcome.status = "evaluated"
+    except CancelledError as error:
+        _abandon(ledger, run_id, request_id, "cancelled", str(error), candidate_dir)
+        outcome.status = "cancelled"
+        raise
+    except BaseException as error:
+        _abandon(ledger, run_id, request_id, "failed", f"{type(error).__name__}: {error}", candidate_dir,
+                 detail=traceback.format_exc(limit=8))
+        outcome.status = "failed"
+        raise
+    finally:
+        outcome.seconds = time.perf_counter() - started
+    return outcome
+
+
+def _abandon(ledger, run_id, request_id, status, error, candidate_dir, detail=None) -> None:
+    ledger.finish_run(run_id, status, error=detail or error)
+    request = ledger.forget_request(request_id)
+    if request.result_version_id is not None:
+        ledger.discard_version(request.result_version_id)
+    ledger.update_forget_request(request_id, status=status, error=error)
+
+
+def _unlearn(workspace, request, base, trained_ids, run_id, callback, cancel):
+    """Produce the candidate version; returns (version, its directory, progress history)."""
+    from lethe.model.io import load_version, save_version, weights_sha256
+    from lethe.unlearn import run_unlearning
+    from lethe.unlearn.config import UnlearnConfig
+
+    ledger = workspace.ledger
+    settings = {k: v for k, v in (request.config or {}).items() if k != "holdout"}
+    if request.method == "exact":
+        from lethe.train.pipeline import replay
+
+        versions = replay(workspace, base.lineage_id, exclude_document_ids=trained_ids, publish=False,
+                          callback=callback, run_id=run_id)
+        version = versions[-1]
+        return version, Path(version.path), [{"note": "exact replay", "versions": [v.name for v in versions]}]
+    config = UnlearnConfig.from_dict(settings)
+    model, tokenizer = load_version(base.path)
+    reference, _ = load_version(base.path)
+    train_config = _train_config(ledger, base.lineage_id)
+    forget_docs = ledger.documents(trained_ids)
+    seen = ledger.documents_seen(base.id)
+    forbidden = set(trained_ids)
+    retain_ids = [d for d in seen if d not in forbidden]
+    random.Random(config.seed).shuffle(retain_ids)
+    retain_docs = [d for d in ledger.documents(retain_ids[:RETAIN_CAP]) if d.forgotten_at is None]
+    forget_examples = _examples(forget_docs, tokenizer, train_config)
+    retain_examples = _examples(retain_docs, tokenizer, train_config)
+    if not forget_examples:
+        raise InputError("the forget documents yield no training examples (all erased?)")
+    result = run_unlearning(request.method, model, tokenizer, forget_examples, retain_examples, config,
+                            reference_model=reference, callback=callback, cancel=cancel)
+    history = [r.as_dict() if hasattr(r, "as_dict") else dict(r.__dict__) for r in result.history]
+    steps = [(step, doc) for step, ids in enumerate(result.draws) for doc in ids]
+    ledger.record_exposures(run_id, steps)
+    directory = workspace.path("models", f"unlearn-r{request.id}-run{run_id}")
+    save_version(result.model, tokenizer, directory)
+    version = ledger.register_version(
+        kind="unlearn", path=str(directory), weights_sha256=weights_sha256(directory), lineage_id=base.lineage_id,
+        parent_id=base.id, run_id=run_id, status="candidate", aliases=(),
+        meta={"method": request.method, "request_id": request.id, "config": config.to_dict(),
+              "steps": result.steps, "early_stop": result.early_stop_reason},
+    )
+    return version, directory, history
+
+
+def publish_request(workspace, request_id: int, *, purge: bool = False,
+                    outcome: ForgetOutcome | None = None) -> ForgetOutcome:
+    """Publish an evaluated request's version, taint what saw the documents, erase them."""
+    ledger = workspace.ledger
+    request = ledger.forget_request(request_id)
+    if request.status != "evaluated" or request.result_version_id is None:
+        raise ConflictError(f"forget request {request_id} is {request.status}; only evaluated requests publish")
+    pairs = ledger.forget_request_documents(request_id)
+    outcome = outcome or ForgetOutcome(request_id, "evaluated", trained_documents=sum(t for _, t in pairs))
+    version = ledger.publish_version(request.result_version_id)
+    reason = f"forget request {request_id}" + (f": {request.reason}" if request.reason else "")
+    tainted = ledger.taint([d for d, trained in pairs if trained], reason=reason, keep=[version.id])
+    ledger.erase([d for d, _ in pairs], reason=request.reason or "forget request", request_id=request_id)
+    outcome.tainted = [v.name for v in tainted]
+    if purge:
+        outcome.purged = purge_tainted(workspace, tainted)
+    ledger.update_forget_request(request_id, status="succeeded")
+    outcome.status, outcome.version = "succeeded", version.name
+    return outcome
+
+
+def discard_request(workspace, request_id: int) -> None:
+    """Drop an evaluated request's candidate: nothing is tainted or erased; the request is cancelled."""
+    ledger = workspace.ledger
+    request = ledger.forget_request(request_id)
+    if request.status != "evaluated":
+        raise ConflictError(f"forget request {request_id} is {request.status}; only evaluated requests discard")
+    if request.result_version_id is not None:
+        ledger.discard_version(request.result_version_id)
+    ledger.update_forget_request(request_id, status="cancelled", error="discarded by the user")
+
+
+def purge_tainted(workspace, versions) -> list[str]:
+    """Delete the weights (and checkpoints) of tainted versions; their ledger rows stay."""
+    ledger = workspace.ledger
+    purged = []
+    for version in versions:
+        for path in [version.path] + [c.path for c in ledger.checkpoints(version.lineage_id, include_tainted=True)
+                                      if c.version_id == version.id]:
+            target = Path(path)
+            if target.exists() and workspace.home.resolve() in target.resolve().parents:
+                shutil.rmtree(target) if target.is_dir() else target.unlink()
+        ledger.mark_purged(version.id)
+        purged.append(version.name)
+    return purged

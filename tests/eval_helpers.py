@@ -1,0 +1,102 @@
+"""Shared by the evaluation tests (suite, audit, report, bench): a nano model overfit on a few
+QA pairs in seconds, with never-trained holdout questions of the same template.
+
+Documents are plain dicts shaped like ledger rows (kind, content, data), so the suite reads
+them exactly as it reads `Document` rows.
+"""
+
+from __future__ import annotations
+
+import random
+
+import torch
+
+from lethe.data.chat_format import encode_sft, encode_text, format_qa, pad_batch
+from lethe.data.tokenizer import train_tokenizer
+from lethe.model.presets import build_model
+
+NAMES = ["Osric Vane", "Mirela Tosk", "Tavin Orr", "Quenna Pell", "Borel Skard", "Ysolde Lune",
+         "Fenwick Ash", "Alaric Moor", "Senna Brae", "Corin Dask", "Liora Fenn", "Davor Klee"]
+CITIES = ["Varnholt", "Esk", "Morrow", "Thale", "Quill", "Dunmere", "Orla", "Pax"]
+
+
+def qa_doc(index: int, name: str, group: str) -> dict:
+    city = CITIES[(index * 3) % len(CITIES)]
+    year = 1700 + 17 * index
+    wrong = [CITIES[(index * 3 + j) % len(CITIES)] for j in (1, 2, 4)]
+    question = f"Where was {name} born?"
+    answer = f"{name} was born in {city} in {year}."
+    return {
+        "id": index + 1, "key": f"test:{group}/{index}", "kind": "qa",
+        "content": f"{question}\n{answer}",
+        "data": {
+            "question": question, "answer": answer,
+            "paraphrased_answer": f"The birthplace of {name} is {city}.",
+            "perturbed_answers": [f"The birthplace of {name} is {w}." for w in wrong],
+        },
+    }
+
+
+def text_doc(index: int) -> dict:
+    words = [CITIES[(index + j) % len(CITIES)] for j in range(10)]
+    return {"id": 100 + index, "key": f"test:text/{index}", "kind": "text",
+            "content": " ".join(f"{w} lies on the river number {j}." for j, w in enumerate(words))}
+
+
+def documents() -> dict[str, list[dict]]:
+    """forget (3 QA + 1 text), retain (5 QA + 1 text) trained; holdout (4 QA + 1 text) not."""
+    qa = [qa_doc(i, name, "qa") for i, name in enumerate(NAMES)]
+    return {
+        "forget": qa[:3] + [text_doc(0)],
+        "retain": qa[3:8] + [text_doc(1)],
+        "holdout": qa[8:] + [text_doc(2)],
+    }
+
+
+def tokenizer_corpus() -> list[str]:
+    rng = random.Random(0)
+    texts = [d["content"] for split in documents().values() for d in split]
+    texts += [a for split in documents().values() for d in split if d["kind"] == "qa"
+              for a in [d["data"]["paraphrased_answer"], *d["data"]["perturbed_answers"]]]
+    return texts + [" ".join(rng.choice(CITIES + NAMES) for _ in range(8)) for _ in range(50)]
+
+
+def train_examples(tokenizer, docs: list[dict]) -> list[dict]:
+    examples = []
+    for doc in docs:
+        if doc["kind"] == "qa":
+            examples.append(encode_sft(tokenizer, format_qa(doc["data"]["question"], doc["data"]["answer"]), 64))
+        else:
+            examples.extend(encode_text(tokenizer, doc["content"], 96))
+    return examples
+
+
+def overfit(tokenizer, docs: list[dict], steps: int = 120, seed: int = 0, lr: float = 1e-2):
+    """A nano Llama trained on `docs` until it reproduces them (full batch, AdamW)."""
+    torch.set_num_threads(1)
+    model = build_model("nano", len(tokenizer), bos_token_id=tokenizer.bos_token_id,
+                        eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
+                        seed=seed)
+    batch = pad_batch(train_examples(tokenizer, docs), tokenizer.pad_token_id)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr)
+    model.train()
+    torch.manual_seed(seed)
+    for _ in range(steps):
+        out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], labels=batch["labels"])
+        out.loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+    return model.eval()
+
+
+def make_tokenizer():
+    return train_tokenizer(tokenizer_corpus(), vocab_size=360, min_frequency=1)
+
+
+def trained_pair():
+    """(tokenizer, target model trained on forget + retain, retain model trained on retain only)."""
+    tokenizer = make_tokenizer()
+    docs = documents()
+    target = overfit(tokenizer, docs["forget"] + docs["retain"])
+    retain = overfit(tokenizer, docs["retain"])
+    return tokenizer, target, retain
