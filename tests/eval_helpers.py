@@ -100,3 +100,39 @@ def trained_pair():
     target = overfit(tokenizer, docs["forget"] + docs["retain"])
     retain = overfit(tokenizer, docs["retain"])
     return tokenizer, target, retain
+
+
+def ingest(ledger, docs: dict[str, list[dict]]) -> dict[str, list[int]]:
+    """Put the documents into a ledger, one collection `test/<split>` per split; their ids."""
+    from lethe.ledger.records import DocumentRecord
+
+    ids = {}
+    for split, split_docs in docs.items():
+        records = [DocumentRecord(external_id=d["key"].split(":", 1)[1], kind=d["kind"], content=d["content"],
+                                  data=d.get("data")) for d in split_docs]
+        report = ledger.add_documents(records, source="test", collection=f"test/{split}")
+        ids[split] = list(report.document_ids)
+    return ids
+
+
+def save_model(ws, model, tokenizer, name: str, *, kind: str = "finetune", parent_id=None, meta=None,
+               aliases=("latest",)):
+    """Save a model under the workspace's models/ and register it as a version."""
+    from lethe.model.io import save_version
+
+    path = ws.models_dir() / name
+    digest = save_version(model, tokenizer, path)
+    return ws.ledger.register_version(kind=kind, path=f"models/{name}", weights_sha256=digest, name=name,
+                                      parent_id=parent_id, meta=meta, aliases=aliases)
+
+
+def workspace_with_models(root):
+    """A workspace holding the test documents and two versions: `target` and `retain`."""
+    from lethe.workspace import Workspace
+
+    ws = Workspace(home=root / "home").init()
+    ids = ingest(ws.ledger, documents())
+    tokenizer, target, retain = trained_pair()
+    target_v = save_model(ws, target, tokenizer, "target")
+    retain_v = save_model(ws, retain, tokenizer, "retain", aliases=())
+    return ws, ids, target_v, retain_v, (tokenizer, target, retain)

@@ -18,10 +18,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
-from transformers import DynamicCache, PreTrainedModel, PreTrainedTokenizerBase
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from lethe.chat.detokenizer import IncrementalDetokenizer
-from lethe.chat.kv_cache import BatchedKVCache
+from lethe.chat.kv_cache import BatchedKVCache, GrowingCache
 from lethe.chat.reply import CancelToken, ReplyEvent, ReplyStats
 from lethe.chat.sampling import BatchSampler, SamplingParams
 from lethe.chat.stops import StopMatcher
@@ -181,7 +181,7 @@ class BatchScheduler:
             sequence.finish("length")
             return
         ids = torch.tensor([request.prompt_ids], dtype=torch.long, device=self.device)
-        cache = DynamicCache(config=self.model.config)
+        cache = GrowingCache()
         output = self.model(input_ids=ids, past_key_values=cache, use_cache=True, logits_to_keep=1)
         row = len(self._sampler)
         self._sampler.add(request.params, request.prompt_ids)

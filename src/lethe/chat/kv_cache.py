@@ -1,9 +1,12 @@
-"""A left-padded key/value cache shared by every sequence of a decoding batch.
+"""The key/value cache of a decoding batch: preallocated, left-padded, shared by all rows.
 
-Sequences join at different times with different lengths, so each row of the batch is
+`DynamicCache` concatenates every new token onto the whole cache, copying it at each step;
+with eight sequences that copy costs as much as the model. `GrowingLayer` instead writes
+into a buffer with headroom that doubles when full. `BatchedKVCache` keeps the rows of a
+batch together: sequences join at different times with different lengths, so each row is
 left-padded to the longest; the attention mask hides the padding and explicit position ids
-keep every row's positions its own. Rows leave with `select`; columns that became padding
-in every row are then cut off so the cache does not grow with past sequences.
+keep every row's positions its own. Rows leave with `select`, and columns that became
+padding in every row are cut off so the cache does not grow with past sequences.
 """
 
 from __future__ import annotations
@@ -11,6 +14,59 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from transformers import DynamicCache
+from transformers.cache_utils import DynamicLayer
+
+MIN_HEADROOM = 64
+"""Token slots added at least when a buffer is (re)allocated."""
+
+
+class GrowingLayer(DynamicLayer):
+    """A `DynamicLayer` whose keys and values are views of a buffer with spare room."""
+
+    def lazy_initialization(self, key_states: torch.Tensor, value_states: torch.Tensor) -> None:
+        super().lazy_initialization(key_states, value_states)
+        self.length = 0
+        self._keys = self._values = None
+
+    def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args, **kwargs):
+        if not self.is_initialized:
+            self.lazy_initialization(key_states, value_states)
+        if self._keys is None:
+            self.replace(key_states, value_states)
+            return self.keys, self.values
+        added = key_states.shape[-2]
+        if self.length + added > self._keys.shape[-2]:
+            self.replace(self.keys, self.values, reserve=added)
+        end = self.length + added
+        self._keys[..., self.length : end, :] = key_states
+        self._values[..., self.length : end, :] = value_states
+        self.length = end
+        self.keys = self._keys[..., :end, :]
+        self.values = self._values[..., :end, :]
+        return self.keys, self.values
+
+    def replace(self, keys: torch.Tensor, values: torch.Tensor, reserve: int = 0) -> None:
+        """Hold exactly `keys` and `values` (batch x heads x tokens x dim) in a new buffer
+        with room for at least `reserve` more tokens (and as many again as it holds)."""
+        length = keys.shape[-2]
+        capacity = length + reserve + max(length + reserve, MIN_HEADROOM)
+        shape = (*keys.shape[:2], capacity, keys.shape[-1])
+        self._keys, self._values = keys.new_zeros(shape), values.new_zeros(shape)
+        self._keys[..., :length, :] = keys
+        self._values[..., :length, :] = values
+        self.dtype, self.device = keys.dtype, keys.device
+        self.is_initialized = True
+        self.length = length
+        self.keys = self._keys[..., :length, :]
+        self.values = self._values[..., :length, :]
+
+
+class GrowingCache(DynamicCache):
+    """A `DynamicCache` made of `GrowingLayer`s (for full-attention models such as Llama)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.layer_class_to_replicate = GrowingLayer
 
 
 def _left_pad(tensor: torch.Tensor, length: int) -> torch.Tensor:
@@ -19,10 +75,10 @@ def _left_pad(tensor: torch.Tensor, length: int) -> torch.Tensor:
 
 
 class BatchedKVCache:
-    """The batch's `DynamicCache`, its attention mask (rows x cached tokens) and lengths."""
+    """The batch's `GrowingCache`, its attention mask (rows x cached tokens) and lengths."""
 
     def __init__(self) -> None:
-        self.cache: DynamicCache | None = None
+        self.cache: GrowingCache | None = None
         self.mask = torch.zeros(0, 0, dtype=torch.long)
 
     def __len__(self) -> int:
@@ -33,7 +89,7 @@ class BatchedKVCache:
         """Real (unpadded) tokens cached per row."""
         return self.mask.sum(dim=1)
 
-    def append(self, cache: DynamicCache, length: int) -> None:
+    def append(self, cache: GrowingCache, length: int) -> None:
         """Add one prefilled sequence (a batch-of-one cache holding `length` tokens)."""
         row_mask = torch.ones(1, length, dtype=torch.long)
         if self.cache is None or len(self) == 0:
@@ -41,11 +97,9 @@ class BatchedKVCache:
             return
         width = max(self.mask.shape[1], length)
         for batch_layer, new_layer in zip(self.cache.layers, cache.layers):
-            batch_layer.keys = torch.cat(
-                [_left_pad(batch_layer.keys, width), _left_pad(new_layer.keys, width)]
-            )
-            batch_layer.values = torch.cat(
-                [_left_pad(batch_layer.values, width), _left_pad(new_layer.values, width)]
+            batch_layer.replace(
+                torch.cat([_left_pad(batch_layer.keys, width), _left_pad(new_layer.keys, width)]),
+                torch.cat([_left_pad(batch_layer.values, width), _left_pad(new_layer.values, width)]),
             )
         self.mask = torch.cat(
             [F.pad(self.mask, (width - self.mask.shape[1], 0)), F.pad(row_mask, (width - length, 0))]
@@ -72,5 +126,4 @@ class BatchedKVCache:
         self.mask = self.mask[:, first_real:]
         assert self.cache is not None
         for layer in self.cache.layers:
-            layer.keys = layer.keys[index, :, first_real:]
-            layer.values = layer.values[index, :, first_real:]
+            layer.replace(layer.keys[index, :, first_real:], layer.values[index, :, first_real:])

@@ -2,7 +2,7 @@
 
 Every active sequence may have its own settings; `BatchSampler` keeps them as per-row
 tensors so one step of a batch is sampled with a handful of vectorised operations. Each row
-draws its randomness from its own seeded `torch.Generator`, so a seeded reply does not
+draws its randomness from its own seeded generator, so a seeded reply does not
 depend on which other requests happen to share the batch.
 """
 
@@ -68,7 +68,7 @@ class SamplingParams:
 class _Row:
     """Per-sequence sampler state that cannot be a tensor column."""
 
-    generator: torch.Generator
+    rng: random.Random
     greedy: bool = field(default=False)
 
 
@@ -93,9 +93,8 @@ class BatchSampler:
 
     def add(self, params: SamplingParams, prompt_ids: list[int]) -> None:
         """Append a row for a new sequence whose prompt is `prompt_ids`."""
-        generator = torch.Generator()
-        generator.manual_seed(params.seed if params.seed is not None else random.getrandbits(63))
-        self.rows.append(_Row(generator=generator, greedy=params.greedy))
+        seed = params.seed if params.seed is not None else random.getrandbits(63)
+        self.rows.append(_Row(rng=random.Random(seed), greedy=params.greedy))
         temperature = params.temperature if params.temperature > 0 else 1.0
         self.temperature = torch.cat([self.temperature, torch.tensor([[temperature]])])
         top_k = params.top_k if 0 < params.top_k < self.vocab_size else self.vocab_size
@@ -138,15 +137,12 @@ class BatchSampler:
             local = torch.tensor(sampled, dtype=torch.long)
             index = row_index[local]
             probs = self._filtered_probs(logits[local] / self.temperature[index], index)
-            # Exponential race: argmax(p / E) with E ~ Exp(1) draws from p, like multinomial,
-            # but with each row's noise from its own generator.
-            noise = torch.stack(
-                [
-                    torch.empty(self.vocab_size).exponential_(generator=self.rows[rows[i]].generator)
-                    for i in sampled
-                ]
-            )
-            chosen[local] = torch.argmax(probs / noise, dim=-1)
+            # Inverse-CDF sampling: one uniform number per row, from the row's own generator.
+            uniform = torch.tensor([self.rows[rows[i]].rng.random() for i in sampled])
+            cdf = torch.cumsum(probs, dim=-1)
+            target = (uniform * cdf[:, -1]).unsqueeze(1)
+            drawn = torch.searchsorted(cdf, target, right=True).squeeze(1)
+            chosen[local] = drawn.clamp_(max=self.vocab_size - 1)
         self.seen[row_index, chosen] = True
         return chosen.tolist()
 

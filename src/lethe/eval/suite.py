@@ -243,6 +243,12 @@ def evaluate_version(
     if not specs:
         raise InputError("nothing to evaluate: name --forget, --retain or --holdout", Where(field="splits"))
     documents = {name: load_split_documents(ledger, spec) for name, spec in specs.items()}
+    if not any(documents.values()):
+        raise InputError(
+            f"no documents to evaluate {version.name} on (splits: {', '.join(specs)}); name collections "
+            "with --forget, --retain or --holdout",
+            Where(field="splits"),
+        )
     model, tokenizer = load_version(version_path(workspace, version))
     described = {name: spec if isinstance(spec, str) else f"{len(spec)} trained documents"
                  for name, spec in specs.items()}

@@ -1,0 +1,177 @@
+"""`lethe train`, `lethe update`, `lethe versions` and `lethe tokenizer train`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from lethe.cli.app import JsonOption, app, console, emit, err_console, workspace
+
+tokenizer_app = typer.Typer(help="Tokenizers trained on ledger documents.", no_args_is_help=True)
+app.add_typer(tokenizer_app, name="tokenizer")
+
+
+class ProgressBars:
+    """Turns training `ProgressEvent`s into one rich progress bar per slice (stderr)."""
+
+    def __init__(self, enabled: bool):
+        self.enabled = enabled
+        self.bars = Progress(
+            TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("loss {task.fields[loss]}"), TextColumn("{task.fields[speed]} tok/s"),
+            TextColumn("ETA {task.fields[eta]}"), TimeElapsedColumn(),
+            console=err_console, transient=False, disable=not enabled,
+        )
+        self.task = None
+
+    def __enter__(self) -> ProgressBars:
+        self.bars.__enter__()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.bars.__exit__(*exc)
+
+    def __call__(self, event) -> None:
+        if not self.enabled:
+            return
+        if event.kind == "slice_start":
+            self.task = self.bars.add_task(
+                f"slice {event.slice_index} ({event.slice_position + 1}/{event.slices_total})",
+                total=None, loss="-", speed="-", eta="-")
+        elif event.kind == "step" and self.task is not None:
+            eta = event.eta
+            self.bars.update(self.task, completed=event.step, total=event.steps_total,
+                             loss=f"{event.loss:.3f}" if event.loss is not None else "-",
+                             speed=f"{event.tokens_per_second:,.0f}" if event.tokens_per_second else "-",
+                             eta=f"{eta:.0f}s" if eta is not None else "-")
+        elif event.kind == "slice_end" and self.task is not None:
+            self.bars.update(self.task, description=f"slice {event.slice_index} → {event.version}")
+
+
+def _version_rows(versions) -> list[dict]:
+    return [{"id": v.id, "name": v.name, "kind": v.kind, "status": v.status, "slice": v.slice_index,
+             "run": v.run_id, "sha256": v.weights_sha256[:12], "path": v.path} for v in versions]
+
+
+def _report(versions, as_json: bool, title: str) -> None:
+    from lethe.train.distributed import is_main_process
+
+    if not is_main_process():
+        return
+    if as_json:
+        emit([{**row, "sha256": v.weights_sha256} for row, v in zip(_version_rows(versions), versions)], True)
+    else:
+        emit(None, False, rows=_version_rows(versions), title=title)
+
+
+def _quiet_transformers() -> None:
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+
+
+@app.command("train")
+def train_command(
+    data: list[str] = typer.Option(None, "--data", "-d", help="Collection(s) to train on (repeatable)."),
+    preset: str = typer.Option("tiny", "--preset", help="Model preset (nano, tiny, small, base) or a local HF model directory."),
+    task: str = typer.Option("auto", "--task", help="pretrain | sft | auto (text pretrains, QA/chat SFT)."),
+    slices: int = typer.Option(1, "--slices", help="Ordered slices, each checkpointed (exact replay restarts from one)."),
+    epochs: int = typer.Option(1, "--epochs", help="Passes over each slice."),
+    lr: float = typer.Option(None, "--lr", help="Peak learning rate (default 1e-3)."),
+    batch_size: int = typer.Option(None, "--batch-size", help="Examples per optimizer step, all processes together (default 16)."),
+    seq_len: int = typer.Option(None, "--seq-len", help="Longest sequence in tokens (default 256)."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the initialisation, the slice plan and the shuffles."),
+    lora: bool = typer.Option(False, "--lora", help="Train LoRA adapters (merged after each slice)."),
+    bf16: bool = typer.Option(False, "--bf16", help="bfloat16 autocast on the CPU."),
+    save_every: int = typer.Option(None, "--save-every", help="Write the resume state every N steps (default 200)."),
+    lineage: str = typer.Option(None, "--lineage", help="Name of the new lineage (or, with --resume, the one to resume)."),
+    tokenizer: str = typer.Option(None, "--tokenizer", help="Workspace tokenizer name or directory (default: the newest)."),
+    resume: bool = typer.Option(False, "--resume", help="Continue the interrupted training instead of starting one."),
+    json: bool = JsonOption,
+) -> None:
+    """Train a new model lineage in slices, recording every document of every step."""
+    from lethe.train import pipeline
+    from lethe.train.config import TrainConfig
+
+    _quiet_transformers()
+    ws = workspace()
+    with ProgressBars(enabled=not json) as bars:
+        if resume:
+            versions = pipeline.resume(ws, lineage=lineage, callback=bars)
+        else:
+            if not data:
+                raise typer.BadParameter("name at least one collection with --data", param_hint="--data")
+            config = TrainConfig().replace(save_every=save_every)
+            versions = pipeline.train(ws, data=data, preset_or_path=preset, task=task, slices=slices, epochs=epochs,
+                                      lr=lr, batch_size=batch_size, seq_len=seq_len, seed=seed, lora=lora,
+                                      bf16=bf16, lineage=lineage, tokenizer=tokenizer, config=config,
+                                      callback=bars)
+    _report(versions, json, "trained")
+
+
+@app.command("update")
+def update_command(
+    data: list[str] = typer.Option(..., "--data", "-d", help="Collection(s) holding the new documents."),
+    version: str = typer.Option("latest", "--version", help="Version to build on (id, name or alias)."),
+    all_documents: bool = typer.Option(False, "--all", help="Train on the whole collection, not only unseen documents."),
+    epochs: int = typer.Option(None, "--epochs", help="Passes over the new slice (default: as the last slice)."),
+    lr: float = typer.Option(None, "--lr", help="Peak learning rate (default: as the last slice)."),
+    bf16: bool = typer.Option(None, "--bf16/--no-bf16", help="bfloat16 autocast (default: as the last slice)."),
+    json: bool = JsonOption,
+) -> None:
+    """Train one new slice on top of the latest version and publish it (the weekly update)."""
+    from lethe.train import pipeline
+
+    _quiet_transformers()
+    with ProgressBars(enabled=not json) as bars:
+        versions = pipeline.update(workspace(), data=data, version=version, new_only=not all_documents,
+                                   epochs=epochs, lr=lr, bf16=bf16, callback=bars)
+    _report(versions, json, "updated")
+
+
+@app.command("versions")
+def versions_command(
+    all_versions: bool = typer.Option(False, "--all", help="Include discarded versions."),
+    json: bool = JsonOption,
+) -> None:
+    """Model versions with their lineage, kind, parent, aliases and taint."""
+    ledger = workspace().ledger
+    versions = ledger.list_versions(include_discarded=all_versions)
+    lineages = {lineage.id: lineage.name for lineage in ledger.lineages()}
+    names = {v.id: v.name for v in versions}
+    aliases: dict[int, list[str]] = {}
+    for alias, version_id in sorted(ledger.aliases().items()):
+        aliases.setdefault(version_id, []).append(alias)
+    rows = [{
+        "id": v.id, "name": v.name, "lineage": lineages.get(v.lineage_id), "kind": v.kind,
+        "parent": names.get(v.parent_id, v.parent_id), "status": v.status, "slice": v.slice_index,
+        "run": v.run_id, "aliases": aliases.get(v.id, []), "tainted": v.tainted_at is not None,
+        "created_at": v.created_at, "path": v.path, "weights_sha256": v.weights_sha256,
+    } for v in versions]
+    if json:
+        emit(rows, True)
+        return
+    table = [{**r, "aliases": ", ".join(r["aliases"]), "tainted": "yes" if r["tainted"] else ""} for r in rows]
+    emit(None, False, rows=table, title="model versions",
+         columns=["name", "lineage", "kind", "parent", "status", "slice", "run", "aliases", "tainted"])
+
+
+@tokenizer_app.command("train")
+def tokenizer_train_command(
+    collection: list[str] = typer.Option(None, "--collection", "-c", help="Collection(s) to learn from (default: every document)."),
+    vocab_size: int = typer.Option(4096, "--vocab-size", help="Vocabulary size, special and byte tokens included."),
+    name: str = typer.Option(None, "--name", help="Saved as tokenizers/NAME (default bpe-<vocab size>)."),
+    json: bool = JsonOption,
+) -> None:
+    """Train a byte-level BPE tokenizer with lethe's chat template on ledger documents."""
+    from lethe.data.tokenizer import load_tokenizer
+    from lethe.train.tokenizers import train_workspace_tokenizer
+
+    path: Path = train_workspace_tokenizer(workspace(), collections=collection, vocab_size=vocab_size, name=name)
+    result = {"name": path.name, "path": str(path), "vocab_size": len(load_tokenizer(path))}
+    if json:
+        emit(result, True)
+    else:
+        console.print(f"Tokenizer [bold]{result['name']}[/] ({result['vocab_size']} tokens) saved to {path}")
