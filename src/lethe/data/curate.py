@@ -98,6 +98,8 @@ def clean_text(text: str) -> tuple[str, dict[str, int]]:
     }
     text = FILE_LINE.sub("", text)
     text = EMPTY_PARENS.sub("", text)
+    # Spaces before punctuation are mostly what removing "()" leaves; counted so every change is recorded.
+    counts["space-before-punctuation"] = len(SPACE_BEFORE_PUNCT.findall(text))
     text = SPACE_BEFORE_PUNCT.sub(r"\1", text)
     return text, {k: v for k, v in counts.items() if v}
 

@@ -42,7 +42,7 @@ def _sniff(path: Path) -> bool:
 @reader("jsonl", sniff=_sniff, source_kind="jsonl", priority=90)
 def read_json_rows(path: Path, *, id_field: str | None = None) -> Iterator[DocumentRecord]:
     """JSON array, JSON Lines or concatenated JSON arrays; rows become qa / chat / text documents."""
-    first_seen: dict[str, tuple[int, int]] = {}  # explicit id -> (row, line) of its first use
+    seen: set[str] = set()  # explicit ids only: the one thing kept per row
     for row in iter_rows(path):
         where = Where(path=path, line=row.line)
         if not isinstance(row.value, dict):
@@ -50,18 +50,26 @@ def read_json_rows(path: Path, *, id_field: str | None = None) -> Iterator[Docum
         external_id, field = row_id(row.value, id_field, where)
         if external_id is None:
             external_id = f"{path.name}:{row.index}"
-        elif external_id in first_seen:
-            first_index, first_line = first_seen[external_id]
-            raise InputError(
-                f"duplicate id {external_id!r}: row {row.index} (line {row.line}) repeats row "
-                f"{first_index} (line {first_line})",
-                Where(path=path, line=row.line, field=field),
-            )
+        elif external_id in seen:
+            raise _duplicate(path, external_id, row, id_field)
         else:
-            first_seen[external_id] = (row.index, row.line)
+            seen.add(external_id)
         yield record_from_row(row.value, external_id=external_id, where=where,
                               origin={"file": path.name, "row": row.index},
                               skip=(field,) if field else ())
+
+
+def _duplicate(path: Path, external_id: str, row, id_field: str | None) -> InputError:
+    """The error for a repeated id, naming both places (found by re-reading: errors are rare)."""
+    for first in iter_rows(path):
+        if isinstance(first.value, dict) and row_id(first.value, id_field, Where(path, first.line))[0] == external_id:
+            break
+    field = row_id(row.value, id_field, Where(path, row.line))[1]
+    return InputError(
+        f"duplicate id {external_id!r}: row {row.index} (line {row.line}) repeats row {first.index} "
+        f"(line {first.line})",
+        Where(path=path, line=row.line, field=field),
+    )
 
 
 def record_from_row(value: dict, *, external_id: str, where: Where, origin: dict | None = None,
