@@ -7,6 +7,7 @@ them exactly as it reads `Document` rows.
 
 from __future__ import annotations
 
+import functools
 import random
 
 import torch
@@ -93,8 +94,9 @@ def make_tokenizer():
     return train_tokenizer(tokenizer_corpus(), vocab_size=360, min_frequency=1)
 
 
+@functools.lru_cache(maxsize=1)
 def trained_pair():
-    """(tokenizer, target model trained on forget + retain, retain model trained on retain only)."""
+    """Cached for the session (tests must not modify the models): (tokenizer, target model trained on forget + retain, retain model trained on retain only)."""
     tokenizer = make_tokenizer()
     docs = documents()
     target = overfit(tokenizer, docs["forget"] + docs["retain"])

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from eval_helpers import documents, make_tokenizer, overfit, workspace_with_models
+from eval_helpers import documents, trained_pair, workspace_with_models
 from lethe.errors import InputError
 from lethe.eval.items import answer_ids, question_prompt_ids, sample, split_items
 from lethe.eval.suite import SuiteConfig, evaluate_version, render_suite, run_suite
@@ -20,9 +20,8 @@ CONFIG = SuiteConfig(max_new_tokens=40, batch_size=4)
 
 @pytest.fixture(scope="module")
 def trained():
-    tokenizer = make_tokenizer()
+    tokenizer, model, _ = trained_pair()
     docs = documents()
-    model = overfit(tokenizer, docs["forget"] + docs["retain"])
     return tokenizer, model, docs, run_suite(model, tokenizer, docs, CONFIG)
 
 
@@ -72,9 +71,8 @@ def test_metrics_agree_with_a_direct_computation(trained) -> None:
 
 
 def test_a_retain_only_model_does_not_know_the_forget_set() -> None:
-    tokenizer = make_tokenizer()
+    tokenizer, _, retain_model = trained_pair()
     docs = documents()
-    retain_model = overfit(tokenizer, docs["retain"], steps=80)
     result = run_suite(retain_model, tokenizer, {"forget": docs["forget"], "holdout": docs["holdout"]},
                        CONFIG.replace(generate=False))
     forget = result.metrics["forget"]

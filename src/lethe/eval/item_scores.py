@@ -48,7 +48,8 @@ class QAScores:
     overlap: dict[str, np.ndarray] = field(default_factory=dict)
     """exact_match, token_precision, token_recall, token_f1, rouge_l_recall per item."""
     paraphrased_loss: np.ndarray | None = None
-    """Loss of the paraphrased answer (NaN where an item has none)."""
+    """Loss of the paraphrased answer; where an item has perturbed answers but no paraphrase,
+    the answer's own loss (TOFU's convention on real authors and world facts); else NaN."""
     perturbed_loss: np.ndarray | None = None
     """Mean loss over the perturbed answers (NaN where an item has none)."""
     normalised_probability: np.ndarray | None = None
@@ -172,6 +173,8 @@ def _score_variants(model: Any, tokenizer: Any, items: list[QAItem], prompts: li
             paraphrased[index] = score.loss
         else:
             perturbed[index].append(score.loss)
+    no_paraphrase = np.isnan(paraphrased) & np.array([bool(p) for p in perturbed])
+    paraphrased[no_paraphrase] = loss[no_paraphrase]
     result.paraphrased_loss = paraphrased
     result.perturbed_loss = np.array([np.mean(p) if p else np.nan for p in perturbed])
     normalised = np.full(len(items), np.nan)

@@ -9,7 +9,7 @@ from sqlalchemy import delete, insert, select
 from lethe.errors import NotFoundError
 from lethe.ledger.schema import Evaluation, ForgetRequest, ForgetRequestDocument, TokenImpact, utcnow
 
-REQUEST_STATUSES = ("pending", "running", "succeeded", "failed", "cancelled")
+REQUEST_STATUSES = ("pending", "running", "evaluated", "succeeded", "failed", "cancelled")
 
 
 class RequestsMixin:

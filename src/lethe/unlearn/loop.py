@@ -150,7 +150,7 @@ def train_loop(
             record = UnlearnProgress(
                 step=step,
                 steps_total=steps_total,
-                losses={name: float(value) for name, value in losses.items()},
+                losses={name: float(value.detach()) for name, value in losses.items()},
                 lr=lr,
                 elapsed=time.perf_counter() - started,
                 metrics=metrics_now() if due else None,

@@ -19,7 +19,7 @@ import shutil
 import time
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from lethe.errors import CancelledError, ConflictError, InputError
@@ -79,7 +79,7 @@ def _examples(documents, tokenizer, train_config) -> list[dict]:
     return out
 
 
-def _train_config(ledger, lineage_id):
+def lineage_train_config(ledger, lineage_id):
     from lethe.train.config import TrainConfig
 
     plan = ledger.slices(lineage_id) if lineage_id is not None else []
@@ -164,14 +164,14 @@ def _unlearn(workspace, request, base, trained_ids, run_id, callback, cancel):
     if request.method == "exact":
         from lethe.train.pipeline import replay
 
-        versions = replay(workspace, base.lineage_id, exclude_document_ids=trained_ids, publish=False,
-                          callback=callback, run_id=run_id)
+        versions = replay(workspace, base.lineage_id, exclude_document_ids=trained_ids, publish=False, aliases=(),
+                          callback=callback or (lambda _event: None))
         version = versions[-1]
         return version, Path(version.path), [{"note": "exact replay", "versions": [v.name for v in versions]}]
     config = UnlearnConfig.from_dict(settings)
     model, tokenizer = load_version(base.path)
     reference, _ = load_version(base.path)
-    train_config = _train_config(ledger, base.lineage_id)
+    train_config = lineage_train_config(ledger, base.lineage_id)
     forget_docs = ledger.documents(trained_ids)
     seen = ledger.documents_seen(base.id)
     forbidden = set(trained_ids)
@@ -182,18 +182,23 @@ def _unlearn(workspace, request, base, trained_ids, run_id, callback, cancel):
     retain_examples = _examples(retain_docs, tokenizer, train_config)
     if not forget_examples:
         raise InputError("the forget documents yield no training examples (all erased?)")
+    token_weights = None
+    if request.method == "impact_ga":
+        from lethe.eval.impact import token_weights_for
+
+        token_weights = token_weights_for(workspace, base, forget_examples)
     result = run_unlearning(request.method, model, tokenizer, forget_examples, retain_examples, config,
-                            reference_model=reference, callback=callback, cancel=cancel)
-    history = [r.as_dict() if hasattr(r, "as_dict") else dict(r.__dict__) for r in result.history]
-    steps = [(step, doc) for step, ids in enumerate(result.draws) for doc in ids]
-    ledger.record_exposures(run_id, steps)
+                            reference_model=reference, callback=callback, cancel=cancel, token_weights=token_weights)
+    history = [asdict(r) for r in result.history]
+    ledger.record_exposures(run_id, result.exposures())
     directory = workspace.path("models", f"unlearn-r{request.id}-run{run_id}")
     save_version(result.model, tokenizer, directory)
     version = ledger.register_version(
         kind="unlearn", path=str(directory), weights_sha256=weights_sha256(directory), lineage_id=base.lineage_id,
         parent_id=base.id, run_id=run_id, status="candidate", aliases=(),
         meta={"method": request.method, "request_id": request.id, "config": config.to_dict(),
-              "steps": result.steps, "early_stop": result.early_stop_reason},
+              "steps": result.steps, "stop_reason": result.stop_reason,
+              "wall_time": result.wall_time},
     )
     return version, directory, history
 

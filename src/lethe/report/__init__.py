@@ -1,0 +1,1 @@
+"""Reports: matplotlib figures (`plots`) and the self-contained HTML report (`html`)."""

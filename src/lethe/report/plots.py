@@ -1,0 +1,244 @@
+"""The figures of reports and benchmarks (matplotlib `Figure` objects rendered by Agg; no display).
+
+Every function takes plain data (dicts, lists, arrays: what audits and benchmark results store
+as JSON) and returns a `Figure`; `png_bytes` and `save_png` turn it into an image. Colours
+follow one convention throughout: the original (target) model grey, the retain / exact
+reference model green, approximate methods from the tab10 palette.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+import numpy as np
+from matplotlib.figure import Figure  # figures are built without pyplot: no global state, no display
+
+TARGET_COLOUR = "#7f7f7f"
+RETAIN_COLOUR = "#2ca02c"
+BEFORE_COLOUR = "#9e9e9e"
+AFTER_COLOUR = "#1f77b4"
+REFERENCE_COLOUR = RETAIN_COLOUR
+FQ_FLOOR = 1e-30
+"""Forget quality is plotted on a log axis; p-values below this are drawn at this floor."""
+
+
+def _palette(n: int) -> list:
+    cmap = matplotlib.colormaps["tab10"]
+    skip = {2, 7}  # green and grey are the retain model's and the target's
+    colours = [cmap(i) for i in range(10) if i not in skip]
+    return [colours[i % len(colours)] for i in range(n)]
+
+
+def _figure(width: float = 6.4, height: float = 4.2) -> tuple[Figure, Any]:
+    fig = Figure(figsize=(width, height), dpi=110)
+    ax = fig.add_subplot(111)
+    ax.grid(True, alpha=0.3)
+    return fig, ax
+
+
+def _empty(ax: Any, message: str) -> None:
+    ax.text(0.5, 0.5, message, ha="center", va="center", transform=ax.transAxes, color="#666")
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def tradeoff(points: Sequence[Mapping[str, Any]], *, retain: Mapping[str, Any] | None = None,
+             target: Mapping[str, Any] | None = None, title: str = "Forget quality vs model utility") -> Figure:
+    """Forget quality (log) against model utility, one marker per method.
+
+    `points`: dicts with `method`, `forget_quality`, `model_utility`; `retain` / `target` the
+    retain model (forget quality 1 by definition when compared with itself) and the original.
+    """
+    fig, ax = _figure()
+    colours = _palette(len(points))
+    shown = False
+    for point, colour in zip(points, colours):
+        fq, mu = point.get("forget_quality"), point.get("model_utility")
+        if fq is None or mu is None:
+            continue
+        ax.scatter([mu], [max(fq, FQ_FLOOR)], s=60, color=colour, label=point["method"], zorder=3)
+        ax.annotate(point["method"], (mu, max(fq, FQ_FLOOR)), textcoords="offset points", xytext=(5, 4),
+                    fontsize=8)
+        shown = True
+    for ref, colour, marker, label in ((target, TARGET_COLOUR, "X", "target (original)"),
+                                       (retain, RETAIN_COLOUR, "*", "retain model")):
+        if ref and ref.get("model_utility") is not None:
+            fq = ref.get("forget_quality", 1.0 if ref is retain else None)
+            if fq is None:
+                continue
+            ax.scatter([ref["model_utility"]], [max(fq, FQ_FLOOR)], s=180 if marker == "*" else 90,
+                       marker=marker, color=colour, edgecolor="black", linewidth=0.6, label=label, zorder=4)
+            shown = True
+    if not shown:
+        _empty(ax, "no forget quality / model utility to plot")
+        return fig
+    ax.set_yscale("log")
+    ax.axhline(0.05, color="#d62728", linestyle=":", linewidth=1, label="p = 0.05")
+    ax.set_xlabel("model utility (harmonic mean of 9 numbers)")
+    ax.set_ylabel("forget quality (KS p-value, log)")
+    ax.set_title(title)
+    ax.legend(fontsize=7, loc="best")
+    fig.tight_layout()
+    return fig
+
+
+def before_after(before: Mapping[str, float], after: Mapping[str, float],
+                 reference: Mapping[str, float] | None = None, *, title: str = "Before and after",
+                 labels: tuple[str, str, str] = ("before", "after", "exact reference")) -> Figure:
+    """Grouped bars per metric: before, after and (if given) the exact reference."""
+    metrics = [m for m in before if m in after and before[m] is not None and after[m] is not None]
+    fig, ax = _figure(max(6.4, 0.75 * len(metrics) + 2), 4.2)
+    if not metrics:
+        _empty(ax, "no metrics to compare")
+        return fig
+    series = [(labels[0], before, BEFORE_COLOUR), (labels[1], after, AFTER_COLOUR)]
+    if reference:
+        series.append((labels[2], reference, REFERENCE_COLOUR))
+    width = 0.8 / len(series)
+    x = np.arange(len(metrics))
+    for offset, (label, values, colour) in enumerate(series):
+        heights = [values.get(m, np.nan) if values.get(m) is not None else np.nan for m in metrics]
+        ax.bar(x + (offset - (len(series) - 1) / 2) * width, heights, width, label=label, color=colour)
+    ax.set_xticks(x)
+    ax.set_xticklabels(metrics, rotation=35, ha="right", fontsize=8)
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def _series(history: Sequence[Mapping[str, Any]], key: str) -> tuple[list[int], list[float]]:
+    steps, values = [], []
+    for record in history:
+        value = (record.get("losses") or {}).get(key) if key != "metrics" else None
+        if value is not None and math.isfinite(value):
+            steps.append(int(record.get("step", len(steps) + 1)))
+            values.append(float(value))
+    return steps, values
+
+
+def _metric_series(history: Sequence[Mapping[str, Any]], key: str) -> tuple[list[int], list[float]]:
+    steps, values = [], []
+    for record in history:
+        metrics = record.get("metrics") or {}
+        value = metrics.get(key)
+        if value is not None and math.isfinite(value):
+            steps.append(int(record.get("step", 0)))
+            values.append(float(value))
+    return steps, values
+
+
+def loss_curves(runs: Mapping[str, Sequence[Mapping[str, Any]]], *, title: str = "Unlearning runs") -> Figure:
+    """Per run (label -> progress records `{step, losses: {loss, ...}, metrics: {...}}`): the
+    training loss per step (left) and the forget / retain NLL of the quick metrics (right)."""
+    fig = Figure(figsize=(11, 4.0), dpi=110)
+    left, right = fig.add_subplot(121), fig.add_subplot(122)
+    for ax in (left, right):
+        ax.grid(True, alpha=0.3)
+    colours = _palette(len(runs))
+    plotted_left = plotted_right = False
+    for (label, history), colour in zip(runs.items(), colours):
+        steps, values = _series(history, "loss")
+        if steps:
+            left.plot(steps, values, color=colour, label=label, linewidth=1.2)
+            plotted_left = True
+        for key, style in (("forget_loss", "-"), ("retain_loss", "--")):
+            steps, values = _metric_series(history, key)
+            if steps:
+                right.plot(steps, values, style, color=colour, marker="o", markersize=3,
+                           label=f"{label} {key.split('_')[0]}")
+                plotted_right = True
+    if plotted_left:
+        left.set_xlabel("step")
+        left.set_ylabel("training loss")
+        left.set_title(f"{title}: loss per step")
+        left.legend(fontsize=7)
+    else:
+        _empty(left, "no step losses recorded")
+    if plotted_right:
+        right.set_xlabel("step")
+        right.set_ylabel("NLL per answer token")
+        right.set_title("forget (solid) and retain (dashed) NLL")
+        right.legend(fontsize=7)
+    else:
+        _empty(right, "no quick metrics recorded")
+    fig.tight_layout()
+    return fig
+
+
+def roc(curves: Mapping[str, Any], *, title: str = "Membership inference: forget vs holdout") -> Figure:
+    """ROC curves (label -> object or dict with `fpr`, `tpr`, `auc`) with the chance diagonal."""
+    fig, ax = _figure(5.2, 4.6)
+    ax.plot([0, 1], [0, 1], color="#999", linestyle=":", linewidth=1, label="chance")
+    colours = _palette(len(curves))
+    for (label, curve), colour in zip(curves.items(), colours):
+        get = curve.get if isinstance(curve, Mapping) else lambda k, c=curve: getattr(c, k)
+        if "retain" in label or "reference" in label or "exact" in label:
+            colour = RETAIN_COLOUR
+        elif "before" in label or "target" in label:
+            colour = TARGET_COLOUR
+        ax.plot(get("fpr"), get("tpr"), color=colour, linewidth=1.5, label=f"{label} (AUC {get('auc'):.2f})",
+                drawstyle="steps-post")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1.02)
+    ax.set_xlabel("false positive rate (holdout flagged)")
+    ax.set_ylabel("true positive rate (forget set flagged)")
+    ax.set_title(title)
+    ax.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    return fig
+
+
+def truth_ratio_histograms(ratios: Mapping[str, Sequence[float]], *,
+                           title: str = "Forget-set truth ratios") -> Figure:
+    """Histograms of log10 R (R = P(perturbed) / P(paraphrased)) per model, shared bins.
+
+    Left of 0 the model prefers the true (paraphrased) answer; a model that never learned the
+    forget set sits near 0. Forget quality compares these distributions (KS test).
+    """
+    fig, ax = _figure()
+    logs = {label: np.log10(np.clip(np.asarray(values, dtype=float), 1e-12, None))
+            for label, values in ratios.items() if len(values)}
+    if not logs:
+        _empty(ax, "no truth ratios")
+        return fig
+    everything = np.concatenate(list(logs.values()))
+    low, high = float(everything.min()), float(everything.max())
+    if high - low < 1e-6:
+        low, high = low - 0.5, high + 0.5
+    bins = np.linspace(low, high, 25)
+    colours = _palette(len(logs))
+    for (label, values), colour in zip(logs.items(), colours):
+        if "retain" in label or "reference" in label or "exact" in label:
+            colour = RETAIN_COLOUR
+        elif "target" in label or "before" in label:
+            colour = TARGET_COLOUR
+        ax.hist(values, bins=bins, alpha=0.45, color=colour, label=f"{label} (n={len(values)})",
+                edgecolor=colour, linewidth=0.8)
+    ax.axvline(0, color="black", linewidth=0.8, linestyle=":")
+    ax.set_xlabel("log10 truth ratio  (< 0: prefers the true answer)")
+    ax.set_ylabel("items")
+    ax.set_title(title)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def png_bytes(fig: Figure) -> bytes:
+    """The figure as PNG bytes."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
+    return buffer.getvalue()
+
+
+def save_png(fig: Figure, path: str | Path) -> Path:
+    """Write the figure as a PNG file (parents created); returns the path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(png_bytes(fig))
+    return path

@@ -1,0 +1,112 @@
+"""Forget requests end to end on a real nano model and a real ledger."""
+
+from __future__ import annotations
+
+import pytest
+
+from lethe.data.synth_ingest import ingest_synthetic_world
+from lethe.errors import ConflictError, InputError
+from lethe.train.pipeline import train
+from lethe.unlearn.request import create_request, publish_request, run_request
+from lethe.unlearn.selectors import Selector
+from lethe.workspace import Workspace
+
+
+@pytest.fixture
+def trained(isolated_workspace):
+    """A workspace with a 6-entity world and a nano model trained on its QA in 2 slices."""
+    ws = Workspace.from_env().init()
+    world, _ = ingest_synthetic_world(ws.ledger, entities=6, seed=11, holdout_fraction=0.2)
+    versions = train(ws, data="synth/qa", preset_or_path="nano", slices=2, epochs=2, batch_size=16, seq_len=96,
+                     lr=3e-3, seed=0)
+    return ws, world, versions
+
+
+def entity_collection(ws) -> str:
+    names = sorted(c.name for c, _ in ws.ledger.collections() if c.name.startswith("synth/entity/"))
+    trained_ids = set(ws.ledger.collection_ids("synth/qa"))
+    return next(n for n in names if set(ws.ledger.collection_ids(n)) & trained_ids)
+
+
+FAST = {"steps": 4, "eval_every": 0, "forget_batch_size": 4, "retain_batch_size": 4}
+
+
+def test_approximate_forget_publishes_taints_and_erases(trained):
+    ws, _, versions = trained
+    ledger = ws.ledger
+    collection = entity_collection(ws)
+    rid = create_request(ws, Selector(collection=collection), method="grad_diff", config=FAST, reason="test")
+    trained_ids = [d for d, t in ledger.forget_request_documents(rid) if t]
+    assert trained_ids
+    outcome = run_request(ws, rid)
+    assert outcome.status == "succeeded"
+    new = ledger.resolve_version("latest")
+    assert new.name == outcome.version and new.kind == "unlearn" and new.parent_id == versions[-1].id
+    # every earlier version that saw the documents is tainted; serving it needs the override
+    assert set(outcome.tainted) >= {versions[-1].name}
+    with pytest.raises(ConflictError):
+        ledger.resolve_version(versions[-1].name)
+    for doc in ledger.documents(trained_ids):
+        assert doc.content is None and doc.tombstone["request_id"] == rid
+    request = ledger.forget_request(rid)
+    assert request.status == "succeeded" and request.result_version_id == new.id
+    assert request.audit is not None
+    stored = ledger.evaluations(request_id=rid)
+    assert {e.version_id for e in stored} == {versions[-1].id, new.id}
+    assert ledger.exposure_count(request.run_id) > 0  # the unlearning run's batches are on record
+
+
+def test_a_failed_request_changes_nothing(trained):
+    ws, _, versions = trained
+    ledger = ws.ledger
+    collection = entity_collection(ws)
+    # An invalid setting fails inside the run (after the request and its run were recorded).
+    rid = create_request(ws, Selector(collection=collection), method="npo", config={**FAST, "lr": -1.0})
+    with pytest.raises(Exception):
+        run_request(ws, rid)
+    request = ledger.forget_request(rid)
+    assert request.status == "failed" and request.error
+    assert ledger.resolve_version("latest").id == versions[-1].id
+    assert all(d.content is not None for d in ledger.documents(ledger.collection_ids(collection)))
+    assert ledger.run(request.run_id).status == "failed"
+
+
+def test_exact_replay_yields_a_version_that_never_saw_the_documents(trained):
+    ws, _, versions = trained
+    ledger = ws.ledger
+    collection = entity_collection(ws)
+    rid = create_request(ws, Selector(collection=collection), method="exact")
+    trained_ids = [d for d, t in ledger.forget_request_documents(rid) if t]
+    outcome = run_request(ws, rid, evaluate=False)
+    new = ledger.resolve_version("latest")
+    assert outcome.status == "succeeded" and new.kind == "replay"
+    for doc_id in trained_ids:
+        assert new.id not in {v.id for v in ledger.versions_that_saw(doc_id)}
+
+
+def test_selector_errors_and_untrained_documents(trained):
+    ws, _, versions = trained
+    with pytest.raises(InputError, match="matches no document"):
+        create_request(ws, Selector(search="no such text anywhere"), method="npo")
+    with pytest.raises(InputError, match="unknown method"):
+        create_request(ws, Selector(collection="synth/holdout"), method="nope")
+    rid = create_request(ws, Selector(collection="synth/holdout"), method="npo")
+    assert all(not t for _, t in ws.ledger.forget_request_documents(rid))
+    outcome = run_request(ws, rid)
+    assert outcome.status == "succeeded" and outcome.version is None
+    assert ws.ledger.resolve_version("latest").id == versions[-1].id  # nothing to unlearn: no new version
+    assert all(d.content is None for d in ws.ledger.documents(ws.ledger.collection_ids("synth/holdout")))
+
+
+def test_unpublished_candidate_then_publish_with_purge(trained):
+    ws, _, versions = trained
+    rid = create_request(ws, Selector(collection=entity_collection(ws)), method="grad_ascent", config=FAST)
+    outcome = run_request(ws, rid, publish=False, evaluate=False)
+    assert outcome.status == "evaluated"
+    assert ws.ledger.resolve_version("latest").id == versions[-1].id
+    assert all(d.content is not None for d in ws.ledger.documents([d for d, _ in ws.ledger.forget_request_documents(rid)]))
+    published = publish_request(ws, rid, purge=True)
+    assert published.purged and all(not __import__("pathlib").Path(v.path).exists()
+                                    for v in ws.ledger.list_versions() if v.name in published.purged)
+    with pytest.raises(ConflictError, match="purged"):
+        ws.ledger.resolve_version(published.purged[0], allow_tainted=True)
