@@ -118,14 +118,15 @@ def ingest(ledger, docs: dict[str, list[dict]]) -> dict[str, list[int]]:
 
 
 def save_model(ws, model, tokenizer, name: str, *, kind: str = "finetune", parent_id=None, meta=None,
-               aliases=("latest",)):
+               aliases=("latest",), run_id=None):
     """Save a model under the workspace's models/ and register it as a version."""
     from lethe.model.io import save_version
 
     path = ws.models_dir() / name
     digest = save_version(model, tokenizer, path)
     return ws.ledger.register_version(kind=kind, path=f"models/{name}", weights_sha256=digest, name=name,
-                                      parent_id=parent_id, meta=meta, aliases=aliases)
+                                      parent_id=parent_id, meta=meta, aliases=aliases, run_id=run_id,
+                                      inherit_coverage=parent_id is not None)
 
 
 def workspace_with_models(root):
@@ -135,6 +136,13 @@ def workspace_with_models(root):
     ws = Workspace(home=root / "home").init()
     ids = ingest(ws.ledger, documents())
     tokenizer, target, retain = trained_pair()
-    target_v = save_model(ws, target, tokenizer, "target")
-    retain_v = save_model(ws, retain, tokenizer, "retain", aliases=())
+    # exposures, so that the ledger knows what each version trained on
+    target_run = ws.ledger.start_run("train")
+    ws.ledger.record_exposures(target_run, [(1, d) for d in ids["forget"] + ids["retain"]])
+    ws.ledger.finish_run(target_run)
+    retain_run = ws.ledger.start_run("replay")
+    ws.ledger.record_exposures(retain_run, [(1, d) for d in ids["retain"]])
+    ws.ledger.finish_run(retain_run)
+    target_v = save_model(ws, target, tokenizer, "target", run_id=target_run)
+    retain_v = save_model(ws, retain, tokenizer, "retain", aliases=(), run_id=retain_run)
     return ws, ids, target_v, retain_v, (tokenizer, target, retain)

@@ -7,22 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from ingest_helpers import led, write  # noqa: F401  (a fixture)
 from lethe.data.ingest import ingest
 from lethe.data.sources import detect, read, readers
 from lethe.errors import InputError
-from lethe.ledger import Ledger
-
-
-@pytest.fixture
-def led(tmp_path):
-    ledger = Ledger.open(f"sqlite:///{tmp_path / 'ingest.db'}")
-    yield ledger
-    ledger.close()
-
-
-def write(path: Path, text: str | bytes) -> Path:
-    path.write_bytes(text if isinstance(text, bytes) else text.encode("utf-8"))
-    return path
 
 
 def rows_of(path: Path, **options) -> list:

@@ -1,0 +1,383 @@
+"""The audit of a forget request: what changed, judged against exact retraining when possible.
+
+`build_audit` compares models directly (no ledger): the version before the request, the
+version after it and, when one exists, the *exact reference* (replay from the ledger without
+the forgotten documents). On the forget documents, a sample of the retain documents and the
+never-trained holdout documents it reports
+
+* the standard suite (`lethe.eval.suite`) for every model, and the change after - before;
+* the distance of the approximate model to the exact reference in those metrics, and TOFU's
+  forget quality of the approximate model *against the exact one* (KS p-value of the forget
+  truth ratios: high = indistinguishable from retraining);
+* membership-inference AUCs forget vs holdout (and ROC points of the LOSS attack, for plots);
+* the forget-set truth ratios (for histograms), and sample questions about the forgotten
+  documents with the greedy answers of each model;
+* the loss curve of the unlearning run, when its progress history is given.
+
+The result is JSON-ready. It runs *before* the documents are erased (the orchestration calls
+it between unlearning and publishing): afterwards the ledger no longer holds their content.
+Note that the samples quote forgotten questions and answers; `AuditConfig.samples = 0` leaves
+them out where the audit itself must not hold forgotten text.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from lethe.eval import mia, tofu_math
+from lethe.eval.suite import HOLDOUT, SuiteConfig, SuiteResult, load_split_documents, run_suite, version_path
+
+BENCHMARK = "audit"
+HEADLINE = ("loss", "token_accuracy", "exact_match", "rouge_l_recall", "answer_probability",
+            "truth_ratio_stat", "mia_auc_loss", "mia_auc_min_k_plus_plus", "exact_memorisation",
+            "verbatim_rouge")
+"""The metrics the rendered audit and the before/after plots show first."""
+
+
+@dataclass
+class AuditConfig:
+    """How an audit samples and scores."""
+
+    suite: SuiteConfig = field(default_factory=lambda: SuiteConfig(max_items=64, max_new_tokens=64))
+    """The suite run on every model (items per split, answer length, ...)."""
+    retain_documents: int = 200
+    """Retain documents drawn (seeded) from what the base version trained on, before the
+    suite's own per-split sampling."""
+    samples: int = 5
+    """Sample questions about the forgotten documents shown with each model's answer."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _changes(after: dict[str, dict[str, float]], before: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
+    return {
+        split: {m: after[split][m] - before[split][m] for m in after[split] if m in before.get(split, {})
+                and not m.endswith("items")}
+        for split in after
+    }
+
+
+def _roc_dict(curve: mia.RocCurve) -> dict[str, Any]:
+    return {"fpr": [round(x, 5) for x in curve.fpr], "tpr": [round(x, 5) for x in curve.tpr], "auc": curve.auc}
+
+
+def _forget_ratios(result: SuiteResult) -> np.ndarray:
+    split = result.splits.get("forget")
+    return split.qa.truth_ratios if split is not None and split.qa is not None else np.empty(0)
+
+
+def _samples(results: dict[str, SuiteResult], count: int) -> list[dict[str, Any]]:
+    forget = {label: r.splits.get("forget") for label, r in results.items()}
+    first = next(iter(forget.values()))
+    if first is None or count <= 0:
+        return []
+    out: list[dict[str, Any]] = []
+    if first.qa is not None and first.qa.generations is not None:
+        for index, item in enumerate(first.qa.items[:count]):
+            row = {"document_id": item.document_id, "key": item.key, "question": item.question,
+                   "answer": item.answer}
+            for label, split in forget.items():
+                row[label] = split.qa.generations[index] if split and split.qa and split.qa.generations else None
+            out.append(row)
+    elif first.text is not None and first.text.continuations is not None:
+        for index, item in enumerate(first.text.items[:count]):
+            row = {"document_id": item.document_id, "key": item.key, "question": item.text[:160] + "…",
+                   "answer": None}
+            for label, split in forget.items():
+                row[label] = (split.text.continuations[index]
+                              if split and split.text and split.text.continuations else None)
+            out.append(row)
+    return out
+
+
+def compact_history(history: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
+    """Progress records reduced to step, loss and the quick forget / retain metrics."""
+    out = []
+    for record in history or []:
+        if not isinstance(record, dict) or "step" not in record:
+            continue
+        row: dict[str, Any] = {"step": record["step"], "losses": {
+            k: v for k, v in (record.get("losses") or {}).items() if isinstance(v, (int, float))}}
+        if record.get("metrics"):
+            row["metrics"] = {k: v for k, v in record["metrics"].items() if isinstance(v, (int, float))}
+        out.append(row)
+    return out
+
+
+def build_audit(
+    before_model: Any,
+    after_model: Any,
+    tokenizer: Any,
+    *,
+    forget: list[Any],
+    retain: list[Any],
+    holdout: list[Any] | None = None,
+    reference_model: Any = None,
+    history: list[dict[str, Any]] | None = None,
+    config: AuditConfig | None = None,
+    info: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The audit of one forget operation, from the models and the document sets (JSON-ready).
+
+    `forget`, `retain`, `holdout`: documents (ledger rows or dicts); `reference_model`: the
+    exact-replay model if there is one; `info`: request and version descriptions copied in.
+    """
+    config = config or AuditConfig()
+    started = time.perf_counter()
+    splits = {"forget": forget, "retain": retain}
+    if holdout:
+        splits[HOLDOUT] = holdout
+    models = {"before": before_model, "after": after_model}
+    if reference_model is not None:
+        models["reference"] = reference_model
+    results = {label: run_suite(model, tokenizer, splits, config.suite) for label, model in models.items()}
+    metrics = {label: result.metrics for label, result in results.items()}
+    audit: dict[str, Any] = {
+        **(info or {}),
+        "config": config.to_dict(),
+        "counts": results["before"].meta()["counts"],
+        "metrics": metrics,
+        "changes": _changes(metrics["after"], metrics["before"]),
+        "reference_comparison": None,
+    }
+    ratios = {label: _forget_ratios(result) for label, result in results.items()}
+    audit["truth_ratios"] = {label: [round(float(r), 6) for r in values] for label, values in ratios.items()}
+    if "reference" in results:
+        distance = {
+            split: {m: abs(v) for m, v in values.items()}
+            for split, values in _changes(metrics["after"], metrics["reference"]).items()
+        }
+        headline = [d for split in distance.values() for m, d in split.items() if m in HEADLINE]
+        comparison: dict[str, Any] = {
+            "distance": distance,
+            "mean_abs_distance": float(np.mean(headline)) if headline else None,
+        }
+        if ratios["after"].size and ratios["reference"].size:
+            ks = tofu_math.forget_quality_test(ratios["after"], ratios["reference"])
+            comparison["forget_quality_vs_reference"] = ks.pvalue
+            comparison["ks_statistic"] = ks.statistic
+        audit["reference_comparison"] = comparison
+    audit["mia"] = _mia_section(results)
+    audit["samples"] = _samples(results, config.samples)
+    audit["history"] = compact_history(history)
+    audit["seconds"] = round(time.perf_counter() - started, 3)
+    return audit
+
+
+def _mia_section(results: dict[str, SuiteResult]) -> dict[str, Any]:
+    section: dict[str, Any] = {"aucs": {}, "roc": {}}
+    for label, result in results.items():
+        forget, holdout = result.splits.get("forget"), result.splits.get(HOLDOUT)
+        section["aucs"][label] = {k[len("mia_auc_"):]: v for k, v in (forget.metrics if forget else {}).items()
+                                  if k.startswith("mia_auc_")}
+        if forget and holdout and forget.qa is not None and holdout.qa is not None:
+            section["roc"][label] = _roc_dict(mia.roc_points(forget.qa.mia["loss"], holdout.qa.mia["loss"]))
+    if "reference" in results:
+        after, reference = section["aucs"].get("after", {}), section["aucs"].get("reference", {})
+        section["privleak"] = {a: mia.privleak(after[a], reference[a]) for a in after
+                               if a in reference and reference[a] < 1.0}
+    return section
+
+
+# ----------------------------------------------------------------------------- the ledger side
+
+def _version_info(version: Any) -> dict[str, Any] | None:
+    if version is None:
+        return None
+    return {"id": version.id, "name": version.name, "kind": version.kind}
+
+
+def find_reference(ledger: Any, request: Any, forget_ids: list[int]) -> Any:
+    """The exact-replay version for the same documents and base, if the ledger has one."""
+    if request.method == "exact":
+        return None  # the request's own result is the exact model
+    wanted = set(forget_ids)
+    for other in ledger.forget_requests(limit=1000):
+        if (other.id == request.id or other.method != "exact" or other.result_version_id is None
+                or other.status not in ("evaluated", "succeeded")
+                or other.base_version_id != request.base_version_id):
+            continue
+        if {d for d, trained in ledger.forget_request_documents(other.id) if trained} == wanted:
+            return ledger.resolve_version(other.result_version_id, allow_tainted=True)
+    return None
+
+
+def _holdout_documents(ledger: Any, request: Any, seen: set[int]) -> list[Any]:
+    name = (request.config or {}).get("holdout")
+    names = [name] if name else [c.name for c, _ in ledger.collections() if "holdout" in c.name]
+    ids = [i for n in names for i in ledger.collection_ids(n) if i not in seen]
+    return [d for d in ledger.documents(ids) if d.content is not None] if ids else []
+
+
+def audit_forget_request(
+    workspace: Any,
+    request: Any,
+    base: Any,
+    candidate: Any,
+    forget_ids: list[int],
+    history: list[dict[str, Any]] | None = None,
+    *,
+    reference: Any = None,
+    config: AuditConfig | None = None,
+    store: bool = True,
+) -> dict[str, Any]:
+    """Audit a request from the ledger: load the versions and documents, `build_audit`, and
+    store each model's suite metrics as benchmark `audit` with the request id.
+
+    `request`: a `ForgetRequest` row or id; `base`, `candidate`: versions (rows, ids or names);
+    `reference`: the exact-replay version (found with `find_reference` when not given).
+    Call it before the documents are erased.
+    """
+    from lethe.model.io import load_version
+
+    config = config or AuditConfig()
+    ledger = workspace.ledger
+    if isinstance(request, int):
+        request = ledger.forget_request(request)
+    base = ledger.resolve_version(getattr(base, "id", base), allow_tainted=True)
+    candidate = ledger.resolve_version(getattr(candidate, "id", candidate), allow_tainted=True)
+    if reference is None:
+        reference = find_reference(ledger, request, forget_ids)
+    elif not hasattr(reference, "path"):
+        reference = ledger.resolve_version(reference, allow_tainted=True)
+    forget_docs = load_split_documents(ledger, list(forget_ids))
+    seen = ledger.documents_seen(base.id)
+    excluded = set(forget_ids)
+    retain_ids = [d for d in seen if d not in excluded]
+    if len(retain_ids) > config.retain_documents:
+        retain_ids = sorted(random.Random(config.suite.seed).sample(retain_ids, config.retain_documents))
+    retain_docs = load_split_documents(ledger, retain_ids)
+    holdout_docs = _holdout_documents(ledger, request, set(seen))
+    before_model, tokenizer = load_version(version_path(workspace, base))
+    after_model, _ = load_version(version_path(workspace, candidate))
+    reference_model = load_version(version_path(workspace, reference))[0] if reference is not None else None
+    info = {
+        "request": {"id": request.id, "method": request.method, "reason": request.reason,
+                    "selector": request.selector, "forget_documents": len(forget_ids)},
+        "versions": {"before": _version_info(base), "after": _version_info(candidate),
+                     "reference": _version_info(reference)},
+        "exact": request.method == "exact",
+    }
+    audit = build_audit(before_model, after_model, tokenizer, forget=forget_docs, retain=retain_docs,
+                        holdout=holdout_docs, reference_model=reference_model, history=history,
+                        config=config, info=info)
+    if store:
+        meta = {"config": config.to_dict(), "role": None}
+        for label, version in (("before", base), ("after", candidate), ("reference", reference)):
+            if version is not None and label in audit["metrics"]:
+                ledger.add_evaluations(version.id, BENCHMARK, audit["metrics"][label], request_id=request.id,
+                                       meta={**meta, "role": label})
+    return audit
+
+
+def audit_request(workspace: Any, request_id: int, *, refresh: bool = False) -> dict[str, Any]:
+    """What `lethe audit REQUEST` shows: the stored audit, or a fresh one (`refresh`, or none
+    stored) saved into the request. A fresh audit needs the forget documents' content."""
+    from lethe.errors import ConflictError
+
+    ledger = workspace.ledger
+    request = ledger.forget_request(request_id)
+    if request.audit and not refresh and "metrics" in request.audit:
+        return request.audit
+    if request.base_version_id is None or request.result_version_id is None:
+        if request.audit:
+            return request.audit
+        raise ConflictError(f"forget request {request_id} is {request.status} and has no result version to audit")
+    forget_ids = [d for d, trained in ledger.forget_request_documents(request_id) if trained]
+    if all(d.content is None for d in ledger.documents(forget_ids)) if forget_ids else True:
+        if request.audit:
+            return request.audit
+        raise ConflictError(
+            f"forget request {request_id}'s documents are erased: an audit of them can no longer be computed "
+            "(audits are made before erasure, by the request itself)")
+    history = ((ledger.run(request.run_id).metrics or {}).get("history") if request.run_id else None)
+    audit = audit_forget_request(workspace, request, request.base_version_id, request.result_version_id,
+                                 forget_ids, history)
+    ledger.update_forget_request(request_id, audit=audit)
+    return audit
+
+
+# ----------------------------------------------------------------------------- the terminal
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:.3g}" if (value != 0 and abs(value) < 1e-3) else f"{value:.3f}"
+    return str(value)
+
+
+def _short(text: Any, width: int = 70) -> str:
+    text = "" if text is None else " ".join(str(text).split())
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def render_audit(audit: dict[str, Any]) -> Any:
+    """A rich renderable of an audit: header, metrics before / after / reference, MIA, samples."""
+    from rich.console import Group
+    from rich.table import Table
+    from rich.text import Text
+
+    if "metrics" not in audit:
+        return Text(f"audit: {audit}")
+    request = audit.get("request") or {}
+    versions = audit.get("versions") or {}
+    name = lambda key: (versions.get(key) or {}).get("name", "—")  # noqa: E731
+    header = Text.assemble(
+        (f"forget request {request.get('id', '?')}", "bold"),
+        f"  method {request.get('method', '?')}  ·  {request.get('forget_documents', '?')} documents  ·  "
+        f"{name('before')} → {name('after')}",
+        f"  ·  exact reference {name('reference')}" if versions.get("reference") else
+        ("  ·  exact replay (this is the reference)" if audit.get("exact") else "  ·  no exact reference"),
+    )
+    parts: list[Any] = [header]
+    metrics = audit["metrics"]
+    labels = [label for label in ("before", "after", "reference") if label in metrics]
+    table = Table(title="metrics", show_lines=False)
+    table.add_column("split")
+    table.add_column("metric")
+    for label in labels:
+        table.add_column(label, justify="right")
+    table.add_column("Δ after−before", justify="right")
+    for split, values in metrics["after"].items():
+        names = [m for m in HEADLINE if m in values] + [m for m in values if m not in HEADLINE
+                                                        and not m.endswith("items")]
+        for metric in names:
+            change = (audit.get("changes") or {}).get(split, {}).get(metric)
+            table.add_row(split, metric, *(_fmt(metrics[label].get(split, {}).get(metric)) for label in labels),
+                          _fmt(change))
+        table.add_section()
+    parts.append(table)
+    comparison = audit.get("reference_comparison")
+    if comparison:
+        parts.append(Text(
+            f"vs exact reference: mean |Δ| over headline metrics {_fmt(comparison.get('mean_abs_distance'))}; "
+            f"forget quality (KS p, after vs exact) {_fmt(comparison.get('forget_quality_vs_reference'))}"))
+    aucs = (audit.get("mia") or {}).get("aucs") or {}
+    if any(aucs.values()):
+        mia_table = Table(title="membership inference AUC, forget vs holdout (0.5 = chance)")
+        mia_table.add_column("attack")
+        for label in aucs:
+            mia_table.add_column(label, justify="right")
+        attacks = list(dict.fromkeys(a for values in aucs.values() for a in values))
+        for attack in attacks:
+            mia_table.add_row(attack, *(_fmt(aucs[label].get(attack)) for label in aucs))
+        parts.append(mia_table)
+    samples = audit.get("samples") or []
+    if samples:
+        sample_table = Table(title="sample questions about the forgotten documents", show_lines=True)
+        sample_table.add_column("question / answer")
+        for label in labels:
+            sample_table.add_column(label)
+        for row in samples:
+            sample_table.add_row(f"{_short(row.get('question'), 60)}\n[dim]{_short(row.get('answer'), 60)}[/]",
+                                 *(_short(row.get(label), 60) for label in labels))
+        parts.append(sample_table)
+    parts.append(Text(f"computed in {audit.get('seconds', 0):.1f} s", style="dim"))
+    return Group(*parts)

@@ -1,0 +1,67 @@
+"""Show a document with its most-memorised tokens marked: in the terminal and as HTML."""
+
+from __future__ import annotations
+
+import html
+
+from rich.text import Text
+
+
+def document_tokens(model_path: str, document, ledger=None) -> tuple[list[int], object]:
+    """The token ids the impact positions index: the document's training examples, concatenated."""
+    from lethe.model.io import load_version
+    from lethe.train.config import TrainConfig
+    from lethe.train.examples import build_examples
+
+    _, tokenizer = load_version(model_path)
+    config = TrainConfig()
+    if ledger is not None and getattr(document, "id", None) is not None:
+        from lethe.unlearn.request import lineage_train_config
+
+        versions = [v for v in ledger.list_versions() if v.path == model_path]
+        if versions:
+            config = lineage_train_config(ledger, versions[0].lineage_id)
+    ids: list[int] = []
+    for example in build_examples([document], tokenizer, config):
+        ids.extend(example.input_ids)
+    return ids, tokenizer
+
+
+def _marks(record) -> dict[int, float]:
+    top = record.top_tokens or []
+    peak = max((t["impact"] for t in top), default=1.0) or 1.0
+    return {t["position"]: max(0.0, t["impact"]) / peak for t in top}
+
+
+def render_impact(model_path: str, document, record, ledger=None) -> Text:
+    ids, tokenizer = document_tokens(model_path, document, ledger)
+    marks = _marks(record)
+    text = Text()
+    for position, token_id in enumerate(ids):
+        piece = tokenizer.decode([token_id])
+        strength = marks.get(position)
+        if strength is None:
+            text.append(piece, style="dim" if token_id in tokenizer.all_special_ids else "")
+        else:
+            red = 120 + int(135 * strength)
+            text.append(piece, style=f"bold white on rgb({red},40,40)")
+    return text
+
+
+def impact_html(model_path: str, document, record, ledger=None) -> str:
+    """HTML of the document with top-impact tokens highlighted (opacity ~ impact), titled with the value."""
+    ids, tokenizer = document_tokens(model_path, document, ledger)
+    marks = _marks(record)
+    impacts = {t["position"]: t["impact"] for t in record.top_tokens or []}
+    parts = []
+    for position, token_id in enumerate(ids):
+        if token_id in tokenizer.all_special_ids:
+            continue
+        piece = html.escape(tokenizer.decode([token_id]))
+        if position in marks:
+            alpha = 0.25 + 0.75 * marks[position]
+            parts.append(f'<mark title="impact {impacts[position]:.2f} nats" '
+                         f'style="background: rgba(220,50,50,{alpha:.2f})">{piece}</mark>')
+        else:
+            parts.append(piece)
+    return '<div class="lethe-impact" style="white-space: pre-wrap">' + "".join(parts) + "</div>"

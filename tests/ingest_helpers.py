@@ -1,0 +1,26 @@
+"""Shared helpers of the ingest, legacy JSON and `lethe data` tests.
+
+``from ingest_helpers import led, write`` — `led` is a fresh SQLite ledger in tmp (the tests
+that should also run on PostgreSQL use conftest's parametrized `ledger` fixture instead).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from lethe.ledger import Ledger
+
+
+@pytest.fixture
+def led(tmp_path):
+    ledger = Ledger.open(f"sqlite:///{tmp_path / 'ingest.db'}")
+    yield ledger
+    ledger.close()
+
+
+def write(path: Path, text: str | bytes) -> Path:
+    """Write `text` (UTF-8) or raw bytes to `path` and return it."""
+    path.write_bytes(text if isinstance(text, bytes) else text.encode("utf-8"))
+    return path
