@@ -42,3 +42,25 @@ def test_curate_records_every_decision_and_cleans_into_revisions(shared_data):
     cleaned = [d for d in curated if d.revision == 2]
     assert 0 < len(cleaned) <= report["cleaned"]  # a cleaned page is a new revision (one per page)
     assert all(ledger.document(d.parent_id).content != d.content for d in cleaned)
+
+
+def test_ledger_check_reports_ok_then_names_a_tampered_weight_file(tmp_path):
+    from lethe.model.io import save_version
+    from lethe.data.tokenizer import train_tokenizer
+    from lethe.model.presets import build_model
+
+    ws = Workspace.from_env().init()
+    tokenizer = train_tokenizer(["alpha beta gamma delta"] * 50, vocab_size=300)
+    model = build_model("nano", len(tokenizer))
+    path = ws.path("models", "m1")
+    digest = save_version(model, tokenizer, path)
+    ws.ledger.register_version(kind="pretrain", path=str(path), weights_sha256=digest)
+    assert json.loads(run("ledger", "check", "--json"))["ok"] is True
+    weights = next(path.glob("*.safetensors"))
+    data = bytearray(weights.read_bytes())
+    data[-1] ^= 0xFF
+    weights.write_bytes(bytes(data))
+    result = runner.invoke(app, ["ledger", "check", "--json"])
+    assert result.exit_code == 1
+    problems = json.loads(result.output)["problems"]
+    assert [(p["check"], p["table"]) for p in problems] == [("weights", "model_versions")]

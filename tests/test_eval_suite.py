@@ -119,6 +119,11 @@ def test_evaluate_version_stores_in_the_ledger(tmp_path) -> None:
     console = Console(width=200, record=True)
     console.print(render_suite(result))
     assert "mia_auc_loss" in console.export_text()
-    # default splits: what the version trained on (no exposures recorded here: empty) and nothing else
+    # default splits: what the version trained on, and never-trained *holdout* collections
+    default = evaluate_version(ws, "target", config=CONFIG.replace(generate=False), store=False)
+    assert set(default["metrics"]) == {"retain", "holdout"}
+    assert default["metrics"]["retain"]["items"] == 8 and default["metrics"]["retain"]["mia_auc_loss"] == 1.0
+    assert len(ws.ledger.evaluations(version_id=target.id)) == len(rows)  # not stored
+    ws.ledger.create_collection("test/empty", [])
     with pytest.raises(InputError, match="no documents to evaluate"):
-        evaluate_version(ws, "target", config=CONFIG, store=False)
+        evaluate_version(ws, "target", forget="test/empty", config=CONFIG, store=False)

@@ -200,13 +200,15 @@ def version_path(workspace: Any, version: Any) -> Path:
 
 def default_splits(ledger: Any, version: Any) -> dict[str, str | list[int]]:
     """Splits when none are named: the documents the version trained on as `retain`, and the
-    synthetic world's never-trained documents as `holdout` when the ledger has them."""
-    splits: dict[str, str | list[int]] = {"retain": ledger.documents_seen(version.id)}
-    known = {collection.name for collection, _ in ledger.collections()}
-    for name in ("synth/holdout", "holdout"):
-        if name in known:
-            splits[HOLDOUT] = name
-            break
+    never-trained documents of every collection named like `*holdout*` as `holdout`."""
+    seen = ledger.documents_seen(version.id)
+    splits: dict[str, str | list[int]] = {"retain": seen}
+    known, seen_set = set(), set(seen)
+    for collection, _ in ledger.collections():
+        if "holdout" in collection.name:
+            known.update(i for i in ledger.collection_ids(collection.name) if i not in seen_set)
+    if known:
+        splits[HOLDOUT] = sorted(known)
     return splits
 
 
@@ -250,7 +252,7 @@ def evaluate_version(
             Where(field="splits"),
         )
     model, tokenizer = load_version(version_path(workspace, version))
-    described = {name: spec if isinstance(spec, str) else f"{len(spec)} trained documents"
+    described = {name: spec if isinstance(spec, str) else f"{len(spec)} documents"
                  for name, spec in specs.items()}
     run_id = ledger.start_run("eval", parent_version_id=version.id, lineage_id=version.lineage_id,
                               config={"benchmark": BENCHMARK, "splits": described, **config.to_dict()},

@@ -26,4 +26,4 @@ class NPO(GradDiff):
         with torch.no_grad():
             reference_logp, _ = sequence_logprob(logits_of(self.reference, forget), forget["labels"])
         beta = self.config.beta
-        return (-2.0 / beta * F.logsigmoid(-beta * (logp - reference_logp.detach()*0))).mean()
+        return (-2.0 / beta * F.logsigmoid(-beta * (logp - reference_logp))).mean()

@@ -1,0 +1,266 @@
+"""Training throughput and the synthetic-world QA figure, measured on this machine.
+
+Part 1 (throughput): tokens/s of lethe's training (`lethe.train.train`: provenance into a
+real SQLite ledger, a resume state saved mid-run, a version and checkpoint after the slice)
+against a minimal PyTorch loop on the same model, examples and batch order, for the nano,
+tiny and small presets in fp32 and bf16 autocast, alternating which goes first. Model FLOPs
+utilisation is reported against a matmul peak measured in the same run.
+
+Part 2 (qa): a `tiny` model trained SFT on the QA pairs of a 100-entity synthetic world;
+exact-match accuracy of greedy answers on trained and on holdout questions, and the time.
+
+    python benchmarks/train.py                 # both parts (~8 minutes on 2 cores)
+    python benchmarks/train.py --part throughput --steps-scale 0.5
+
+Writes benchmarks/results/train.json and prints Markdown tables.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import statistics
+import tempfile
+import time
+from contextlib import nullcontext
+from pathlib import Path
+
+import torch
+
+from lethe.data.chat_format import encode_prompt, pad_batch
+from lethe.data.synth_ingest import ingest_synthetic_world
+from lethe.data.tokenizer import stop_token_ids
+from lethe.eval.scoring import greedy_generate_ids
+from lethe.eval.text import exact_match, normalize_answer
+from lethe.model.io import load_version
+from lethe.model.presets import count_parameters, load_base
+from lethe.train import TrainConfig, train
+from lethe.train.examples import build_examples
+from lethe.train.schedule import batch_plan
+from lethe.train.tokenizers import train_workspace_tokenizer
+from lethe.workspace import Workspace
+
+RESULTS = Path(__file__).parent / "results" / "train.json"
+PRESET_STEPS = {"nano": 60, "tiny": 24, "small": 10}
+SEQ_LEN, BATCH = 128, 16
+
+
+def matmul_peak(dtype: torch.dtype, n: int = 1024, seconds: float = 1.5) -> float:
+    """FLOP/s of square matmuls in `dtype` on this machine, best of a few timed bursts."""
+    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
+    for _ in range(3):
+        a @ b
+    best, deadline = 0.0, time.perf_counter() + seconds
+    while time.perf_counter() < deadline:
+        start = time.perf_counter()
+        for _ in range(5):
+            a @ b
+        best = max(best, 5 * 2 * n**3 / (time.perf_counter() - start))
+    return best
+
+
+def flops_per_token(model, seq_len: int) -> float:
+    """Training FLOPs per token: 6 x (non-embedding parameters) + attention (PaLM appendix B)."""
+    config = model.config
+    params = count_parameters(model) - model.get_input_embeddings().weight.numel()
+    return 6 * params + 12 * config.num_hidden_layers * config.hidden_size * seq_len
+
+
+def minimal_loop(model, examples, plan, pad_id: int, bf16: bool, lr: float) -> tuple[float, int]:
+    """The baseline: forward with labels, backward, AdamW step. Returns (seconds, tokens)."""
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, betas=(0.9, 0.95))
+    model.train()
+    tokens, start = 0, time.perf_counter()
+    for batch_ids in plan:
+        batch = pad_batch([examples[i].as_encoded() for i in batch_ids], pad_id)
+        with torch.autocast("cpu", dtype=torch.bfloat16) if bf16 else nullcontext():
+            loss = model(**batch, use_cache=False).loss
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        tokens += sum(len(examples[i]) for i in batch_ids)
+    return time.perf_counter() - start, tokens
+
+
+def world_workspace(root: Path, entities: int = 100, seed: int = 0) -> tuple[Workspace, object]:
+    ws = Workspace(home=root / "home").init()
+    world, _ = ingest_synthetic_world(ws.ledger, entities=entities, seed=seed)
+    train_workspace_tokenizer(ws, collections=["synth/articles", "synth/qa", "synth/holdout"], vocab_size=4096)
+    return ws, world
+
+
+def throughput(ws: Workspace, steps_scale: float, repeats: int) -> list[dict]:
+    peaks = {"fp32": matmul_peak(torch.float32), "bf16": matmul_peak(torch.bfloat16)}
+    print(f"matmul peak: fp32 {peaks['fp32'] / 1e9:.1f} GFLOP/s, bf16 {peaks['bf16'] / 1e9:.1f} GFLOP/s")
+    rows = []
+    articles = ws.ledger.collection_ids("synth/articles")
+    for preset, steps in PRESET_STEPS.items():
+        steps = max(4, round(steps * steps_scale))
+        for precision in ("fp32", "bf16"):
+            bf16 = precision == "bf16"
+            lethe_runs, minimal_runs, publish = [], [], []
+            for repeat in range(repeats):
+                order = ("minimal", "lethe") if repeat % 2 == 0 else ("lethe", "minimal")
+                for which in order:
+                    # One slice over the articles; epochs make up the step count.
+                    n_windows = _windows(ws, articles)
+                    epochs = max(1, -(-steps * BATCH // n_windows))
+                    config = TrainConfig(task="pretrain", epochs=epochs, batch_size=BATCH, seq_len=SEQ_LEN,
+                                         bf16=bf16, save_every=max(2, steps // 2), seed=repeat)
+                    if which == "lethe":
+                        start = time.perf_counter()
+                        [version] = train(ws, data="synth/articles", preset_or_path=preset, config=config,
+                                          lineage=f"bench-{preset}-{precision}-{repeat}")
+                        total = time.perf_counter() - start
+                        stats = ws.ledger.run(version.run_id).metrics["slices"][0]
+                        lethe_runs.append(stats["tokens"] / stats["seconds"])
+                        publish.append(total - stats["seconds"])
+                    else:
+                        tokenizer = _tokenizer(ws)
+                        model = load_base(preset, tokenizer, seed=repeat)
+                        examples = build_examples(ws.ledger.documents(sorted(articles)), tokenizer, config)
+                        plan = batch_plan(len(examples), BATCH, epochs, seed=repeat)
+                        seconds, tokens = minimal_loop(model, examples, plan, tokenizer.pad_token_id, bf16,
+                                                       config.lr)
+                        minimal_runs.append(tokens / seconds)
+            model = load_base(preset, _tokenizer(ws))
+            lethe_tps, minimal_tps = max(lethe_runs), max(minimal_runs)
+            fpt = flops_per_token(model, SEQ_LEN)
+            row = {
+                "preset": preset, "precision": precision, "parameters": count_parameters(model),
+                "steps": epochs * -(-n_windows // BATCH), "batch": BATCH, "seq_len": SEQ_LEN,
+                "lethe_tokens_per_s": round(lethe_tps), "minimal_tokens_per_s": round(minimal_tps),
+                "overhead_pct": round(100 * (1 - lethe_tps / minimal_tps), 1),
+                "lethe_runs": [round(x) for x in lethe_runs], "minimal_runs": [round(x) for x in minimal_runs],
+                "mfu_pct": round(100 * lethe_tps * fpt / peaks[precision], 1),
+                "publish_seconds": round(statistics.median(publish), 2),
+            }
+            rows.append(row)
+            print(f"{preset:5} {precision}: lethe {row['lethe_tokens_per_s']:>6} tok/s, minimal "
+                  f"{row['minimal_tokens_per_s']:>6} tok/s, overhead {row['overhead_pct']:>5}%, "
+                  f"MFU {row['mfu_pct']}%, slice-end save {row['publish_seconds']}s", flush=True)
+    return [{"peaks_gflops": {k: round(v / 1e9, 1) for k, v in peaks.items()}}, *rows]
+
+
+_TOKENIZERS: dict = {}
+
+
+def _tokenizer(ws: Workspace):
+    if "t" not in _TOKENIZERS:
+        from lethe.data.tokenizer import load_tokenizer
+
+        _TOKENIZERS["t"] = load_tokenizer(ws.home / "tokenizers" / "bpe-4096")
+    return _TOKENIZERS["t"]
+
+
+def _windows(ws: Workspace, ids) -> int:
+    if "w" not in _TOKENIZERS:
+        config = TrainConfig(task="pretrain", seq_len=SEQ_LEN)
+        _TOKENIZERS["w"] = len(build_examples(ws.ledger.documents(sorted(ids)), _tokenizer(ws), config))
+    return _TOKENIZERS["w"]
+
+
+def answer_accuracy(model, tokenizer, pairs: list[tuple[str, str, str]], batch_size: int = 32) -> dict:
+    prompts = [encode_prompt(tokenizer, [{"role": "user", "content": q}]) for q, _, _ in pairs]
+    end = stop_token_ids(tokenizer)[0]
+    outputs = greedy_generate_ids(model, prompts, max_new_tokens=40, pad_id=tokenizer.pad_token_id, eos_id=end,
+                                  batch_size=batch_size)
+    answers = [tokenizer.decode(ids, skip_special_tokens=True) for ids in outputs]
+    em = [exact_match(a, ref) for a, (_, ref, _) in zip(answers, pairs)]
+    short = [float(normalize_answer(s) in normalize_answer(a)) for a, (_, _, s) in zip(answers, pairs)]
+    return {"n": len(pairs), "exact_match": round(sum(em) / len(em), 3),
+            "short_answer_contained": round(sum(short) / len(short), 3),
+            "examples": [{"question": q, "reference": r, "answer": a} for (q, r, _), a in zip(pairs[:3], answers)]}
+
+
+def qa_experiment(ws: Workspace, epochs: int, lr: float, batch_size: int, bf16: bool, sample: int) -> dict:
+    config = TrainConfig(task="sft", epochs=epochs, lr=lr, batch_size=batch_size, seq_len=SEQ_LEN, bf16=bf16,
+                         warmup_ratio=0.03, min_lr_ratio=0.1, save_every=500, seed=0)
+    last = {"t": time.perf_counter()}
+
+    def report(event) -> None:
+        if event.kind == "step" and time.perf_counter() - last["t"] > 30:
+            last["t"] = time.perf_counter()
+            print(f"  qa: step {event.step}/{event.steps_total} loss {event.loss:.3f} "
+                  f"{event.tokens_per_second:,.0f} tok/s ETA {event.eta:.0f}s", flush=True)
+
+    start = time.perf_counter()
+    [version] = train(ws, data="synth/qa", preset_or_path="tiny", config=config, lineage="qa-tiny", callback=report)
+    seconds = time.perf_counter() - start
+    stats = ws.ledger.run(version.run_id).metrics["slices"][0]
+    model, tokenizer = load_version(version.path)
+    rng = random.Random(0)
+
+    def pairs(collection: str) -> list[tuple[str, str, str]]:
+        docs = ws.ledger.documents(ws.ledger.collection_ids(collection))
+        return [(d.data["question"], d.data["answer"], d.data.get("short_answer") or d.data["answer"]) for d in docs]
+
+    trained = pairs("synth/qa")
+    holdout = pairs("synth/holdout/qa")
+    eval_start = time.perf_counter()
+    result = {
+        "preset": "tiny", "parameters": count_parameters(model), "config": config.to_dict(),
+        "train_questions": len(trained), "holdout_questions": len(holdout),
+        "train_seconds": round(seconds, 1), "loop_seconds": stats["seconds"], "steps": stats["steps"],
+        "tokens_per_s": stats["tokens_per_second"], "final_epoch_loss": round(stats["final_loss"], 4),
+        "trained": answer_accuracy(model, tokenizer, rng.sample(trained, min(sample, len(trained)))),
+        "holdout": answer_accuracy(model, tokenizer, holdout),
+    }
+    result["eval_seconds"] = round(time.perf_counter() - eval_start, 1)
+    print(f"qa: tiny SFT on {len(trained)} QA, {epochs} epochs in {result['train_seconds']}s; exact match "
+          f"trained {result['trained']['exact_match']:.1%} (n={result['trained']['n']}), holdout "
+          f"{result['holdout']['exact_match']:.1%} (n={result['holdout']['n']})", flush=True)
+    return result
+
+
+def markdown(throughput_rows: list[dict], qa: dict | None) -> str:
+    lines = []
+    if throughput_rows:
+        peaks = throughput_rows[0]["peaks_gflops"]
+        lines += [f"matmul peak: fp32 {peaks['fp32']} GFLOP/s, bf16 {peaks['bf16']} GFLOP/s", "",
+                  "| preset | params | precision | lethe tok/s | minimal tok/s | overhead | MFU | slice-end save |",
+                  "|---|---|---|---|---|---|---|---|"]
+        for r in throughput_rows[1:]:
+            lines.append(f"| {r['preset']} | {r['parameters'] / 1e6:.2f}M | {r['precision']} | "
+                         f"{r['lethe_tokens_per_s']:,} | {r['minimal_tokens_per_s']:,} | {r['overhead_pct']}% | "
+                         f"{r['mfu_pct']}% | {r['publish_seconds']}s |")
+    if qa:
+        lines += ["", "| model | QA trained | epochs | train time | EM trained | EM holdout |", "|---|---|---|---|---|---|",
+                  f"| tiny ({qa['parameters'] / 1e6:.1f}M) | {qa['train_questions']} | {qa['config']['epochs']} | "
+                  f"{qa['train_seconds']}s | {qa['trained']['exact_match']:.1%} | {qa['holdout']['exact_match']:.1%} |"]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--part", choices=["all", "throughput", "qa"], default="all")
+    parser.add_argument("--steps-scale", type=float, default=1.0, help="Scale the throughput step counts.")
+    parser.add_argument("--repeats", type=int, default=2, help="Alternating repeats per throughput cell (best kept).")
+    parser.add_argument("--qa-epochs", type=int, default=30)
+    parser.add_argument("--qa-lr", type=float, default=3e-3)
+    parser.add_argument("--qa-batch", type=int, default=32)
+    parser.add_argument("--qa-fp32", action="store_true", help="Train the QA model in fp32 (default bf16).")
+    parser.add_argument("--qa-sample", type=int, default=400, help="Trained questions evaluated (all holdout are).")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="lethe-bench-train-") as tmp:
+        ws, _ = world_workspace(Path(tmp))
+        rows = throughput(ws, args.steps_scale, args.repeats) if args.part in ("all", "throughput") else []
+        qa = (qa_experiment(ws, args.qa_epochs, args.qa_lr, args.qa_batch, not args.qa_fp32, args.qa_sample)
+              if args.part in ("all", "qa") else None)
+    previous = json.loads(RESULTS.read_text()) if RESULTS.is_file() else {}
+    result = {**previous, "torch_threads": torch.get_num_threads()}
+    if rows:
+        result["throughput"] = rows
+    if qa:
+        result["qa"] = qa
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(result, indent=2))
+    print()
+    print(markdown(result.get("throughput", []), result.get("qa")))
+    print(f"\nwrote {RESULTS}")
+
+
+if __name__ == "__main__":
+    main()
