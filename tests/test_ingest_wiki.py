@@ -42,11 +42,11 @@ DOC = '<doc id="{id}" url="http://x/?curid={id}" title="{title}">\n{title}\n\nBo
 @pytest.mark.parametrize(
     ("text", "line", "field", "pattern"),
     [
-        (DOC.format(id=1, title="A") + '<doc url="u" title="B">\nB\n</doc>\n', 5, "id", "no 'id' attribute"),
+        (DOC.format(id=1, title="A") + '<doc url="u" title="B">\nB\n</doc>\n', 6, "id", "no 'id' attribute"),
         (DOC.format(id=1, title="A") + '<doc id="2" title="B">\nB\n', 7, None, "missing </doc>"),
         ('<doc id="1" title="A">\nA\n<doc id="2" title="B">\n</doc>\n', 3, None, "before the article opened at line 1"),
         ("stray text\n" + DOC.format(id=1, title="A"), 1, None, "text outside"),
-        (DOC.format(id=1, title="A") + DOC.format(id=1, title="A again"), 5, "id", "duplicate page id '1'"),
+        (DOC.format(id=1, title="A") + DOC.format(id=1, title="A again"), 6, "id", "duplicate page id '1'"),
         ("\n\n", 1, None, "empty"),
     ],
 )
@@ -128,11 +128,11 @@ def test_a_later_dump_adds_a_revision(led, tmp_path):
 @pytest.mark.parametrize(
     ("xml", "line", "field", "pattern"),
     [
-        (export(THREE).replace("</title>", "</titel>", 1), 4, None, "malformed XML: mismatched tag"),
-        (export(THREE).replace("<id>101</id>", ""), 23, "revision.id", "<revision> has no <id>"),
-        (export(THREE).replace("<id>10</id>", ""), 3, "page.id", "<page> has no <id>"),
-        (export(page(12, "Empty", [])), 3, "revision", "has no <revision>"),
-        (export(THREE, THREE), 27, "id", "page id 10 appears twice"),
+        (export(THREE).replace("</title>", "</titel>", 1), 5, None, "malformed XML: mismatched tag"),
+        (export(THREE).replace("<id>101</id>", ""), 22, "revision.id", "<revision> has no <id>"),
+        (export(THREE).replace("<id>10</id>", ""), 4, "page.id", "<page> has no <id>"),
+        (export(page(12, "Empty", [])), 4, "revision", "has no <revision>"),
+        (export(THREE, THREE), 30, "id", "page id 10 appears twice"),
         ("<feed><entry/></feed>\n", 1, None, "root element is <feed>"),
         ("", 1, None, "empty"),
     ],
@@ -149,7 +149,7 @@ def test_mediawiki_non_utf8_names_the_line(tmp_path):
     data = export(THREE).encode().replace(b"river in Hades", b"river in H\xe4des")
     with pytest.raises(InputError, match="malformed XML: not well-formed") as error:
         list(read(write(tmp_path / "latin.xml", data)))
-    assert error.value.where.line == 20
+    assert error.value.where.line == 27
 
 
 def test_a_failed_dump_leaves_nothing(led, tmp_path):

@@ -33,5 +33,5 @@ class ImpactGA(GradDiff):
 
     def forget_loss(self, model: torch.nn.Module, forget: Batch) -> torch.Tensor:
         logp, mask = token_logprobs(logits_of(model, forget), forget["labels"])
-        weights = forget["token_weights"][:, 1:] * mask
+        weights = forget["token_weights"][:, 1:].clamp(min=0) * mask
         return (weights * logp).sum() / mask.sum().clamp(min=1)

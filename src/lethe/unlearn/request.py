@@ -93,7 +93,8 @@ def _holdout_documents(ledger, name: str | None, seen: set[int]):
 
 
 def run_request(workspace, request_id: int, *, publish: bool = True, purge: bool = False,
-                callback: Callable | None = None, cancel=None, evaluate: bool = True) -> ForgetOutcome:
+                callback: Callable | None = None, cancel=None, evaluate: bool = True,
+                suite=None) -> ForgetOutcome:
     """Run a pending request with its method; publish the result unless `publish=False`."""
     ledger = workspace.ledger
     request = ledger.forget_request(request_id)
@@ -123,7 +124,7 @@ def run_request(workspace, request_id: int, *, publish: bool = True, purge: bool
         if evaluate:
             from lethe.unlearn.evaluation import evaluate_request
 
-            audit = evaluate_request(workspace, request, base, candidate, trained_ids, history)
+            audit = evaluate_request(workspace, request, base, candidate, trained_ids, history, config=suite)
         ledger.finish_run(run_id, "succeeded", metrics={"history": history[-500:]})
         ledger.update_forget_request(request_id, result_version_id=candidate.id, audit=audit, status="evaluated")
         outcome.version, outcome.audit = candidate.name, audit

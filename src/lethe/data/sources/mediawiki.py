@@ -62,11 +62,12 @@ def read_mediawiki(path: Path) -> Iterator[DocumentRecord]:
     """A MediaWiki XML export (.xml, .xml.bz2): each page revision a revision of one document."""
     parser = XMLPullParser(events=("start", "end"))
     seen_pages: dict[str, int] = {}
-    page_start, revisions, pages, root = 0, [], 0, None
-    line_no = 0
+    page_start, revision_start, revisions, pages, root = 0, 0, [], 0, None
+    line_no, blank = 0, True
     with _open(path) as f:
         try:
             for line_no, raw in enumerate(f, 1):
+                blank = blank and not raw.strip()
                 parser.feed(raw)
                 for event, element in parser.read_events():
                     name = _local(element.tag)
@@ -78,9 +79,11 @@ def read_mediawiki(path: Path) -> Iterator[DocumentRecord]:
                                                  Where(path=path, line=line_no))
                         elif name == "page":
                             page_start, revisions = line_no, []
+                        elif name == "revision":
+                            revision_start = line_no
                         continue
                     if name == "revision":
-                        revisions.append(_revision(element, path, line_no))
+                        revisions.append(_revision(element, path, revision_start))
                         element.clear()
                     elif name == "page":
                         page_id, records = _page(element, revisions, path, page_start)
@@ -94,6 +97,9 @@ def read_mediawiki(path: Path) -> Iterator[DocumentRecord]:
                         root.clear()  # drop finished pages from the tree
             parser.close()
         except ParseError as e:
+            if blank:
+                raise InputError("the file is empty (expected a MediaWiki XML export)",
+                                 Where(path=path, line=1)) from None
             line, column = e.position
             reason = str(e).split(": line ")[0]
             raise InputError(f"malformed XML: {reason} (column {column + 1})",
