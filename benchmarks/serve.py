@@ -45,7 +45,7 @@ def training_texts(max_bytes: int = 400_000) -> list[str]:
     if WIKI.is_file():
         text = WIKI.read_bytes()[:max_bytes].decode("utf-8", errors="ignore")
         return [line for line in text.splitlines() if line and not line.startswith("<")]
-    words = "river bridge city stone light memory garden winter harbor archive".split()
+    words = ["river", "bridge", "city", "stone", "light", "memory", "garden", "winter", "harbor", "archive"]
     return [" ".join(words[(i * 7 + j) % len(words)] for j in range(12)) for i in range(2000)]
 
 

@@ -8,10 +8,10 @@ import time
 
 import pytest
 import torch
-from test_chat_fixtures import engine, nano  # noqa: F401  (fixtures)
 
 from lethe.chat import CancelToken, ChatEngine, EngineConfig, SamplingParams, collect
 from lethe.errors import InputError
+from test_chat_fixtures import engine, nano  # noqa: F401  (fixtures)
 
 GREEDY = SamplingParams(temperature=0, max_new_tokens=24, ignore_eos=True)
 
@@ -89,7 +89,7 @@ def test_cancel_stops_a_running_reply(engine):  # noqa: F811
                            cancel)
     next(stream)
     cancel.cancel()
-    final = [e for e in stream if e.done][0]
+    final = next(e for e in stream if e.done)
     assert final.finish_reason == "cancelled"
     assert final.stats.completion_tokens < 200
 

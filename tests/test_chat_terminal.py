@@ -5,12 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pytest
-from test_chat_fixtures import engine, nano  # noqa: F401  (fixtures)
 
 from lethe.chat import ChatEngine, SamplingParams
 from lethe.chat.terminal import TerminalChat, parse_params
 from lethe.errors import InputError, NotFoundError
 from lethe.serve.logging import ConversationLogger
+from test_chat_fixtures import engine, nano  # noqa: F401  (fixtures)
 
 
 @dataclass
@@ -88,7 +88,7 @@ def test_commands_reset_params_model(engine):  # noqa: F811
 
 
 def test_no_logger_means_no_log(engine):  # noqa: F811
-    chat, out = make_chat(engine, ["hello"])
+    chat, _out = make_chat(engine, ["hello"])
     chat.run()
     assert chat.conversation_id is None
 

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 import torch
 from hypothesis import given
 from hypothesis import strategies as st
-from test_chat_fixtures import nano  # noqa: F401  (fixture)
 
 from lethe.chat.detokenizer import IncrementalDetokenizer
 from lethe.chat.sampling import BatchSampler, SamplingParams
 from lethe.chat.stops import StopMatcher
 from lethe.errors import InputError
+from test_chat_fixtures import nano  # noqa: F401  (fixture)
 
 
 def run_matcher(pieces, stops):
@@ -38,7 +40,7 @@ def test_false_start_is_released():
 )
 def test_matcher_equals_cutting_the_whole_text(text, cuts):
     bounds = sorted({0, len(text), *[c for c in cuts if c <= len(text)]})
-    pieces = [text[a:b] for a, b in zip(bounds, bounds[1:])]
+    pieces = [text[a:b] for a, b in itertools.pairwise(bounds)]
     stops = ["END", "N D"]
     found = [i for i in (text.find(s) for s in stops) if i >= 0]
     expected = text[: min(found)] if found else text

@@ -8,13 +8,13 @@ import json
 import httpx
 import openai
 import pytest
-from test_chat_fixtures import nano, nano_dir  # noqa: F401  (fixtures)
 
 from lethe.chat import EngineConfig
 from lethe.serve.api import create_app
 from lethe.serve.logging import ConversationLogger
 from lethe.serve.models import DirectoryVersions, ModelPool
 from lethe.serve.server import BackgroundServer
+from test_chat_fixtures import nano, nano_dir  # noqa: F401  (fixtures)
 
 USER = [{"role": "user", "content": "Tell me about the river."}]
 
@@ -31,8 +31,8 @@ class MemoryStore:
         return len(self.conversations)
 
     def add_message(self, conversation_id, parent_id, role, content, version_id, params, stats):
-        self.messages.append(dict(conversation=conversation_id, parent=parent_id, role=role,
-                                  content=content, version=version_id, params=params, stats=stats))
+        self.messages.append({"conversation": conversation_id, "parent": parent_id, "role": role,
+                                  "content": content, "version": version_id, "params": params, "stats": stats})
         return len(self.messages)
 
 
@@ -74,7 +74,7 @@ def test_non_streaming_reply_names_version_and_usage(client, store):
 
 
 def test_streaming_matches_non_streaming_and_reports_usage(client):
-    args = dict(model="v1", messages=USER, max_tokens=12, temperature=0)
+    args = {"model": "v1", "messages": USER, "max_tokens": 12, "temperature": 0}
     whole = client.chat.completions.create(**args).choices[0].message.content
     stream = client.chat.completions.create(
         **args, stream=True, stream_options={"include_usage": True}
@@ -99,7 +99,7 @@ def test_sse_framing(server):
 
 
 def test_stop_string_is_trimmed(client):
-    args = dict(model="v1", messages=USER, max_tokens=24, temperature=0)
+    args = {"model": "v1", "messages": USER, "max_tokens": 24, "temperature": 0}
     full = client.chat.completions.create(**args).choices[0].message.content
     assert len(full) > 6
     stop = full[3:6]
@@ -112,8 +112,8 @@ def test_stop_string_is_trimmed(client):
 
 
 def test_seeded_sampling_with_extensions_is_reproducible(client):
-    args = dict(model="v1", messages=USER, max_tokens=10, temperature=0.9, top_p=0.9, seed=5,
-                extra_body={"top_k": 40, "repetition_penalty": 1.3})
+    args = {"model": "v1", "messages": USER, "max_tokens": 10, "temperature": 0.9, "top_p": 0.9, "seed": 5,
+                "extra_body": {"top_k": 40, "repetition_penalty": 1.3}}
     first = client.chat.completions.create(**args).choices[0].message.content
     assert client.chat.completions.create(**args).choices[0].message.content == first
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import time
 
 import httpx
-from test_chat_fixtures import nano, nano_dir  # noqa: F401  (fixtures)
 
 from lethe.serve.api import create_app
 from lethe.serve.models import DirectoryVersions, ModelPool, load_model_directory
 from lethe.serve.server import BackgroundServer
+from test_chat_fixtures import nano, nano_dir  # noqa: F401  (fixtures)
 
 STEP_S = 0.02
 

@@ -10,12 +10,12 @@ import time
 import httpx
 import openai
 import pytest
-from test_chat_fixtures import nano, nano_dir  # noqa: F401  (fixtures)
 
 from lethe.serve.api import create_app
 from lethe.serve.logging import ConversationLogger, Exchange, LoggingConfig
 from lethe.serve.models import DirectoryVersions, ModelPool
 from lethe.serve.server import BackgroundServer, free_port
+from test_chat_fixtures import nano, nano_dir  # noqa: F401  (fixtures)
 
 USER = [{"role": "user", "content": "hello"}]
 

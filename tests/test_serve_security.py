@@ -5,12 +5,12 @@ from __future__ import annotations
 import httpx
 import openai
 import pytest
-from test_chat_fixtures import nano, nano_dir  # noqa: F401  (fixtures)
 
 from lethe.errors import ConflictError, InputError
 from lethe.serve.api import check_exposure, create_app, is_loopback
 from lethe.serve.models import DirectoryVersions, ModelPool
 from lethe.serve.server import BackgroundServer
+from test_chat_fixtures import nano, nano_dir  # noqa: F401  (fixtures)
 
 USER = [{"role": "user", "content": "hi"}]
 

@@ -210,7 +210,7 @@ def _summary(ledger, exact_id: int, fast_id: int, fast_method: str) -> dict[str,
             if e.metric in METRICS:
                 rows.setdefault(label, {})[f"{e.split}_{e.metric}"] = e.value
     audit = fast.audit or {}
-    quality = (audit.get("exact_reference") or {}).get("forget_quality")
+    quality = (audit.get("reference_comparison") or {}).get("forget_quality_vs_reference")
     if quality is not None:
         rows.setdefault(fast_method, {})["forget_quality_vs_exact"] = quality
     return rows

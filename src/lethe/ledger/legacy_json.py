@@ -46,7 +46,7 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import IO, Any
 
@@ -70,7 +70,10 @@ _VERSION_FIELDS = ("name", "kind", "path", "weights_sha256", "status", "created_
 
 
 def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value is not None else None
+    """UTC with an explicit offset, whatever the backend returns (SQLite drops the zone)."""
+    if value is None:
+        return None
+    return (value if value.tzinfo else value.replace(tzinfo=timezone.utc)).astimezone(timezone.utc).isoformat()
 
 
 def _parse_time(value: str | None, where: Where) -> datetime | None:

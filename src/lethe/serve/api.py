@@ -13,6 +13,7 @@ from __future__ import annotations
 import hmac
 import ipaddress
 import json
+import time
 from collections.abc import AsyncIterator
 
 from fastapi import Depends, FastAPI, Request
@@ -41,6 +42,7 @@ from lethe.serve.openai_schema import (
 
 MAX_BODY_BYTES = 4 * 1024 * 1024
 VERSION_HEADER = "X-Lethe-Model-Version"
+STREAM_INTERVAL_S = 0.02
 
 
 def is_loopback(host: str) -> bool:
@@ -92,8 +94,14 @@ def create_app(
     api_key: str | None = None,
     host: str = "127.0.0.1",
     max_body_bytes: int = MAX_BODY_BYTES,
+    stream_interval_s: float = STREAM_INTERVAL_S,
 ) -> FastAPI:
-    """The API app over `pool`; `logger` records each exchange (None: no logging)."""
+    """The API app over `pool`; `logger` records each exchange (None: no logging).
+
+    A streamed reply sends its first text at once, then at most one chunk per
+    `stream_interval_s` (tokens in between are joined): each chunk costs a JSON encoding
+    and a socket write, which at hundreds of tokens/s is CPU the model could use.
+    """
     check_exposure(host, api_key)
     app = FastAPI(title="lethe", version=lethe.__version__, docs_url=None, redoc_url=None)
     app.state.pool = pool
@@ -159,7 +167,8 @@ def create_app(
 
         if body.stream:
             include_usage = bool(body.stream_options and body.stream_options.include_usage)
-            events = _stream(loaded, prompt, params, include_usage, log_exchange)
+            events = _stream(loaded, prompt, params, include_usage, log_exchange,
+                             stream_interval_s)
             return StreamingResponse(events, media_type="text/event-stream", headers=headers)
 
         parts: list[str] = []
@@ -189,7 +198,9 @@ def _sse(data: dict) -> str:
     return f"data: {json.dumps(data, ensure_ascii=False)}\n\n"
 
 
-async def _stream(loaded, prompt, params, include_usage, log_exchange) -> AsyncIterator[str]:
+async def _stream(
+    loaded, prompt, params, include_usage, log_exchange, interval_s: float
+) -> AsyncIterator[str]:
     """SSE chunks of one reply; leaving early (client gone) cancels the reply."""
     base = {
         "id": completion_id(), "object": "chat.completion.chunk", "created": now(),
@@ -202,12 +213,20 @@ async def _stream(loaded, prompt, params, include_usage, log_exchange) -> AsyncI
 
     yield chunk({"role": "assistant", "content": ""})
     parts: list[str] = []
+    held: list[str] = []
+    last_sent = -interval_s
     async for event in loaded.engine.astream(prompt.ids, params):
         if event.text:
             parts.append(event.text)
-            yield chunk({"content": event.text})
+            held.append(event.text)
+            if time.monotonic() - last_sent >= interval_s:
+                yield chunk({"content": "".join(held)})
+                held.clear()
+                last_sent = time.monotonic()
         if not event.done:
             continue
+        if held:
+            yield chunk({"content": "".join(held)})
         if event.error is not None:
             yield _sse(error_body(f"generation failed: {event.error}", "api_error"))
             return

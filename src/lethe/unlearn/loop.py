@@ -167,7 +167,7 @@ def train_loop(
     if config.lora:
         from lethe.model.lora import merge_lora
 
-        merge_lora(trained)  # the model merge_and_unload() returns, not the wrapper
+        trained = merge_lora(trained)  # the model merge_and_unload() returns, not the wrapper
     trained.eval()
     result.model = trained
     result.wall_time = time.perf_counter() - started

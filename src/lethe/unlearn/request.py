@@ -122,9 +122,10 @@ def run_request(workspace, request_id: int, *, publish: bool = True, purge: bool
         candidate, candidate_dir, history = _unlearn(workspace, request, base, trained_ids, run_id, callback, cancel)
         audit = None
         if evaluate:
-            from lethe.unlearn.evaluation import evaluate_request
+            from lethe.eval.audit import AuditConfig, audit_forget_request
 
-            audit = evaluate_request(workspace, request, base, candidate, trained_ids, history, config=suite)
+            audit = audit_forget_request(workspace, request, base, candidate, trained_ids, history,
+                                         config=AuditConfig(suite=suite) if suite is not None else None)
         ledger.finish_run(run_id, "succeeded", metrics={"history": history[-500:]})
         ledger.update_forget_request(request_id, result_version_id=candidate.id, audit=audit, status="evaluated")
         outcome.version, outcome.audit = candidate.name, audit
