@@ -1,23 +1,18 @@
-"""Shared helpers of the ingest, legacy JSON and `lethe data` tests.
+"""Shared helpers of the ingest, legacy JSON and `lethe data` tests (``from ingest_helpers import ...``).
 
-``from ingest_helpers import led, write`` — `led` is a fresh SQLite ledger in tmp (the tests
-that should also run on PostgreSQL use conftest's parametrized `ledger` fixture instead).
+`open_ledger` makes a fresh SQLite ledger in tmp; tests that should also run on PostgreSQL use
+conftest's parametrized `ledger` fixture instead.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
 from lethe.ledger import Ledger
 
 
-@pytest.fixture
-def led(tmp_path):
-    ledger = Ledger.open(f"sqlite:///{tmp_path / 'ingest.db'}")
-    yield ledger
-    ledger.close()
+def open_ledger(tmp_path: Path) -> Ledger:
+    return Ledger.open(f"sqlite:///{tmp_path / 'ingest.db'}")
 
 
 def write(path: Path, text: str | bytes) -> Path:

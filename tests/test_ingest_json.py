@@ -7,10 +7,17 @@ from pathlib import Path
 
 import pytest
 
-from ingest_helpers import led, write  # noqa: F401  (a fixture)
+from ingest_helpers import open_ledger, write
 from lethe.data.ingest import ingest
 from lethe.data.sources import detect, read, readers
 from lethe.errors import InputError
+
+
+@pytest.fixture
+def led(tmp_path):
+    ledger = open_ledger(tmp_path)
+    yield ledger
+    ledger.close()
 
 
 def rows_of(path: Path, **options) -> list:
@@ -59,7 +66,8 @@ def test_ids_from_a_named_field_or_file_and_row(tmp_path):
 
 
 def test_duplicate_ids_name_both_lines(tmp_path):
-    path = write(tmp_path / "dup.jsonl", '{"id": "a", "text": "1"}\n{"id": "b", "text": "2"}\n{"id": "a", "text": "3"}\n')
+    rows = [{"id": "a", "text": "1"}, {"id": "b", "text": "2"}, {"id": "a", "text": "3"}]
+    path = write(tmp_path / "dup.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
     with pytest.raises(InputError, match=r"duplicate id 'a': row 2 \(line 3\) repeats row 0 \(line 1\)") as error:
         rows_of(path)
     assert str(error.value.where.path).endswith("dup.jsonl") and error.value.where.field == "id"
@@ -130,7 +138,8 @@ def test_non_utf8_bytes_give_the_byte_offset(tmp_path):
 
 def test_a_row_larger_than_the_buffer_and_a_bom(tmp_path):
     big = "x" * (3 << 20)
-    path = write(tmp_path / "big.json", b"\xef\xbb\xbf" + json.dumps([{"text": "a"}, {"text": big}, {"text": "b"}]).encode())
+    rows = [{"text": "a"}, {"text": big}, {"text": "b"}]
+    path = write(tmp_path / "big.json", b"\xef\xbb\xbf" + json.dumps(rows).encode())
     assert [len(r.content) for r in rows_of(path)] == [1, len(big), 1]
 
 

@@ -7,10 +7,18 @@ import time
 
 import pytest
 
-from ingest_helpers import led  # noqa: F401  (a fixture)
+from ingest_helpers import open_ledger
 from lethe.data.ingest import ingest
 from lethe.data.sources import detect, read
 from lethe.errors import InputError
+
+
+@pytest.fixture
+def led(tmp_path):
+    ledger = open_ledger(tmp_path)
+    yield ledger
+    ledger.close()
+
 
 SPLITS = {
     "tofu/full": 4000, "tofu/retain90": 3600, "tofu/retain95": 3800, "tofu/retain99": 3960,
@@ -91,7 +99,8 @@ def test_a_small_tofu_directory(led, tmp_path):
 
 def test_a_split_row_missing_from_full_is_an_error(tmp_path):
     root, rows = make_tofu(tmp_path)
-    (root / "forget50.json").write_text(json.dumps(rows[20:]) + "\n" + json.dumps([{"question": "new?", "answer": "no"}]))
+    stranger = [{"question": "new?", "answer": "no"}]
+    (root / "forget50.json").write_text(json.dumps(rows[20:]) + "\n" + json.dumps(stranger))
     with pytest.raises(InputError, match=r"row 20 \(question \+ answer\) is not in full.json") as error:
         list(read(root))
     assert error.value.where.line == 2 and error.value.where.path.name == "forget50.json"

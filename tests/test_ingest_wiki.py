@@ -8,10 +8,18 @@ import time
 
 import pytest
 
-from ingest_helpers import led, write  # noqa: F401  (a fixture)
+from ingest_helpers import open_ledger, write
 from lethe.data.ingest import ingest
 from lethe.data.sources import detect, read
 from lethe.errors import InputError
+
+
+@pytest.fixture
+def led(tmp_path):
+    ledger = open_ledger(tmp_path)
+    yield ledger
+    ledger.close()
+
 
 # -- WikiExtractor -----------------------------------------------------------------------------
 
@@ -85,7 +93,8 @@ def export(*pages: str, namespace: str = NS) -> str:
 
 
 def page(pid: int, title: str, revisions: list[str]) -> str:
-    return f"  <page>\n    <title>{title}</title>\n    <ns>0</ns>\n    <id>{pid}</id>\n" + "".join(revisions) + "  </page>\n"
+    head = f"  <page>\n    <title>{title}</title>\n    <ns>0</ns>\n    <id>{pid}</id>\n"
+    return head + "".join(revisions) + "  </page>\n"
 
 
 THREE = page(10, "Lethe", [  # out of timestamp order in the file, as some exports are
@@ -117,7 +126,8 @@ def test_three_revisions_of_one_page_are_linked_and_kept(ledger, tmp_path, compr
 
 
 def test_a_later_dump_adds_a_revision(led, tmp_path):
-    ingest(led, write(tmp_path / "a.xml", export(THREE, namespace="http://www.mediawiki.org/xml/export-0.10/")), source="wp")
+    older_schema = export(THREE, namespace="http://www.mediawiki.org/xml/export-0.10/")
+    ingest(led, write(tmp_path / "a.xml", older_schema), source="wp")
     newer = page(10, "Lethe", [revision(103, 102, "2024-04-01T00:00:00Z", "Lethe (river).")])
     report = ingest(led, write(tmp_path / "b.xml", export(newer)), source="wp")
     assert (report.added, report.updated) == (0, 1)
@@ -153,7 +163,20 @@ def test_mediawiki_non_utf8_names_the_line(tmp_path):
 
 
 def test_a_failed_dump_leaves_nothing(led, tmp_path):
-    broken = export(THREE, page(11, "M", [revision(200, None, "2024-01-05T00:00:00Z", "x")])).replace("</mediawiki>", "")
+    second = page(11, "M", [revision(200, None, "2024-01-05T00:00:00Z", "x")])
+    broken = export(THREE, second).replace("</mediawiki>", "")
     with pytest.raises(InputError, match="malformed XML"):
         ingest(led, write(tmp_path / "broken.xml", broken), source="wp")
     assert led.list_documents(include_old_revisions=True) == []
+
+
+@pytest.mark.xfail(strict=True, reason="ledger: content equal to an older revision counts as unchanged, so a revert "
+                                       "leaves the reverted-away revision current (reported to the ledger's owner)")
+def test_a_revert_becomes_the_current_revision(led, tmp_path):
+    reverted = page(10, "Lethe", [
+        revision(100, None, "2024-01-01T00:00:00Z", "Lethe is a river."),
+        revision(101, 100, "2024-02-01T00:00:00Z", "Lethe is a rock."),  # vandalism
+        revision(102, 101, "2024-03-01T00:00:00Z", "Lethe is a river."),  # its revert
+    ])
+    ingest(led, write(tmp_path / "revert.xml", export(reverted)), source="wp")
+    assert led.document("wp:10").content == "Lethe is a river."

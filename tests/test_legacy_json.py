@@ -6,12 +6,19 @@ import json
 
 import pytest
 
-from ingest_helpers import led, write  # noqa: F401  (a fixture)
-from lethe.data.ingest import ingest
+from ingest_helpers import open_ledger, write
 from lethe.errors import ConflictError, InputError
 from lethe.ledger import Ledger
 from lethe.ledger.legacy_json import export_json, import_json
 from lethe.ledger.records import DocumentRecord, content_hash
+
+
+@pytest.fixture
+def led(tmp_path):
+    ledger = open_ledger(tmp_path)
+    yield ledger
+    ledger.close()
+
 
 LEGACY_KEYS = ["title", "page_id", "revision_id", "timestamp", "content_hash", "action", "is_revision", "parent_id",
                "revision_number", "training_metadata"]
@@ -113,6 +120,9 @@ def test_the_legacy_layout(led, tmp_path):
     assert by_page[("qa", "q3", 1)]["training_metadata"]["model_checkpoint"] == "v2"
 
 
+TOP_TOKEN = {"token_id": 1, "position": 0, "impact": 0.5, "context_start": 0, "context_end": 2}
+
+
 def test_a_plain_legacy_file_imports(led, tmp_path):
     entries = [
         {"title": "A", "page_id": 1, "revision_id": 10, "timestamp": "2023-05-01T00:00:00Z",
@@ -120,8 +130,7 @@ def test_a_plain_legacy_file_imports(led, tmp_path):
          "revision_number": 1, "content": "first",
          "training_metadata": {"used_in_training": True, "training_timestamp": "2023-05-07T00:00:00",
                                "model_checkpoint": "ckpt-2023-05-07", "average_loss": 2.0, "relative_loss": 0.3,
-                               "token_impact": {"total_tokens": 3, "top_tokens": [
-                                   {"token_id": 1, "position": 0, "impact": 0.5, "context_start": 0, "context_end": 2}]}}},
+                               "token_impact": {"total_tokens": 3, "top_tokens": [TOP_TOKEN]}}},
         {"title": "A", "page_id": 1, "revision_id": 11, "timestamp": "2023-06-01T00:00:00Z",
          "content_hash": content_hash("second"), "action": "updated", "is_revision": True, "parent_id": 10,
          "revision_number": 2, "content": "second", "training_metadata": {"used_in_training": False}},

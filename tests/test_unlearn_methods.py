@@ -189,10 +189,11 @@ def test_idk_trains_on_perturbed_answers_when_examples_carry_them(world):
 def test_dpo_idk_prefers_refusals_over_true_answers(world):
     refusals = refusal_examples(world, world.forget)
     pad = world.tokenizer.pad_token_id
-    before = measure(world.model(), refusals, pad, 16)[0] - measure(world.model(), world.forget, pad, 16)[0]
+    refusal_before, true_before = measure(world.model(), refusals, pad, 16)[0], measure(world.model(), world.forget, pad, 16)[0]
     result = run(world, "dpo_idk", beta=0.1)
-    after = measure(result.model, refusals, pad, 16)[0] - measure(result.model, world.forget, pad, 16)[0]
-    assert after < before - 3.0  # refusal NLL minus true-answer NLL fell: refusals now preferred
+    refusal_after, true_after = measure(result.model, refusals, pad, 16)[0], measure(result.model, world.forget, pad, 16)[0]
+    assert refusal_after < refusal_before - 1.5  # the preferred answer itself became likelier
+    assert true_after > true_before + 3.0  # and the rejected one much less likely
     assert result.history[0].losses["forget"] == pytest.approx(2 * math.log(2) / 0.1, rel=1e-4)
     assert_kept_retain(result)
 

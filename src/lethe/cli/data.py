@@ -112,13 +112,14 @@ def show(
     if collections:
         console.print(f"collections: {', '.join(collections)}")
     if document.forgotten_at:
-        console.print(f"[red]erased {document.forgotten_at:%Y-%m-%d %H:%M}[/]: {(document.tombstone or {}).get('reason')}")
+        reason = (document.tombstone or {}).get("reason")
+        console.print(f"[red]erased {document.forgotten_at:%Y-%m-%d %H:%M}[/]: {reason}")
     else:
         console.print(_preview(document.content, 600), highlight=False)
     emit(None, False, title="revisions", rows=[
         {"id": h["id"], "rev": h["revision"], "current": "yes" if h["current"] else "", "hash": h["content_hash"][:12],
          "added": h["added_at"], "erased": h["erased_at"] or "",
-         "seen by": ", ".join(v["version"] for v in h["seen_by"]) or "no model version"} for h in history])
+         "seen by": ", ".join(v["version"] for v in h["seen_by"]) or "—"} for h in history])
 
 
 @data_app.command("search")

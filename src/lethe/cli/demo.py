@@ -9,6 +9,14 @@ from lethe.cli.app import JsonOption, app, console, emit, workspace
 from lethe.cli.forget import progress_callback
 
 
+SUMMARY_ROWS = ("forget_token_accuracy", "retain_token_accuracy", "holdout_token_accuracy", "forget_exact_match",
+                "retain_exact_match", "forget_loss", "retain_loss", "forget_mia_auc_loss", "forget_quality_vs_exact")
+
+
+def _fmt(value) -> str:
+    return "" if value is None else f"{value:.3g}"
+
+
 @app.command()
 def demo(
     quick: bool = typer.Option(False, "--quick", help="A nano model on a small world (~2 minutes)."),
@@ -36,13 +44,15 @@ def demo(
         for key in answer:
             if key not in ("question", "truth", "before"):
                 console.print(f"  {key}: {answer[key]}")
-    table = Table(title="\nforgetting, measured (forget = the deleted entities' QA; retain = the rest)")
-    columns = sorted({k for row in result.summary.values() for k in row})
-    table.add_column("model")
-    for column in columns:
-        table.add_column(column.replace("_", " "))
-    for label, row in result.summary.items():
-        table.add_row(label, *[f"{row[c]:.3g}" if c in row else "" for c in columns])
+    table = Table(title="\nforgetting, measured (forget = the deleted entities' QA, retain = the rest, "
+                        "MIA AUC = forget vs never-trained holdout; 0.5 = indistinguishable)")
+    labels = list(result.summary)
+    table.add_column("metric")
+    for label in labels:
+        table.add_column(label, justify="right")
+    for metric in SUMMARY_ROWS:
+        if any(metric in row for row in result.summary.values()):
+            table.add_row(metric.replace("_", " "), *[_fmt(result.summary[label].get(metric)) for label in labels])
     console.print(table)
     timing = Table(title="time per step")
     timing.add_column("step")

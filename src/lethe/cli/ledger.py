@@ -7,10 +7,11 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import typer
+from rich.table import Table
 
 from lethe.cli.app import JsonOption, app, console, emit, ledger
 from lethe.errors import InputError
@@ -56,10 +57,10 @@ def _when(text: str | None, option: str) -> datetime | None:
     if text is None:
         return None
     try:
-        when = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        when = datetime.fromisoformat(text)
     except ValueError:
         raise InputError(f"{option}: not an ISO date or time: {text!r} (e.g. 2025-06-01 or 2025-06-01T12:00)") from None
-    return when if when.tzinfo else when.replace(tzinfo=timezone.utc)
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
 
 
 @log_app.callback(invoke_without_command=True)
@@ -75,8 +76,18 @@ def log(
     if ctx.invoked_subcommand is not None:
         return
     events = ledger().events(kind=kind, since=_when(since, "--since"), until=_when(until, "--until"), limit=limit)
-    rows = [{"id": e.id, "ts": e.ts, "kind": e.kind,
-             "subject": f"{e.subject_type} {e.subject_id}" if e.subject_type else "",
-             "actor": e.actor, "data": e.data} for e in events]
-    emit(events, json, rows=rows, columns=["id", "ts", "kind", "subject", "actor", "data"],
-         title=f"{len(rows)} events")
+    if json:
+        emit(events, True)
+        return
+    table = Table(title=f"{len(events)} events (newest first)")
+    table.add_column("id", justify="right")
+    table.add_column("time (UTC)", no_wrap=True)
+    table.add_column("kind", no_wrap=True, style="bold")
+    table.add_column("subject", no_wrap=True)
+    table.add_column("details", overflow="fold")
+    for e in events:
+        details = ", ".join(f"{k}={v}" for k, v in (e.data or {}).items() if v is not None)
+        table.add_row(str(e.id), f"{e.ts:%Y-%m-%d %H:%M:%S}", e.kind,
+                      f"{e.subject_type} {e.subject_id}" if e.subject_type else "",
+                      details if len(details) <= 160 else details[:159] + "…")
+    console.print(table)

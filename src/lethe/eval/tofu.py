@@ -103,12 +103,15 @@ def split_numbers(split: str, scores: QAScores) -> dict[str, float]:
 
 
 def utility_of(numbers: dict[str, dict[str, float]]) -> float | None:
-    """Harmonic mean of the 9 numbers (None when a split or a truth ratio is missing)."""
+    """Harmonic mean of the 9 numbers: probability, ROUGE-L and truth ratio on each utility
+    split present (retain is required; a benchmark without real authors and world facts, such
+    as the synthetic world, gets the 3 retain numbers). None without a retain truth ratio."""
+    if "truth_ratio" not in numbers.get("retain", {}):
+        return None
     values = []
     for split in UTILITY_SPLITS:
-        if split not in numbers or "truth_ratio" not in numbers[split]:
-            return None
-        values += [numbers[split][k] for k in ("probability", "rouge_l_recall", "truth_ratio")]
+        if split in numbers and "truth_ratio" in numbers[split]:
+            values += [numbers[split][k] for k in ("probability", "rouge_l_recall", "truth_ratio")]
     return tofu_math.model_utility(values)
 
 
@@ -140,18 +143,48 @@ def evaluate_tofu(model: Any, tokenizer: Any, splits: dict[str, list[Any]],
     return evaluation
 
 
-def compare_to_retain(evaluation: TofuEvaluation, retain: TofuEvaluation) -> dict[str, float]:
-    """Forget quality (KS p-value and statistic) and PrivLeak per attack, against the retain model."""
+def evaluation_record(evaluation: TofuEvaluation, samples: int = 5) -> dict[str, Any]:
+    """A JSON-ready record of an evaluation: TOFU's numbers, model utility, the forget truth
+    ratios and the membership scores (what comparisons and plots need), and sample answers."""
+    forget = evaluation.scores.get("forget")
+    record: dict[str, Any] = {
+        "numbers": evaluation.numbers,
+        "model_utility": evaluation.model_utility,
+        "extra": evaluation.extra,
+        "forget_truth_ratios": [float(r) for r in evaluation.forget_ratios()],
+        "mia": {},
+        "samples": [],
+    }
+    if forget is not None:
+        record["mia"]["forget"] = forget.mia
+        record["samples"] = [
+            {"question": item.question, "answer": item.answer,
+             "generation": forget.generations[i] if forget.generations else None}
+            for i, item in enumerate(forget.items[:samples])
+        ]
+    if evaluation.holdout is not None:
+        record["mia"]["holdout"] = evaluation.holdout.mia
+    return record
+
+
+def compare_records(record: dict[str, Any], retain: dict[str, Any]) -> dict[str, float]:
+    """Forget quality (KS p-value and statistic) and PrivLeak per attack of an evaluation record
+    against the retain model's record (on the same forget items)."""
     out: dict[str, float] = {}
-    model_ratios, retain_ratios = evaluation.forget_ratios(), retain.forget_ratios()
-    if model_ratios.size and retain_ratios.size:
-        ks = tofu_math.forget_quality_test(model_ratios, retain_ratios)
+    mine, theirs = np.asarray(record["forget_truth_ratios"]), np.asarray(retain["forget_truth_ratios"])
+    if mine.size and theirs.size:
+        ks = tofu_math.forget_quality_test(mine, theirs)
         out["forget_quality"], out["ks_statistic"] = ks.pvalue, ks.statistic
     for attack in ATTACKS:
-        mine, theirs = evaluation.extra.get(f"mia_auc_{attack}"), retain.extra.get(f"mia_auc_{attack}")
-        if mine is not None and theirs is not None and theirs < 1.0:
-            out[f"privleak_{attack}"] = mia.privleak(mine, theirs)
+        auc, reference = record["extra"].get(f"mia_auc_{attack}"), retain["extra"].get(f"mia_auc_{attack}")
+        if auc is not None and reference is not None and reference < 1.0:
+            out[f"privleak_{attack}"] = mia.privleak(auc, reference)
     return out
+
+
+def compare_to_retain(evaluation: TofuEvaluation, retain: TofuEvaluation) -> dict[str, float]:
+    """Forget quality (KS p-value and statistic) and PrivLeak per attack, against the retain model."""
+    return compare_records(evaluation_record(evaluation, 0), evaluation_record(retain, 0))
 
 
 def tofu_results(evaluation: TofuEvaluation, retain: TofuEvaluation | None = None) -> dict[str, dict[str, float]]:

@@ -46,7 +46,7 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 from collections.abc import Iterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
@@ -73,14 +73,14 @@ def _iso(value: datetime | None) -> str | None:
     """UTC with an explicit offset, whatever the backend returns (SQLite drops the zone)."""
     if value is None:
         return None
-    return (value if value.tzinfo else value.replace(tzinfo=timezone.utc)).astimezone(timezone.utc).isoformat()
+    return (value if value.tzinfo else value.replace(tzinfo=UTC)).astimezone(UTC).isoformat()
 
 
 def _parse_time(value: str | None, where: Where) -> datetime | None:
     if value is None:
         return None
     try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+        return datetime.fromisoformat(value)
     except (TypeError, ValueError):
         raise InputError(f"not an ISO timestamp: {value!r}", where) from None
 
@@ -294,7 +294,8 @@ class _ImportState:
                 is_current=bool(e.get("is_current", True)), kind=e.get("kind") or "text", title=e.get("title"),
                 content=content, data=e.get("data"), meta=e.get("meta"), tags=e.get("tags"),
                 content_hash=e["content_hash"], size_bytes=size,
-                added_at=_parse_time(e.get("added_at"), at("added_at")) or _parse_time(e.get("timestamp"), at("timestamp")) or utcnow(),
+                added_at=(_parse_time(e.get("added_at"), at("added_at"))
+                          or _parse_time(e.get("timestamp"), at("timestamp")) or utcnow()),
                 forgotten_at=_parse_time(e.get("forgotten_at"), at("forgotten_at")) or (utcnow() if removed else None),
                 tombstone=tombstone,
             )

@@ -91,25 +91,76 @@ def before_after(before: Mapping[str, float], after: Mapping[str, float],
                  reference: Mapping[str, float] | None = None, *, title: str = "Before and after",
                  labels: tuple[str, str, str] = ("before", "after", "exact reference")) -> Figure:
     """Grouped bars per metric: before, after and (if given) the exact reference."""
-    metrics = [m for m in before if m in after and before[m] is not None and after[m] is not None]
-    fig, ax = _figure(max(6.4, 0.75 * len(metrics) + 2), 4.2)
+    series = {labels[0]: before, labels[1]: after}
+    colours = [BEFORE_COLOUR, AFTER_COLOUR]
+    if reference:
+        series[labels[2]] = reference
+        colours.append(REFERENCE_COLOUR)
+    return metric_bars(series, title=title, colours=colours)
+
+
+def metric_bars(series: Mapping[str, Mapping[str, float | None]], *, title: str = "Metrics",
+                colours: Sequence[Any] | None = None) -> Figure:
+    """Grouped bars: one group per metric, one bar per series (label -> {metric: value}).
+
+    Losses (unbounded) get their own panel on the right so that they do not flatten the
+    metrics that live in [0, 1].
+    """
+    labels = list(series)
+    metrics = list(dict.fromkeys(m for values in series.values() for m, v in values.items() if v is not None))
+    losses = [m for m in metrics if "loss" in m and "auc" not in m]
+    bounded = [m for m in metrics if m not in losses]
+    width_in = max(6.4, (0.25 * len(labels) + 0.35) * len(metrics) + 2.5)
+    fig = Figure(figsize=(min(width_in, 16), 4.4), dpi=110)
     if not metrics:
+        ax = fig.add_subplot(111)
         _empty(ax, "no metrics to compare")
         return fig
-    series = [(labels[0], before, BEFORE_COLOUR), (labels[1], after, AFTER_COLOUR)]
-    if reference:
-        series.append((labels[2], reference, REFERENCE_COLOUR))
-    width = 0.8 / len(series)
-    x = np.arange(len(metrics))
-    for offset, (label, values, colour) in enumerate(series):
-        heights = [values.get(m, np.nan) if values.get(m) is not None else np.nan for m in metrics]
-        ax.bar(x + (offset - (len(series) - 1) / 2) * width, heights, width, label=label, color=colour)
-    ax.set_xticks(x)
-    ax.set_xticklabels(metrics, rotation=35, ha="right", fontsize=8)
-    ax.set_title(title)
-    ax.legend(fontsize=8)
+    colours = list(colours) if colours else _series_colours(labels)
+    groups = [g for g in (bounded, losses) if g]
+    grid = fig.add_gridspec(1, len(groups), width_ratios=[max(1, len(g)) for g in groups])
+    for position, group in enumerate(groups):
+        ax = fig.add_subplot(grid[0, position])
+        ax.grid(True, alpha=0.3, axis="y")
+        width = 0.8 / len(labels)
+        x = np.arange(len(group))
+        for offset, (label, colour) in enumerate(zip(labels, colours)):
+            values = series[label]
+            heights = [values.get(m) if values.get(m) is not None else np.nan for m in group]
+            ax.bar(x + (offset - (len(labels) - 1) / 2) * width, heights, width, label=label, color=colour)
+        ax.set_xticks(x)
+        ax.set_xticklabels(group, rotation=35, ha="right", fontsize=8)
+        if group is bounded:
+            ax.set_ylim(0, 1.28)  # headroom for the legend above bars that reach 1
+            ax.set_yticks(np.linspace(0, 1, 6))
+            ax.set_title(title)
+            ax.legend(fontsize=7, loc="upper center", ncol=min(len(labels), 5))
+        else:
+            ax.set_title("NLL (nats/token)", fontsize=9)
+            if not bounded:
+                ax.legend(fontsize=7)
     fig.tight_layout()
     return fig
+
+
+REFERENCE_LABELS = frozenset({"retain", "retain model", "reference", "exact reference", "exact replay", "exact"})
+ORIGINAL_LABELS = frozenset({"target", "target (original)", "before", "original"})
+
+
+def _role_colour(label: str) -> Any:
+    """Green for the retain / exact reference model, grey for the original, else None."""
+    lowered = label.lower().split(" (")[0].strip()
+    if lowered in REFERENCE_LABELS or label.lower() in REFERENCE_LABELS:
+        return RETAIN_COLOUR
+    if lowered in ORIGINAL_LABELS or label.lower() in ORIGINAL_LABELS:
+        return TARGET_COLOUR
+    return None
+
+
+def _series_colours(labels: Sequence[str]) -> list:
+    """Target grey, retain / reference green, the rest from the palette."""
+    palette = iter(_palette(len(labels)))
+    return [_role_colour(label) or next(palette) for label in labels]
 
 
 def _series(history: Sequence[Mapping[str, Any]], key: str) -> tuple[list[int], list[float]]:
@@ -175,15 +226,12 @@ def roc(curves: Mapping[str, Any], *, title: str = "Membership inference: forget
     """ROC curves (label -> object or dict with `fpr`, `tpr`, `auc`) with the chance diagonal."""
     fig, ax = _figure(5.2, 4.6)
     ax.plot([0, 1], [0, 1], color="#999", linestyle=":", linewidth=1, label="chance")
-    colours = _palette(len(curves))
+    colours = _series_colours(list(curves))
     for (label, curve), colour in zip(curves.items(), colours):
         get = curve.get if isinstance(curve, Mapping) else lambda k, c=curve: getattr(c, k)
-        if "retain" in label or "reference" in label or "exact" in label:
-            colour = RETAIN_COLOUR
-        elif "before" in label or "target" in label:
-            colour = TARGET_COLOUR
-        ax.plot(get("fpr"), get("tpr"), color=colour, linewidth=1.5, label=f"{label} (AUC {get('auc'):.2f})",
-                drawstyle="steps-post")
+        dashed = colour == RETAIN_COLOUR  # a reference drawn over an identical curve stays visible
+        ax.plot(get("fpr"), get("tpr"), color=colour, linewidth=2.2 if dashed else 1.5,
+                linestyle="--" if dashed else "-", label=f"{label} (AUC {get('auc'):.2f})", drawstyle="steps-post")
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1.02)
     ax.set_xlabel("false positive rate (holdout flagged)")
@@ -212,14 +260,14 @@ def truth_ratio_histograms(ratios: Mapping[str, Sequence[float]], *,
     if high - low < 1e-6:
         low, high = low - 0.5, high + 0.5
     bins = np.linspace(low, high, 25)
-    colours = _palette(len(logs))
+    colours = _series_colours(list(logs))
     for (label, values), colour in zip(logs.items(), colours):
-        if "retain" in label or "reference" in label or "exact" in label:
-            colour = RETAIN_COLOUR
-        elif "target" in label or "before" in label:
-            colour = TARGET_COLOUR
-        ax.hist(values, bins=bins, alpha=0.45, color=colour, label=f"{label} (n={len(values)})",
-                edgecolor=colour, linewidth=0.8)
+        if colour == RETAIN_COLOUR:  # the reference as an outline, so what lies under it shows
+            ax.hist(values, bins=bins, histtype="step", color=colour, linewidth=2.2,
+                    label=f"{label} (n={len(values)})")
+        else:
+            ax.hist(values, bins=bins, alpha=0.45, color=colour, label=f"{label} (n={len(values)})",
+                    edgecolor=colour, linewidth=0.8)
     ax.axvline(0, color="black", linewidth=0.8, linestyle=":")
     ax.set_xlabel("log10 truth ratio  (< 0: prefers the true answer)")
     ax.set_ylabel("items")

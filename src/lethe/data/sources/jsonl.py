@@ -34,8 +34,8 @@ _RESERVED = {"title", "meta", "tags", "collections"}
 
 
 def _sniff(path: Path) -> bool:
-    if not path.is_file():
-        return False
+    if not path.is_file() or path.suffix.lower() in (".bz2", ".gz", ".xz", ".zst"):
+        return False  # compressed JSON is not read (yet); never claim it
     return path.suffix.lower() in SUFFIXES or head_bytes(path, 64)[:1] in (b"[", b"{")
 
 

@@ -46,8 +46,9 @@ def read_wikiextractor(path: Path) -> Iterator[DocumentRecord]:
     first_seen: dict[str, Where] = {}
     for file in files:
         for record in _read_file(file):
-            if record.external_id in first_seen:
-                raise InputError(f"duplicate page id {record.external_id!r} (first at {first_seen[record.external_id]})",
+            first = first_seen.get(record.external_id)
+            if first is not None:
+                raise InputError(f"duplicate page id {record.external_id!r} (first at {first})",
                                  Where(path=file, line=record.where.line, field="id"))
             first_seen[record.external_id] = record.where
             yield record
