@@ -44,11 +44,18 @@ def test_add_tofu_and_wiki_then_browse(shared_data):
     assert "Anarchism" in run("data", "search", "anarchism", "-c", "wiki")
 
 
+def ledger_content(key: str) -> str:
+    return Workspace.from_env().ledger.document(key).content
+
+
 def test_show_lists_revisions_and_the_versions_that_saw_them(tmp_path):
     path = write(tmp_path / "docs.jsonl", '{"id": "a", "text": "first"}\n')
     run("data", "add", str(path), "--source", "mine")
     write(path, '{"id": "a", "text": "second"}\n')
     assert run_json("data", "add", str(path), "--source", "mine", "--format", "jsonl")["updated"] == 1
+    keyed = write(tmp_path / "keyed.json", '[{"slug": "z", "text": "zed"}]')
+    assert run_json("data", "add", str(keyed), "--source", "mine", "--id-field", "slug")["added"] == 1
+    assert ledger_content("mine:z") == "zed"
     ledger = Workspace.from_env().ledger
     first, second = ledger.revisions(ledger.document("mine:a").id)
     run_id = ledger.start_run("train")

@@ -77,7 +77,8 @@ def test_duplicate_ids_name_both_lines(tmp_path):
     ("text", "line", "pattern"),
     [
         ('{"text": "a"}\n{"text": "b",}\n', 2, r"malformed JSON: Expecting property name.*at column 14"),
-        ('{"text": "a"} {"text": "b"}\n', 1, "one object per line"),
+        ('{"text": "a"} {"text": "b"}\n', 1, "one whole object per line"),
+        ('{\n  "text": "a"\n}\n', 1, "one whole object per line"),
         ('[{"text": "a"},\n {"text": "b"}\n', 3, r"ends inside an array"),
         ('[{"text": "a"}\n {"text": "b"}]\n', 2, r"expected ',' or '\]'"),
         ('[{"text": "a"},\n\n {"text": "b\n"}]', 3, r"malformed JSON: Invalid control character"),

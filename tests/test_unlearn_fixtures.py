@@ -42,7 +42,9 @@ def _examples(tokenizer, pairs, first_id):
     examples = []
     for offset, (question, answer) in enumerate(pairs):
         encoded = encode_sft(tokenizer, format_qa(question, answer), max_len=64)
-        examples.append({**encoded, "document_id": first_id + offset, "prompt": question, "answer": answer})
+        examples.append(
+            {**encoded, "document_id": first_id + offset, "prompt": question, "answer": answer}
+        )
     return examples
 
 
@@ -93,6 +95,7 @@ class World:
         return model
 
 
-@pytest.fixture
-def world() -> World:
+@pytest.fixture(name="world")
+def world_fixture() -> World:
+    """A fresh copy of the fitted nano world (import `world_fixture`, request `world`)."""
     return World()

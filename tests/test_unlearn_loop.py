@@ -8,38 +8,60 @@ import peft
 import pytest
 import torch
 from peft.tuners.lora import LoraModel
-from test_unlearn_fixtures import FORGET_IDS, RETAIN_IDS, world  # noqa: F401  (fixture)
 
 from lethe.errors import CancelledError, InputError
 from lethe.unlearn import UnlearnConfig, UnlearnMethod, run_unlearning
 from lethe.unlearn.base import METHODS, register_method
+from test_unlearn_fixtures import FORGET_IDS, RETAIN_IDS, world_fixture  # noqa: F401  (fixture `world`)
 
 
 def run(world, method="grad_diff", **changes):
-    settings = dict(steps=6, lr=1e-3, forget_batch_size=3, retain_batch_size=4, eval_every=0)
+    settings = {
+        "steps": 6,
+        "lr": 1e-3,
+        "forget_batch_size": 3,
+        "retain_batch_size": 4,
+        "eval_every": 0,
+    }
     keywords = {k: changes.pop(k) for k in ("callback", "cancel", "model") if k in changes}
     settings.update(changes)
     model = keywords.pop("model", None) or world.model()
-    return run_unlearning(method, model, world.tokenizer, world.forget, world.retain, UnlearnConfig(**settings), **keywords)
+    return run_unlearning(
+        method,
+        model,
+        world.tokenizer,
+        world.forget,
+        world.retain,
+        UnlearnConfig(**settings),
+        **keywords,
+    )
 
 
 def test_draws_cover_each_forget_document_once_per_epoch(world):
     result = run(world, steps=None, epochs=3)  # 4 forget examples, batches of 3: 2 steps an epoch
     assert result.steps == 6 and len(result.draws) == 6
     for epoch in range(3):
-        ids = [i for draw in result.draws[2 * epoch : 2 * epoch + 2] for i in draw.forget_document_ids]
+        ids = [
+            i for draw in result.draws[2 * epoch : 2 * epoch + 2] for i in draw.forget_document_ids
+        ]
         assert sorted(ids) == sorted(FORGET_IDS)
     for epoch in range(3):  # 6 retain examples, batches of 4: also 2 steps an epoch
-        ids = [i for draw in result.draws[2 * epoch : 2 * epoch + 2] for i in draw.retain_document_ids]
+        ids = [
+            i for draw in result.draws[2 * epoch : 2 * epoch + 2] for i in draw.retain_document_ids
+        ]
         assert sorted(ids) == sorted(RETAIN_IDS)
     assert [draw.step for draw in result.draws] == list(range(1, 7))
-    assert len(result.exposures()) == sum(len(d.forget_document_ids) + len(d.retain_document_ids) for d in result.draws)
+    assert len(result.exposures()) == sum(
+        len(d.forget_document_ids) + len(d.retain_document_ids) for d in result.draws
+    )
 
 
 def test_same_seed_same_weights_and_draws_other_seed_other_draws(world):
     first, second, other = run(world, seed=3), run(world, seed=3), run(world, seed=4)
     assert first.draws == second.draws
-    assert all(torch.equal(a, b) for a, b in zip(first.model.parameters(), second.model.parameters()))
+    assert all(
+        torch.equal(a, b) for a, b in zip(first.model.parameters(), second.model.parameters())
+    )
     assert first.draws != other.draws
 
 
@@ -107,7 +129,10 @@ def test_lora_leaves_base_weights_until_the_merge_and_returns_the_merged_model(w
     def spying_merge(self, *args, **kwargs):
         base = self.model
         untouched = all(
-            torch.equal(module.base_layer.weight, original.get_submodule(name.replace(".base_layer", "")).weight)
+            torch.equal(
+                module.base_layer.weight,
+                original.get_submodule(name.replace(".base_layer", "")).weight,
+            )
             for name, module in base.named_modules()
             if hasattr(module, "base_layer") and hasattr(module.base_layer, "weight")
         )
@@ -117,7 +142,7 @@ def test_lora_leaves_base_weights_until_the_merge_and_returns_the_merged_model(w
 
     monkeypatch.setattr(LoraModel, "merge_and_unload", spying_merge)
     result = run(world, "grad_ascent", lora=True, lora_r=4, lr=1e-2)
-    (untouched, merged), = calls
+    ((untouched, merged),) = calls
     assert untouched
     assert result.model is merged
     assert not isinstance(result.model, peft.PeftModel)
@@ -137,15 +162,28 @@ def test_errors_name_what_is_wrong(world):
     with pytest.raises(InputError, match="known methods: .*grad_ascent"):
         run(world, "no_such_method")
     with pytest.raises(InputError, match="needs forget examples"):
-        run_unlearning("grad_ascent", world.model(), world.tokenizer, [], world.retain, UnlearnConfig(steps=1))
+        run_unlearning(
+            "grad_ascent", world.model(), world.tokenizer, [], world.retain, UnlearnConfig(steps=1)
+        )
     with pytest.raises(InputError, match="needs retain examples"):
-        run_unlearning("grad_diff", world.model(), world.tokenizer, world.forget, [], UnlearnConfig(steps=1))
+        run_unlearning(
+            "grad_diff", world.model(), world.tokenizer, world.forget, [], UnlearnConfig(steps=1)
+        )
     with pytest.raises(InputError, match="token weight"):
-        run_unlearning("impact_ga", world.model(), world.tokenizer, world.forget, world.retain,
-                       UnlearnConfig(steps=1), token_weights=[[1.0]])
+        run_unlearning(
+            "impact_ga",
+            world.model(),
+            world.tokenizer,
+            world.forget,
+            world.retain,
+            UnlearnConfig(steps=1),
+            token_weights=[[1.0]],
+        )
     bad = [{**world.forget[0], "labels": [-100] * len(world.forget[0]["labels"])}]
     with pytest.raises(InputError, match="no label tokens"):
-        run_unlearning("grad_ascent", world.model(), world.tokenizer, bad, world.retain, UnlearnConfig(steps=1))
+        run_unlearning(
+            "grad_ascent", world.model(), world.tokenizer, bad, world.retain, UnlearnConfig(steps=1)
+        )
 
 
 def test_grad_diff_with_zero_alpha_draws_no_retain_batch(world):

@@ -7,25 +7,33 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
-from test_unlearn_fixtures import FORGET_IDS, RETAIN_IDS, world  # noqa: F401  (fixture)
 
 from lethe.errors import InputError
 from lethe.unlearn import UnlearnConfig, UnlearnResult, list_methods, run_unlearning
 from lethe.unlearn.base import get_method
 from lethe.unlearn.batches import collate, with_answer
 from lethe.unlearn.progress import measure
+from test_unlearn_fixtures import FORGET_IDS, RETAIN_IDS, world_fixture  # noqa: F401  (fixture `world`)
 
 STEPS = 30
 
 
 def config(**changes) -> UnlearnConfig:
-    settings = dict(steps=STEPS, lr=1e-3, forget_batch_size=4, retain_batch_size=4, eval_every=10)
+    settings = {
+        "steps": STEPS,
+        "lr": 1e-3,
+        "forget_batch_size": 4,
+        "retain_batch_size": 4,
+        "eval_every": 10,
+    }
     settings.update(changes)
     return UnlearnConfig(**settings)
 
 
 def run(world, method, **changes) -> UnlearnResult:
-    return run_unlearning(method, world.model(), world.tokenizer, world.forget, world.retain, config(**changes))
+    return run_unlearning(
+        method, world.model(), world.tokenizer, world.forget, world.retain, config(**changes)
+    )
 
 
 @torch.no_grad()
@@ -82,7 +90,9 @@ def test_kl_forgets_and_keeps_retain(world):
     result = run(world, "kl")
     assert_forgot(result)
     assert_kept_retain(result)
-    assert result.history[0].losses["retain"] == pytest.approx(0.0, abs=1e-6)  # starts at the reference
+    assert result.history[0].losses["retain"] == pytest.approx(
+        0.0, abs=1e-6
+    )  # starts at the reference
     assert result.history[-1].losses["retain"] > 0
 
 
@@ -109,7 +119,9 @@ def test_l2sp_turns_dropout_on_while_training(world):
 def test_npo_loss_starts_at_2ln2_over_beta_and_decreases(world):
     result = run(world, "npo", beta=0.1)
     forget_terms = [record.losses["forget"] for record in result.history]
-    assert all(math.isfinite(value) for record in result.history for value in record.losses.values())
+    assert all(
+        math.isfinite(value) for record in result.history for value in record.losses.values()
+    )
     assert forget_terms[0] == pytest.approx(2 * math.log(2) / 0.1, rel=1e-4)  # log p_θ = log p_ref
     assert forget_terms[-1] < 0.1 * forget_terms[0]
     assert_forgot(result)
@@ -119,7 +131,9 @@ def test_npo_loss_starts_at_2ln2_over_beta_and_decreases(world):
 def test_simnpo_loss_is_finite_and_decreases(world):
     result = run(world, "simnpo", beta=0.1, delta=0.0)
     forget_terms = [record.losses["forget"] for record in result.history]
-    assert all(math.isfinite(value) for record in result.history for value in record.losses.values())
+    assert all(
+        math.isfinite(value) for record in result.history for value in record.losses.values()
+    )
     assert forget_terms[-1] < 0.7 * forget_terms[0]
     assert_forgot(result)
     assert_kept_retain(result)
@@ -132,13 +146,17 @@ def _per_example_mean_logp(model, examples):
         ids = torch.tensor([example["input_ids"]])
         labels = torch.tensor([example["labels"]])
         values.append(-model(input_ids=ids, labels=labels).loss)
-    return torch.stack(values), torch.tensor([sum(l != -100 for l in e["labels"][1:]) for e in examples])
+    return torch.stack(values), torch.tensor(
+        [sum(l != -100 for l in e["labels"][1:]) for e in examples]
+    )
 
 
 @pytest.mark.parametrize("delta", [0.0, 0.5])
 def test_simnpo_matches_its_formula_on_a_padded_batch(world, delta):
     model = world.model()
-    method = get_method("simnpo")(config(beta=2.5, delta=delta), world.tokenizer, pad_token_id=world.tokenizer.pad_token_id)
+    method = get_method("simnpo")(
+        config(beta=2.5, delta=delta), world.tokenizer, pad_token_id=world.tokenizer.pad_token_id
+    )
     with torch.no_grad():
         got = method.forget_loss(model, collate(world.forget, world.tokenizer.pad_token_id))
         mean_logp, _ = _per_example_mean_logp(model, world.forget)
@@ -151,7 +169,9 @@ def test_npo_matches_its_formula_against_another_reference(world):
     with torch.no_grad():
         for p in reference.parameters():
             p.add_(0.01 * torch.randn(p.shape, generator=torch.Generator().manual_seed(1)))
-    method = get_method("npo")(config(beta=0.5), world.tokenizer, pad_token_id=world.tokenizer.pad_token_id)
+    method = get_method("npo")(
+        config(beta=0.5), world.tokenizer, pad_token_id=world.tokenizer.pad_token_id
+    )
     method.reference = reference
     with torch.no_grad():
         got = method.forget_loss(model, collate(world.forget, world.tokenizer.pad_token_id))
@@ -174,24 +194,40 @@ def test_idk_makes_refusals_likely_on_forget_questions(world):
 
 
 def test_idk_trains_on_perturbed_answers_when_examples_carry_them(world):
-    forget = [{**e, "perturbed_answers": ["Nobody knows where.", "Somewhere far away."]} for e in world.forget]
+    forget = [
+        {**e, "perturbed_answers": ["Nobody knows where.", "Somewhere far away."]}
+        for e in world.forget
+    ]
     method = get_method("idk")(config(), world.tokenizer)
     prepared = method.prepare_forget(forget)
-    texts = {world.tokenizer.decode([t for t in alt["labels"] if t != -100], skip_special_tokens=True)
-             for example in prepared for alt in example["alternatives"]}
+    texts = {
+        world.tokenizer.decode([t for t in alt["labels"] if t != -100], skip_special_tokens=True)
+        for example in prepared
+        for alt in example["alternatives"]
+    }
     assert texts == {"Nobody knows where.", "Somewhere far away."}
-    templates = get_method("idk")(config(idk_source="templates"), world.tokenizer).prepare_forget(forget)
+    templates = get_method("idk")(config(idk_source="templates"), world.tokenizer).prepare_forget(
+        forget
+    )
     assert len(templates[0]["alternatives"]) == len(UnlearnConfig().idk_answers)
     with pytest.raises(InputError, match="perturbed_answers"):
-        get_method("idk")(config(idk_source="perturbed"), world.tokenizer).prepare_forget(world.forget)
+        get_method("idk")(config(idk_source="perturbed"), world.tokenizer).prepare_forget(
+            world.forget
+        )
 
 
 def test_dpo_idk_prefers_refusals_over_true_answers(world):
     refusals = refusal_examples(world, world.forget)
     pad = world.tokenizer.pad_token_id
-    refusal_before, true_before = measure(world.model(), refusals, pad, 16)[0], measure(world.model(), world.forget, pad, 16)[0]
+    refusal_before, true_before = (
+        measure(world.model(), refusals, pad, 16)[0],
+        measure(world.model(), world.forget, pad, 16)[0],
+    )
     result = run(world, "dpo_idk", beta=0.1)
-    refusal_after, true_after = measure(result.model, refusals, pad, 16)[0], measure(result.model, world.forget, pad, 16)[0]
+    refusal_after, true_after = (
+        measure(result.model, refusals, pad, 16)[0],
+        measure(result.model, world.forget, pad, 16)[0],
+    )
     assert refusal_after < refusal_before - 1.5  # the preferred answer itself became likelier
     assert true_after > true_before + 3.0  # and the rejected one much less likely
     assert result.history[0].losses["forget"] == pytest.approx(2 * math.log(2) / 0.1, rel=1e-4)
@@ -202,7 +238,11 @@ def test_distill_student_never_sees_forget_data_and_matches_teacher(world):
     teacher = world.model()
     teacher_state = {k: v.clone() for k, v in teacher.state_dict().items()}
     result = run_unlearning(
-        "distill", teacher, world.tokenizer, world.forget, world.retain,
+        "distill",
+        teacher,
+        world.tokenizer,
+        world.forget,
+        world.retain,
         config(steps=60, lr=1e-2, retain_batch_size=6, eval_every=20),
     )
     assert result.draws and all(draw.forget_document_ids == () for draw in result.draws)
@@ -216,7 +256,11 @@ def test_distill_student_never_sees_forget_data_and_matches_teacher(world):
 
 def test_distill_builds_a_student_from_a_preset(world):
     result = run_unlearning(
-        "distill", world.model(), world.tokenizer, world.forget, world.retain,
+        "distill",
+        world.model(),
+        world.tokenizer,
+        world.forget,
+        world.retain,
         config(steps=2, student_preset="nano", eval_every=0),
     )
     assert result.model.config.vocab_size == len(world.tokenizer)
@@ -231,22 +275,40 @@ def test_impact_ga_with_zero_or_negative_weights_changes_nothing(world):
     model = world.model()
     original = {k: v.clone() for k, v in model.state_dict().items()}
     weights = [_answer_weights(e, 0.0 if e["document_id"] % 2 else -1.0) for e in world.forget]
-    result = run_unlearning("impact_ga", model, world.tokenizer, world.forget, world.retain,
-                            config(alpha=0.0), token_weights=weights)
+    result = run_unlearning(
+        "impact_ga",
+        model,
+        world.tokenizer,
+        world.forget,
+        world.retain,
+        config(alpha=0.0),
+        token_weights=weights,
+    )
     assert all(record.losses["forget"] == 0.0 for record in result.history)
     assert all(torch.equal(v, result.model.state_dict()[k]) for k, v in original.items())
 
 
 def test_impact_ga_pushes_down_weighted_tokens_only(world):
     weighted = {FORGET_IDS[0], FORGET_IDS[1]}
-    weights = [_answer_weights(e, 1.0 if e["document_id"] in weighted else 0.0) for e in world.forget]
-    result = run_unlearning("impact_ga", world.model(), world.tokenizer, world.forget, world.retain,
-                            config(alpha=1.0, steps=15), token_weights=weights)
+    weights = [
+        _answer_weights(e, 1.0 if e["document_id"] in weighted else 0.0) for e in world.forget
+    ]
+    result = run_unlearning(
+        "impact_ga",
+        world.model(),
+        world.tokenizer,
+        world.forget,
+        world.retain,
+        config(alpha=1.0, steps=15),
+        token_weights=weights,
+    )
     pad = world.tokenizer.pad_token_id
     hit = [e for e in world.forget if e["document_id"] in weighted]
     spared = [e for e in world.forget if e["document_id"] not in weighted]
     rise_hit = measure(result.model, hit, pad, 8)[0] - measure(world.model(), hit, pad, 8)[0]
-    rise_spared = measure(result.model, spared, pad, 8)[0] - measure(world.model(), spared, pad, 8)[0]
+    rise_spared = (
+        measure(result.model, spared, pad, 8)[0] - measure(world.model(), spared, pad, 8)[0]
+    )
     assert rise_hit > 3.0
     assert rise_hit > 3 * rise_spared
 
@@ -266,9 +328,11 @@ def test_exact_delegates_to_the_injected_replay(world):
 
     model = world.model()
     cfg = UnlearnConfig(replay_fn=replay_fn)
-    result = run_unlearning("exact", model, world.tokenizer, world.forget, world.retain, cfg, cancel=None)
+    result = run_unlearning(
+        "exact", model, world.tokenizer, world.forget, world.retain, cfg, cancel=None
+    )
     assert result is marker
-    (got_model, got_tokenizer, forget, retain, got_cfg, keywords), = calls
+    ((got_model, got_tokenizer, forget, retain, got_cfg, keywords),) = calls
     assert got_model is model and got_tokenizer is world.tokenizer and got_cfg is cfg
     assert forget == world.forget and retain == world.retain
     assert set(keywords) == {"reference_model", "callback", "cancel", "token_weights"}
@@ -278,8 +342,18 @@ def test_exact_delegates_to_the_injected_replay(world):
 
 
 TESTED = {
-    "retain_ft", "grad_ascent", "grad_diff", "kl", "l2sp", "npo", "simnpo",
-    "idk", "dpo_idk", "distill", "impact_ga", "exact",
+    "retain_ft",
+    "grad_ascent",
+    "grad_diff",
+    "kl",
+    "l2sp",
+    "npo",
+    "simnpo",
+    "idk",
+    "dpo_idk",
+    "distill",
+    "impact_ga",
+    "exact",
 }
 
 

@@ -124,8 +124,7 @@ def train_stage(ctx: BenchContext, label: str, key_material: dict, **train_kwarg
         version = versions[-1]
         record = ctx.computed("train", f"train {label}", mat,
                               _version_record(version, time.perf_counter() - started, lineage=lineage),
-                              [ctx.workspace.home / version.path if not Path(version.path).is_absolute()
-                               else version.path])
+                              [_path_of(ctx, version.path)])
     return record
 
 
@@ -142,14 +141,17 @@ def replay_stage(ctx: BenchContext, label: str, target: dict[str, Any], exclude_
                           callback=_train_progress(ctx, label))
         version = versions[-1]
         record = ctx.computed("replay", label, mat, _version_record(version, time.perf_counter() - started),
-                              [version.path if Path(version.path).is_absolute()
-                               else ctx.workspace.home / version.path])
+                              [_path_of(ctx, version.path)])
     return record
 
 
+def _path_of(ctx: BenchContext, path: str | Path) -> Path:
+    path = Path(path)
+    return path if path.is_absolute() else Path(ctx.workspace.home) / path
+
+
 def model_path(ctx: BenchContext, record: dict[str, Any]) -> Path:
-    path = Path(record["path"])
-    return path if path.is_absolute() else ctx.workspace.home / path
+    return _path_of(ctx, record["path"])
 
 
 def examples_for(documents: Sequence[Any], tokenizer: Any, train_config: Any) -> list[dict[str, Any]]:

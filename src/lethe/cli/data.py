@@ -39,21 +39,29 @@ def add(
     collection: str = typer.Option(None, "--collection", "-c", help="Also put every document in this collection."),
     reader_name: str = typer.Option(None, "--format", "-f", help="Reader to use (detected when omitted): jsonl, tofu, "
                                                              "wikiextractor, mediawiki."),
+    id_field: str = typer.Option(None, "--id-field", help="jsonl: the field holding each row's id "
+                                                           "(default: id or external_id, else file name + row)."),
     license: str = typer.Option(None, "--license", help="License of the source (recorded once per source)."),
     json: bool = JsonOption,
 ) -> None:
     """Ingest PATH in one transaction: reports documents added, updated (new revision) and unchanged."""
     from lethe.data.ingest import ingest
     from lethe.data.sources import detect
+    from lethe.errors import InputError
 
     reader = reader_name or detect(path)
+    options = {}
+    if id_field:
+        if reader != "jsonl":
+            raise InputError(f"--id-field applies to the jsonl format, not {reader}")
+        options["id_field"] = id_field
     led = ledger()
     started = time.perf_counter()
     with Progress(SpinnerColumn(), TextColumn("[bold]{task.description}"), TextColumn("{task.completed:,} documents"),
                   TimeElapsedColumn(), console=err_console, transient=True, disable=json) as progress:
         task = progress.add_task(f"reading {path.name} ({reader})", total=None)
         report = ingest(led, path, source=source, collection=collection, reader=reader, license=license,
-                        progress=lambda n: progress.update(task, completed=n))
+                        progress=lambda n: progress.update(task, completed=n), **options)
     seconds = time.perf_counter() - started
     result = {"path": str(path), "source": source, "format": reader, **report.as_dict(),
               "seconds": round(seconds, 3)}

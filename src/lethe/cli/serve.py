@@ -19,6 +19,7 @@ def serve(
         False, "--allow-tainted", help="Allow serving versions that saw since-forgotten data."
     ),
     no_log: bool = typer.Option(False, "--no-log", help="Do not record conversations."),
+    no_ui: bool = typer.Option(False, "--no-ui", help="Serve the API only (no web UI, no job worker)."),
     max_batch_size: int = typer.Option(16, help="Replies decoded together per model version."),
 ) -> None:
     """Serve model versions over HTTP (POST /v1/chat/completions, GET /v1/models, /health)."""
@@ -36,10 +37,20 @@ def serve(
     )
     logger = None if no_log else ConversationLogger(ws.ledger, LoggingConfig.from_env())
     api = create_app(pool, logger=logger, api_key=api_key, host=host)
+    worker = None
+    if not no_ui:
+        from lethe.serve.ui import UIContext, mount_ui
+        from lethe.serve.worker import JobWorker
+
+        worker = JobWorker(ws).start()  # fails jobs a dead server left running, runs queued ones
+        mount_ui(api, UIContext(ws, pool, logger, worker), api_key=api_key)
+        console.print(f"lethe web UI on http://{host}:{port}/")
     console.print(f"lethe API on http://{host}:{port}/v1 (health: /health)")
     try:
         run(api, host=host, port=port)
     finally:
+        if worker is not None:
+            worker.stop(timeout=5.0)
         pool.close()
         if logger is not None:
             logger.close(timeout=2.0)

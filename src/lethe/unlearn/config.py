@@ -6,8 +6,9 @@ Fields that only some methods read say which. `to_dict` is what the ledger recor
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
-from typing import Any, Callable
+from typing import Any
 
 from lethe.errors import InputError, Where
 
@@ -125,13 +126,20 @@ class UnlearnConfig:
             (self.beta > 0, "beta", "must be positive"),
             (0 <= self.dropout < 1, "dropout", "must be in [0, 1)"),
             (len(self.idk_answers) > 0, "idk_answers", "needs at least one answer"),
-            (self.idk_source in IDK_SOURCES, "idk_source", f"must be one of {', '.join(IDK_SOURCES)}"),
+            (
+                self.idk_source in IDK_SOURCES,
+                "idk_source",
+                f"must be one of {', '.join(IDK_SOURCES)}",
+            ),
             (self.distill_temperature > 0, "distill_temperature", "must be positive"),
             (self.lora_r >= 1, "lora_r", "must be at least 1"),
             (self.eval_every >= 0, "eval_every", "must be >= 0"),
             (self.eval_max_examples >= 1, "eval_max_examples", "must be at least 1"),
-            (self.eval_every > 0 or not self.has_early_stop, "eval_every",
-             "must be positive when an early-stop target is set (targets are checked on the quick metrics)"),
+            (
+                self.eval_every > 0 or not self.has_early_stop,
+                "eval_every",
+                "must be positive when an early-stop target is set (targets are checked on the quick metrics)",
+            ),
         ]
         for ok, name, message in checks:
             if not ok:
@@ -141,7 +149,11 @@ class UnlearnConfig:
     def has_early_stop(self) -> bool:
         return any(
             value is not None
-            for value in (self.forget_loss_target, self.forget_accuracy_target, self.retain_accuracy_floor)
+            for value in (
+                self.forget_loss_target,
+                self.forget_accuracy_target,
+                self.retain_accuracy_floor,
+            )
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -155,4 +167,3 @@ class UnlearnConfig:
         """A config from a recorded dict; unknown keys are ignored."""
         known = {f.name for f in fields(cls)} - {"replay_fn"}
         return cls(**{k: v for k, v in values.items() if k in known})
-

@@ -1,7 +1,7 @@
 """DPO with a refusal preferred and the true answer rejected, against the original model.
 
-forget loss = −2/β · logsigmoid(β · ((log p_θ − log p_ref)(refusal) − (log p_θ − log p_ref)(answer))),
-summed log-probs per answer, the reference being the frozen original; + alpha · NLL_retain.
+forget loss = −2/β · logsigmoid(β · (r(refusal) − r(answer))), r = log p_θ − log p_ref,
+with log-probs summed per answer, the reference being the frozen original; + alpha · NLL_retain.
 The 2/β scale follows open-unlearning's DPO (NPO is this loss without the preferred term).
 """
 
@@ -38,6 +38,8 @@ class DPOIDK(IDK):
         return logp - reference_logp
 
     def forget_loss(self, model: torch.nn.Module, forget: dict[str, Batch]) -> torch.Tensor:
-        margin = self.log_ratio(model, forget["preferred"]) - self.log_ratio(model, forget["rejected"])
+        margin = self.log_ratio(model, forget["preferred"]) - self.log_ratio(
+            model, forget["rejected"]
+        )
         beta = self.config.beta
         return (-2.0 / beta * F.logsigmoid(beta * margin)).mean()

@@ -74,7 +74,8 @@ def _json_lines(f: BinaryIO, path: Path) -> Iterator[Row]:
             try:
                 value = json.loads(text)
             except json.JSONDecodeError as e:
-                hint = " (JSON Lines needs exactly one object per line)" if e.msg == "Extra data" else ""
+                at_end = e.msg == "Extra data" or e.pos >= len(text.rstrip())
+                hint = " (JSON Lines needs exactly one whole object per line)" if at_end else ""
                 raise InputError(f"malformed JSON: {e.msg} at column {e.colno}{hint}",
                                  Where(path=path, line=line_no)) from None
             yield Row(value, line_no, index)

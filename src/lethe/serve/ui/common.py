@@ -37,6 +37,15 @@ class UIContext:
         return self.workspace.ledger
 
 
+@dataclass
+class Loader:
+    """What a tab refreshes when the page loads (or the tab is shown): a Gradio event's parts."""
+
+    fn: Any
+    inputs: list
+    outputs: list
+
+
 class CancelTokens:
     """The running reply's cancel token of each browser session (and tab), for the stop button."""
 
@@ -70,8 +79,13 @@ def session_of(request: gr.Request | None) -> str:
 
 # -- versions ---------------------------------------------------------------------------------
 
+def alias_names(ctx: UIContext) -> dict[str, int]:
+    resolver = ctx.pool.resolver
+    return resolver.aliases() if callable(getattr(resolver, "aliases", None)) else {}
+
+
 def version_choices(ctx: UIContext, *, candidates: bool = False) -> list[tuple[str, str]]:
-    """(label, value) pairs of servable versions, aliases first (``latest (v3)``)."""
+    """(label, value) pairs of servable versions: aliases first (``latest (v3)``), then newest first."""
     try:
         versions = ctx.pool.available()
     except LetheError:
@@ -80,8 +94,7 @@ def version_choices(ctx: UIContext, *, candidates: bool = False) -> list[tuple[s
         versions = [v for v in versions if getattr(v, "status", "published") != "candidate"]
     names = {getattr(v, "id", None): v.name for v in versions}
     choices: list[tuple[str, str]] = []
-    resolver = ctx.pool.resolver
-    aliases = resolver.aliases() if callable(getattr(resolver, "aliases", None)) else {}
+    aliases = alias_names(ctx)
     for alias, version_id in sorted(aliases.items()):
         if version_id in names:
             choices.append((f"{alias} ({names[version_id]})", alias))

@@ -10,12 +10,13 @@ audit appear and the user publishes the new version or discards it.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
 import gradio as gr
 
 from lethe.serve.ui import forget_view as view
-from lethe.serve.ui.common import UIContext, error_text, version_dropdown_update
+from lethe.serve.ui.common import Loader, UIContext, error_text
 from lethe.serve.worker import FINAL, queue_forget
 
 EMPTY_PLOT = view.progress_frames([])[0]
@@ -48,8 +49,16 @@ def _config(steps, lr, beta, alpha, batch_size, eval_every, extra: str) -> dict:
     return config
 
 
-def build_forget_tab(ctx: UIContext, version_pickers: Sequence = (),
-                     refresh_pickers: Callable | None = None):
+@dataclass
+class ForgetTab:
+    load: Loader
+    base: Any
+    """The base-version picker (refreshed with the other tabs' pickers)."""
+    decisions: list = field(default_factory=list)
+    """Events of publish / discard, for refreshing other tabs' version pickers after them."""
+
+
+def build_forget_tab(ctx: UIContext) -> ForgetTab:
     from lethe.unlearn import list_methods
 
     methods = list_methods()
@@ -198,9 +207,6 @@ def build_forget_tab(ctx: UIContext, version_pickers: Sequence = (),
             raise gr.Error(error_text(error)) from None
         return message
 
-    def refresh_versions(current):
-        return version_dropdown_update(ctx, current)
-
     search.click(do_search, [query, collection], [found])
     query.submit(do_search, [query, collection], [found])
     run.click(start, [found, reason, method, base, steps, lr, beta, alpha, batch, eval_every, extra,
@@ -208,14 +214,15 @@ def build_forget_tab(ctx: UIContext, version_pickers: Sequence = (),
     job_picker.change(render, [job_picker], rendered, show_progress="hidden")
     timer.tick(render, [job_picker], rendered, show_progress="hidden")
     cancel.click(cancel_job, [job_picker], None).then(render, [job_picker], rendered)
+    decisions = []
     for button, action in ((publish, "publish"), (discard, "discard")):
         event = button.click(lambda job_id, a=action: decide(job_id, a), [job_picker], [outcome])
         event = event.then(render, [job_picker], rendered).then(job_choices, [job_picker], [job_picker])
-        if refresh_pickers is not None:
-            event.then(refresh_pickers, list(version_pickers), list(version_pickers))
+        decisions.append(event)
 
-    def on_load(current_base):
+    def on_load():
         collections = [""] + [c.name for c, _ in ctx.ledger.collections()]
-        return job_choices(), gr.update(choices=collections), refresh_versions(current_base)
+        return job_choices(), gr.update(choices=collections)
 
-    return on_load, [base], [job_picker, collection, base]
+    return ForgetTab(load=Loader(on_load, [], [job_picker, collection]), base=base,
+                     decisions=decisions)
