@@ -260,8 +260,12 @@ def main() -> None:
     parser.add_argument("--qa-lr", type=float, default=3e-3)
     parser.add_argument("--qa-batch", type=int, default=32)
     parser.add_argument("--qa-fp32", action="store_true", help="Train the QA model in fp32 (default bf16).")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch threads (default: torch's choice; 1 is far faster when others share the cores)")
     parser.add_argument("--qa-sample", type=int, default=400, help="Trained questions evaluated (all holdout are).")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory(prefix="lethe-bench-train-") as tmp:
         ws, _ = world_workspace(Path(tmp))
         rows = throughput(ws, args.steps_scale, args.repeats) if args.part in ("all", "throughput") else []

@@ -103,3 +103,20 @@ def ledger(ledger_url):
     led = Ledger.open(ledger_url)
     yield led
     led.close()
+
+
+@pytest.fixture
+def trained_workspace(isolated_workspace):
+    """A workspace with a 6-entity synthetic world and a nano model trained on its QA in 2 slices.
+
+    Returns (workspace, world, versions). Training takes a few seconds on one thread.
+    """
+    from lethe.data.synth_ingest import ingest_synthetic_world
+    from lethe.train.pipeline import train
+    from lethe.workspace import Workspace
+
+    ws = Workspace.from_env().init()
+    world, _ = ingest_synthetic_world(ws.ledger, entities=6, seed=11, holdout_fraction=0.2)
+    versions = train(ws, data="synth/qa", preset_or_path="nano", slices=2, epochs=2, batch_size=16, seq_len=96,
+                     lr=3e-3, seed=0)
+    return ws, world, versions

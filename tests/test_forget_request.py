@@ -4,22 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from lethe.data.synth_ingest import ingest_synthetic_world
 from lethe.errors import ConflictError, InputError
-from lethe.train.pipeline import train
 from lethe.unlearn.request import create_request, publish_request, run_request
 from lethe.unlearn.selectors import Selector
-from lethe.workspace import Workspace
 
 
 @pytest.fixture
-def trained(isolated_workspace):
-    """A workspace with a 6-entity world and a nano model trained on its QA in 2 slices."""
-    ws = Workspace.from_env().init()
-    world, _ = ingest_synthetic_world(ws.ledger, entities=6, seed=11, holdout_fraction=0.2)
-    versions = train(ws, data="synth/qa", preset_or_path="nano", slices=2, epochs=2, batch_size=16, seq_len=96,
-                     lr=3e-3, seed=0)
-    return ws, world, versions
+def trained(trained_workspace):
+    return trained_workspace
 
 
 def entity_collection(ws) -> str:

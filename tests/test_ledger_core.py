@@ -175,3 +175,12 @@ def test_revisions_across_ingest_batches_of_a_new_source(ledger):
     assert [r.content for r in ledger.revisions(ledger.document("fresh:0").id)] == ["body 0", "body 0, revised"]
     again = ledger.add_documents(docs(("0", "body 0, revised"), ("7", "body 7, new")), source="fresh")
     assert (again.added, again.updated, again.unchanged) == (0, 1, 1)
+
+
+def test_a_revert_to_older_content_is_a_new_current_revision(ledger):
+    for content in ("river", "rock", "river"):
+        ledger.add_documents(docs(("p", content)), source="s")
+    chain = ledger.revisions(ledger.document("s:p").id)
+    assert [(r.revision, r.content, r.is_current) for r in chain] == [(1, "river", False), (2, "rock", False),
+                                                                     (3, "river", True)]
+    assert ledger.add_documents(docs(("p", "river")), source="s").unchanged == 1

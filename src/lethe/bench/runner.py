@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lethe.bench.cache import StageCache, code_version
+from lethe.bench.cache import CODE_PACKAGES, StageCache, code_version
 from lethe.eval.audit import compact_history
 
 Progress = Callable[[str], None]
@@ -64,9 +64,19 @@ class BenchContext:
         return hit.record
 
 
+STAGE_CODE = {
+    "tokenizer": ("data", "train"),
+    "train": ("data", "model", "train"),
+    "replay": ("data", "model", "train"),
+    "unlearn": ("data", "model", "train", "unlearn"),
+    "eval": ("eval", "model", "data"),
+}
+"""The packages whose source each stage's result depends on (their hash is in its key)."""
+
+
 def material(stage: str, **values: Any) -> dict[str, Any]:
-    """Key material of a stage: its inputs plus the code version that computes it."""
-    return {"stage": stage, "code": code_version(), **values}
+    """Key material of a stage: its inputs plus the version of the code that computes it."""
+    return {"stage": stage, "code": code_version(STAGE_CODE.get(stage, CODE_PACKAGES)), **values}
 
 
 # --------------------------------------------------------------------------------- tokenizer

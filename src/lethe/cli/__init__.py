@@ -17,6 +17,6 @@ for _module in pkgutil.iter_modules(__path__):
 def main() -> None:
     try:
         app()
-    except LetheError as error:
-        err_console.print(f"[bold red]error:[/] {error}", highlight=False)
+    except LetheError as error:  # raised outside a command (e.g. while parsing options)
+        err_console.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
         sys.exit(2)

@@ -8,11 +8,27 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import click
 import typer
 from rich.console import Console
 from rich.table import Table
+from typer.core import TyperGroup
 
+from lethe.errors import LetheError
 from lethe.workspace import Workspace
+
+err_console = Console(stderr=True)
+
+
+class LetheGroup(TyperGroup):
+    """Prints a `LetheError` as one clear line (what, and where) and exits with status 2."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except LetheError as error:
+            err_console.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
+            raise typer.Exit(2) from None
 
 app = typer.Typer(
     name="lethe",
@@ -21,9 +37,9 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    cls=LetheGroup,
 )
 console = Console()
-err_console = Console(stderr=True)
 
 
 @dataclass

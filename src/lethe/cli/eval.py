@@ -106,7 +106,10 @@ def report(
 
     ws = workspace()
     path = write_report(ws, out or ws.reports_dir())
-    emit({"report": str(path)}, json) if json else console.print(f"report written to [bold]{path}[/]")
+    if json:
+        emit({"report": str(path)}, True)
+    else:
+        console.print(f"report written to [bold]{path}[/]")
 
 
 def _methods(value: str | None) -> list[str] | None:
@@ -117,24 +120,30 @@ def _methods(value: str | None) -> list[str] | None:
 def bench_tofu(
     data: Path = typer.Option(None, "--data", help="TOFU directory (default: $LETHE_SHARED_DATA/tofu)."),
     split: str = typer.Option("forget10", "--split", help="forget01, forget05 or forget10."),
-    authors: int = typer.Option(None, "--authors", help="Subsample this many authors (forget ones proportionally)."),
-    methods: str = typer.Option(None, "--methods", help="Comma-separated unlearning methods (default: all registered)."),
-    preset: str = typer.Option("tiny", "--preset", help="Model preset of target and retain models."),
-    epochs: int = typer.Option(None, "--epochs", help="Fine-tuning epochs."),
-    lr: float = typer.Option(None, "--lr", help="Fine-tuning learning rate."),
-    unlearn_steps: int = typer.Option(None, "--unlearn-epochs", help="Unlearning epochs per method."),
-    seed: int = typer.Option(0, "--seed"),
+    authors: int = typer.Option(None, "--authors", help="Trained authors to keep (forget ones in proportion)."),
+    mia_authors: int = typer.Option(None, "--mia-authors", help="Never-trained authors (MIA non-members)."),
+    methods: str = typer.Option(None, "--methods", help="Comma-separated methods (default: all but exact, impact_ga)."),
+    preset: str = typer.Option(None, "--preset", help="Model preset of target and retain models (default tiny)."),
+    epochs: int = typer.Option(None, "--epochs", help="Fine-tuning epochs (default 25)."),
+    lr: float = typer.Option(None, "--lr", help="Fine-tuning learning rate (default 2e-3)."),
+    vocab_size: int = typer.Option(None, "--vocab-size", help="Tokenizer vocabulary (default 4096)."),
+    unlearn_epochs: int = typer.Option(None, "--unlearn-epochs", help="Unlearning epochs per method (default 5)."),
+    unlearn_lr: float = typer.Option(None, "--unlearn-lr", help="Unlearning learning rate (default 5e-4)."),
+    eval_items: int = typer.Option(None, "--eval-items", help="Items per evaluation split (default 100)."),
+    max_new_tokens: int = typer.Option(None, "--max-new-tokens", help="Longest greedy answer (default 200)."),
+    seed: int = typer.Option(None, "--seed"),
     out: Path = typer.Option(None, "--out", help="Results directory (default: <home>/bench/tofu-<hash>)."),
-    rerun: bool = typer.Option(False, "--rerun", help="Ignore cached results and recompute everything."),
+    rerun: bool = typer.Option(False, "--rerun", help="Recompute every stage, ignoring cached results."),
     json: bool = JsonOption,
 ) -> None:
     """TOFU: target model on full, retain model on the retain split, every method, evaluated."""
     from lethe.bench.tofu import TofuBenchConfig, render_bench, run_tofu_bench
 
-    config = TofuBenchConfig(data=data or shared_data_dir() / "tofu", split=split, preset=preset,
-                             seed=seed).replace(authors=authors, methods=_methods(methods), epochs=epochs,
-                                                lr=lr, unlearn_epochs=unlearn_steps)
-    result = run_tofu_bench(workspace(), config, out_dir=out, rerun=rerun, progress=_progress(json))
+    config = TofuBenchConfig(data=data or shared_data_dir() / "tofu").replace(
+        split=split, authors=authors, mia_authors=mia_authors, methods=_methods(methods), preset=preset,
+        epochs=epochs, lr=lr, vocab_size=vocab_size, unlearn_epochs=unlearn_epochs, unlearn_lr=unlearn_lr,
+        eval_items=eval_items, max_new_tokens=max_new_tokens, seed=seed)
+    result = run_tofu_bench(workspace(), config, out_dir=out, rerun=rerun, progress=_progress())
     if json:
         print_json(result)
     else:
@@ -143,31 +152,40 @@ def bench_tofu(
 
 @bench_app.command("synth")
 def bench_synth(
-    entities: int = typer.Option(None, "--entities", help="Entities in the synthetic world."),
-    forget_entities: int = typer.Option(None, "--forget", help="Entities to forget."),
-    methods: str = typer.Option(None, "--methods", help="Comma-separated unlearning methods (default: all registered)."),
-    preset: str = typer.Option("tiny", "--preset", help="Model preset."),
-    epochs: int = typer.Option(None, "--epochs", help="Fine-tuning epochs."),
-    lr: float = typer.Option(None, "--lr", help="Fine-tuning learning rate."),
-    seed: int = typer.Option(0, "--seed"),
+    entities: int = typer.Option(None, "--entities", help="Entities in the synthetic world (default 40)."),
+    forget_entities: int = typer.Option(None, "--forget", help="Entities to forget (default 3)."),
+    articles: bool = typer.Option(None, "--articles/--no-articles", help="Also train on the articles."),
+    methods: str = typer.Option(None, "--methods", help="Comma-separated methods (default: all but exact, impact_ga)."),
+    preset: str = typer.Option(None, "--preset", help="Model preset (default tiny)."),
+    slices: int = typer.Option(None, "--slices", help="Training slices (exact replay restarts at a slice)."),
+    epochs: int = typer.Option(None, "--epochs", help="Fine-tuning epochs (default 25)."),
+    lr: float = typer.Option(None, "--lr", help="Fine-tuning learning rate (default 2e-3)."),
+    vocab_size: int = typer.Option(None, "--vocab-size", help="Tokenizer vocabulary (default 4096)."),
+    unlearn_epochs: int = typer.Option(None, "--unlearn-epochs", help="Unlearning epochs per method (default 5)."),
+    unlearn_lr: float = typer.Option(None, "--unlearn-lr", help="Unlearning learning rate (default 5e-4)."),
+    eval_items: int = typer.Option(None, "--eval-items", help="Items per evaluation split (default 100)."),
+    max_new_tokens: int = typer.Option(None, "--max-new-tokens", help="Longest greedy answer (default 48)."),
+    seed: int = typer.Option(None, "--seed"),
     out: Path = typer.Option(None, "--out", help="Results directory (default: <home>/bench/synth-<hash>)."),
-    rerun: bool = typer.Option(False, "--rerun", help="Ignore cached results and recompute everything."),
+    rerun: bool = typer.Option(False, "--rerun", help="Recompute every stage, ignoring cached results."),
     json: bool = JsonOption,
 ) -> None:
     """The synthetic world: exact replay without the forgotten entities is the reference."""
     from lethe.bench.synth import SynthBenchConfig, run_synth_bench
     from lethe.bench.tofu import render_bench
 
-    config = SynthBenchConfig(preset=preset, seed=seed).replace(
-        entities=entities, forget_entities=forget_entities, methods=_methods(methods), epochs=epochs, lr=lr)
-    result = run_synth_bench(workspace(), config, out_dir=out, rerun=rerun, progress=_progress(json))
+    config = SynthBenchConfig().replace(
+        entities=entities, forget_entities=forget_entities, articles=articles, methods=_methods(methods),
+        preset=preset, slices=slices, epochs=epochs, lr=lr, vocab_size=vocab_size, unlearn_epochs=unlearn_epochs,
+        unlearn_lr=unlearn_lr, eval_items=eval_items, max_new_tokens=max_new_tokens, seed=seed)
+    result = run_synth_bench(workspace(), config, out_dir=out, rerun=rerun, progress=_progress())
     if json:
         print_json(result)
     else:
         console.print(render_bench(result))
 
 
-def _progress(quiet: bool):
+def _progress():
     """Progress lines on stderr (so --json output stays clean)."""
 
     def show(message: str) -> None:

@@ -165,21 +165,25 @@ class DocumentsMixin:
         return report
 
     def _ingest_batch(self, s, src, batch, report, members, collection, source_existed: bool, seen: dict) -> None:
-        current: dict[str, tuple[int, int]] = seen["current"]  # external id -> (document id, revision)
-        known: dict[tuple[str, str], int] = seen["known"]  # (external id, hash) -> document id
+        # external id -> (document id, revision, content hash) of its current revision
+        current: dict[str, tuple[int, int, str]] = seen["current"]
+        # (external id, source revision id) -> document id, for sources that number revisions
+        known: dict[tuple[str, str], int] = seen["known"]
         # A new source has no stored documents: all it holds was added by this call and is in `seen`.
         looked_up: set[str] = seen["looked_up"]
         ids = [i for i in {r.external_id for r in batch} if i not in looked_up] if source_existed else []
         looked_up.update(ids)
         for i in range(0, len(ids), 500):
             rows = s.execute(
-                select(Document.id, Document.external_id, Document.content_hash, Document.revision, Document.is_current)
+                select(Document.id, Document.external_id, Document.content_hash, Document.revision,
+                       Document.is_current, Document.meta)
                 .where(Document.source_id == src.id, Document.external_id.in_(ids[i : i + 500]))
             )
-            for doc_id, ext, digest, revision, is_current in rows:
-                known[(ext, digest)] = doc_id
+            for doc_id, ext, digest, revision, is_current, meta in rows:
+                if meta and meta.get("revision_id") is not None:
+                    known[(ext, str(meta["revision_id"]))] = doc_id
                 if is_current:
-                    current[ext] = (doc_id, revision)
+                    current[ext] = (doc_id, revision, digest)
         pending: list[dict] = []
         superseded: list[int] = []
         resolved: list[int | None] = []  # per record: its document id (None until inserted)
@@ -194,8 +198,9 @@ class DocumentsMixin:
             new_ids = self._insert_documents(s, pending)
             for slot, row, doc_id in zip(pending_slots, pending, new_ids):
                 resolved[slot] = doc_id
-                known[(row["external_id"], row["content_hash"])] = doc_id
-                current[row["external_id"]] = (doc_id, row["revision"])
+                if row["meta"] and row["meta"].get("revision_id") is not None:
+                    known[(row["external_id"], str(row["meta"]["revision_id"]))] = doc_id
+                current[row["external_id"]] = (doc_id, row["revision"], row["content_hash"])
             pending.clear()
             pending_slots.clear()
 
@@ -205,7 +210,14 @@ class DocumentsMixin:
             if record.external_id in pending_keys:
                 flush()  # a second revision of a document added in this batch needs its parent's id
                 pending_keys.clear()
-            doc_id = known.get((record.external_id, digest))
+            # Unchanged: the same source revision seen before, or (unnumbered sources) the same
+            # content as the current revision. A revert to older content is a new revision.
+            source_revision = (record.meta or {}).get("revision_id")
+            if source_revision is not None:
+                doc_id = known.get((record.external_id, str(source_revision)))
+            else:
+                now = current.get(record.external_id)
+                doc_id = now[0] if now is not None and now[2] == digest else None
             resolved.append(doc_id)
             if doc_id is not None:
                 report.unchanged += 1

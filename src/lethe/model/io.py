@@ -32,6 +32,10 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel
 
 from lethe.errors import InputError, NotFoundError, Where
 
+from transformers.utils import logging as _hf_logging
+
+_hf_logging.disable_progress_bar()  # weight-loading bars would interleave with lethe's own progress and --json
+
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")
 STATE_JSON = "training_state.json"
 STATE_TENSORS = "training_state.safetensors"

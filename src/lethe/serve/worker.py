@@ -268,14 +268,24 @@ def run_forget_job(workspace, context: JobContext) -> dict:
     from lethe.unlearn.request import run_request
 
     request_id = int(context.params["request_id"])
+    suite = None
+    if context.params.get("audit_items"):
+        from lethe.eval.suite import SuiteConfig
+
+        suite = SuiteConfig(max_items=int(context.params["audit_items"]))
     outcome = run_request(
         workspace, request_id, publish=False, callback=context.progress, cancel=context.cancelled,
-        evaluate=bool(context.params.get("evaluate", True)),
+        evaluate=bool(context.params.get("evaluate", True)), suite=suite,
     )
     return {"request_id": request_id, "status": outcome.status, "version": outcome.version,
             "trained_documents": outcome.trained_documents, "seconds": round(outcome.seconds, 2)}
 
 
-def queue_forget(ledger, request_id: int, *, evaluate: bool = True) -> int:
-    """Queue a job that runs forget request `request_id`; the job id."""
-    return ledger.create_job("forget", {"request_id": request_id, "evaluate": evaluate})
+def queue_forget(ledger, request_id: int, *, evaluate: bool = True, audit_items: int | None = None) -> int:
+    """Queue a job that runs forget request `request_id`; the job id.
+
+    `evaluate`: audit base and candidate when unlearning is done; `audit_items`: questions per
+    split in that audit (None: the audit's default).
+    """
+    return ledger.create_job("forget", {"request_id": request_id, "evaluate": evaluate,
+                                        "audit_items": audit_items})

@@ -80,15 +80,17 @@ def build_chat_tab(ctx: UIContext) -> ChatTab:
         history = [*history, {"role": "user", "content": text}]
         return "", history, display(history)
 
-    def respond(history, conversation_id, version_name, system_prompt, *controls,
-                request: gr.Request = None):
+    def respond(history, conversation_id, version_name, system_prompt, temperature, top_k, top_p,
+                repetition, max_tokens, seed, stop_strings, request: gr.Request = None):
+        # Explicit parameters, not *args: Gradio injects `request` only into named ones.
         if not history or history[-1]["role"] != "user":
             yield display(history), history, conversation_id
             return
         if not version_name:
             raise gr.Error("Pick a model version first.")
         try:
-            params = sampling_params(*controls)
+            params = sampling_params(temperature, top_k, top_p, repetition, max_tokens, seed,
+                                     stop_strings)
         except Exception as error:
             raise gr.Error(error_text(error)) from None
         session = session_of(request)

@@ -64,13 +64,15 @@ def build_compare_tab(ctx: UIContext) -> CompareTab:
         stop = gr.Button("Stop", variant="stop", elem_id="compare-stop")
     sampling = SamplingControls.build(prefix="compare-")
 
-    def compare(text, system_prompt, left_version, right_version, *controls, request: gr.Request = None):
+    def compare(text, system_prompt, left_version, right_version, temperature, top_k, top_p, repetition,
+                max_tokens, seed, stop_strings, request: gr.Request = None):
         if not text or not text.strip():
             raise gr.Error("Type a prompt.")
         if not left_version or not right_version:
             raise gr.Error("Pick two versions.")
         try:
-            params = sampling_params(*controls)
+            params = sampling_params(temperature, top_k, top_p, repetition, max_tokens, seed,
+                                     stop_strings)
         except Exception as error:
             raise gr.Error(error_text(error)) from None
         messages = ([{"role": "system", "content": system_prompt}] if system_prompt else []) + [

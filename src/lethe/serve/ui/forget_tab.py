@@ -96,8 +96,11 @@ def build_forget_tab(ctx: UIContext) -> ForgetTab:
                                        elem_id="forget-eval-every")
             extra = gr.Textbox(label="Other settings (JSON, any UnlearnConfig field)", lines=1,
                                placeholder='{"warmup_steps": 2, "lora": true}')
-            evaluate = gr.Checkbox(label="Audit before / after when done", value=True,
-                                   elem_id="forget-evaluate")
+            with gr.Row():
+                evaluate = gr.Checkbox(label="Audit before / after when done", value=True,
+                                       elem_id="forget-evaluate")
+                audit_items = gr.Number(label="Audit questions per split", value=64, precision=0,
+                                        minimum=1, elem_id="forget-audit-items")
             run = gr.Button("Unlearn", variant="primary", elem_id="forget-run")
     gr.Markdown("### 3 · Progress")
     with gr.Row():
@@ -165,7 +168,8 @@ def build_forget_tab(ctx: UIContext) -> ForgetTab:
             gr.Info("No current document matches.")
         return gr.update(choices=choices, value=[value for _, value in choices][:1] if len(choices) == 1 else [])
 
-    def start(selected, why, method_name, base_version, n_steps, rate, b, a, size, every, more, audit_it):
+    def start(selected, why, method_name, base_version, n_steps, rate, b, a, size, every, more, audit_it,
+              items):
         from lethe.unlearn.request import create_request
         from lethe.unlearn.selectors import Selector
 
@@ -176,7 +180,8 @@ def build_forget_tab(ctx: UIContext) -> ForgetTab:
             request_id = create_request(
                 ctx.workspace, Selector(docs=[str(i) for i in selected]), method=method_name,
                 config=config, reason=why or None, requester="web-ui", version=base_version or "latest")
-            job_id = queue_forget(ctx.ledger, request_id, evaluate=bool(audit_it))
+            job_id = queue_forget(ctx.ledger, request_id, evaluate=bool(audit_it),
+                                  audit_items=int(items) if items else None)
         except gr.Error:
             raise
         except Exception as error:
@@ -210,7 +215,7 @@ def build_forget_tab(ctx: UIContext) -> ForgetTab:
     search.click(do_search, [query, collection], [found])
     query.submit(do_search, [query, collection], [found])
     run.click(start, [found, reason, method, base, steps, lr, beta, alpha, batch, eval_every, extra,
-                      evaluate], [job_picker, outcome, timer])
+                      evaluate, audit_items], [job_picker, outcome, timer])
     job_picker.change(render, [job_picker], rendered, show_progress="hidden")
     timer.tick(render, [job_picker], rendered, show_progress="hidden")
     cancel.click(cancel_job, [job_picker], None).then(render, [job_picker], rendered)

@@ -1,0 +1,155 @@
+"""`lethe bench synth`: the benchmark on the embedded synthetic world, exact replay as reference.
+
+1. generate the world (`lethe.data.synth`, deterministic from entities and seed) into the
+   benchmark's workspace; its never-trained entities are the membership non-members;
+2. train the target lineage on the trained entities' QA pairs (and articles, if asked) in
+   `slices` slices, with checkpoints;
+3. forget every document about `forget_entities` entities: the *reference* is exact
+   unlearning, `lethe.train.replay` of the lineage without them (restoring the last clean
+   checkpoint), and each approximate method runs on the target;
+4. evaluate with TOFU's protocol against the exact replay (forget quality = KS p-value of the
+   forget truth ratios against the replay's; model utility over the retain split's three
+   numbers), with membership AUCs against the holdout entities; write results and plots.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from lethe.bench.cache import StageCache, code_version, config_hash
+from lethe.bench.runner import BenchContext, evaluate_stage, replay_stage, tokenizer_stage, train_stage, unlearn_stage
+from lethe.bench.tofu import _cached_result, default_methods, finish
+from lethe.errors import InputError, Where
+
+
+@dataclass
+class SynthBenchConfig:
+    """Everything that determines a synthetic-world benchmark result (all of it is hashed)."""
+
+    entities: int = 40
+    """Entities in the world (10 % of them are held out, never trained)."""
+    forget_entities: int = 3
+    """Trained entities whose documents are forgotten."""
+    articles: bool = False
+    """Also train on the entities' articles (slower; adds text memorisation to the picture)."""
+    methods: list[str] | None = None
+    preset: str = "tiny"
+    slices: int = 2
+    epochs: int = 25
+    lr: float = 2e-3
+    batch_size: int = 16
+    seq_len: int = 256
+    bf16: bool = True
+    vocab_size: int = 4096
+    unlearn_epochs: int = 5
+    unlearn_lr: float = 5e-4
+    unlearn_batch_size: int = 8
+    eval_items: int | None = 100
+    max_new_tokens: int = 48
+    """Synthetic answers are one short sentence."""
+    eval_batch_size: int = 16
+    seed: int = 0
+
+    def replace(self, **changes: Any) -> SynthBenchConfig:
+        values = {f.name: getattr(self, f.name) for f in fields(self)}
+        values.update({k: v for k, v in changes.items() if v is not None})
+        return SynthBenchConfig(**values)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def unlearn_settings(self) -> dict[str, Any]:
+        return {"epochs": self.unlearn_epochs, "lr": self.unlearn_lr, "forget_batch_size": self.unlearn_batch_size,
+                "retain_batch_size": self.unlearn_batch_size, "seed": self.seed}
+
+    def train_kwargs(self) -> dict[str, Any]:
+        return {"preset_or_path": self.preset, "task": "auto", "slices": self.slices, "epochs": self.epochs,
+                "lr": self.lr, "batch_size": self.batch_size, "seq_len": self.seq_len, "seed": self.seed,
+                "bf16": self.bf16}
+
+
+def _ensure_world(ctx: BenchContext, entities: int, seed: int) -> None:
+    if any(c.name == "synth/qa" for c, _ in ctx.ledger.collections()):
+        ctx.stages.append({"stage": "generate world", "status": "cached", "seconds": 0.0, "key": ""})
+        return
+    from lethe.data.synth_ingest import ingest_synthetic_world
+
+    started = time.perf_counter()
+    _, report = ingest_synthetic_world(ctx.ledger, entities=entities, seed=seed)
+    seconds = time.perf_counter() - started
+    ctx.stages.append({"stage": "generate world", "status": "computed", "seconds": seconds, "key": ""})
+    ctx.progress(f"generate world: {len(report.document_ids)} documents in {seconds:.1f} s")
+
+
+def run_synth_bench(workspace: Any, config: SynthBenchConfig, *, out_dir: str | Path | None = None,
+                    rerun: bool = False, progress: Any = None) -> dict[str, Any]:
+    """Run (or reuse) the synthetic-world benchmark; returns the results (also written to disk)."""
+    from lethe.workspace import Workspace
+
+    started = time.perf_counter()
+    progress = progress or (lambda _m: None)
+    if config.forget_entities < 1:
+        raise InputError("forget at least one entity", Where(field="forget_entities"))
+    methods = config.methods or default_methods()
+    config = config.replace(methods=methods)
+    whole = {"benchmark": "synth", "config": config.to_dict(), "code": code_version()}
+    key = config_hash(whole)
+    out = Path(out_dir) if out_dir else workspace.path("bench", f"synth-{key[:12]}")
+    cached = _cached_result(out, key)
+    if cached is not None and not rerun:
+        progress(f"results cached at {out} (configuration hash {key[:12]})")
+        return {**cached, "cache": "hit", "out_dir": str(out)}
+
+    world_key = f"synth-{config.entities}-{config.seed}"
+    cache_root = Path(workspace.home).resolve() / "bench" / ".cache" / world_key
+    ctx = BenchContext(Workspace(home=cache_root / "workspace").init(), StageCache(cache_root / "stages"),
+                       progress, rerun)
+    ledger = ctx.ledger
+    _ensure_world(ctx, config.entities, config.seed)
+    train_collections = ["synth/qa"] + (["synth/articles"] if config.articles else [])
+    trained_ids = {i for name in train_collections for i in ledger.collection_ids(name)}
+    entities = sorted({name.split("synth/entity/", 1)[1] for c, _ in ledger.collections()
+                       if (name := c.name).startswith("synth/entity/")
+                       and set(ledger.collection_ids(name)) & trained_ids})
+    if config.forget_entities >= len(entities):
+        raise InputError(f"cannot forget {config.forget_entities} of {len(entities)} trained entities",
+                         Where(field="forget_entities"))
+    forgotten = sorted(random.Random(config.seed).sample(entities, config.forget_entities))
+    forget_ids = sorted({i for e in forgotten for i in ledger.collection_ids(f"synth/entity/{e}")} & trained_ids)
+    retain_ids = sorted(trained_ids - set(forget_ids))
+    progress(f"world: {len(entities)} trained entities; forgetting {', '.join(forgotten)} "
+             f"({len(forget_ids)} documents)")
+
+    base = {"world": world_key, "collections": train_collections}
+    tokenizer = tokenizer_stage(ctx, train_collections, config.vocab_size, base)
+    trained = {**base, "tokenizer": tokenizer}
+    target = train_stage(ctx, "target", trained, data=train_collections, tokenizer=tokenizer,
+                         **config.train_kwargs())
+    exact = replay_stage(ctx, "exact replay", target, forget_ids, trained)
+    from lethe.train.config import TrainConfig
+
+    train_settings = TrainConfig(task="auto", seq_len=config.seq_len).to_dict()
+    models: dict[str, dict[str, Any]] = {"target": target, "exact": exact}
+    for method in methods:
+        if method == "exact":
+            continue
+        models[method] = unlearn_stage(ctx, method, target, forget_ids, retain_ids, config.unlearn_settings(),
+                                       train_settings, trained)
+
+    from lethe.eval.tofu import TofuEvalConfig
+
+    eval_config = TofuEvalConfig(max_items=config.eval_items, seed=config.seed, max_new_tokens=config.max_new_tokens,
+                                 batch_size=config.eval_batch_size)
+    splits = {
+        "forget": [d for d in ledger.documents(forget_ids) if d.kind == "qa"],
+        "retain": [d for d in ledger.documents(retain_ids) if d.kind == "qa"],
+        "holdout": ledger.documents(ledger.collection_ids("synth/holdout/qa")),
+    }
+    records = {label: evaluate_stage(ctx, label, model, splits, eval_config, trained, "synth")
+               for label, model in models.items()}
+    return finish(ctx, out, key, whole, models, records, "exact", "synthetic world", started,
+                  extra={"forgotten_entities": forgotten})
