@@ -9,10 +9,10 @@ process and the same workspace:
   runs twice, first and last, so drifting load on shared cores shows; the mean is the baseline.
 - **approximate methods** (every registered method but `exact`): a forget request for that
   entity through `create_request` + `run_request(publish=False, evaluate=False)`, the real
-  path. *end-to-end* is those two calls; *method only* is the unlearning loop's own wall time
-  (`UnlearnResult.wall_time`, recorded in the candidate version's meta).
+  path. *end-to-end* is those two calls; *compute-only* is the unlearning loop's own wall
+  time (`UnlearnResult.wall_time`, recorded in the candidate version's meta).
 - **exact replay** with the forget set in slice 9, 8, 6, 4, 2, 0: the same kind of request
-  with `method="exact"`. *end-to-end* as above; *loop only* sums the replayed slices'
+  with `method="exact"`. *end-to-end* as above; *compute-only* sums the replayed slices'
   optimizer-loop seconds as the training run records them (full retraining likewise).
 
 Every request is filed against the same base version and left unpublished, so each starts
@@ -40,6 +40,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Sequence
+from itertools import pairwise
 from pathlib import Path
 
 import torch
@@ -146,12 +147,13 @@ def approximate(ws: Workspace, base, forget: list[int], methods: Sequence[str],
         request_id, seconds, untouched = request(ws, base, forget, method, config)
         version = ws.ledger.resolve_version(ws.ledger.forget_request(request_id).result_version_id,
                                             allow_tainted=True)
+        meta = version.meta
         rows.append({"kind": "approximate", "method": method, "seconds": seconds,
-                     "method_seconds": version.meta["wall_time"], "steps": version.meta["steps"],
+                     "method_seconds": meta["wall_time"], "steps": meta["steps"],
                      "request_id": request_id, "candidate_status": version.status,
                      "base_untouched": untouched})
-        print(f"  {method:12} {seconds:6.2f}s end-to-end, {version.meta['wall_time']:6.2f}s method, "
-              f"{version.meta['steps']} steps", flush=True)
+        print(f"  {method:12} {seconds:6.2f}s end-to-end, {meta['wall_time']:6.2f}s method, "
+              f"{meta['steps']} steps", flush=True)
     return rows
 
 
@@ -159,9 +161,10 @@ def exact_replays(ws: Workspace, base, train_run: int, forget_sets: dict[int, li
                   slices: int) -> list[dict]:
     """One exact request per forget set, from the last slice to the first.
 
-    That order matters: replay looks up "the newest clean checkpoint after slice i", and an
-    unpublished replay registers checkpoints for the slices it retrains. Going backwards,
-    every replay restores a slice no earlier request retrained; `restored_original` checks it.
+    Each unpublished replay registers checkpoints for the slices it retrains. Going backwards,
+    no request needs a checkpoint of a slice an earlier request retrained, so every replay
+    starts from the original run's state whichever checkpoint lookup replay uses;
+    `restored_original` checks that it did.
     """
     ledger, rows = ws.ledger, []
     for position in sorted(forget_sets, reverse=True):
@@ -208,25 +211,29 @@ def machine() -> dict:
 
 def markdown(result: dict) -> str:
     base, base_loop = result["baseline_seconds"], result["baseline_loop_seconds"]
-    lines = ["| method | forget set in slice | slices replayed | steps | end-to-end s | ratio | "
-             "compute-only s | ratio |", "|---|---|---|---|---|---|---|---|"]
+    header = ("| method | forget set in slice | slices replayed | steps | end-to-end s | ratio | "
+              "compute-only s | ratio |")
+    lines = [header, "|---|---|---|---|---|---|---|---|"]
     for r in result["rows"]:
         where = r.get("forget_slice", "—" if r["kind"] == "approximate" else "(none)")
         inner = r.get("method_seconds", r.get("loop_seconds"))
-        lines.append(f"| {r['method']} | {where} | {r.get('slices_replayed', '—')} | {r['steps']} | "
-                     f"{r['seconds']:.2f} | {r['seconds'] / base:.1%} | {inner:.2f} | "
-                     f"{inner / base_loop:.1%} |")
+        lines.append(f"| {r['method']} | {where} | {r.get('slices_replayed', '—')} | "
+                     f"{r['steps']} | {r['seconds']:.2f} | {r['seconds'] / base:.1%} | "
+                     f"{inner:.2f} | {inner / base_loop:.1%} |")
     t, m = result["target"], result["machine"]
-    lines += ["", f"Ratios are to full retraining on the retain set (mean of "
-              f"{len(result['baseline_runs'])} runs: {base:.2f}s end-to-end, {base_loop:.2f}s "
-              "compute-only). End-to-end: `create_request` + `run_request(publish=False, "
-              "evaluate=False)` (`train` for retraining). Compute-only: the unlearning loop "
-              "(approximate) or the optimizer loop of the trained slices (exact, retraining).",
-              f"Exact replay of the last slice: {t['ratio']:.1%} of full retraining end-to-end "
-              f"(target ≤ {TARGET_RATIO:.0%}: {'met' if t['met'] else 'NOT met'}); "
-              f"{t['loop_ratio']:.1%} compute-only, {t['steps_ratio']:.1%} of the steps.",
-              f"torch threads: {m['torch_threads']} (set for stable timings); load average "
-              f"{m['load_average_start']} → {m['load_average_end']} on {m['cpu_count']} cores."]
+    notes = [
+        (f"Ratios are to full retraining on the retain set (mean of {len(result['baseline_runs'])}"
+        f" runs: {base:.2f}s end-to-end, {base_loop:.2f}s compute-only). End-to-end: "
+        "`create_request` + `run_request(publish=False, evaluate=False)` (`train` for "
+        "retraining). Compute-only: the unlearning loop (approximate) or the optimizer loop of "
+        "the trained slices (exact, retraining)."),
+        (f"Exact replay of the last slice: {t['ratio']:.1%} of full retraining end-to-end "
+        f"(target ≤ {TARGET_RATIO:.0%}: {'met' if t['met'] else 'NOT met'}); "
+        f"{t['loop_ratio']:.1%} compute-only, {t['steps_ratio']:.1%} of the steps."),
+        (f"torch threads: {m['torch_threads']} (set for stable timings); load average "
+        f"{m['load_average_start']} → {m['load_average_end']} on {m['cpu_count']} cores."),
+    ]
+    lines += ["", *notes]
     return "\n".join(lines)
 
 
@@ -246,7 +253,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                         help="Comma-separated approximate methods, or 'all' (every one but exact).")
     parser.add_argument("--retrain-runs", type=int, default=2,
                         help="Full retrainings (first and last); their mean is the baseline.")
-    parser.add_argument("--threads", type=int, default=1, help="torch threads (1 for stable timings).")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch threads (1 for stable timings).")
     parser.add_argument("--home", type=Path, help="Keep the workspace here (default: a temp dir).")
     parser.add_argument("--output", type=Path, default=RESULTS)
     return parser.parse_args(argv)
@@ -282,7 +290,8 @@ def main(argv: Sequence[str] | None = None) -> dict:
                          slice_plan=plan, lineage="original")
         train_seconds = time.perf_counter() - start
         base, train_run = original[-1], original[-1].run_id
-        print(f"original lineage: {train_seconds:.2f}s, {run_steps(ws, train_run)} steps", flush=True)
+        print(f"original lineage: {train_seconds:.2f}s, {run_steps(ws, train_run)} steps",
+              flush=True)
 
         retrains = [full_retrain(ws, args, config, plan, main_forget, "retrain-1")]
         print(f"full retraining: {retrains[0]['seconds']:.2f}s", flush=True)
@@ -306,27 +315,32 @@ def main(argv: Sequence[str] | None = None) -> dict:
     last = next(r for r in exact if r["forget_slice"] == args.slices - 1)
     by_replayed = sorted(exact, key=lambda r: r["slices_replayed"])
     result = {
-        "benchmark": "unlearn", "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "benchmark": "unlearn",
+        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "machine": info,
         "config": {"preset": args.preset, "entities": args.entities, "slices": args.slices,
                    "train": config.to_dict(), "unlearn": unlearn_config, "methods": methods,
                    "qa_documents": len(all_ids), "slice_sizes": [len(s) for s in plan],
                    "forget_set_sizes": {str(k): len(v) for k, v in forget_sets.items()},
-                   "timing": "end-to-end = create_request + run_request(publish=False, "
-                             "evaluate=False); method = UnlearnResult.wall_time; loop = the "
-                             "training runs' per-slice optimizer-loop seconds"},
+                   "timing": "seconds: create_request + run_request(publish=False, "
+                             "evaluate=False), or train() for retraining; method_seconds: "
+                             "UnlearnResult.wall_time; loop_seconds: the training run's "
+                             "per-slice optimizer-loop seconds; *_ratio: against the mean "
+                             "full retraining (loop/method ratios against its loop seconds)"},
         "original_train_seconds": train_seconds,
         "baseline_seconds": baseline, "baseline_loop_seconds": baseline_loop,
         "baseline_runs": [{k: r[k] for k in ("seconds", "loop_seconds", "steps", "run_id")}
                           for r in retrains],
         "rows": [retrain_row, *approx, *exact],
-        "target": {"max_ratio": TARGET_RATIO, "ratio": last["ratio"], "met": last["ratio"] <= TARGET_RATIO,
+        "target": {"max_ratio": TARGET_RATIO, "ratio": last["ratio"],
+                   "met": last["ratio"] <= TARGET_RATIO,
                    "loop_ratio": last["loop_ratio"], "steps_ratio": last["steps_ratio"]},
         "checks": {
-            "replay_steps_grow": all(a["steps"] < b["steps"] for a, b in zip(by_replayed, by_replayed[1:])),
+            "replay_steps_grow": all(a["steps"] < b["steps"] for a, b in pairwise(by_replayed)),
             "replay_seconds_grow": all(a["seconds"] <= b["seconds"]
-                                       for a, b in zip(by_replayed, by_replayed[1:])),
-            "replay_of_last_slice_equals_retraining": last["weights_sha256"] == retrains[0]["weights_sha256"],
+                                       for a, b in pairwise(by_replayed)),
+            "replay_of_last_slice_equals_retraining":
+                last["weights_sha256"] == retrains[0]["weights_sha256"],
             "retrainings_identical": len({r["weights_sha256"] for r in retrains}) == 1,
             "base_untouched": all(r["base_untouched"] for r in [*approx, *exact]),
             "replays_restored_original_checkpoints": all(r["restored_original"] for r in exact),

@@ -10,7 +10,6 @@ from typer.testing import CliRunner
 from ingest_helpers import write
 from lethe.cli import app
 from lethe.cli.ledger import log_app
-from lethe.errors import InputError
 from lethe.workspace import Workspace
 
 runner = CliRunner()
@@ -73,12 +72,12 @@ def test_show_lists_revisions_and_the_versions_that_saw_them(tmp_path):
 def test_bad_input_is_an_error_naming_file_and_line(tmp_path):
     path = write(tmp_path / "bad.jsonl", '{"text": "ok"}\n{"question": "no answer?"}\n')
     result = runner.invoke(app, ["data", "add", str(path), "--source", "bad"])
-    assert isinstance(result.exception, InputError)
-    assert "bad.jsonl, line 2, field 'answer'" in str(result.exception)
+    assert result.exit_code == 2  # a LetheError: one line saying what and where, no traceback
+    assert "bad.jsonl, line 2, field 'answer'" in result.output and "Traceback" not in result.output
     result = runner.invoke(app, ["data", "add", str(tmp_path / "missing.json"), "--source", "x"])
-    assert isinstance(result.exception, InputError) and "no such file" in str(result.exception)
+    assert result.exit_code == 2 and "no such file" in result.output
     result = runner.invoke(app, ["data", "add", str(path), "--source", "x", "--format", "csv"])
-    assert "unknown source format 'csv'" in str(result.exception)
+    assert result.exit_code == 2 and "unknown source format 'csv'" in result.output
 
 
 def test_export_and_import_json_between_workspaces(tmp_path):
@@ -104,7 +103,7 @@ def test_log_filters_events_by_kind_and_time(tmp_path):
     assert len(run_json("log", "--until", "2999-01-01T00:00:00Z")) == len(events)
     assert "documents.ingested" in run("log")
     result = runner.invoke(app, ["log", "--since", "last week"])
-    assert isinstance(result.exception, InputError) and "--since" in str(result.exception)
+    assert result.exit_code == 2 and "--since" in result.output
 
 
 def test_log_takes_subcommands_from_other_modules():

@@ -78,13 +78,14 @@ def test_regenerate_edit_and_clear(browser):
     page = browser.page
     before = page.locator(BOT).count()
     page.click("#chat-regenerate")
+    # the stopped reply is replaced by a new one (not added after it), which runs to its end
     page.wait_for_function(
-        f"(() => {{ const r = [...document.querySelectorAll('{BOT}')].pop();"
-        " return r && r.innerText.includes('tokens/s') && !r.innerText.includes('stopped'); })()")
-    assert page.locator(BOT).count() == before  # the last reply was replaced, not added
+        f"(() => {{ const all = [...document.querySelectorAll('{BOT}')], r = all.pop();"
+        f" return all.length === {before - 1} && r.innerText.includes('tokens/s')"
+        " && !r.innerText.includes('stopped'); })()")
     page.click("#chat-edit")
+    page.wait_for_function(f"document.querySelectorAll('{BOT}').length === {before - 1}")
     assert page.input_value("#chat-input textarea") == "Tell me everything."
-    assert page.locator(BOT).count() == before - 1
     page.click("#chat-clear")
     page.wait_for_function(f"document.querySelectorAll('{BOT}').length === 0")
 

@@ -221,17 +221,22 @@ def update(
 def _replay_start(ledger: Any, lineage: Any, plan: list, removed: set[int]) -> tuple[int, Any]:
     """(first slice to retrain, checkpoint to restore or None for the base model).
 
-    The first slice holding a removed document, moved earlier while the checkpoint before it
-    saw a removed (excluded or erased) document through some other path.
+    Starts at the first slice holding a removed (excluded or erased) document and moves
+    earlier until the checkpoint before it is clean: untainted, of a published version (not
+    an unpublished audit replay, which may lack documents that were never forgotten), and
+    whose version saw no removed document.
     """
     first = next((i for i, (_, ids) in enumerate(plan) if removed & set(ids)), None)
     if first is None:
         raise InputError("none of these documents is in the lineage's slices; nothing to replay")
+    checkpoints = ledger.checkpoints(lineage.id)
     for position in range(first, 0, -1):
-        checkpoint = ledger.checkpoint_for(lineage.id, plan[position - 1][0].index)
-        if checkpoint is not None and checkpoint.version_id is not None and \
-                not ledger.documents_seen(checkpoint.version_id, candidates=sorted(removed)):
-            return position, checkpoint
+        index = plan[position - 1][0].index
+        for checkpoint in reversed([c for c in checkpoints if c.slice_index == index and c.version_id]):
+            version = ledger.resolve_version(checkpoint.version_id, allow_tainted=True)
+            if version.status == "published" and \
+                    not ledger.documents_seen(version.id, candidates=sorted(removed)):
+                return position, checkpoint
     return 0, None
 
 

@@ -53,12 +53,12 @@ class ChatTab:
 def build_chat_tab(ctx: UIContext) -> ChatTab:
     tokens = CancelTokens()
 
-    with gr.Row():
-        version = gr.Dropdown(label="Model version", choices=[], value=None, scale=3,
+    with gr.Row(equal_height=True):
+        version = gr.Dropdown(label="Model version", choices=[], value=None, scale=2,
                               elem_id="chat-version", allow_custom_value=True)
-        refresh = gr.Button("↻ Versions", scale=1, size="sm", elem_id="chat-refresh")
-    system = gr.Textbox(label="System prompt", lines=1, max_lines=6, elem_id="chat-system",
-                        placeholder="optional; always kept, even when old turns are left out")
+        system = gr.Textbox(label="System prompt", lines=1, max_lines=6, elem_id="chat-system",
+                            scale=5, placeholder="optional; always kept, even when old turns are left out")
+        refresh = gr.Button("↻ Versions", scale=0, min_width=110, size="sm", elem_id="chat-refresh")
     chatbot = gr.Chatbot(label="Chat", height=420, elem_id="chat-log", buttons=["copy"],
                          feedback_options=None)
     with gr.Row():
@@ -158,6 +158,7 @@ def build_chat_tab(ctx: UIContext) -> ChatTab:
     stop.click(stop_reply, None, None, queue=False)
     edit.click(edit_last, [turns], [message, turns, chatbot], queue=False)
     clear.click(clear_all, None, [turns, conversation, chatbot, message], queue=False)
+    chatbot.clear(clear_all, None, [turns, conversation, chatbot, message], queue=False)
     refresh.click(lambda current: version_dropdown_update(ctx, current), [version], [version],
                   queue=False)
     return ChatTab(version=version, chatbot=chatbot)
