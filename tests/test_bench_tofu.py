@@ -58,7 +58,8 @@ def test_results_table_files_and_plots(bench) -> None:
 
     console = Console(width=250, record=True)
     console.print(render_bench(result))
-    assert "grad_ascent" in console.export_text() and "train target" in console.export_text()
+    text = console.export_text()
+    assert "grad_ascent" in text and "train target" in text
 
 
 def test_same_configuration_is_served_from_cache_and_a_change_recomputes(bench) -> None:
