@@ -9,7 +9,7 @@ utilisation is reported against a matmul peak measured in the same run.
 Part 2 (qa): a `tiny` model trained SFT on the QA pairs of a 100-entity synthetic world;
 exact-match accuracy of greedy answers on trained and on holdout questions, and the time.
 
-    python benchmarks/train.py                 # both parts (~8 minutes on 2 cores)
+    python benchmarks/train.py --threads 1     # both parts (~8 minutes on 2 busy cores)
     python benchmarks/train.py --part throughput --steps-scale 0.5
 
 Writes benchmarks/results/train.json and prints Markdown tables.
@@ -125,7 +125,7 @@ def throughput(ws: Workspace, steps_scale: float, repeats: int) -> list[dict]:
                         start = time.perf_counter()
                         [version] = train(ws, data=f"bench/{preset}", preset_or_path=preset, config=config,
                                           lineage=f"bench-{preset}-{precision}-{repeat}",
-                                          callback=lambda e: e.kind == "step" and elapsed.append(e.elapsed))
+                                          callback=lambda e, out=elapsed: e.kind == "step" and out.append(e.elapsed))
                         total = time.perf_counter() - start
                         stats = ws.ledger.run(version.run_id).metrics["slices"][0]
                         deltas = [b - a for a, b in zip([0.0, *elapsed], elapsed)]
@@ -221,7 +221,7 @@ def qa_experiment(ws: Workspace, epochs: int, lr: float, batch_size: int, bf16: 
         "train_questions": len(trained), "holdout_questions": len(holdout),
         "train_seconds": round(seconds, 1), "loop_seconds": stats["seconds"], "steps": stats["steps"],
         "tokens_per_s": stats["tokens_per_second"], "final_epoch_loss": round(stats["final_loss"], 4),
-        "trained": answer_accuracy(model, tokenizer, rng.sample(trained, min(sample, len(trained)))),
+        "trained": answer_accuracy(model, tokenizer, rng.sample(trained, sample) if 0 < sample < len(trained) else trained),
         "holdout": answer_accuracy(model, tokenizer, holdout),
     }
     result["eval_seconds"] = round(time.perf_counter() - eval_start, 1)
@@ -236,8 +236,8 @@ def markdown(throughput_rows: list[dict], qa: dict | None) -> str:
     if throughput_rows:
         peaks = throughput_rows[0]["peaks_gflops"]
         lines += [f"matmul peak: fp32 {peaks['fp32']} GFLOP/s, bf16 {peaks['bf16']} GFLOP/s", "",
-                  "| preset | params | precision | lethe tok/s | minimal tok/s | step overhead | save | "
-                  "overhead (save every 200) | MFU | slice end |",
+                  ("| preset | params | precision | lethe tok/s | minimal tok/s | step overhead | save | "
+                   "overhead (save every 200) | MFU | slice end |"),
                   "|---|---|---|---|---|---|---|---|---|---|"]
         for r in throughput_rows[1:]:
             lines.append(f"| {r['preset']} | {r['parameters'] / 1e6:.2f}M | {r['precision']} | "
@@ -246,8 +246,9 @@ def markdown(throughput_rows: list[dict], qa: dict | None) -> str:
                          f"{r['slice_end_seconds']}s |")
     if qa:
         lines += ["", "| model | QA trained | epochs | train time | EM trained | EM holdout |", "|---|---|---|---|---|---|",
-                  f"| tiny ({qa['parameters'] / 1e6:.1f}M) | {qa['train_questions']} | {qa['config']['epochs']} | "
-                  f"{qa['train_seconds']}s | {qa['trained']['exact_match']:.1%} | {qa['holdout']['exact_match']:.1%} |"]
+                  (f"| tiny ({qa['parameters'] / 1e6:.1f}M) | {qa['train_questions']} | {qa['config']['epochs']} | "
+                   f"{qa['train_seconds']}s | {qa['trained']['exact_match']:.1%} | "
+                   f"{qa['holdout']['exact_match']:.1%} |")]
     return "\n".join(lines)
 
 
@@ -256,13 +257,13 @@ def main() -> None:
     parser.add_argument("--part", choices=["all", "throughput", "qa"], default="all")
     parser.add_argument("--steps-scale", type=float, default=1.0, help="Scale the throughput step counts.")
     parser.add_argument("--repeats", type=int, default=2, help="Alternating repeats per throughput cell (best kept).")
-    parser.add_argument("--qa-epochs", type=int, default=30)
+    parser.add_argument("--qa-epochs", type=int, default=15)
     parser.add_argument("--qa-lr", type=float, default=3e-3)
-    parser.add_argument("--qa-batch", type=int, default=32)
+    parser.add_argument("--qa-batch", type=int, default=16)
     parser.add_argument("--qa-fp32", action="store_true", help="Train the QA model in fp32 (default bf16).")
     parser.add_argument("--threads", type=int, default=None,
                         help="torch threads (default: torch's choice; 1 is far faster when others share the cores)")
-    parser.add_argument("--qa-sample", type=int, default=400, help="Trained questions evaluated (all holdout are).")
+    parser.add_argument("--qa-sample", type=int, default=0, help="Evaluate a sample of the trained questions (0: all).")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -9,7 +9,13 @@ import torch
 
 from eval_helpers import documents, trained_pair, workspace_with_models
 from lethe.errors import ConflictError
-from lethe.eval.audit import AuditConfig, audit_forget_request, audit_request, build_audit, render_audit
+from lethe.eval.audit import (
+    AuditConfig,
+    audit_forget_request,
+    audit_request,
+    build_audit,
+    render_audit,
+)
 from lethe.eval.suite import SuiteConfig
 
 torch.set_num_threads(1)

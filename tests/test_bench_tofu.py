@@ -72,6 +72,3 @@ def test_same_configuration_is_served_from_cache_and_a_change_recomputes(bench) 
     assert stages["train target"] == "cached" and stages["train retain"] == "cached"
     assert stages["evaluate target"] == "cached"
     assert stages["unlearn grad_ascent"] == "computed" and stages["evaluate grad_ascent"] == "computed"
-    rerun = run_tofu_bench(ws, config, rerun=True)
-    assert rerun["cache"] == "miss" and all(s["status"] == "computed" for s in rerun["stages"]
-                                            if s["stage"].startswith(("train", "unlearn", "evaluate")))

@@ -45,7 +45,7 @@ def test_a_memorised_model_scores_as_memorised(trained) -> None:
 
 
 def test_metrics_agree_with_a_direct_computation(trained) -> None:
-    tokenizer, model, docs, result = trained
+    tokenizer, model, _, result = trained
     qa = result.splits["holdout"].qa
     item = qa.items[1]
     prompt = question_prompt_ids(tokenizer, item.question)

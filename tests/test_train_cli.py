@@ -3,10 +3,10 @@
 import json
 
 import torch
-from train_helpers import make_workspace, qa_records
 from typer.testing import CliRunner
 
 from lethe.cli import app
+from train_helpers import make_workspace, qa_records
 
 torch.set_num_threads(1)
 

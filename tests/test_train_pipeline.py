@@ -4,11 +4,11 @@ from pathlib import Path
 
 import pytest
 import torch
-from train_helpers import FAST, make_workspace, qa_records, weights
 
 from lethe.errors import InputError
 from lethe.train import train, update
 from lethe.train.progress import ProgressEvent
+from train_helpers import FAST, make_workspace, qa_records, weights
 
 torch.set_num_threads(1)
 

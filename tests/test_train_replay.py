@@ -4,9 +4,9 @@ from pathlib import Path
 
 import pytest
 import torch
-from train_helpers import FAST, make_workspace, weights
 
 from lethe.train import replay, train
+from train_helpers import FAST, make_workspace, weights
 
 torch.set_num_threads(1)
 

@@ -1,5 +1,7 @@
 """Slice plans, batch plans, the LR schedule and examples: the pure parts of training."""
 
+import itertools
+
 import pytest
 
 from lethe.data.chat_format import IGNORE_INDEX
@@ -39,7 +41,7 @@ def test_warmup_cosine():
     values = [schedule(s) for s in range(20)]
     assert values[0] == pytest.approx(0.5) and values[1] == pytest.approx(1.0)
     assert values[-1] == pytest.approx(0.1)
-    assert all(a >= b for a, b in zip(values[1:], values[2:]))
+    assert all(a >= b for a, b in itertools.pairwise(values[1:]))
 
 
 def test_config_validates_and_round_trips():

@@ -7,7 +7,16 @@ so that a reply can be watched while it streams and stopped before it ends.
 from __future__ import annotations
 
 import pytest
-from ui_helpers import UIServer, choose, chromium, screenshot, set_number, trained_workspace, wait_text
+
+from ui_helpers import (
+    UIServer,
+    choose,
+    chromium,
+    screenshot,
+    set_number,
+    trained_workspace,
+    wait_text,
+)
 
 pytestmark = pytest.mark.browser
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 
 import pytest
+
 from ui_helpers import (
     UIServer,
     choose,
@@ -54,7 +55,7 @@ def select_document(page, doc) -> None:
 
 
 def test_a_job_shows_live_progress_survives_a_refresh_and_cancels(setup):
-    ws, server, browser, doc, _ = setup
+    ws, _server, browser, doc, _ = setup
     page = browser.page
     open_tab(page, "Forget")
     select_document(page, doc)
@@ -81,7 +82,7 @@ def test_a_job_shows_live_progress_survives_a_refresh_and_cancels(setup):
 
 
 def test_forget_end_to_end_then_the_new_version_is_in_the_chat(setup):
-    ws, server, browser, doc, _ = setup
+    ws, _server, browser, doc, _ = setup
     page = browser.page
     open_tab(page, "Forget")
     select_document(page, doc)
@@ -99,8 +100,8 @@ def test_forget_end_to_end_then_the_new_version_is_in_the_chat(setup):
 
     # before publishing: the base and the candidate side by side, both streaming
     open_tab(page, "Compare")
-    choose(page, "compare-left", "v2")
-    choose(page, "compare-right", "v3")  # the candidate, listed here before it is published
+    choose(page, "compare-left", "v2 ·")
+    choose(page, "compare-right", "v3 ·")  # the candidate, listed here before it is published
     page.locator("#compare-prompt textarea").fill(doc.data["question"])
     page.click("#compare-run")
     for side in ("#compare-left-out", "#compare-right-out"):
@@ -124,13 +125,13 @@ def test_forget_end_to_end_then_the_new_version_is_in_the_chat(setup):
 
 
 def test_changelog_and_data_tabs(setup):
-    ws, server, browser, forgotten, shown = setup
+    _, _, browser, forgotten, shown = setup
     page = browser.page
     open_tab(page, "Changelog")
     wait_text(page, "#changelog-events", "forget.succeeded")
-    wait_text(page, "#changelog-tree", "v3 [unlearn")
     screenshot(page, "ui-changelog")
     page.get_by_role("tab", name="Versions").click()
+    wait_text(page, "#changelog-tree", "v3 [unlearn")
     wait_text(page, "#changelog-versions", "tainted")
     screenshot(page, "ui-changelog-versions")
     page.get_by_role("tab", name="Evaluations").click()
@@ -138,6 +139,8 @@ def test_changelog_and_data_tabs(setup):
     screenshot(page, "ui-changelog-evaluations")
 
     open_tab(page, "Data")
+    page.locator("#data-documents td", has_text=shown.key).first.click()  # browse, pick a row
+    wait_text(page, "#data-header", f"#{shown.id} ")
     page.locator("#data-doc-id input").fill(str(forgotten.id))
     page.click("#data-open")
     wait_text(page, "#data-header", "Forgotten")

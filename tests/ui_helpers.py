@@ -12,6 +12,7 @@ import shutil
 import threading
 import time
 from pathlib import Path
+from typing import Self
 from urllib.parse import urlparse
 
 import pytest
@@ -83,7 +84,7 @@ class UIServer:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}/"
 
-    def __enter__(self) -> UIServer:
+    def __enter__(self) -> Self:
         if self.worker is not None:
             self.worker.start()
         self.thread.start()

@@ -131,8 +131,8 @@ def write_results(out: Path, result: dict[str, Any]) -> dict[str, str]:
 
 def render_markdown(result: dict[str, Any]) -> str:
     lines = [f"# {result['benchmark']} benchmark", "",
-             f"configuration hash `{result['config_hash']}` · code `{result['code_version']}` · "
-             f"finished {result.get('finished_at', '?')} · total {result.get('total_seconds', 0):.0f} s", "",
+             (f"configuration hash `{result['config_hash']}` · code `{result['code_version']}` · "
+              f"finished {result.get('finished_at', '?')} · total {result.get('total_seconds', 0):.0f} s"), "",
              markdown(result["rows"]), "", "## Stages (wall time)", "",
              "| stage | status | seconds |", "|---|---|---:|"]
     for stage in result.get("stages", []):

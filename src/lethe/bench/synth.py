@@ -21,7 +21,14 @@ from pathlib import Path
 from typing import Any
 
 from lethe.bench.cache import StageCache, code_version, config_hash
-from lethe.bench.runner import BenchContext, evaluate_stage, replay_stage, tokenizer_stage, train_stage, unlearn_stage
+from lethe.bench.runner import (
+    BenchContext,
+    evaluate_stage,
+    replay_stage,
+    tokenizer_stage,
+    train_stage,
+    unlearn_stage,
+)
 from lethe.bench.tofu import _cached_result, default_methods, finish
 from lethe.errors import InputError, Where
 
@@ -124,7 +131,7 @@ def run_synth_bench(workspace: Any, config: SynthBenchConfig, *, out_dir: str | 
     progress(f"world: {len(entities)} trained entities; forgetting {', '.join(forgotten)} "
              f"({len(forget_ids)} documents)")
 
-    base = {"world": world_key, "collections": train_collections}
+    base = {"world": world_key, "train_collections": train_collections}
     tokenizer = tokenizer_stage(ctx, train_collections, config.vocab_size, base)
     trained = {**base, "tokenizer": tokenizer}
     target = train_stage(ctx, "target", trained, data=train_collections, tokenizer=tokenizer,
@@ -147,8 +154,9 @@ def run_synth_bench(workspace: Any, config: SynthBenchConfig, *, out_dir: str | 
     splits = {
         "forget": [d for d in ledger.documents(forget_ids) if d.kind == "qa"],
         "retain": [d for d in ledger.documents(retain_ids) if d.kind == "qa"],
-        "holdout": ledger.documents(ledger.collection_ids("synth/holdout/qa")),
     }
+    if any(c.name == "synth/holdout/qa" for c, _ in ledger.collections()):  # a tiny world may have none
+        splits["holdout"] = ledger.documents(ledger.collection_ids("synth/holdout/qa"))
     records = {label: evaluate_stage(ctx, label, model, splits, eval_config, trained, "synth")
                for label, model in models.items()}
     return finish(ctx, out, key, whole, models, records, "exact", "synthetic world", started,

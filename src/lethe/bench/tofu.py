@@ -26,7 +26,13 @@ from typing import Any
 
 from lethe.bench.cache import StageCache, code_version, config_hash, files_sha256
 from lethe.bench.output import make_plots, model_row, write_results
-from lethe.bench.runner import BenchContext, evaluate_stage, tokenizer_stage, train_stage, unlearn_stage
+from lethe.bench.runner import (
+    BenchContext,
+    evaluate_stage,
+    tokenizer_stage,
+    train_stage,
+    unlearn_stage,
+)
 from lethe.errors import InputError, Where
 
 SKIPPED_METHODS = ("exact", "impact_ga")

@@ -30,7 +30,14 @@ from typing import Any
 import numpy as np
 
 from lethe.eval import mia, tofu_math
-from lethe.eval.suite import HOLDOUT, SuiteConfig, SuiteResult, load_split_documents, run_suite, version_path
+from lethe.eval.suite import (
+    HOLDOUT,
+    SuiteConfig,
+    SuiteResult,
+    load_split_documents,
+    run_suite,
+    version_path,
+)
 
 BENCHMARK = "audit"
 HEADLINE = ("loss", "token_accuracy", "exact_match", "rouge_l_recall", "answer_probability",
@@ -328,7 +335,7 @@ def render_audit(audit: dict[str, Any]) -> Any:
         return Text(f"audit: {audit}")
     request = audit.get("request") or {}
     versions = audit.get("versions") or {}
-    name = lambda key: (versions.get(key) or {}).get("name", "—")  # noqa: E731
+    name = lambda key: (versions.get(key) or {}).get("name", "—")
     header = Text.assemble(
         (f"forget request {request.get('id', '?')}", "bold"),
         f"  method {request.get('method', '?')}  ·  {request.get('forget_documents', '?')} documents  ·  "

@@ -284,8 +284,8 @@ def render_suite(result: dict[str, Any]) -> Any:
     names = list(dict.fromkeys(name for values in metrics.values() for name in values))
     for name in names:
         cells = []
-        for split in metrics:
-            value = metrics[split].get(name)
+        for values in metrics.values():
+            value = values.get(name)
             cells.append("" if value is None else (f"{value:.0f}" if name.endswith("items") else f"{value:.4f}"))
         table.add_row(name, *cells)
     return table

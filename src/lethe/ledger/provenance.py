@@ -362,9 +362,12 @@ class ProvenanceMixin:
             return ck.id
 
     def checkpoints(self, lineage_id: int, *, include_tainted: bool = False) -> list[Checkpoint]:
+        """Checkpoints of a lineage; by default only clean ones whose version is published
+        (a candidate's checkpoints, e.g. of an unpublished replay, are not a lineage's state)."""
         query = select(Checkpoint).where(Checkpoint.lineage_id == lineage_id)
         if not include_tainted:
-            query = query.where(Checkpoint.tainted_at.is_(None))
+            query = query.join(ModelVersion, ModelVersion.id == Checkpoint.version_id).where(
+                Checkpoint.tainted_at.is_(None), ModelVersion.status == "published")
         with self.reading() as s:
             return list(s.scalars(query.order_by(Checkpoint.slice_index, Checkpoint.id)))
 

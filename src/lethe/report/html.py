@@ -12,7 +12,7 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Iterable, Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from html import escape
 from pathlib import Path
 from typing import Any
@@ -99,6 +99,13 @@ def _requests(ledger: Any) -> tuple[str, list[Any]]:
     return "<h2>Forget requests</h2>" + table(rows), requests
 
 
+def _pick(metrics: dict[str, Any], label: str, split: str) -> dict[str, float] | None:
+    if label not in metrics:
+        return None
+    values = metrics[label].get(split, {})
+    return {m: values[m] for m in AUDIT_METRICS if m in values}
+
+
 def _audit_section(request: Any) -> str:
     audit = request.audit or {}
     if "metrics" not in audit:
@@ -108,9 +115,8 @@ def _audit_section(request: Any) -> str:
     for split in ("forget", "retain"):
         if split not in metrics.get("after", {}):
             continue
-        pick = lambda label: {m: metrics[label][split].get(m) for m in AUDIT_METRICS  # noqa: E731
-                              if m in metrics[label].get(split, {})} if label in metrics else None
-        parts.append(figure(plots.before_after(pick("before"), pick("after"), pick("reference"),
+        parts.append(figure(plots.before_after(_pick(metrics, "before", split), _pick(metrics, "after", split),
+                                               _pick(metrics, "reference", split),
                                                title=f"request {request.id}: {split} set"),
                             f"before/after bars, {split}"))
     roc = (audit.get("mia") or {}).get("roc") or {}
@@ -196,13 +202,13 @@ def _benchmarks(home: Path) -> str:
 def render_report(workspace: Any) -> str:
     """The HTML text of the workspace report."""
     ledger = workspace.ledger
-    generated = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    generated = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     counts = ledger.count_documents()
     requests_html, requests = _requests(ledger)
     body = [
         "<h1>lethe report</h1>",
-        f'<p class="muted">workspace {escape(str(workspace.home))} · generated {generated} · documents '
-        f"{escape(', '.join(f'{k}: {v}' for k, v in sorted(counts.items())) or 'none')}</p>",
+        (f'<p class="muted">workspace {escape(str(workspace.home))} · generated {generated} · documents '
+         f"{escape(', '.join(f'{k}: {v}' for k, v in sorted(counts.items())) or 'none')}</p>"),
         _versions(ledger),
         requests_html,
         "".join(_audit_section(r) for r in requests),

@@ -16,7 +16,9 @@ from typing import Any
 
 import matplotlib
 import numpy as np
-from matplotlib.figure import Figure  # figures are built without pyplot: no global state, no display
+from matplotlib.figure import (
+    Figure,  # figures are built without pyplot: no global state, no display
+)
 
 TARGET_COLOUR = "#7f7f7f"
 RETAIN_COLOUR = "#2ca02c"

@@ -22,7 +22,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, is_dataclass
-from typing import Any
+from typing import Any, Self
 
 from lethe.errors import CancelledError
 
@@ -167,7 +167,7 @@ class JobWorker:
         if self._thread is not None:
             self._thread.join(timeout)
 
-    def __enter__(self) -> JobWorker:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *_exc) -> None:

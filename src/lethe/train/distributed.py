@@ -61,12 +61,21 @@ def gather(items: list) -> list:
 
 
 def wrap_model(model: torch.nn.Module) -> torch.nn.Module:
-    """The model ready for this launch (DistributedDataParallel when there are several processes)."""
-    return accelerator().prepare_model(model)
+    """The model ready for this launch: DistributedDataParallel when there are several processes.
+
+    Wrapped directly rather than with `Accelerator.prepare_model`, which keeps a reference to
+    every model it prepares (one per slice here) for the life of the process.
+    """
+    if world_size() == 1:
+        return model
+    from torch.nn.parallel import DistributedDataParallel
+
+    accelerator()  # the launcher's process group is set up by the Accelerator
+    return DistributedDataParallel(model.to(device()))
 
 
 def unwrap_model(model: torch.nn.Module) -> torch.nn.Module:
-    return accelerator().unwrap_model(model)
+    return getattr(model, "module", model) if type(model).__name__ == "DistributedDataParallel" else model
 
 
 def device() -> torch.device:

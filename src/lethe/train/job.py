@@ -13,8 +13,11 @@ import hashlib
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+import torch
+
 from lethe.errors import LetheError
 from lethe.model.io import save_version
+from lethe.model.presets import load_base
 from lethe.train import distributed
 from lethe.train.checkpointing import (
     LineagePaths,
@@ -133,8 +136,6 @@ class JobRunner:
                 load_resume_state(self.paths, model)
             return model  # mid-slice: train_slice's resume hook restores everything
         if start["from"] == "base":
-            from lethe.model.presets import load_base
-
             return load_base(start["base"], self.tokenizer, seed=start["seed"])
         return load_weights(empty_model(self.paths), start["path"])
 
@@ -161,7 +162,7 @@ class JobRunner:
         excluded = set(spec.exclude_document_ids)
         documents = self.ledger.documents([d for d in sl.document_ids if d not in excluded])
         examples = build_examples(documents, self.tokenizer, config)
-        event = dict(slice_index=sl.index, slice_position=position, slices_total=len(spec.slices))
+        event = {"slice_index": sl.index, "slice_position": position, "slices_total": len(spec.slices)}
         self.callback(ProgressEvent(kind="slice_start", global_step=progress.global_step, **event))
         resuming = progress.step_in_slice > 0
         offset = progress.global_step - progress.step_in_slice
@@ -214,8 +215,6 @@ class JobRunner:
         progress.versions.append(version.id)
         checkpoint = self.paths.slice_checkpoint(sl.index, spec.run_id)
         if optimizer is None:  # an empty slice: keep the weights, with a fresh optimizer's state
-            import torch
-
             optimizer = torch.optim.AdamW(model.parameters())
         save_slice_checkpoint(checkpoint, model, optimizer, scheduler, progress.global_step,
                               {"slice_index": sl.index, "run_id": spec.run_id, "version_id": version.id})
@@ -257,6 +256,6 @@ def execute(workspace: Any, spec: JobSpec, progress: Progress | None = None,
             message = error.message if isinstance(error, LetheError) else f"{type(error).__name__}: {error}"
             try:
                 workspace.ledger.finish_run(spec.run_id, status, error=message)
-            except Exception:  # the original error matters more than a ledger hiccup
-                pass
+            except Exception as ledger_error:  # noqa: BLE001 - the original error matters more
+                error.add_note(f"(could not mark run {spec.run_id} {status}: {ledger_error})")
         raise

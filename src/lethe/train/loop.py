@@ -73,8 +73,9 @@ def step_loss(model: torch.nn.Module, batch: dict[str, torch.Tensor], normaliser
     autocast = torch.autocast("cpu", dtype=torch.bfloat16) if bf16 else nullcontext()
     with autocast:
         logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], use_cache=False).logits
-    targets = batch["labels"][:, 1:]
-    token_loss = F.cross_entropy(logits[:, :-1].float().reshape(-1, logits.shape[-1]), targets.reshape(-1),
+    # Shift the labels, not the logits: slicing the (batch x seq x vocab) logits would copy them.
+    targets = F.pad(batch["labels"], (0, 1), value=IGNORE_INDEX)[:, 1:]
+    token_loss = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), targets.reshape(-1),
                                  ignore_index=IGNORE_INDEX, reduction="sum")
     return token_loss / normaliser, float(token_loss.detach())
 

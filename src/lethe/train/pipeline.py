@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from lethe.errors import ConflictError, InputError, LetheError, NotFoundError, Where
+from lethe.model.presets import PRESETS, load_base
 from lethe.train import distributed
 from lethe.train.checkpointing import LineagePaths, read_resume_state, save_spec
 from lethe.train.config import TrainConfig
@@ -146,8 +147,6 @@ def train(
         else:
             plan = plan_slices(ids, slices, settings.seed)
         tok, tokenizer_source = resolve_tokenizer(workspace, tokenizer, base, documents)
-        from lethe.model.presets import PRESETS, load_base
-
         model = load_base(base, tok, seed=settings.seed)
         name = _lineage_name(ledger, lineage, base, data)
         paths = LineagePaths.of(workspace, name)
@@ -204,7 +203,8 @@ def update(
             seen = set(ledger.documents_seen(parent.id, candidates=ids))
             ids = [i for i in ids if i not in seen]
             if not ids:
-                raise InputError(f"{parent.name} has seen every document of {data}; nothing new to train on "
+                names = data if isinstance(data, str) else ", ".join(data)
+                raise InputError(f"{parent.name} has seen every document of {names}; nothing new to train on "
                                  "(pass --all to train on the whole collection again)")
         index = plan[-1][0].index + 1
         run_id = _start_run(ledger, "update", lineage.id, settings, parent=parent.id,

@@ -9,6 +9,6 @@ import os
 
 os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"  # the page and server call no one
 
-from lethe.serve.ui.app import UIContext, build_ui, mount_ui  # noqa: E402
+from lethe.serve.ui.app import UIContext, build_ui, mount_ui
 
 __all__ = ["UIContext", "build_ui", "mount_ui"]

@@ -5,7 +5,7 @@ evaluation results per version as a table and a plot.
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import gradio as gr
 import pandas as pd
@@ -14,6 +14,8 @@ from lethe.serve.ui.common import Loader, UIContext, when
 
 EVENT_COLUMNS = ["time", "kind", "subject", "actor", "details"]
 EVALUATION_COLUMNS = ["version", "benchmark", "split", "metric", "value", "request"]
+PLOT_COLUMNS = ["bar", "version", "split", "value"]
+PREFERRED_METRICS = ("token_accuracy", "rouge_l_recall", "exact_match", "loss")
 
 
 def _parse_time(text: str | None, field: str) -> datetime | None:
@@ -23,7 +25,7 @@ def _parse_time(text: str | None, field: str) -> datetime | None:
         value = datetime.fromisoformat(text.strip())
     except ValueError:
         raise gr.Error(f"{field}: use a date like 2025-01-31 or 2025-01-31 14:00") from None
-    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def events_frame(ledger, kind: str | None, since: str | None, until: str | None, limit: int) -> pd.DataFrame:
@@ -83,15 +85,19 @@ def evaluations_frame(ledger, version: str | None = None) -> pd.DataFrame:
 
 
 def evaluation_plot(frame: pd.DataFrame, benchmark: str | None, metric: str | None) -> pd.DataFrame:
-    """Mean value of one benchmark metric per version and split (the bar plot's data)."""
+    """Mean value of one benchmark metric per split and version: one bar each, coloured by
+    version and labelled ``split · version`` so that the bars of a split stand together."""
     selected = frame
     if benchmark:
         selected = selected[selected.benchmark == benchmark]
     if metric:
         selected = selected[selected.metric == metric]
     if selected.empty:
-        return pd.DataFrame(columns=["version", "value", "split"])
-    return selected.groupby(["version", "split"], as_index=False, sort=False)["value"].mean()
+        return pd.DataFrame(columns=PLOT_COLUMNS)
+    means = selected.groupby(["split", "version"], as_index=False, sort=False)["value"].mean()
+    means["version"] = means["version"].astype(str)
+    means["bar"] = means["split"] + " · " + means["version"]
+    return means[PLOT_COLUMNS]
 
 
 def build_changelog_tab(ctx: UIContext) -> Loader:
@@ -113,12 +119,11 @@ def build_changelog_tab(ctx: UIContext) -> Loader:
     with gr.Tab("Evaluations"):
         with gr.Row():
             version = gr.Dropdown(label="Version (empty: all)", choices=[""], value="")
-            benchmark = gr.Dropdown(label="Benchmark", choices=[""], value="", allow_custom_value=True)
-            metric = gr.Dropdown(label="Metric", choices=[""], value="", allow_custom_value=True,
-                                 elem_id="changelog-metric")
-        plot = gr.BarPlot(pd.DataFrame(columns=["version", "value", "split"]), x="version", y="value",
-                          color="split", title="Metric per version", height=280,
-                          elem_id="changelog-plot")
+            benchmark = gr.Dropdown(label="Benchmark", choices=[], value=None, elem_id="changelog-benchmark")
+            metric = gr.Dropdown(label="Metric", choices=[], value=None, elem_id="changelog-metric")
+        plot = gr.BarPlot(pd.DataFrame(columns=PLOT_COLUMNS), x="bar", y="value", color="version",
+                          title="Metric per split and version", height=300, x_title="split · version",
+                          sort="x", elem_id="changelog-plot")
         table = gr.Dataframe(pd.DataFrame(columns=EVALUATION_COLUMNS), label="Evaluations",
                              interactive=False, max_height=400, elem_id="changelog-evaluations")
     refresh = gr.Button("↻ Refresh", size="sm", elem_id="changelog-refresh")
@@ -129,11 +134,11 @@ def build_changelog_tab(ctx: UIContext) -> Loader:
     def show_evaluations(v, b, m):
         frame = evaluations_frame(ledger, v or None)
         everything = frame if not v else evaluations_frame(ledger)
-        benchmarks = [""] + sorted(set(everything.benchmark))
-        b = b if b in benchmarks else (benchmarks[1] if len(benchmarks) > 1 else "")
-        metrics = [""] + sorted(set(everything[everything.benchmark == b].metric if b else everything.metric))
-        m = m if m in metrics else ("exact_match" if "exact_match" in metrics else
-                                    metrics[1] if len(metrics) > 1 else "")
+        benchmarks = sorted(set(everything.benchmark))
+        b = b if b in benchmarks else ("audit" if "audit" in benchmarks else next(iter(benchmarks), None))
+        metrics = sorted(set(everything[everything.benchmark == b].metric))
+        preferred = [x for x in PREFERRED_METRICS if x in metrics] + metrics
+        m = m if m in metrics else next(iter(preferred), None)
         return (frame, evaluation_plot(everything, b, m), gr.update(choices=benchmarks, value=b),
                 gr.update(choices=metrics, value=m))
 

@@ -13,6 +13,7 @@ from typing import Any
 
 import gradio as gr
 
+from lethe.errors import LetheError
 from lethe.serve.ui.common import (
     CancelTokens,
     SamplingControls,
@@ -91,7 +92,7 @@ def build_chat_tab(ctx: UIContext) -> ChatTab:
         try:
             params = sampling_params(temperature, top_k, top_p, repetition, max_tokens, seed,
                                      stop_strings)
-        except Exception as error:
+        except LetheError as error:
             raise gr.Error(error_text(error)) from None
         session = session_of(request)
         token = tokens.new(session)
@@ -102,7 +103,7 @@ def build_chat_tab(ctx: UIContext) -> ChatTab:
             for progress in stream_reply(ctx, version_name, messages, params, token):
                 reply = {**reply, "content": progress.text, "stats": stats_line(progress)}
                 yield display([*history, reply]), history, conversation_id
-        except Exception as error:
+        except LetheError as error:
             raise gr.Error(error_text(error)) from None
         finally:
             tokens.release(session, token)
@@ -150,8 +151,8 @@ def build_chat_tab(ctx: UIContext) -> ChatTab:
 
     reply_inputs = [turns, conversation, version, system, *sampling.components]
     reply_outputs = [chatbot, turns, conversation]
-    stream = dict(fn=respond, inputs=reply_inputs, outputs=reply_outputs, concurrency_limit=None,
-                  show_progress="hidden")
+    stream = {"fn": respond, "inputs": reply_inputs, "outputs": reply_outputs,
+              "concurrency_limit": None, "show_progress": "hidden"}
     for trigger in (message.submit, send.click):
         trigger(add_user, [message, turns], [message, turns, chatbot], queue=False).then(**stream)
     regenerate.click(drop_reply, [turns], [turns, chatbot], queue=False).then(**stream)

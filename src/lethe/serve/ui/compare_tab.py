@@ -14,6 +14,7 @@ from typing import Any
 
 import gradio as gr
 
+from lethe.errors import LetheError
 from lethe.serve.ui.common import (
     CancelTokens,
     ReplyProgress,
@@ -33,13 +34,13 @@ class CompareTab:
     right: Any
 
 
-def _shown(prompt: str, side: ReplyProgress | str | None) -> list[dict]:
-    messages = [{"role": "user", "content": prompt}]
+def _shown(side: ReplyProgress | str | None) -> list[dict]:
+    """One side's reply with its stats line (the prompt is shown once, above both sides)."""
     if isinstance(side, str):
-        messages.append({"role": "assistant", "content": f"*{side}*"})
-    elif side is not None:
-        messages.append({"role": "assistant", "content": f"{side.text}\n\n*{stats_line(side)}*"})
-    return messages
+        return [{"role": "assistant", "content": f"*{side}*"}]
+    if side is None:
+        return []
+    return [{"role": "assistant", "content": f"{side.text}\n\n*{stats_line(side)}*"}]
 
 
 def build_compare_tab(ctx: UIContext) -> CompareTab:
@@ -53,12 +54,12 @@ def build_compare_tab(ctx: UIContext) -> CompareTab:
             left = gr.Dropdown(label="Left version", choices=[], value=None, elem_id="compare-left",
                                allow_custom_value=True)
             left_out = gr.Chatbot(label="Left", height=320, elem_id="compare-left-out",
-                                  feedback_options=None)
+                                  feedback_options=None, buttons=["copy"])
         with gr.Column():
             right = gr.Dropdown(label="Right version", choices=[], value=None, elem_id="compare-right",
                                 allow_custom_value=True)
             right_out = gr.Chatbot(label="Right", height=320, elem_id="compare-right-out",
-                                   feedback_options=None)
+                                   feedback_options=None, buttons=["copy"])
     with gr.Row():
         run = gr.Button("Compare", variant="primary", elem_id="compare-run")
         stop = gr.Button("Stop", variant="stop", elem_id="compare-stop")
@@ -73,7 +74,7 @@ def build_compare_tab(ctx: UIContext) -> CompareTab:
         try:
             params = sampling_params(temperature, top_k, top_p, repetition, max_tokens, seed,
                                      stop_strings)
-        except Exception as error:
+        except LetheError as error:
             raise gr.Error(error_text(error)) from None
         messages = ([{"role": "system", "content": system_prompt}] if system_prompt else []) + [
             {"role": "user", "content": text}]
@@ -86,7 +87,7 @@ def build_compare_tab(ctx: UIContext) -> CompareTab:
             try:
                 for progress in stream_reply(ctx, version, messages, params, held[index]):
                     events.put((index, progress))
-            except Exception as error:  # shown on its side; the other side carries on
+            except Exception as error:  # noqa: BLE001  (shown on its side; the other carries on)
                 events.put((index, f"error: {error_text(error)}"))
             finally:
                 events.put((index, None))
@@ -103,7 +104,7 @@ def build_compare_tab(ctx: UIContext) -> CompareTab:
                     running -= 1
                     continue
                 sides[index] = item
-                yield _shown(text, sides[0]), _shown(text, sides[1])
+                yield _shown(sides[0]), _shown(sides[1])
         finally:
             for token in held:
                 if running:  # the page went away mid-reply

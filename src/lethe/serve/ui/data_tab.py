@@ -36,9 +36,9 @@ def documents_frame(ledger, query: str, collection: str, kind: str, page: int) -
 
 def document_header(ledger, doc) -> str:
     source = next((s.name for s in ledger.sources() if s.id == doc.source_id), doc.source_id)
-    lines = [f"### #{doc.id} · {doc.title or doc.key}",
-             f"`{doc.key}` · revision {doc.revision} · {doc.kind} · source {source} · "
-             f"{doc.size_bytes} bytes · added {when(doc.added_at)} · sha256 `{doc.content_hash[:16]}…`"]
+    facts = (f"`{doc.key}` · revision {doc.revision} · {doc.kind} · source {source} · "
+             f"{doc.size_bytes} bytes · added {when(doc.added_at)} · sha256 `{doc.content_hash[:16]}…`")
+    lines = [f"### #{doc.id} · {doc.title or doc.key}", facts]
     if doc.forgotten_at is not None:
         tomb = doc.tombstone or {}
         lines.append(f"**Forgotten** {when(doc.forgotten_at)}: only its hash remains "

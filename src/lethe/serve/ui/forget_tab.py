@@ -15,6 +15,7 @@ from typing import Any
 
 import gradio as gr
 
+from lethe.errors import LetheError
 from lethe.serve.ui import forget_view as view
 from lethe.serve.ui.common import Loader, UIContext, error_text
 from lethe.serve.worker import FINAL, queue_forget
@@ -138,7 +139,7 @@ def build_forget_tab(ctx: UIContext) -> ForgetTab:
         rid = (job.params or {}).get("request_id")
         try:
             return ctx.ledger.forget_request(rid) if rid is not None else None
-        except Exception:
+        except LetheError:
             return None
 
     def render(job_id):
@@ -165,7 +166,7 @@ def build_forget_tab(ctx: UIContext) -> ForgetTab:
             raise gr.Error("Type something to search for.")
         choices = _search_choices(ctx, text, within)
         if not choices:
-            gr.Info("No current document matches.")
+            gr.Info("No current document matches.", duration=4)
         return gr.update(choices=choices, value=[value for _, value in choices][:1] if len(choices) == 1 else [])
 
     def start(selected, why, method_name, base_version, n_steps, rate, b, a, size, every, more, audit_it,
@@ -182,9 +183,7 @@ def build_forget_tab(ctx: UIContext) -> ForgetTab:
                 config=config, reason=why or None, requester="web-ui", version=base_version or "latest")
             job_id = queue_forget(ctx.ledger, request_id, evaluate=bool(audit_it),
                                   audit_items=int(items) if items else None)
-        except gr.Error:
-            raise
-        except Exception as error:
+        except LetheError as error:
             raise gr.Error(error_text(error)) from None
         if ctx.worker is not None:
             ctx.worker.wake()
@@ -193,7 +192,7 @@ def build_forget_tab(ctx: UIContext) -> ForgetTab:
     def cancel_job(job_id):
         if job_id not in (None, ""):
             ctx.ledger.request_job_cancel(int(job_id))
-            gr.Info("Cancel requested; the job stops at its next step.")
+            gr.Info("Cancel requested; the job stops at its next step.", duration=4)
 
     def decide(job_id, action: str):
         from lethe.unlearn.request import discard_request, publish_request
@@ -208,7 +207,7 @@ def build_forget_tab(ctx: UIContext) -> ForgetTab:
             else:
                 discard_request(ctx.workspace, request_id)
                 message = "Discarded the candidate; nothing was erased or tainted."
-        except Exception as error:
+        except LetheError as error:
             raise gr.Error(error_text(error)) from None
         return message
 

@@ -51,15 +51,19 @@ def last_step(progress: list[dict] | None) -> dict | None:
 
 
 def job_label(job, request=None) -> str:
+    """A job picker entry; its status is left to the status line, which is kept fresh."""
     method = f" · {request.method}" if request is not None else ""
     rid = (job.params or {}).get("request_id")
-    return f"job {job.id} · request {rid}{method} · {job.status}"
+    started = job.created_at.strftime("%Y-%m-%d %H:%M:%S") if job.created_at else ""
+    return f"job {job.id} · request {rid}{method} · {started}"
 
 
 def status_markdown(job, request) -> str:
     """One paragraph: what the job and its forget request are doing."""
     lines = [f"**Job {job.id}: {job.status}**" + (" (cancel requested)" if job.cancel_requested
                                                      and job.status not in ("cancelled",) else "")]
+    if job.status == "queued":
+        lines.append("waiting for the server's job worker…")
     step = last_step(job.progress)
     if step is not None:
         done, total = step.get("step", 0), step.get("steps_total") or 0
@@ -121,7 +125,7 @@ def audit_markdown(audit: dict | None) -> str:
     if "metrics" not in audit:
         return f"*{audit.get('note', 'no audit')}*"
     versions = audit.get("versions") or {}
-    name = lambda key: (versions.get(key) or {}).get("name", "—")  # noqa: E731
+    name = lambda key: (versions.get(key) or {}).get("name", "—")
     lines = [f"**Audit** · {name('before')} → {name('after')} · "
              + (f"exact reference {name('reference')}" if versions.get("reference")
                 else "exact replay (this is the reference)" if audit.get("exact")
