@@ -42,7 +42,7 @@ from lethe.train.tokenizers import train_workspace_tokenizer
 from lethe.workspace import Workspace
 
 RESULTS = Path(__file__).parent / "results" / "train.json"
-PRESET_STEPS = {"nano": 40, "tiny": 20, "small": 12}
+PRESET_STEPS = {"nano": 16, "tiny": 8, "small": 6}
 SEQ_LEN, BATCH = 128, 16
 
 
@@ -256,7 +256,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--part", choices=["all", "throughput", "qa"], default="all")
     parser.add_argument("--steps-scale", type=float, default=1.0, help="Scale the throughput step counts.")
-    parser.add_argument("--repeats", type=int, default=2, help="Alternating repeats per throughput cell (best kept).")
+    parser.add_argument("--repeats", type=int, default=6, help="Alternating lethe/minimal runs per throughput cell (per-step medians).")
     parser.add_argument("--qa-epochs", type=int, default=15)
     parser.add_argument("--qa-lr", type=float, default=3e-3)
     parser.add_argument("--qa-batch", type=int, default=16)

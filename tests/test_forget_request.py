@@ -102,3 +102,20 @@ def test_unpublished_candidate_then_publish_with_purge(trained):
                                     for v in ws.ledger.list_versions() if v.name in published.purged)
     with pytest.raises(ConflictError, match="purged"):
         ws.ledger.resolve_version(published.purged[0], allow_tainted=True)
+
+
+def test_a_failing_audit_discards_the_candidate(trained, monkeypatch):
+    ws, _, versions = trained
+    import lethe.eval.audit as audit
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("audit broke")
+
+    monkeypatch.setattr(audit, "audit_forget_request", broken)
+    rid = create_request(ws, Selector(collection=entity_collection(ws)), method="grad_ascent", config=FAST)
+    with pytest.raises(RuntimeError, match="audit broke"):
+        run_request(ws, rid)
+    request = ws.ledger.forget_request(rid)
+    assert request.status == "failed" and "audit broke" in request.error
+    assert ws.ledger.resolve_version(request.result_version_id, allow_tainted=True).status == "discarded"
+    assert ws.ledger.resolve_version("latest").id == versions[-1].id

@@ -94,3 +94,19 @@ def test_sigkill_mid_slice_then_cli_resume(tmp_path):
     [version] = [v for v in ws.ledger.list_versions() if v.lineage_id == killed.lineage_id]
     _assert_same_weights(version, reference[0])
     assert ws.ledger.coverage(version.id)[killed.id] == 6  # the last state saved before the kill
+
+
+def test_a_crash_before_the_first_save_resumes_from_the_start(tmp_path):
+    ws = make_workspace(tmp_path, n_qa=8)
+    [reference] = train(ws, data="qa", preset_or_path="nano", config=FAST, lineage="ref")
+
+    def crash(event):
+        if event.kind == "step" and event.step == 1:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train(ws, data="qa", preset_or_path="nano", config=FAST, lineage="job", callback=crash)
+    assert ws.ledger.runs(kind="train")[0].status == "cancelled"
+    [version] = resume(ws)
+    _assert_same_weights(version, reference)
+    assert set(ws.ledger.coverage(version.id).values()) == {0, ws.ledger.run(version.run_id).metrics["global_step"]}

@@ -139,7 +139,8 @@ def test_changelog_and_data_tabs(setup):
     screenshot(page, "ui-changelog-evaluations")
 
     open_tab(page, "Data")
-    page.locator("#data-documents td", has_text=shown.key).first.click()  # browse, pick a row
+    row = page.locator("#data-documents").get_by_text(shown.key, exact=True)
+    row.filter(visible=True).first.click()  # browse, pick a row
     wait_text(page, "#data-header", f"#{shown.id} ")
     page.locator("#data-doc-id input").fill(str(forgotten.id))
     page.click("#data-open")

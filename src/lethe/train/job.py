@@ -26,6 +26,7 @@ from lethe.train.checkpointing import (
     load_resume_state,
     load_tokenizer_of,
     load_weights,
+    read_resume_state,
     save_resume_state,
     save_slice_checkpoint,
 )
@@ -143,6 +144,10 @@ class JobRunner:
 
     def run(self) -> list[int]:
         model = self.starting_model()
+        fresh = self.progress.position == 0 and self.progress.step_in_slice == 0
+        if fresh and self.main:
+            self._mark_start(model)
+        distributed.barrier()
         for position in range(self.progress.position, len(self.spec.slices)):
             model = self.train_one(position, model)
         # Every process must end with the same weights; a mismatch is a bug worth failing on.
@@ -196,6 +201,19 @@ class JobRunner:
         distributed.barrier()
         progress.position, progress.step_in_slice = position + 1, 0
         return model
+
+    def _mark_start(self, model) -> None:
+        """Write the job's resume state before its first step, so any crash can be resumed.
+
+        A state left by an earlier job of the lineage that was never resumed is replaced
+        (and the replacement recorded): only one job per lineage can be resumed.
+        """
+        left = read_resume_state(self.paths)
+        if left is not None:
+            self.ledger.record_event("train.resume_state_discarded", "run", left["job"]["run_id"],
+                                     lineage=self.spec.lineage_name, replaced_by_run=self.spec.run_id)
+        save_resume_state(self.paths, model, torch.optim.AdamW(model.parameters()), None, 0,
+                          self._extra(self.progress))
 
     def _extra(self, progress: Progress) -> dict:
         return {"job": self.spec.to_dict(), "progress": asdict(progress)}

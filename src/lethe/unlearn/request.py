@@ -120,6 +120,8 @@ def run_request(workspace, request_id: int, *, publish: bool = True, purge: bool
             outcome.status = "succeeded"
             return outcome
         candidate, candidate_dir, history = _unlearn(workspace, request, base, trained_ids, run_id, callback, cancel)
+        # Recorded before the audit, so that a failure from here on discards the candidate.
+        ledger.update_forget_request(request_id, result_version_id=candidate.id)
         audit = None
         if evaluate:
             from lethe.eval.audit import AuditConfig, audit_forget_request
@@ -151,7 +153,12 @@ def _abandon(ledger, run_id, request_id, status, error, candidate_dir, detail=No
     ledger.finish_run(run_id, status, error=detail or error)
     request = ledger.forget_request(request_id)
     if request.result_version_id is not None:
-        ledger.discard_version(request.result_version_id)
+        candidate = ledger.resolve_version(request.result_version_id, allow_tainted=True)
+        # an exact replay registers one candidate per replayed slice: discard them all
+        for version in ledger.list_versions():
+            if version.status == "candidate" and (version.id == candidate.id or
+                                                  (candidate.run_id is not None and version.run_id == candidate.run_id)):
+                ledger.discard_version(version.id)
     ledger.update_forget_request(request_id, status=status, error=error)
 
 

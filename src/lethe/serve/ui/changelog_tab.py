@@ -45,6 +45,11 @@ def event_kinds(ledger) -> list[str]:
     return [""] + sorted(kinds | {k.split(".")[0] for k in kinds})
 
 
+def lineage_columns(rows: list | None = None) -> pd.DataFrame:
+    return pd.DataFrame(rows or [], columns=["version", "kind", "state", "parent", "aliases", "slice",
+                                             "run", "created", "taint reason"])
+
+
 def lineage(ledger) -> tuple[pd.DataFrame, str]:
     """Every version (discarded too) as a table, and the parent → child tree as text."""
     versions = ledger.list_versions(include_discarded=True)
@@ -58,8 +63,7 @@ def lineage(ledger) -> tuple[pd.DataFrame, str]:
         parent = by_id[v.parent_id].name if v.parent_id in by_id else ""
         rows.append([v.name, v.kind, state, parent, ", ".join(sorted(aliases.get(v.id, []))),
                      v.slice_index, v.run_id, when(v.created_at), v.taint_reason or ""])
-    table = pd.DataFrame(rows, columns=["version", "kind", "state", "parent", "aliases", "slice",
-                                        "run", "created", "taint reason"])
+    table = lineage_columns(rows)
     children: dict[int | None, list] = {}
     for v in versions:
         children.setdefault(v.parent_id if v.parent_id in by_id else None, []).append(v)
@@ -114,8 +118,8 @@ def build_changelog_tab(ctx: UIContext) -> Loader:
                               interactive=False, wrap=True, max_height=480, elem_id="changelog-events")
     with gr.Tab("Versions"):
         tree = gr.Markdown(elem_id="changelog-tree")
-        versions = gr.Dataframe(label="Model versions", interactive=False, wrap=True,
-                                elem_id="changelog-versions")
+        versions = gr.Dataframe(lineage_columns(), label="Model versions", interactive=False,
+                                wrap=True, elem_id="changelog-versions")
     with gr.Tab("Evaluations"):
         with gr.Row():
             version = gr.Dropdown(label="Version (empty: all)", choices=[""], value="")

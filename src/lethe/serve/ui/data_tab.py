@@ -13,6 +13,9 @@ from lethe.errors import LetheError
 from lethe.serve.ui.common import Loader, UIContext, error_text, when
 
 DOCUMENT_COLUMNS = ["id", "key", "revision", "kind", "title", "state"]
+REVISION_COLUMNS = ["id", "revision", "state", "added", "sha256", "bytes"]
+SAW_COLUMNS = ["version", "kind", "state", "run", "created"]
+RUN_COLUMNS = ["run", "steps", "first step", "last step"]
 PAGE = 50
 
 
@@ -51,7 +54,7 @@ def document_header(ledger, doc) -> str:
 def revisions_frame(ledger, doc_id: int) -> pd.DataFrame:
     rows = [[r.id, r.revision, _state(r), when(r.added_at), r.content_hash[:16], r.size_bytes]
             for r in ledger.revisions(doc_id)]
-    return pd.DataFrame(rows, columns=["id", "revision", "state", "added", "sha256", "bytes"])
+    return pd.DataFrame(rows, columns=REVISION_COLUMNS)
 
 
 def exposures_frames(ledger, doc_id: int) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -62,8 +65,7 @@ def exposures_frames(ledger, doc_id: int) -> tuple[pd.DataFrame, pd.DataFrame]:
     for exposure in ledger.exposures(document_id=doc_id, limit=100_000):
         steps[exposure.run_id].append(exposure.step)
     runs = [[run_id, len(s), min(s), max(s)] for run_id, s in sorted(steps.items())]
-    return (pd.DataFrame(saw, columns=["version", "kind", "state", "run", "created"]),
-            pd.DataFrame(runs, columns=["run", "steps", "first step", "last step"]))
+    return pd.DataFrame(saw, columns=SAW_COLUMNS), pd.DataFrame(runs, columns=RUN_COLUMNS)
 
 
 def impact_choices(ledger, doc_id: int) -> list[tuple[str, int]]:
@@ -113,10 +115,12 @@ def build_data_tab(ctx: UIContext) -> Loader:
     header = gr.Markdown(elem_id="data-header")
     text = gr.HTML(elem_id="data-text", js_on_load=None)
     with gr.Row():
-        revisions = gr.Dataframe(label="Revisions", interactive=False, elem_id="data-revisions")
-        saw = gr.Dataframe(label="Versions that saw it", interactive=False, elem_id="data-saw")
-        runs = gr.Dataframe(label="Exposures (optimizer steps per run)", interactive=False,
-                            elem_id="data-exposures")
+        revisions = gr.Dataframe(pd.DataFrame(columns=REVISION_COLUMNS), label="Revisions",
+                                 interactive=False, elem_id="data-revisions")
+        saw = gr.Dataframe(pd.DataFrame(columns=SAW_COLUMNS), label="Versions that saw it",
+                           interactive=False, elem_id="data-saw")
+        runs = gr.Dataframe(pd.DataFrame(columns=RUN_COLUMNS), label="Exposures (optimizer steps per run)",
+                            interactive=False, elem_id="data-exposures")
 
     def show_documents(q, c, k, p):
         try:
@@ -125,7 +129,7 @@ def build_data_tab(ctx: UIContext) -> Loader:
             raise gr.Error(error_text(error)) from None
 
     def open_document(identifier):
-        if identifier in (None, ""):
+        if not identifier:
             raise gr.Error("Type a document id, or click a row above.")
         try:
             doc = ledger.document(int(identifier))
@@ -143,7 +147,7 @@ def build_data_tab(ctx: UIContext) -> Loader:
         return int(frame.iloc[row]["id"])
 
     def highlight(identifier, impact_id):
-        if identifier in (None, ""):
+        if not identifier:
             return gr.update()
         return impact_view(ctx, int(identifier), impact_id)
 

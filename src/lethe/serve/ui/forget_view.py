@@ -17,7 +17,10 @@ FRAME_COLUMNS = ["step", "value", "series"]
 
 
 def _frame(rows: list[dict]) -> pd.DataFrame:
-    return pd.DataFrame(rows, columns=FRAME_COLUMNS)
+    # Typed even when empty: the plots take each column's kind (number or category) from its
+    # dtype, and an untyped empty frame would turn the axes into categories.
+    frame = pd.DataFrame(rows, columns=FRAME_COLUMNS)
+    return frame.astype({"step": "int64", "value": "float64", "series": "str"})
 
 
 def progress_frames(progress: list[dict] | None) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
