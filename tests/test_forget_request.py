@@ -74,6 +74,10 @@ def test_exact_replay_yields_a_version_that_never_saw_the_documents(trained):
     assert outcome.status == "succeeded" and new.kind == "replay"
     for doc_id in trained_ids:
         assert new.id not in {v.id for v in ledger.versions_that_saw(doc_id)}
+    # every replayed slice's version is published, so its checkpoint is the lineage's clean state now
+    replayed = [v for v in ledger.list_versions() if v.run_id == new.run_id]
+    assert all(v.status == "published" for v in replayed)
+    assert ledger.checkpoint_for(new.lineage_id, new.slice_index).version_id == new.id
 
 
 def test_selector_errors_and_untrained_documents(trained):

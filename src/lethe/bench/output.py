@@ -14,11 +14,13 @@ from pathlib import Path
 from typing import Any
 
 from lethe.eval.tofu import compare_records
+from lethe.eval.tofu_math import model_utility
 from lethe.report import plots
 
 COLUMNS = (
     ("model", "model"), ("role", "role"), ("forget_quality", "forget quality"),
-    ("model_utility", "model utility"), ("forget_rouge_l_recall", "forget ROUGE-L"),
+    ("model_utility", "model utility"), ("retain_utility", "retain utility"),
+    ("forget_rouge_l_recall", "forget ROUGE-L"),
     ("forget_probability", "forget prob."), ("forget_truth_ratio", "forget TR"),
     ("forget_exact_match", "forget EM"), ("retain_rouge_l_recall", "retain ROUGE-L"),
     ("retain_probability", "retain prob."), ("retain_exact_match", "retain EM"),
@@ -37,6 +39,12 @@ def model_row(label: str, role: str, record: dict[str, Any], reference: dict[str
         for name, value in numbers.items():
             if name != "items":
                 row[f"{split}_{name}"] = value
+    retain = (record.get("numbers") or {}).get("retain", {})
+    if all(retain.get(k) is not None for k in ("probability", "rouge_l_recall", "truth_ratio")):
+        # TOFU's utility without real authors and world facts, which a model trained from
+        # scratch on TOFU alone cannot know (their ROUGE-L ~0 pulls the 9-number mean to ~0)
+        row["retain_utility"] = model_utility([retain["probability"], retain["rouge_l_recall"],
+                                               retain["truth_ratio"]])
     row.update({k: v for k, v in (record.get("extra") or {}).items()})
     if reference is not None:
         if reference is record:
@@ -88,13 +96,17 @@ def make_plots(out: Path, rows: list[dict[str, Any]], records: dict[str, dict[st
     methods = [r for r in rows if r["role"] == "method"]
     target = next((r for r in rows if r["role"] == "target"), None)
     reference = next((r for r in rows if r["role"] == "reference"), None)
-    fig = plots.tradeoff([{"method": r["model"], "forget_quality": r.get("forget_quality"),
-                           "model_utility": r.get("model_utility")} for r in methods],
-                         retain=reference and {"model_utility": reference.get("model_utility"), "forget_quality": 1.0},
-                         target=target and {"model_utility": target.get("model_utility"),
-                                            "forget_quality": target.get("forget_quality")},
-                         title=f"{title}: forget quality vs model utility")
-    written.append(plots.save_png(fig, out / "tradeoff.png").name)
+    for key, name, suffix in (("model_utility", "model utility (9 numbers)", ""),
+                              ("retain_utility", "retain utility (3 numbers)", "_retain")):
+        if not any(r.get(key) is not None for r in rows):
+            continue
+        fig = plots.tradeoff([{"method": r["model"], "forget_quality": r.get("forget_quality"),
+                               "model_utility": r.get(key)} for r in methods],
+                             retain=reference and {"model_utility": reference.get(key), "forget_quality": 1.0},
+                             target=target and {"model_utility": target.get(key),
+                                                "forget_quality": target.get("forget_quality")},
+                             title=f"{title}: forget quality vs {name}", utility_label=name)
+        written.append(plots.save_png(fig, out / f"tradeoff{suffix}.png").name)
     ratios = {label: rec.get("forget_truth_ratios") or [] for label, rec in records.items()}
     written.append(plots.save_png(plots.truth_ratio_histograms(
         ratios, title=f"{title}: forget-set truth ratios"), out / "truth_ratios.png").name)

@@ -299,7 +299,9 @@ def render_bench(result: dict[str, Any]) -> Any:
     from lethe.bench.output import COLUMNS, _fmt
 
     rows = result["rows"]
-    present = [(k, h) for k, h in COLUMNS if any(r.get(k) is not None for r in rows) and k != "role"]
+    compact = {"model", "forget_quality", "model_utility", "retain_utility", "forget_rouge_l_recall",
+               "forget_truth_ratio", "retain_rouge_l_recall", "mia_auc_loss", "privleak_loss", "unlearn_seconds"}
+    present = [(k, h) for k, h in COLUMNS if k in compact and any(r.get(k) is not None for r in rows)]
     table = Table(title=f"{result['benchmark']} · config {result['config_hash'][:12]} · "
                         f"{'cached result' if result.get('cache') == 'hit' else 'computed'}")
     for k, h in present:
@@ -312,5 +314,6 @@ def render_bench(result: dict[str, Any]) -> Any:
     for stage in result.get("stages", []):
         stages.add_row(stage["stage"], stage["status"], f"{stage['seconds']:.1f}")
     files = result.get("files") or {}
-    return Group(table, stages, Text(f"results: {result.get('out_dir')}  ({', '.join(files)})  plots: "
+    return Group(table, stages, Text(f"all columns in results.md / .csv; results: {result.get('out_dir')}  "
+                                     f"({', '.join(files)})  plots: "
                                      f"{', '.join(result.get('plots', []))}"))

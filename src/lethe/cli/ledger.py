@@ -16,7 +16,8 @@ from rich.table import Table
 from lethe.cli.app import JsonOption, app, console, emit, ledger
 from lethe.errors import InputError
 
-ledger_app = typer.Typer(help="The ledger itself: the JSON changelog layout, both ways.", no_args_is_help=True)
+ledger_app = typer.Typer(help="The ledger itself: integrity check, and the JSON changelog layout both ways.",
+                         no_args_is_help=True)
 app.add_typer(ledger_app, name="ledger")
 log_app = typer.Typer(help="The changelog: every event the ledger recorded (and conversations).")
 app.add_typer(log_app, name="log")

@@ -50,7 +50,8 @@ def _empty(ax: Any, message: str) -> None:
 
 
 def tradeoff(points: Sequence[Mapping[str, Any]], *, retain: Mapping[str, Any] | None = None,
-             target: Mapping[str, Any] | None = None, title: str = "Forget quality vs model utility") -> Figure:
+             target: Mapping[str, Any] | None = None, title: str = "Forget quality vs model utility",
+             utility_label: str = "model utility (harmonic mean of 9 numbers)") -> Figure:
     """Forget quality (log) against model utility, one marker per method.
 
     `points`: dicts with `method`, `forget_quality`, `model_utility`; `retain` / `target` the
@@ -81,7 +82,7 @@ def tradeoff(points: Sequence[Mapping[str, Any]], *, retain: Mapping[str, Any] |
         return fig
     ax.set_yscale("log")
     ax.axhline(0.05, color="#d62728", linestyle=":", linewidth=1, label="p = 0.05")
-    ax.set_xlabel("model utility (harmonic mean of 9 numbers)")
+    ax.set_xlabel(utility_label)
     ax.set_ylabel("forget quality (KS p-value, log)")
     ax.set_title(title)
     ax.legend(fontsize=7, loc="best")

@@ -221,7 +221,13 @@ def publish_request(workspace, request_id: int, *, purge: bool = False,
         raise ConflictError(f"forget request {request_id} is {request.status}; only evaluated requests publish")
     pairs = ledger.forget_request_documents(request_id)
     outcome = outcome or ForgetOutcome(request_id, "evaluated", trained_documents=sum(t for _, t in pairs))
-    version = ledger.publish_version(request.result_version_id)
+    result = ledger.resolve_version(request.result_version_id, allow_tainted=True)
+    # An exact replay registers a version per replayed slice: publish them all (aliases go to the
+    # last), so their checkpoints become the lineage's clean state for later replays.
+    for other in ledger.list_versions():
+        if other.status == "candidate" and other.run_id == result.run_id and other.id != result.id:
+            ledger.publish_version(other.id, aliases=())
+    version = ledger.publish_version(result.id)
     reason = f"forget request {request_id}" + (f": {request.reason}" if request.reason else "")
     tainted = ledger.taint([d for d, trained in pairs if trained], reason=reason, keep=[version.id])
     ledger.erase([d for d, _ in pairs], reason=request.reason or "forget request", request_id=request_id)
