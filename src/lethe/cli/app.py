@@ -58,8 +58,14 @@ state = State()
 def main_options(
     home: Path = typer.Option(None, "--home", envvar="LETHE_HOME", help="Workspace directory (default ./lethe-home)."),
     db: str = typer.Option(None, "--db", envvar="LETHE_DB_URL", help="Ledger database URL (default: SQLite in the workspace)."),
+    threads: int = typer.Option(None, "--threads", envvar="LETHE_THREADS",
+                                help="CPU threads for PyTorch (default: all cores; 1 on a busy machine)."),
 ) -> None:
     state.home, state.db = home, db
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
 
 
 def workspace() -> Workspace:
