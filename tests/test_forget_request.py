@@ -30,6 +30,7 @@ def test_approximate_forget_publishes_taints_and_erases(trained):
     rid = create_request(ws, Selector(collection=collection), method="grad_diff", config=FAST, reason="test")
     trained_ids = [d for d, t in ledger.forget_request_documents(rid) if t]
     assert trained_ids
+    answers = [d.data["answer"] for d in ledger.documents(trained_ids)]
     outcome = run_request(ws, rid)
     assert outcome.status == "succeeded"
     new = ledger.resolve_version("latest")
@@ -42,7 +43,9 @@ def test_approximate_forget_publishes_taints_and_erases(trained):
         assert doc.content is None and doc.tombstone["request_id"] == rid
     request = ledger.forget_request(rid)
     assert request.status == "succeeded" and request.result_version_id == new.id
-    assert request.audit is not None
+    assert request.audit is not None and request.audit["samples_redacted"]
+    stored_audit = __import__("json").dumps(request.audit)
+    assert not any(answer in stored_audit for answer in answers)  # the ledger no longer quotes them
     stored = ledger.evaluations(request_id=rid)
     assert {e.version_id for e in stored} == {versions[-1].id, new.id}
     assert ledger.exposure_count(request.run_id) > 0  # the unlearning run's batches are on record

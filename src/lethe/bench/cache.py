@@ -22,8 +22,8 @@ from typing import Any
 
 import lethe
 
-CODE_PACKAGES = ("bench", "data", "eval", "model", "train", "unlearn")
-"""Subpackages of lethe whose source is part of the code version (the ones a benchmark runs)."""
+CODE_PACKAGES = ("bench", "data", "eval", "model", "report", "train", "unlearn")
+"""Subpackages of lethe whose source is part of a benchmark's code version (its plots included)."""
 
 
 def canonical(value: Any) -> str:

@@ -388,3 +388,33 @@ def render_audit(audit: dict[str, Any]) -> Any:
         parts.append(sample_table)
     parts.append(Text(f"computed in {audit.get('seconds', 0):.1f} s", style="dim"))
     return Group(*parts)
+
+
+REDACTED = "[erased]"
+
+
+def redact_samples(audit: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The audit with the forgotten documents' text removed from its samples, for after erasure.
+
+    The sample questions, answers and model outputs quote the documents being forgotten; once
+    they are erased, the ledger must not keep them in an audit either. Each sample keeps its
+    document id and, per model, the token F1 and ROUGE-L recall of its output against the
+    (now erased) answer, computed here before the text goes.
+    """
+    from lethe.eval.text import rouge_l_recall, token_f1
+
+    if not audit or not audit.get("samples"):
+        return audit
+    redacted = []
+    for sample in audit["samples"]:
+        row = {"document_id": sample.get("document_id"), "key": sample.get("key"), "question": REDACTED,
+               "answer": REDACTED}
+        for label, output in sample.items():
+            if label in ("document_id", "key", "question", "answer"):
+                continue
+            if isinstance(output, str) and sample.get("answer"):
+                row[f"{label}_token_f1"] = token_f1(output, sample["answer"])
+                row[f"{label}_rouge_l_recall"] = rouge_l_recall(output, sample["answer"])
+            row[label] = REDACTED if output is not None else None
+        redacted.append(row)
+    return {**audit, "samples": redacted, "samples_redacted": True}

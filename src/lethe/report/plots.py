@@ -30,9 +30,14 @@ FQ_FLOOR = 1e-30
 
 
 def _palette(n: int) -> list:
-    cmap = matplotlib.colormaps["tab10"]
-    skip = {2, 7}  # green and grey are the retain model's and the target's
-    colours = [cmap(i) for i in range(10) if i not in skip]
+    if n <= 8:
+        cmap = matplotlib.colormaps["tab10"]
+        skip = {2, 7}  # green and grey are the retain model's and the target's
+        colours = [cmap(i) for i in range(10) if i not in skip]
+    else:  # enough distinct colours for a dozen methods
+        cmap = matplotlib.colormaps["tab20"]
+        skip = {4, 5, 14, 15}
+        colours = [cmap(i) for i in range(20) if i not in skip]
     return [colours[i % len(colours)] for i in range(n)]
 
 
@@ -252,9 +257,11 @@ def truth_ratio_histograms(ratios: Mapping[str, Sequence[float]], *,
     Left of 0 the model prefers the true (paraphrased) answer; a model that never learned the
     forget set sits near 0. Forget quality compares these distributions (KS test).
     """
-    fig, ax = _figure()
     logs = {label: np.log10(np.clip(np.asarray(values, dtype=float), 1e-12, None))
             for label, values in ratios.items() if len(values)}
+    if len(logs) > 4:
+        return _truth_ratio_grid(logs, title)
+    fig, ax = _figure()
     if not logs:
         _empty(ax, "no truth ratios")
         return fig
@@ -276,6 +283,36 @@ def truth_ratio_histograms(ratios: Mapping[str, Sequence[float]], *,
     ax.set_ylabel("items")
     ax.set_title(title)
     ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def _truth_ratio_grid(logs: Mapping[str, np.ndarray], title: str) -> Figure:
+    """Many models: one small panel each, with the reference (green outline) and the original
+    (grey) drawn in every panel for comparison."""
+    reference = next((label for label in logs if _role_colour(label) == RETAIN_COLOUR), None)
+    original = next((label for label in logs if _role_colour(label) == TARGET_COLOUR), None)
+    others = [label for label in logs if label not in (reference, original)]
+    everything = np.concatenate(list(logs.values()))
+    low, high = np.percentile(everything, [0.5, 99.5])
+    bins = np.linspace(float(low) - 1e-6, float(high) + 1e-6, 25)
+    columns = 4
+    rows = max(1, math.ceil(len(others) / columns))
+    fig = Figure(figsize=(3.2 * columns, 2.4 * rows + 0.6), dpi=100)
+    for index, label in enumerate(others):
+        ax = fig.add_subplot(rows, columns, index + 1)
+        if original is not None:
+            ax.hist(np.clip(logs[original], bins[0], bins[-1]), bins=bins, color=TARGET_COLOUR, alpha=0.35)
+        if reference is not None:
+            ax.hist(np.clip(logs[reference], bins[0], bins[-1]), bins=bins, histtype="step", color=RETAIN_COLOUR,
+                    linewidth=2)
+        ax.hist(np.clip(logs[label], bins[0], bins[-1]), bins=bins, histtype="step", color=AFTER_COLOUR,
+                linewidth=1.6)
+        ax.axvline(0, color="black", linewidth=0.6, linestyle=":")
+        ax.set_title(label, fontsize=9)
+        ax.tick_params(labelsize=7)
+    fig.suptitle(f"{title}: log10 R per model (blue), {reference or 'reference'} (green), "
+                 f"{original or 'original'} (grey)", fontsize=10)
     fig.tight_layout()
     return fig
 

@@ -231,6 +231,15 @@ def publish_request(workspace, request_id: int, *, purge: bool = False,
     reason = f"forget request {request_id}" + (f": {request.reason}" if request.reason else "")
     tainted = ledger.taint([d for d, trained in pairs if trained], reason=reason, keep=[version.id])
     ledger.erase([d for d, _ in pairs], reason=request.reason or "forget request", request_id=request_id)
+    from lethe.eval.audit import redact_samples
+
+    # Audits quote the documents in their samples: redact every audit that covers them.
+    erased = {d for d, _ in pairs}
+    for other in ledger.forget_requests(limit=10_000):
+        if other.audit and other.audit.get("samples") and not other.audit.get("samples_redacted") and \
+                erased & {d for d, _ in ledger.forget_request_documents(other.id)}:
+            ledger.update_forget_request(other.id, audit=redact_samples(other.audit))
+    outcome.audit = redact_samples(outcome.audit)
     outcome.tainted = [v.name for v in tainted]
     if purge:
         outcome.purged = purge_tainted(workspace, tainted)
