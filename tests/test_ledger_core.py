@@ -184,3 +184,10 @@ def test_a_revert_to_older_content_is_a_new_current_revision(ledger):
     assert [(r.revision, r.content, r.is_current) for r in chain] == [(1, "river", False), (2, "rock", False),
                                                                      (3, "river", True)]
     assert ledger.add_documents(docs(("p", "river")), source="s").unchanged == 1
+
+
+def test_integrity_check_finds_orphaned_exposures(ledger, tmp_path):
+    _, _, run, *_ = _trained_versions(ledger, tmp_path)
+    ledger.record_exposures(run, [(9, 987654)])  # no such document: exposures carry no foreign keys
+    problems = check(ledger, verify_weights=False)
+    assert [(p.check, p.table, p.row) for p in problems] == [("orphans", "exposures", "document_id=987654")]

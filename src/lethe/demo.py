@@ -30,6 +30,10 @@ class DemoConfig:
     """BPE vocabulary of the tokenizer trained on the world."""
     slices: int = 3
     """Slices of the initial training (the weekly update adds one more)."""
+    cumulative: bool = True
+    """SISA-style slices: each slice trains on every document of the slices so far, so the
+    model keeps what earlier slices taught it; forgetting replays from the first slice that
+    held a document."""
     epochs: int = 12
     """Epochs per slice."""
     lr: float = 3e-3
@@ -88,16 +92,14 @@ class _Steps:
         return _Step()
 
 
-def _split_entities(ledger, update_fraction: float) -> tuple[list[int], list[int], dict[str, list[int]]]:
-    """QA documents of trained entities: (initial, weekly update, per entity)."""
+def _split_entities(ledger, update_fraction: float) -> tuple[list[str], list[str], dict[str, list[int]]]:
+    """Trained entities known from the start, those arriving with the update, and their QA ids."""
     by_entity: dict[str, list[int]] = {}
     for doc in ledger.documents(ledger.collection_ids("synth/qa")):
         by_entity.setdefault(doc.meta["entity"], []).append(doc.id)
     entities = sorted(by_entity)
     n_update = max(1, int(len(entities) * update_fraction))
-    initial = [d for e in entities[:-n_update] for d in by_entity[e]]
-    update = [d for e in entities[-n_update:] for d in by_entity[e]]
-    return initial, update, by_entity
+    return entities[:-n_update], entities[-n_update:], by_entity
 
 
 def _ask(version, questions: list[dict], max_new_tokens: int = 40) -> list[str]:
@@ -120,6 +122,7 @@ def run_demo(workspace, config: DemoConfig | None = None, *, say: Callable[[str]
     """Run the demo in `workspace` (which should be empty); returns timings and the summary."""
     from lethe.data.synth_ingest import ingest_synthetic_world
     from lethe.eval.suite import SuiteConfig
+    from lethe.train.config import TrainConfig
     from lethe.train.pipeline import train, update
     from lethe.train.tokenizers import train_workspace_tokenizer
     from lethe.unlearn.request import create_request, discard_request, publish_request, run_request
@@ -136,7 +139,13 @@ def run_demo(workspace, config: DemoConfig | None = None, *, say: Callable[[str]
 
     with step("generate and ingest a fictional world"):
         world, report = ingest_synthetic_world(ledger, entities=config.entities, seed=config.seed)
-        initial, weekly, by_entity = _split_entities(ledger, config.update_fraction)
+        initial_entities, weekly_entities, by_entity = _split_entities(ledger, config.update_fraction)
+        initial = [d for e in initial_entities for d in by_entity[e]]
+        weekly = [d for e in weekly_entities for d in by_entity[e]]
+        # Documents arrive entity by entity (as pages do), so each slice holds whole entities.
+        per_slice = -(-len(initial_entities) // config.slices)
+        plan = [[d for e in initial_entities[i: i + per_slice] for d in by_entity[e]]
+                for i in range(0, len(initial_entities), per_slice)]
         ledger.create_collection("demo/initial", initial, "QA of the entities known from the start")
         ledger.create_collection("demo/weekly-update", weekly, "QA arriving with the weekly update")
         say(f"  {len(world.entities)} entities, {report.added} documents; {len(initial)} QA to start, "
@@ -145,19 +154,20 @@ def run_demo(workspace, config: DemoConfig | None = None, *, say: Callable[[str]
         train_workspace_tokenizer(ws, collections=["synth/qa", "synth/articles"], vocab_size=config.vocab_size,
                                   name="demo")
     with step(f"train a {config.preset} model in {config.slices} slices"):
-        versions = train(ws, data="demo/initial", preset_or_path=config.preset, slices=config.slices,
-                         epochs=config.epochs, lr=config.lr, batch_size=config.batch_size, seq_len=config.seq_len,
-                         seed=config.seed, tokenizer="demo", lineage="demo", callback=callback)
+        settings = TrainConfig(epochs=config.epochs, lr=config.lr, batch_size=config.batch_size,
+                               seq_len=config.seq_len, seed=config.seed, cumulative=config.cumulative)
+        versions = train(ws, data="demo/initial", preset_or_path=config.preset, slices=len(plan), slice_plan=plan,
+                         config=settings, tokenizer="demo", lineage="demo", callback=callback)
     with step("the weekly update: one more slice"):
         versions += update(ws, data="demo/weekly-update", epochs=config.epochs, callback=callback)
     base = versions[-1]
     result.versions["trained"] = base.name
 
-    # The request names entities whose documents sit in the last initial slice.
-    last_initial = {d for d in ledger.slices(base.lineage_id)[config.slices - 1][1]}
-    candidates = [e for e, ids in sorted(by_entity.items()) if set(ids) & last_initial]
-    chosen = candidates[: config.forget_entities]
-    forget_docs = [d for e in chosen for d in by_entity[e] if d in last_initial or d in set(initial)]
+    # The request names entities of the last initial slice: replay restarts from the checkpoint
+    # before it and retrains that slice and the update, not the whole history.
+    last_initial = set(plan[-1])
+    chosen = [e for e in initial_entities if set(by_entity[e]) <= last_initial][: config.forget_entities]
+    forget_docs = [d for e in chosen for d in by_entity[e]]
     questions = [doc.data for doc in ledger.documents(forget_docs[: config.questions])]
     with step("ask the model about the entities to be forgotten"):
         before = _ask(base, questions)

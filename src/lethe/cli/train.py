@@ -85,6 +85,7 @@ def train_command(
     seed: int = typer.Option(0, "--seed", help="Seed of the initialisation, the slice plan and the shuffles."),
     lora: bool = typer.Option(False, "--lora", help="Train LoRA adapters (merged after each slice)."),
     bf16: bool = typer.Option(False, "--bf16", help="bfloat16 autocast on the CPU."),
+    cumulative: bool = typer.Option(False, "--cumulative", help="SISA-style: each slice also trains on every earlier slice's documents (as do later updates and replays)."),
     save_every: int = typer.Option(None, "--save-every", help="Write the resume state every N steps (default 200)."),
     lineage: str = typer.Option(None, "--lineage", help="Name of the new lineage (or, with --resume, the one to resume)."),
     tokenizer: str = typer.Option(None, "--tokenizer", help="Workspace tokenizer name or directory (default: the newest)."),
@@ -103,7 +104,7 @@ def train_command(
         else:
             if not data:
                 raise typer.BadParameter("name at least one collection with --data", param_hint="--data")
-            config = TrainConfig().replace(save_every=save_every)
+            config = TrainConfig().replace(save_every=save_every, cumulative=cumulative)
             versions = pipeline.train(ws, data=data, preset_or_path=preset, task=task, slices=slices, epochs=epochs,
                                       lr=lr, batch_size=batch_size, seq_len=seq_len, seed=seed, lora=lora,
                                       bf16=bf16, lineage=lineage, tokenizer=tokenizer, config=config,

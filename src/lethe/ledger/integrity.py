@@ -11,11 +11,12 @@ import hashlib
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from sqlalchemy import func, select, text
+from sqlalchemy import exists, func, select, text
 
 from lethe.ledger.schema import (
     Checkpoint,
     Document,
+    Exposure,
     ModelVersion,
     Run,
     TokenImpact,
@@ -43,6 +44,20 @@ def _sqlite_foreign_keys(ledger) -> list[Problem]:
         rows = conn.execute(text("PRAGMA foreign_key_check")).all()
     return [Problem("foreign-keys", table, str(rowid), f"references a missing row in {parent}")
             for table, rowid, parent, _ in rows]
+
+
+def _exposures(ledger) -> list[Problem]:
+    """Exposures carry no foreign keys (bulk-load speed): check their references here."""
+    problems = []
+    with ledger.reading() as s:
+        for column, table in ((Exposure.run_id, Run), (Exposure.document_id, Document)):
+            missing = s.execute(
+                select(column, func.count()).where(~exists().where(table.id == column)).group_by(column).limit(20)
+            ).all()
+            problems += [Problem("orphans", "exposures", f"{column.key}={ref}",
+                                 f"{n} exposure rows reference a missing {table.__tablename__} row")
+                         for ref, n in missing]
+    return problems
 
 
 def _documents(ledger) -> list[Problem]:
@@ -136,6 +151,7 @@ def check(ledger, *, verify_weights: bool = True) -> list[Problem]:
     """Run every check; an empty list means the ledger is consistent."""
     return (
         _sqlite_foreign_keys(ledger)
+        + _exposures(ledger)
         + _documents(ledger)
         + _runs_and_versions(ledger, verify_weights)
         + _token_impacts(ledger)

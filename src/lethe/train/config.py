@@ -23,6 +23,12 @@ class TrainConfig:
     """`pretrain` (every document as plain text, loss on all tokens), `sft` (QA and chat as
     chat turns, loss on assistant tokens only) or `auto` (text documents pretrain, QA and chat
     documents SFT)."""
+    cumulative: bool = False
+    """SISA-style cumulative slices (Bourtoule et al. 2021, one shard): slice i trains on the
+    documents of slices 0..i of the lineage, not only its own, so later slices keep rehearsing
+    what earlier ones taught. The ledger still records each slice's own documents as its plan
+    (and replay retrains from the first slice holding a forgotten document); exposures record
+    what every step really trained on. Costs more steps per slice as the lineage grows."""
     epochs: int = 1
     """Passes over the slice's examples; each epoch is reshuffled from the slice seed."""
     lr: float = 1e-3

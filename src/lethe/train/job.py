@@ -43,6 +43,8 @@ class SliceSpec:
 
     index: int
     document_ids: list[int]
+    """What it trains on (`training_documents`): its own documents, or with `cumulative` those of
+    every slice up to it; excluded and erased ones are left out when its examples are built."""
     config: dict
     """`TrainConfig.to_dict()` plus `slice_seed`: exactly what the ledger holds for the slice."""
 

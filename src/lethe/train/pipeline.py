@@ -28,7 +28,7 @@ from lethe.train.environment import environment
 from lethe.train.examples import SFT_ENCODERS, is_trainable
 from lethe.train.job import JobSpec, Progress, SliceSpec, execute
 from lethe.train.progress import ProgressCallback, no_progress
-from lethe.train.slices import plan_slices, slice_seed
+from lethe.train.slices import plan_slices, slice_seed, training_documents
 from lethe.train.tokenizers import document_ids, resolve_tokenizer
 
 
@@ -158,7 +158,8 @@ def train(
         specs = []
         for index, doc_ids in enumerate(plan):
             ledger.add_slice(row.id, index, doc_ids, run_id=run_id, config=_slice_config(settings, index))
-            specs.append(SliceSpec(index, list(doc_ids), _slice_config(settings, index)))
+            trains_on = training_documents(plan, index, cumulative=settings.cumulative)
+            specs.append(SliceSpec(index, trains_on, _slice_config(settings, index)))
         kind = "pretrain" if base in PRESETS else "finetune"
         spec = JobSpec("train", kind, row.id, name, run_id, specs,
                        start={"from": "base", "base": base, "seed": settings.seed})
@@ -183,7 +184,8 @@ def update(
 
     With `new_only` (the default) the slice holds only documents the version has not seen
     (by the ledger's exposures); otherwise the whole collection. Other settings come from the
-    lineage's last slice unless given.
+    lineage's last slice unless given; a cumulative lineage's new slice also trains on the
+    documents of all its earlier slices.
     """
 
     def prepare() -> tuple[JobSpec, Progress]:
@@ -210,8 +212,9 @@ def update(
         run_id = _start_run(ledger, "update", lineage.id, settings, parent=parent.id,
                             details={"data": data, "new_only": new_only, "base_version": parent.name})
         ledger.add_slice(lineage.id, index, ids, run_id=run_id, config=_slice_config(settings, index))
+        trains_on = training_documents([*(own for _, own in plan), ids], len(plan), cumulative=settings.cumulative)
         spec = JobSpec("update", "update", lineage.id, lineage.name, run_id,
-                       [SliceSpec(index, sorted(ids), _slice_config(settings, index))],
+                       [SliceSpec(index, trains_on, _slice_config(settings, index))],
                        start={"from": "version", "path": parent.path}, parent_version_id=parent.id)
         return spec, Progress()
 
@@ -251,8 +254,9 @@ def replay(
 ) -> list:
     """Exact unlearning: retrain the lineage's slices from the last checkpoint before any of
     `exclude_document_ids` (and any erased document) was seen, with the same seeds and
-    settings, leaving them out. Returns the new versions (kind `replay`); the first inherits
-    the coverage of the restored checkpoint's version, so none of them saw the documents.
+    settings (a cumulative slice again on the documents of every slice up to it), leaving them
+    out. Returns the new versions (kind `replay`); the first inherits the coverage of the
+    restored checkpoint's version, so none of them saw the documents.
     """
 
     def prepare() -> tuple[JobSpec, Progress]:
@@ -268,7 +272,9 @@ def replay(
         run_id = _start_run(ledger, "replay", row.id, first_config, parent=parent,
                             details={"exclude": sorted(excluded), "erased": sorted(erased),
                                      "from_slice": plan[position][0].index})
-        slices = [SliceSpec(sl.index, ids, dict(sl.config)) for sl, ids in plan[position:]]
+        own = [ids for _, ids in plan]
+        slices = [SliceSpec(sl.index, training_documents(own, i, cumulative=bool(sl.config.get("cumulative"))),
+                            dict(sl.config)) for i, (sl, _) in enumerate(plan[position:], start=position)]
         init_seed = (row.config or {}).get("init_seed", 0)
         start = ({"from": "checkpoint", "path": checkpoint.path} if checkpoint
                  else {"from": "base", "base": row.base, "seed": init_seed})

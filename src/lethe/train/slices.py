@@ -3,7 +3,8 @@
 Training goes slice by slice with a checkpoint after each (SISA's slicing with one shard), so
 forgetting a document costs a replay from the first slice that contains it. The plan is a
 pure function of the document ids and the seed, and it is recorded in the ledger, so exact
-replay never has to recompute it.
+replay never has to recompute it. With `TrainConfig.cumulative` a slice trains on the
+documents of every slice up to it (`training_documents`), the plan staying each slice's own.
 """
 
 from __future__ import annotations
@@ -42,3 +43,14 @@ def plan_slices(document_ids: Sequence[int], k: int, seed: int) -> list[list[int
     shuffled = [ids[i] for i in order]
     bounds = np.linspace(0, len(ids), k + 1).round().astype(int)
     return [sorted(shuffled[bounds[i] : bounds[i + 1]]) for i in range(k)]
+
+
+def training_documents(plan: Sequence[Sequence[int]], position: int, *, cumulative: bool) -> list[int]:
+    """The document ids slice `plan[position]` trains on, sorted: its own, or with `cumulative`
+    (`TrainConfig.cumulative`) those of every slice of the lineage up to and including it.
+
+    `plan` is the lineage's slice plan in order (each slice's own documents, as the ledger
+    records them). Excluded and erased documents are left out later, when examples are built.
+    """
+    slices = plan[: position + 1] if cumulative else [plan[position]]
+    return sorted({doc for ids in slices for doc in ids})

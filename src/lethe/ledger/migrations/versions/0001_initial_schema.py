@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-23 01:44:50.074005
+Create Date: 2026-11-23 03:10:17.291642
 """
 
 from alembic import op
@@ -38,6 +38,16 @@ def upgrade() -> None:
     with op.batch_alter_table('events', schema=None) as batch_op:
         batch_op.create_index('ix_events_kind_ts', ['kind', 'ts'], unique=False)
         batch_op.create_index(batch_op.f('ix_events_ts'), ['ts'], unique=False)
+
+    op.create_table('exposures',
+    sa.Column('run_id', sa.Integer(), nullable=False),
+    sa.Column('step', sa.Integer(), nullable=False),
+    sa.Column('document_id', sa.Integer(), nullable=False),
+    sa.PrimaryKeyConstraint('run_id', 'step', 'document_id'),
+    sqlite_with_rowid=False
+    )
+    with op.batch_alter_table('exposures', schema=None) as batch_op:
+        batch_op.create_index('ix_exposures_document', ['document_id', 'run_id', 'step'], unique=False)
 
     op.create_table('jobs',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -125,17 +135,6 @@ def upgrade() -> None:
     sa.ForeignKeyConstraint(['document_id'], ['documents.id'], ),
     sa.PrimaryKeyConstraint('collection_id', 'document_id')
     )
-    op.create_table('exposures',
-    sa.Column('run_id', sa.Integer(), nullable=False),
-    sa.Column('step', sa.Integer(), nullable=False),
-    sa.Column('document_id', sa.Integer(), nullable=False),
-    sa.ForeignKeyConstraint(['document_id'], ['documents.id'], ),
-    sa.ForeignKeyConstraint(['run_id'], ['runs.id'], ),
-    sa.PrimaryKeyConstraint('run_id', 'step', 'document_id')
-    )
-    with op.batch_alter_table('exposures', schema=None) as batch_op:
-        batch_op.create_index('ix_exposures_document', ['document_id', 'run_id', 'step'], unique=False)
-
     op.create_table('model_versions',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('name', sa.String(length=100), nullable=False),
@@ -328,10 +327,6 @@ def downgrade() -> None:
     op.drop_table('aliases')
     op.drop_table('slices')
     op.drop_table('model_versions')
-    with op.batch_alter_table('exposures', schema=None) as batch_op:
-        batch_op.drop_index('ix_exposures_document')
-
-    op.drop_table('exposures')
     op.drop_table('collection_members')
     op.drop_table('runs')
     with op.batch_alter_table('documents', schema=None) as batch_op:
@@ -342,6 +337,10 @@ def downgrade() -> None:
     op.drop_table('sources')
     op.drop_table('lineages')
     op.drop_table('jobs')
+    with op.batch_alter_table('exposures', schema=None) as batch_op:
+        batch_op.drop_index('ix_exposures_document')
+
+    op.drop_table('exposures')
     with op.batch_alter_table('events', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_events_ts'))
         batch_op.drop_index('ix_events_kind_ts')
