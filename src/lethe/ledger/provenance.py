@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from sqlalchemy import and_, func, insert, or_, select, update
+from sqlalchemy import and_, exists, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from lethe.errors import ConflictError, NotFoundError
@@ -327,26 +327,23 @@ class ProvenanceMixin:
         cov = self.coverage(version_id)
         if not cov:
             return []
-        cond = [and_(Exposure.run_id == rid, Exposure.step <= step) for rid, step in cov.items()]
+        covered = or_(*[and_(Exposure.run_id == rid, Exposure.step <= step) for rid, step in cov.items()])
         with self.reading() as s:
-            if collection_id is not None or candidates is not None:
-                if collection_id is not None:
-                    base = select(CollectionMember.document_id).where(CollectionMember.collection_id == collection_id)
-                    ids = list(s.scalars(base))
-                else:
-                    ids = list(candidates)
-                out = []
+            if collection_id is not None:
+                # driven by the members, one index probe each (document_id, run_id, step): a join
+                # let both planners scan the run's exposures instead
+                probe = exists().where(Exposure.document_id == CollectionMember.document_id, covered)
+                query = select(CollectionMember.document_id).where(
+                    CollectionMember.collection_id == collection_id, probe)
+                return sorted(s.scalars(query))
+            if candidates is not None:
+                ids, out = list(candidates), []
                 for i in range(0, len(ids), 500):
-                    chunk = ids[i : i + 500]
-                    seen = (
-                        select(Exposure.document_id)
-                        .where(Exposure.document_id.in_(chunk), or_(*cond))
-                        .distinct()
-                    )
-                    out.extend(s.scalars(seen))
+                    query = select(Exposure.document_id).distinct().where(
+                        Exposure.document_id.in_(ids[i : i + 500]), covered)
+                    out.extend(s.scalars(query))
                 return sorted(out)
-            query = select(Exposure.document_id).where(or_(*cond)).distinct()
-            return sorted(s.scalars(query))
+            return sorted(s.scalars(select(Exposure.document_id).distinct().where(covered)))
 
     # -- checkpoints and taint -----------------------------------------------------------------
 
