@@ -16,8 +16,12 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP)
 
+# The demo runs in its own workspace (./lethe-demo), made fresh each time.
+DEMO_HOME ?= ./lethe-demo
+
 demo: setup
-	$(VENV)/bin/lethe --home $(or $(LETHE_HOME),./lethe-home) demo
+	rm -rf $(DEMO_HOME)
+	$(VENV)/bin/lethe --home $(DEMO_HOME) demo
 
 test: setup
 	$(PY) -m pytest -q
@@ -35,4 +39,4 @@ lint: setup
 	$(VENV)/bin/ruff check src tests benchmarks
 
 clean:
-	rm -rf $(VENV) lethe-home .pytest_cache
+	rm -rf $(VENV) lethe-home lethe-demo .pytest_cache

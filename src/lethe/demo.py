@@ -172,7 +172,8 @@ def run_demo(workspace, config: DemoConfig | None = None, *, say: Callable[[str]
     with step("ask the model about the entities to be forgotten"):
         before = _ask(base, questions)
     selector = Selector(docs=[str(d) for d in forget_docs])
-    reason = f"deletion request for {', '.join(world.entity(e).name for e in chosen)}"
+    # A ticket, not a name: the reason is kept in the ledger (and in taint notes) after erasure.
+    reason = f"deletion request DEMO-{config.seed}: {len(chosen)} entities"
     suite = SuiteConfig(max_items=config.eval_items, max_new_tokens=32)
     with step("exact unlearning: replay from the last clean checkpoint"):
         exact_id = create_request(ws, selector, method="exact", reason=reason, requester="demo")
