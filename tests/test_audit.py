@@ -14,8 +14,8 @@ from lethe.eval.audit import (
     audit_forget_request,
     audit_request,
     build_audit,
-    render_audit,
 )
+from lethe.eval.audit_render import render_audit
 from lethe.eval.suite import SuiteConfig
 
 torch.set_num_threads(1)

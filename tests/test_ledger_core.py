@@ -167,7 +167,7 @@ def test_integrity_check_names_what_is_wrong(ledger, tmp_path):
 
 
 def test_revisions_across_ingest_batches_of_a_new_source(ledger):
-    from lethe.ledger.documents import BATCH
+    from lethe.ledger.ingest import BATCH
 
     records = docs(*[(str(i), f"body {i}") for i in range(BATCH + 10)]) + docs(("0", "body 0, revised"), ("5", "body 5"))
     report = ledger.add_documents(records, source="fresh")

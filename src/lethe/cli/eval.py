@@ -86,7 +86,8 @@ def audit(
     json: bool = JsonOption,
 ) -> None:
     """A forget request's audit: metrics before and after, exact reference, MIA, sample answers."""
-    from lethe.eval.audit import audit_request, render_audit
+    from lethe.eval.audit import audit_request
+    from lethe.eval.audit_render import render_audit
 
     with err_console.status(f"auditing request {request}"):
         result = audit_request(workspace(), request, refresh=refresh)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from lethe.data.sources import detect, get_reader
 from lethe.errors import InputError, Where
-from lethe.ledger.documents import IngestReport
+from lethe.ledger.ingest import IngestReport
 from lethe.ledger.records import DocumentRecord
 
 PROGRESS_EVERY = 500

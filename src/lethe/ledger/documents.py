@@ -1,38 +1,16 @@
-"""Documents, their revisions, collections and erasure."""
+"""Documents, their revisions, collections and erasure (bulk ingest is in `ingest.py`)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 
-from sqlalchemy import delete, func, insert, or_, select, text, update
+from sqlalchemy import delete, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from lethe.errors import InputError, NotFoundError
-from lethe.ledger.records import DocumentRecord, canonical_json
 from lethe.ledger.schema import Collection, CollectionMember, Document, Source, utcnow
 
-BATCH = 2000
-
-
-@dataclass
-class IngestReport:
-    """What one ingest did, by stable key."""
-
-    added: int = 0
-    updated: int = 0
-    unchanged: int = 0
-    document_ids: list[int] = field(default_factory=list)
-    collections: dict[str, int] = field(default_factory=dict)
-
-    def as_dict(self) -> dict:
-        return {
-            "added": self.added,
-            "updated": self.updated,
-            "unchanged": self.unchanged,
-            "documents": len(self.document_ids),
-            "collections": self.collections,
-        }
+from lethe.ledger.ingest import BATCH
 
 
 class DocumentsMixin:
@@ -121,180 +99,6 @@ class DocumentsMixin:
                     .order_by(CollectionMember.position)
                 )
             )
-
-    # -- ingest --------------------------------------------------------------------------------
-
-    def add_documents(
-        self,
-        records: Iterable[DocumentRecord],
-        *,
-        source: str,
-        source_kind: str = "jsonl",
-        collection: str | None = None,
-        license: str | None = None,
-        uri: str | None = None,
-    ) -> IngestReport:
-        """Ingest records in one transaction: a failure anywhere leaves the ledger unchanged.
-
-        Identical content under the same external id changes nothing; new content becomes a new
-        revision whose parent is the previous one (both kept). Records are streamed in batches,
-        so memory stays flat for any input size.
-        """
-        report = IngestReport()
-        with self.transaction() as s:
-            existed = s.scalar(select(Source.id).where(Source.name == source)) is not None
-            src = self._source(s, source, source_kind, license, uri)
-            if existed and self.dialect == "postgresql":
-                s.execute(text("ANALYZE documents"))  # bulk COPYs leave the planner's statistics stale
-            members: dict[str, list[int]] = {}
-            seen: dict = {"current": {}, "known": {}, "looked_up": set()}
-            batch: list[DocumentRecord] = []
-            for record in records:
-                batch.append(record)
-                if len(batch) >= BATCH:
-                    self._ingest_batch(s, src, batch, report, members, collection, existed, seen)
-                    batch = []
-            if batch:
-                self._ingest_batch(s, src, batch, report, members, collection, existed, seen)
-            for name, ids in members.items():
-                report.collections[name] = self._add_members(s, self._collection(s, name), ids)
-            self._event(
-                s, "documents.ingested", "source", src.id, source=source, uri=uri,
-                collection=collection, **{k: v for k, v in report.as_dict().items() if k != "collections"},
-            )
-        return report
-
-    def _ingest_batch(self, s, src, batch, report, members, collection, source_existed: bool, seen: dict) -> None:
-        # external id -> (document id, revision, content hash) of its current revision
-        current: dict[str, tuple[int, int, str]] = seen["current"]
-        # (external id, source revision id) -> document id, for sources that number revisions
-        known: dict[tuple[str, str], int] = seen["known"]
-        # A new source has no stored documents: all it holds was added by this call and is in `seen`.
-        looked_up: set[str] = seen["looked_up"]
-        ids = [i for i in {r.external_id for r in batch} if i not in looked_up] if source_existed else []
-        looked_up.update(ids)
-        for i in range(0, len(ids), 500):
-            rows = s.execute(
-                select(Document.id, Document.external_id, Document.content_hash, Document.revision,
-                       Document.is_current, Document.meta)
-                .where(Document.source_id == src.id, Document.external_id.in_(ids[i : i + 500]))
-            )
-            for doc_id, ext, digest, revision, is_current, meta in rows:
-                if meta and meta.get("revision_id") is not None:
-                    known[(ext, str(meta["revision_id"]))] = doc_id
-                if is_current:
-                    current[ext] = (doc_id, revision, digest)
-        pending: list[dict] = []
-        superseded: list[int] = []
-        resolved: list[int | None] = []  # per record: its document id (None until inserted)
-        pending_slots: list[int] = []
-
-        def flush() -> None:
-            if superseded:
-                s.execute(update(Document).where(Document.id.in_(superseded)).values(is_current=False))
-                superseded.clear()
-            if not pending:
-                return
-            new_ids = self._insert_documents(s, pending)
-            for slot, row, doc_id in zip(pending_slots, pending, new_ids):
-                resolved[slot] = doc_id
-                if row["meta"] and row["meta"].get("revision_id") is not None:
-                    known[(row["external_id"], str(row["meta"]["revision_id"]))] = doc_id
-                current[row["external_id"]] = (doc_id, row["revision"], row["content_hash"])
-            pending.clear()
-            pending_slots.clear()
-
-        pending_keys: set[str] = set()
-        for record in batch:
-            digest = record.content_hash
-            if record.external_id in pending_keys:
-                flush()  # a second revision of a document added in this batch needs its parent's id
-                pending_keys.clear()
-            # Unchanged: the same source revision seen before, or (unnumbered sources) the same
-            # content as the current revision. A revert to older content is a new revision.
-            source_revision = (record.meta or {}).get("revision_id")
-            if source_revision is not None:
-                doc_id = known.get((record.external_id, str(source_revision)))
-            else:
-                now = current.get(record.external_id)
-                doc_id = now[0] if now is not None and now[2] == digest else None
-            resolved.append(doc_id)
-            if doc_id is not None:
-                report.unchanged += 1
-                continue
-            previous = current.get(record.external_id)
-            if previous is not None:
-                superseded.append(previous[0])
-                report.updated += 1
-            else:
-                report.added += 1
-            pending_slots.append(len(resolved) - 1)
-            pending_keys.add(record.external_id)
-            pending.append(
-                {
-                    "source_id": src.id,
-                    "external_id": record.external_id,
-                    "key": f"{src.name}:{record.external_id}",
-                    "revision": previous[1] + 1 if previous else 1,
-                    "parent_id": previous[0] if previous else None,
-                    "is_current": True,
-                    "kind": record.kind,
-                    "title": record.title,
-                    "content": record.content,
-                    "data": record.data,
-                    "meta": record.meta,
-                    "tags": record.tags or None,
-                    "content_hash": digest,
-                    "size_bytes": len(record.content.encode("utf-8")),
-                    "added_at": utcnow(),
-                }
-            )
-        flush()
-        for record, doc_id in zip(batch, resolved):
-            report.document_ids.append(doc_id)
-            for name in ([collection] if collection else []) + list(record.collections):
-                members.setdefault(name, []).append(doc_id)
-
-    _COPY_COLUMNS = ("id", "source_id", "external_id", "key", "revision", "parent_id", "is_current", "kind", "title",
-                     "content", "data", "meta", "tags", "content_hash", "size_bytes", "added_at")
-
-    def _insert_documents(self, s: Session, rows: list[dict]) -> list[int]:
-        """Insert document rows, returning their ids in order (COPY on PostgreSQL: ~10x faster)."""
-        if self.dialect == "sqlite":
-            return self._insert_documents_sqlite(s, rows)
-        if self.dialect != "postgresql":
-            return s.scalars(insert(Document).returning(Document.id, sort_by_parameter_order=True), rows).all()
-        connection = s.connection()
-        raw = connection.connection.driver_connection
-        with raw.cursor() as cursor:
-            cursor.execute("SELECT nextval(pg_get_serial_sequence('documents', 'id')) FROM generate_series(1, %s)",
-                           (len(rows),))
-            ids = [r[0] for r in cursor.fetchall()]
-            columns = ", ".join(self._COPY_COLUMNS)
-            with cursor.copy(f"COPY documents ({columns}) FROM STDIN") as copy:
-                for doc_id, row in zip(ids, rows):
-                    values = {**row, "id": doc_id}
-                    for name in ("data", "meta", "tags"):
-                        if values[name] is not None:
-                            values[name] = canonical_json(values[name])
-                    copy.write_row([values[c] for c in self._COPY_COLUMNS])
-        return ids
-
-    def _insert_documents_sqlite(self, s: Session, rows: list[dict]) -> list[int]:
-        """One executemany, values bound by the columns' own type processors (~3x faster than
-        INSERT ... RETURNING row by row). The ids are the last len(rows) rowids: SQLite gives an
-        INTEGER PRIMARY KEY max+1, and this transaction holds the write lock throughout."""
-        columns = [c for c in self._COPY_COLUMNS if c != "id"]
-        dialect = s.get_bind().dialect
-        table = Document.__table__
-        processors = {c: table.c[c].type.bind_processor(dialect) for c in columns}
-        values = [tuple(processors[c](row[c]) if processors[c] and row[c] is not None else row[c] for c in columns)
-                  for row in rows]
-        connection = s.connection()
-        connection.exec_driver_sql(
-            f"INSERT INTO documents ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})", values)
-        last = connection.exec_driver_sql("SELECT max(id) FROM documents").scalar()
-        return list(range(last - len(rows) + 1, last + 1))
 
     # -- reading -------------------------------------------------------------------------------
 

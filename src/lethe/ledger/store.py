@@ -25,6 +25,7 @@ from lethe.errors import InputError
 from lethe.ledger import migrate
 from lethe.ledger.conversations import ConversationsMixin
 from lethe.ledger.documents import DocumentsMixin
+from lethe.ledger.ingest import IngestMixin
 from lethe.ledger.jobs import JobsMixin
 from lethe.ledger.provenance import ProvenanceMixin
 from lethe.ledger.requests import RequestsMixin
@@ -58,7 +59,7 @@ def make_engine(url: str) -> Engine:
     return create_engine(url, pool_pre_ping=True)
 
 
-class Ledger(DocumentsMixin, ProvenanceMixin, RequestsMixin, ConversationsMixin, JobsMixin):
+class Ledger(IngestMixin, DocumentsMixin, ProvenanceMixin, RequestsMixin, ConversationsMixin, JobsMixin):
     """The provenance ledger of one lethe workspace."""
 
     def __init__(self, engine: Engine, *, actor: str | None = None):
