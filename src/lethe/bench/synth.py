@@ -14,9 +14,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -62,9 +63,7 @@ class SynthBenchConfig:
     seed: int = 0
 
     def replace(self, **changes: Any) -> SynthBenchConfig:
-        values = {f.name: getattr(self, f.name) for f in fields(self)}
-        values.update({k: v for k, v in changes.items() if v is not None})
-        return SynthBenchConfig(**values)
+        return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -19,8 +19,9 @@ result says which stages were cached and how long each took.
 
 from __future__ import annotations
 
+import dataclasses
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -83,9 +84,7 @@ class TofuBenchConfig:
 
     def replace(self, **changes: Any) -> TofuBenchConfig:
         """A copy with the given fields changed; `None` values mean "keep"."""
-        values = {f.name: getattr(self, f.name) for f in fields(self)}
-        values.update({k: v for k, v in changes.items() if v is not None})
-        return TofuBenchConfig(**values)
+        return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
 
     def to_dict(self) -> dict[str, Any]:
         values = asdict(self)
