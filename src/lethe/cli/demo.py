@@ -6,8 +6,7 @@ import typer
 from rich.table import Table
 
 from lethe.cli.app import JsonOption, app, console, emit, workspace
-from lethe.cli.forget import progress_callback
-
+from lethe.cli.progress import progress_callback
 
 SUMMARY_ROWS = ("forget_token_accuracy", "retain_token_accuracy", "holdout_token_accuracy", "forget_exact_match",
                 "retain_exact_match", "forget_loss", "retain_loss", "forget_mia_auc_loss", "forget_quality_vs_exact")

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json as jsonlib
-from contextlib import contextmanager
 
 import typer
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from lethe.cli.app import JsonOption, app, console, emit, workspace
+from lethe.cli.progress import progress_callback
 from lethe.errors import InputError
 
 requests_app = typer.Typer(help="Forget requests: list, show, publish or discard a candidate.", no_args_is_help=True)
@@ -27,33 +26,6 @@ def parse_params(params: list[str]) -> dict:
         except ValueError:
             out[key.strip()] = value
     return out
-
-
-@contextmanager
-def progress_callback(enabled: bool):
-    """A callback drawing a progress bar for unlearning steps and replayed training steps."""
-    if not enabled:
-        yield None
-        return
-    columns = [TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-               TextColumn("{task.fields[info]}"), TimeElapsedColumn()]
-    with Progress(*columns, console=console, transient=False) as progress:
-        task = progress.add_task("unlearning", total=None, info="")
-
-        def callback(event) -> None:
-            total = getattr(event, "steps_total", None)
-            if hasattr(event, "losses"):  # an unlearning step
-                info = " ".join(f"{k}={v:.3f}" for k, v in event.losses.items())
-                if event.metrics is not None:
-                    m = event.metrics
-                    info += f" | forget acc {m.forget_accuracy:.2f} retain acc {m.retain_accuracy:.2f}"
-                progress.update(task, completed=event.step, total=total, info=info)
-            elif getattr(event, "kind", None) == "step":  # a replayed training step
-                desc = f"replay slice {event.slice_index} ({event.slice_position + 1}/{event.slices_total})"
-                loss = f"loss={event.loss:.3f}" if event.loss is not None else ""
-                progress.update(task, description=desc, completed=event.step, total=total, info=loss)
-
-        yield callback
 
 
 @app.command()
@@ -93,9 +65,10 @@ def forget(
         ids = resolve(ws.ledger, selector)
         base = ws.ledger.resolve_version(version, allow_tainted=True)
         trained = ws.ledger.documents_seen(base.id, candidates=ids)
-        result = {"documents": ids, "trained_by": base.name, "trained": trained}
-        emit(result, json) if json else console.print(
-            f"{len(ids)} documents match; {len(trained)} were trained by {base.name}.")
+        if json:
+            emit({"documents": ids, "trained_by": base.name, "trained": trained}, True)
+        else:
+            console.print(f"{len(ids)} documents match; {len(trained)} were trained by {base.name}.")
         return
     request_id = create_request(ws, selector, method=method, config=config, reason=reason, requester=requester,
                                 version=version, holdout=holdout)
@@ -134,13 +107,13 @@ def requests_ls(json: bool = JsonOption) -> None:
 
 
 @requests_app.command("show")
-def requests_show(request_id: int, json: bool = JsonOption) -> None:
-    """One request: selector, documents, status, audit."""
+def requests_show(request_id: int) -> None:
+    """One request as JSON: selector, documents, status, audit."""
     ledger = workspace().ledger
     request = ledger.forget_request(request_id)
     result = {**{c.name: getattr(request, c.key) for c in request.__table__.columns},
               "documents": [{"id": d, "trained": t} for d, t in ledger.forget_request_documents(request_id)]}
-    emit(result, json) if json else emit(result, True)
+    emit(result, True)
 
 
 @requests_app.command("publish")
@@ -149,7 +122,10 @@ def requests_publish(request_id: int, purge: bool = typer.Option(False, "--purge
     from lethe.unlearn.request import publish_request
 
     outcome = publish_request(workspace(), request_id, purge=purge)
-    emit(outcome.as_dict(), json) if json else console.print(f"published {outcome.version}; tainted {outcome.tainted}")
+    if json:
+        emit(outcome.as_dict(), True)
+    else:
+        console.print(f"published {outcome.version}; tainted {outcome.tainted}")
 
 
 @requests_app.command("discard")
@@ -167,4 +143,7 @@ def requests_methods(json: bool = JsonOption) -> None:
     from lethe.unlearn import list_methods
 
     names = list_methods()
-    emit(names, json) if json else console.print(", ".join(names))
+    if json:
+        emit(names, True)
+    else:
+        console.print(", ".join(names))

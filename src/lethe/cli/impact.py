@@ -28,8 +28,11 @@ def compute(
         task = progress.add_task("token impact", total=None)
         result = compute_impacts(workspace(), version, document_ids=ids, top_k=top_k,
                                  callback=lambda done, total: progress.update(task, completed=done, total=total))
-    emit(result, json) if json else console.print(
-        f"{result['version']}: token impact of {result['documents']} documents stored ({result['slices']} slices)")
+    if json:
+        emit(result, True)
+    else:
+        console.print(f"{result['version']}: token impact of {result['documents']} documents stored "
+                      f"({result['slices']} slices)")
 
 
 @impact_app.command("show")
@@ -57,4 +60,4 @@ def show(
         return
     console.print(f"[bold]{document.title or document.key}[/] on {target.name} (reference {record.reference}): "
                   f"mean impact {record.score:.3f} nats/token over {record.total_tokens} tokens")
-    console.print(render_impact(target.path, document, record, ledger))
+    console.print(render_impact(target, document, record, ledger))

@@ -33,7 +33,10 @@ def export_json(
 
     count = export(ledger(), out)
     result = {"path": str(out), "entries": count}
-    emit(result, json) if json else console.print(f"Wrote {count:,} entries to [bold]{out}[/]")
+    if json:
+        emit(result, True)
+    else:
+        console.print(f"Wrote {count:,} entries to [bold]{out}[/]")
 
 
 @ledger_app.command("import-json")

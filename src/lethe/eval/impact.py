@@ -105,13 +105,13 @@ def compute_impacts(workspace, version_ref: str = "latest", *, document_ids: Seq
                     top_k: int = 20, callback: Callable[[int, int], None] | None = None) -> dict:
     """Compute and store token impacts of a version for the documents it trained on."""
     from lethe.model.io import load_version
+    from lethe.train.config import lineage_config
     from lethe.train.examples import build_examples
-    from lethe.unlearn.request import lineage_train_config
 
     ledger = workspace.ledger
     version = ledger.resolve_version(version_ref, allow_tainted=True)
     model, tokenizer = load_version(version.path)
-    train_config = lineage_train_config(ledger, version.lineage_id)
+    train_config = lineage_config(ledger, version.lineage_id)
     refs, first_slice = _references(workspace, version)
     seen = set(ledger.documents_seen(version.id, candidates=document_ids) if document_ids is not None
                else ledger.documents_seen(version.id))

@@ -7,22 +7,16 @@ import html
 from rich.text import Text
 
 
-def document_tokens(model_path: str, document, ledger=None) -> tuple[list[int], object]:
-    """The token ids the impact positions index: the document's training examples, concatenated."""
-    from lethe.model.io import load_version
-    from lethe.train.config import TrainConfig
+def document_tokens(version, document, ledger) -> tuple[list[int], object]:
+    """The token ids the impact positions index: the document's training examples, concatenated
+    exactly as the version's lineage built them."""
+    from lethe.data.tokenizer import load_tokenizer
+    from lethe.train.config import lineage_config
     from lethe.train.examples import build_examples
 
-    _, tokenizer = load_version(model_path)
-    config = TrainConfig()
-    if ledger is not None and getattr(document, "id", None) is not None:
-        from lethe.unlearn.request import lineage_train_config
-
-        versions = [v for v in ledger.list_versions() if v.path == model_path]
-        if versions:
-            config = lineage_train_config(ledger, versions[0].lineage_id)
+    tokenizer = load_tokenizer(version.path)
     ids: list[int] = []
-    for example in build_examples([document], tokenizer, config):
+    for example in build_examples([document], tokenizer, lineage_config(ledger, version.lineage_id)):
         ids.extend(example.input_ids)
     return ids, tokenizer
 
@@ -33,8 +27,8 @@ def _marks(record) -> dict[int, float]:
     return {t["position"]: max(0.0, t["impact"]) / peak for t in top}
 
 
-def render_impact(model_path: str, document, record, ledger=None) -> Text:
-    ids, tokenizer = document_tokens(model_path, document, ledger)
+def render_impact(version, document, record, ledger) -> Text:
+    ids, tokenizer = document_tokens(version, document, ledger)
     marks = _marks(record)
     text = Text()
     for position, token_id in enumerate(ids):
@@ -48,9 +42,9 @@ def render_impact(model_path: str, document, record, ledger=None) -> Text:
     return text
 
 
-def impact_html(model_path: str, document, record, ledger=None) -> str:
+def impact_html(version, document, record, ledger) -> str:
     """HTML of the document with top-impact tokens highlighted (opacity ~ impact), titled with the value."""
-    ids, tokenizer = document_tokens(model_path, document, ledger)
+    ids, tokenizer = document_tokens(version, document, ledger)
     marks = _marks(record)
     impacts = {t["position"]: t["impact"] for t in record.top_tokens or []}
     parts = []

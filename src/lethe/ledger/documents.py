@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import delete, func, insert, or_, select, update
+from sqlalchemy import func, insert, or_, select
 from sqlalchemy.orm import Session
 
 from lethe.errors import InputError, NotFoundError
-from lethe.ledger.schema import Collection, CollectionMember, Document, Source, utcnow
-
 from lethe.ledger.ingest import BATCH
+from lethe.ledger.schema import Collection, CollectionMember, Document, Source, utcnow
 
 
 class DocumentsMixin:
@@ -210,16 +209,3 @@ class DocumentsMixin:
             self._event(s, "documents.erased", "forget_request", request_id, count=erased, reason=reason,
                         document_ids=list(document_ids)[:1000])
         return erased
-
-    def drop_collection(self, name: str) -> None:
-        with self.transaction() as s:
-            collection = s.scalar(select(Collection).where(Collection.name == name))
-            if collection is None:
-                raise NotFoundError(f"no collection named {name!r}")
-            s.execute(delete(CollectionMember).where(CollectionMember.collection_id == collection.id))
-            s.delete(collection)
-            self._event(s, "collection.dropped", "collection", collection.id, name=name)
-
-    def set_tags(self, doc_id: int, tags: list[str]) -> None:
-        with self.transaction() as s:
-            s.execute(update(Document).where(Document.id == doc_id).values(tags=tags))

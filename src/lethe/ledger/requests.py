@@ -7,7 +7,13 @@ from collections.abc import Sequence
 from sqlalchemy import delete, insert, select
 
 from lethe.errors import NotFoundError
-from lethe.ledger.schema import Evaluation, ForgetRequest, ForgetRequestDocument, TokenImpact, utcnow
+from lethe.ledger.schema import (
+    Evaluation,
+    ForgetRequest,
+    ForgetRequestDocument,
+    TokenImpact,
+    utcnow,
+)
 
 REQUEST_STATUSES = ("pending", "running", "evaluated", "succeeded", "failed", "cancelled")
 
@@ -39,6 +45,8 @@ class RequestsMixin:
             request = s.get(ForgetRequest, request_id)
             if request is None:
                 raise NotFoundError(f"no forget request {request_id}")
+            if fields.get("status", "pending") not in REQUEST_STATUSES:
+                raise ValueError(f"bad forget request status {fields['status']!r}")
             for name, value in fields.items():
                 if not hasattr(ForgetRequest, name):
                     raise AttributeError(name)

@@ -29,10 +29,9 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, load_model, save_file, save_model
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel
+from transformers.utils import logging as _hf_logging
 
 from lethe.errors import InputError, NotFoundError, Where
-
-from transformers.utils import logging as _hf_logging
 
 _hf_logging.disable_progress_bar()  # weight-loading bars would interleave with lethe's own progress and --json
 

@@ -97,3 +97,10 @@ class TrainConfig:
         values = self.to_dict()
         values.update({k: v for k, v in changes.items() if v is not None})
         return TrainConfig.from_dict(values)
+
+
+def lineage_config(ledger: Any, lineage_id: int | None) -> TrainConfig:
+    """The settings a lineage's latest slice was trained with (defaults when it has none):
+    how its documents become examples, for unlearning, scoring and token impact alike."""
+    plan = ledger.slices(lineage_id) if lineage_id is not None else []
+    return TrainConfig.from_dict(plan[-1][0].config) if plan else TrainConfig()

@@ -79,19 +79,6 @@ def _examples(documents, tokenizer, train_config) -> list[dict]:
     return out
 
 
-def lineage_train_config(ledger, lineage_id):
-    from lethe.train.config import TrainConfig
-
-    plan = ledger.slices(lineage_id) if lineage_id is not None else []
-    return TrainConfig.from_dict(plan[-1][0].config) if plan else TrainConfig()
-
-
-def _holdout_documents(ledger, name: str | None, seen: set[int]):
-    names = [name] if name else [c.name for c, _ in ledger.collections() if "holdout" in c.name]
-    ids = [i for n in names for i in ledger.collection_ids(n) if i not in seen]
-    return [d for d in ledger.documents(ids) if d.forgotten_at is None] if ids else []
-
-
 def run_request(workspace, request_id: int, *, publish: bool = True, purge: bool = False,
                 callback: Callable | None = None, cancel=None, evaluate: bool = True,
                 suite=None) -> ForgetOutcome:
@@ -165,6 +152,7 @@ def _abandon(ledger, run_id, request_id, status, error, candidate_dir, detail=No
 def _unlearn(workspace, request, base, trained_ids, run_id, callback, cancel):
     """Produce the candidate version; returns (version, its directory, progress history)."""
     from lethe.model.io import load_version, save_version, weights_sha256
+    from lethe.train.config import lineage_config
     from lethe.unlearn import run_unlearning
     from lethe.unlearn.config import UnlearnConfig
 
@@ -180,7 +168,7 @@ def _unlearn(workspace, request, base, trained_ids, run_id, callback, cancel):
     config = UnlearnConfig.from_dict(settings)
     model, tokenizer = load_version(base.path)
     reference, _ = load_version(base.path)
-    train_config = lineage_train_config(ledger, base.lineage_id)
+    train_config = lineage_config(ledger, base.lineage_id)
     forget_docs = ledger.documents(trained_ids)
     seen = ledger.documents_seen(base.id)
     forbidden = set(trained_ids)

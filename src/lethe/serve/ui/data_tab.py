@@ -93,7 +93,7 @@ def impact_view(ctx: UIContext, doc_id: int, impact_id: int | None) -> str:
     version = ctx.ledger.resolve_version(record.version_id, allow_tainted=True)
     return (f"<p>Token impact of <b>{escape(version.name)}</b>: mean {record.score:.3f} nats per token; "
             "darker = more memorised (hover for the value).</p>"
-            + impact_html(version.path, doc, record, ctx.ledger))
+            + impact_html(version, doc, record, ctx.ledger))
 
 
 def build_data_tab(ctx: UIContext) -> Loader:
