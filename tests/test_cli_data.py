@@ -43,6 +43,15 @@ def test_add_tofu_and_wiki_then_browse(shared_data):
     assert "Anarchism" in run("data", "search", "anarchism", "-c", "wiki")
 
 
+def test_a_message_stays_on_one_line_however_long_its_path(tmp_path):
+    deep = tmp_path.joinpath(*["a-rather-long-directory-name"] * 6)
+    deep.mkdir(parents=True)
+    path = write(deep / "docs.jsonl", '{"id": "a", "text": "first"}\n')
+    lines = run("data", "add", str(path), "--source", "mine").splitlines()
+    summary = next(line for line in lines if line.startswith(str(path)))
+    assert len(summary) > 200 and "→ source mine: 1 added, 0 updated, 0 unchanged in " in summary
+
+
 def ledger_content(key: str) -> str:
     return Workspace.from_env().ledger.document(key).content
 

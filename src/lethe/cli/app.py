@@ -39,7 +39,9 @@ app = typer.Typer(
     add_completion=False,
     cls=LetheGroup,
 )
-console = Console()
+# One message is one line whatever the terminal's width, so paths in it stay whole for grep and
+# for scripts; tables still fit the width.
+console = Console(soft_wrap=True)
 
 
 @dataclass
