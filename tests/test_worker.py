@@ -155,3 +155,35 @@ def test_forget_job_runs_a_request_to_an_evaluated_candidate(ws):
     request = ws.ledger.forget_request(request_id)
     assert request.status == "evaluated"
     assert ws.ledger.resolve_version("latest").id == versions[-1].id  # publishing is the user's call
+
+
+def test_workers_on_one_ledger_claim_each_job_exactly_once(ledger_url):
+    """Four workers, each with its own connection, race for 40 jobs: none runs twice or is lost."""
+    from lethe.ledger import Ledger
+
+    ledgers = [Ledger.open(ledger_url) for _ in range(4)]
+    created = [ledgers[0].create_job("test.race", {"n": n}) for n in range(40)]
+    ledgers[0].create_job("test.other", {})  # a kind nobody asked for stays queued
+    start = threading.Barrier(len(ledgers))
+    claimed: list[list[int]] = [[] for _ in ledgers]
+
+    def claim_all(index: int) -> None:
+        start.wait()
+        while (job := ledgers[index].claim_job(["test.race"], {"host": "h", "pid": index})) is not None:
+            claimed[index].append(job.id)
+
+    threads = [threading.Thread(target=claim_all, args=(i,)) for i in range(len(ledgers))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    every = sorted(job_id for ids in claimed for job_id in ids)
+    assert every == created
+    for index, ids in enumerate(claimed):
+        for job_id in ids:
+            job = ledgers[0].job(job_id)
+            assert job.status == "running" and job.progress[0]["worker"] == {"host": "h", "pid": index}
+    assert [j.status for j in ledgers[0].jobs(kind="test.other")] == ["queued"]
+    assert ledgers[0].claim_job([], {"host": "h", "pid": 0}) is None
+    for led in ledgers:
+        led.close()

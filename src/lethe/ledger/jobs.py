@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+import time
+
+from sqlalchemy import select, update
 
 from lethe.errors import NotFoundError
 from lethe.ledger.schema import Job, utcnow
@@ -52,6 +54,34 @@ class JobsMixin:
                 self._event(s, f"job.{status}", "job", job_id, kind=job.kind, error=error)
             job.updated_at = utcnow()
             return job
+
+    def claim_job(self, kinds: list[str], worker: dict) -> Job | None:
+        """Move the oldest queued job of one of `kinds` to `running` for `worker`; None if none.
+
+        The claim is a compare-and-set (``UPDATE ... WHERE status = 'queued'``), so when several
+        processes poll one ledger each job runs exactly once: a worker that loses the race for
+        one job simply tries the next.
+        """
+        if not kinds:
+            return None
+        with self.reading() as s:
+            candidates = list(s.scalars(
+                select(Job.id).where(Job.status == "queued", Job.kind.in_(kinds)).order_by(Job.id).limit(20)
+            ))
+        for job_id in candidates:
+            with self.transaction() as s:
+                claimed = s.execute(
+                    update(Job).where(Job.id == job_id, Job.status == "queued")
+                    .values(status="running", updated_at=utcnow())
+                ).rowcount
+                if claimed != 1:
+                    continue  # another worker was faster
+                job = s.get(Job, job_id)
+                job.progress = [*(job.progress or []), {"kind": "started", "worker": worker,
+                                                         "ts": round(time.time(), 3)}]
+                self._event(s, "job.running", "job", job_id, kind=job.kind, **worker)
+            return self.job(job_id)
+        return None
 
     def request_job_cancel(self, job_id: int) -> None:
         with self.transaction() as s:

@@ -8,9 +8,9 @@ honours `cancel_requested`. Because every bit of state lives in the ledger, a br
 loses nothing, and a server that died mid-job leaves a trace: on start the worker marks the
 jobs a dead process left `running` as failed (and lets the handler tidy what they owned).
 
-One worker per ledger is assumed (claiming is not atomic across processes); a job records
-which host and process ran it, so a second server on another host never fails the first
-one's live jobs by mistake.
+Several servers may share one ledger: claiming a job is a compare-and-set in the ledger, so
+each job runs exactly once. A job records which host and process ran it, so a second server
+on another host never fails the first one's live jobs by mistake.
 """
 
 from __future__ import annotations
@@ -204,14 +204,10 @@ class JobWorker:
 
     # -- running --------------------------------------------------------------------------
 
-    def _next_queued(self):
-        queued = [j for j in self.ledger.jobs(limit=1000) if j.status == "queued"
-                  and (self.kinds is None or j.kind in self.kinds) and j.kind in _HANDLERS]
-        return min(queued, key=lambda j: j.id) if queued else None
-
     def run_next(self) -> int | None:
-        """Run the oldest queued job to its end; its id, or None when nothing was queued."""
-        job = self._next_queued()
+        """Claim the oldest queued job and run it to its end; its id, or None when none was queued."""
+        kinds = [k for k in _HANDLERS if self.kinds is None or k in self.kinds]
+        job = self.ledger.claim_job(kinds, _owner())
         if job is None:
             return None
         if job.cancel_requested:
@@ -219,8 +215,6 @@ class JobWorker:
             return job.id
         self.current = job.id
         context = JobContext(self.ledger, job.id, job.params or {})
-        self.ledger.update_job(job.id, status="running",
-                               progress={"kind": "started", "worker": _owner(), "ts": time.time()})
         try:
             result = _HANDLERS[job.kind].run(self.workspace, context)
         except CancelledError as error:
