@@ -126,3 +126,37 @@ def test_a_failing_audit_discards_the_candidate(trained, monkeypatch):
     assert request.status == "failed" and "audit broke" in request.error
     assert ws.ledger.resolve_version(request.result_version_id, allow_tainted=True).status == "discarded"
     assert ws.ledger.resolve_version("latest").id == versions[-1].id
+
+
+def test_after_erasure_the_ledger_no_longer_says_what_the_request_searched_for(trained):
+    import hashlib
+    import json
+
+    from lethe.eval.suite import SuiteConfig
+
+    ws, world, _ = trained
+    ledger = ws.ledger
+    collection = entity_collection(ws)
+    name = world.entity(collection.removeprefix("synth/entity/")).name  # searched for: the person's name
+    trained_docs = [d for d in ledger.collection_ids(collection) if d in set(ledger.documents_seen(
+        ledger.resolve_version("latest").id))]
+    keys = [ledger.documents([d])[0].key for d in trained_docs[:2]]
+    discarded = create_request(ws, Selector(docs=keys), method="grad_diff", config=FAST)
+    run_request(ws, discarded, publish=False, evaluate=False)
+    from lethe.unlearn.request import discard_request
+
+    discard_request(ws, discarded)
+    rid = create_request(ws, Selector(search=name, collection=collection), method="grad_diff", config=FAST)
+    assert ledger.forget_request(rid).selector["search"] == name
+    run_request(ws, rid, suite=SuiteConfig(max_items=2))
+
+    digest = "sha256:" + hashlib.sha256(name.encode()).hexdigest()
+    request = ledger.forget_request(rid)
+    assert request.selector == {"search": digest, "collection": collection}  # verifiable, no longer readable
+    assert request.audit["request"]["selector"]["search"] == digest
+    events = [e for e in ledger.events(kind="forget") if e.subject_id == rid]
+    assert "forget.selector_redacted" in {e.kind for e in events}
+    assert name not in json.dumps([e.data for e in events]) and name not in json.dumps(request.audit)
+    # the earlier, discarded request named two of the same documents by key: redacted as well
+    earlier = ledger.forget_request(discarded).selector["docs"]
+    assert earlier == ["sha256:" + hashlib.sha256(k.encode()).hexdigest() for k in keys]

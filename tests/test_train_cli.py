@@ -30,6 +30,12 @@ def test_tokenizer_train_then_train_update_and_versions(tmp_path):
                              "--tokenizer", "qa-bpe", "--json"))
     assert [v["slice"] for v in trained] == [0, 1] and len(trained[0]["sha256"]) == 64
     assert ws.ledger.lineage("bot").config["tokenizer"].endswith("qa-bpe")
+    tokenizers = {t["name"]: t for t in json.loads(run("tokenizer", "ls", "--json"))}
+    assert tokenizers["qa-bpe"]["documents"] == 12 and tokenizers["bpe-400"]["documents"] == 12
+    assert ws.ledger.lineage("bot").config["tokenizer_id"] == tokenizers["qa-bpe"]["id"]
+    shown = json.loads(run("data", "show", "test:qa0", "--json"))
+    assert shown["revisions"][0]["tokenizers"] == ["bpe-400", "qa-bpe"]
+    assert "qa-bpe" in run("tokenizer", "ls")
 
     report = ws.ledger.add_documents(qa_records(3, prefix="new-"), source="week2", collection="week2")
     assert report.added == 3

@@ -50,13 +50,19 @@ def send(page, text: str) -> None:
 def test_a_reply_streams_with_stats_under_it(browser, server):
     page = browser.page
     assert page.input_value("#chat-version input").startswith("latest")
+    # Every rendering of the reply, recorded by the page itself (polling could miss a short one).
+    page.evaluate(f"""() => {{
+        window.__replies = [];
+        new MutationObserver(() => {{
+            const reply = [...document.querySelectorAll('{BOT}')].pop();
+            if (reply) window.__replies.push(reply.innerText);
+        }}).observe(document.querySelector('#chat-log'), {{subtree: true, childList: true, characterData: true}});
+    }}""")
     send(page, "When was Bedrork Bathzi born?")
-    seen = set()
-    page.wait_for_function(f"document.querySelectorAll('{BOT}').length > 0")
-    while "tokens/s" not in (text := last_reply(page)):
-        seen.add(text)
-        page.wait_for_timeout(40)
-    partial = [t for t in seen if t.strip() and "…" in t]
+    page.wait_for_function(f"(() => {{ const r = [...document.querySelectorAll('{BOT}')].pop();"
+                           " return r && r.innerText.includes('tokens/s'); })()")
+    text = last_reply(page)
+    partial = [t for t in page.evaluate("window.__replies") if t.strip() and "…" in t and "tokens/s" not in t]
     assert partial, "the reply never showed while it was being generated"
     assert text.strip().splitlines()[-1].startswith("v2 · ")  # the version that answered
     screenshot(page, "ui-chat")

@@ -177,7 +177,11 @@ def run_demo(workspace, config: DemoConfig | None = None, *, say: Callable[[str]
     suite = SuiteConfig(max_items=config.eval_items, max_new_tokens=32)
     with step("exact unlearning: replay from the last clean checkpoint"):
         exact_id = create_request(ws, selector, method="exact", reason=reason, requester="demo")
-        run_request(ws, exact_id, publish=False, callback=callback, suite=suite)
+        exact_outcome = run_request(ws, exact_id, publish=False, callback=callback, suite=suite)
+        if exact_outcome.tokenizer:
+            from lethe.eval.audit_render import describe_tokenizer_leak
+
+            say(f"  tokenizer: {describe_tokenizer_leak(exact_outcome.tokenizer)}")
     with step(f"fast unlearning: {config.fast_method}"):
         fast_id = create_request(ws, selector, method=config.fast_method, reason=reason, requester="demo",
                                  config={"steps": config.fast_steps, "lr": config.fast_lr, "seed": config.seed,

@@ -99,7 +99,7 @@ def show(
     doc: str = typer.Argument(..., help="A document id, or a stable key source:external_id (newest revision)."),
     json: bool = JsonOption,
 ) -> None:
-    """One document: its content, every revision, and which model versions saw each."""
+    """One document: its content, every revision, and which model versions (and tokenizers) saw each."""
     led = ledger()
     document = led.document(doc)
     revisions = led.revisions(document.id)
@@ -111,7 +111,8 @@ def show(
                         "current": rev.is_current, "content_hash": rev.content_hash, "added_at": rev.added_at,
                         "erased_at": rev.forgotten_at, "meta": rev.meta,
                         "seen_by": [{"version": v.name, "kind": v.kind, "created_at": v.created_at,
-                                     "tainted": v.tainted_at is not None} for v in versions]})
+                                     "tainted": v.tainted_at is not None} for v in versions],
+                        "tokenizers": [t.name for t in led.tokenizers_of_document(rev.id)]})
     if json:
         emit({"document": document, "collections": collections, "revisions": history}, True)
         return
@@ -127,7 +128,8 @@ def show(
     emit(None, False, title="revisions", rows=[
         {"id": h["id"], "rev": h["revision"], "current": "yes" if h["current"] else "", "hash": h["content_hash"][:12],
          "added": h["added_at"], "erased": h["erased_at"] or "",
-         "seen by": ", ".join(v["version"] for v in h["seen_by"]) or "—"} for h in history])
+         "seen by": ", ".join(v["version"] for v in h["seen_by"]) or "—",
+         "tokenizers": ", ".join(h["tokenizers"]) or "—"} for h in history])
 
 
 @data_app.command("search")

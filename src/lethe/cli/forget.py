@@ -8,6 +8,7 @@ import typer
 
 from lethe.cli.app import JsonOption, app, console, emit, workspace
 from lethe.cli.progress import progress_callback
+from lethe.eval.audit_render import describe_tokenizer_leak
 from lethe.errors import InputError
 
 requests_app = typer.Typer(help="Forget requests: list, show, publish or discard a candidate.", no_args_is_help=True)
@@ -41,6 +42,8 @@ def forget(
     steps: int = typer.Option(None, "--steps", help="Optimizer steps (approximate methods)."),
     lr: float = typer.Option(None, "--lr", help="Learning rate (approximate methods)."),
     param: list[str] = typer.Option(None, "--param", "-p", help="Method setting key=value, e.g. -p beta=0.1."),
+    retokenize: bool = typer.Option(False, "--retokenize", help="Exact replay only: also retrain the tokenizer "
+                                    "without the documents, and replay every slice from scratch with it."),
     holdout: str = typer.Option(None, "--holdout", help="Collection of never-trained documents for the audit."),
     no_publish: bool = typer.Option(False, "--no-publish", help="Keep the result as a candidate to inspect first."),
     purge: bool = typer.Option(False, "--purge", help="Delete the weights of versions that saw the documents."),
@@ -61,6 +64,8 @@ def forget(
         config["steps"] = steps
     if lr is not None:
         config["lr"] = lr
+    if retokenize:
+        config["retokenize"] = True
     if dry_run:
         ids = resolve(ws.ledger, selector)
         base = ws.ledger.resolve_version(version, allow_tainted=True)
@@ -88,6 +93,8 @@ def forget(
                   + (f": new version [bold]{outcome.version}[/]" if outcome.version else ""))
     if outcome.tainted:
         console.print(f"  tainted (serving needs --allow-tainted): {', '.join(outcome.tainted)}")
+    if outcome.tokenizer:
+        console.print(f"  tokenizer: {describe_tokenizer_leak(outcome.tokenizer)}", highlight=False)
     if outcome.purged:
         console.print(f"  purged weights: {', '.join(outcome.purged)}")
     if outcome.status == "evaluated":

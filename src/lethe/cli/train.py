@@ -176,3 +176,12 @@ def tokenizer_train_command(
         emit(result, True)
     else:
         console.print(f"Tokenizer [bold]{result['name']}[/] ({result['vocab_size']} tokens) saved to {path}")
+
+
+@tokenizer_app.command("ls")
+def tokenizer_ls_command(json: bool = JsonOption) -> None:
+    """The tokenizers lethe trained, with how many documents each learned from and what it replaced."""
+    ledger = workspace().ledger
+    rows = [{"id": t.id, "name": t.name, "vocab": t.vocab_size, "documents": len(ledger.tokenizer_document_ids(t.id)),
+             "replaces": t.replaces_id or "", "created": t.created_at, "path": t.path} for t in ledger.tokenizers()]
+    emit(rows, json, rows=rows, title="tokenizers")

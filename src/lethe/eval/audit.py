@@ -129,11 +129,15 @@ def build_audit(
     history: list[dict[str, Any]] | None = None,
     config: AuditConfig | None = None,
     info: dict[str, Any] | None = None,
+    tokenizers: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The audit of one forget operation, from the models and the document sets (JSON-ready).
 
     `forget`, `retain`, `holdout`: documents (ledger rows or dicts); `reference_model`: the
-    exact-replay model if there is one; `info`: request and version descriptions copied in.
+    exact-replay model if there is one; `info`: request and version descriptions copied in;
+    `tokenizers`: a model's own tokenizer by label (`before`, `after`, `reference`) where it is
+    not `tokenizer` (a retokenized replay). Per-token losses then count different tokens:
+    compare such models on the answer-level metrics.
     """
     config = config or AuditConfig()
     started = time.perf_counter()
@@ -143,7 +147,9 @@ def build_audit(
     models = {"before": before_model, "after": after_model}
     if reference_model is not None:
         models["reference"] = reference_model
-    results = {label: run_suite(model, tokenizer, splits, config.suite) for label, model in models.items()}
+    own = tokenizers or {}
+    results = {label: run_suite(model, own.get(label, tokenizer), splits, config.suite)
+               for label, model in models.items()}
     metrics = {label: result.metrics for label, result in results.items()}
     audit: dict[str, Any] = {
         **(info or {}),
@@ -262,8 +268,9 @@ def audit_forget_request(
     retain_docs = load_split_documents(ledger, retain_ids)
     holdout_docs = _holdout_documents(ledger, request, set(seen))
     before_model, tokenizer = load_version(version_path(workspace, base))
-    after_model, _ = load_version(version_path(workspace, candidate))
-    reference_model = load_version(version_path(workspace, reference))[0] if reference is not None else None
+    after_model, after_tokenizer = load_version(version_path(workspace, candidate))
+    reference_model, reference_tokenizer = (load_version(version_path(workspace, reference)) if reference is not None
+                                            else (None, None))
     info = {
         "request": {"id": request.id, "method": request.method, "reason": request.reason,
                     "selector": request.selector, "forget_documents": len(forget_ids)},
@@ -273,7 +280,8 @@ def audit_forget_request(
     }
     audit = build_audit(before_model, after_model, tokenizer, forget=forget_docs, retain=retain_docs,
                         holdout=holdout_docs, reference_model=reference_model, history=history,
-                        config=config, info=info)
+                        config=config, info=info,
+                        tokenizers={"after": after_tokenizer, "reference": reference_tokenizer})
     if store:
         meta = {"config": config.to_dict(), "role": None}
         for label, version in (("before", base), ("after", candidate), ("reference", reference)):
@@ -314,7 +322,8 @@ REDACTED = "[erased]"
 
 
 def redact_samples(audit: dict[str, Any] | None) -> dict[str, Any] | None:
-    """The audit with the forgotten documents' text removed from its samples, for after erasure.
+    """The audit with the forgotten documents' text removed from its samples (and from the
+    tokenizer leak's examples), for after erasure.
 
     The sample questions, answers and model outputs quote the documents being forgotten; once
     they are erased, the ledger must not keep them in an audit either. Each sample keeps its
@@ -323,7 +332,10 @@ def redact_samples(audit: dict[str, Any] | None) -> dict[str, Any] | None:
     """
     from lethe.eval.text import rouge_l_recall, token_f1
 
-    if not audit or not audit.get("samples"):
+    if audit and (audit.get("tokenizer") or {}).get("examples"):
+        # the merges only the forgotten texts use are pieces of those texts (names, rare words)
+        audit = {**audit, "tokenizer": {**audit["tokenizer"], "examples": [REDACTED] * len(audit["tokenizer"]["examples"])}}
+    if not audit or not audit.get("samples") or audit.get("samples_redacted"):
         return audit
     redacted = []
     for sample in audit["samples"]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from lethe.eval.audit import HEADLINE
+from lethe.eval.audit import HEADLINE, REDACTED
 
 
 def _fmt(value: Any) -> str:
@@ -18,6 +18,19 @@ def _fmt(value: Any) -> str:
 def _short(text: Any, width: int = 70) -> str:
     text = "" if text is None else " ".join(str(text).split())
     return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def describe_tokenizer_leak(leak: dict[str, Any]) -> str:
+    """One line on what a tokenizer keeps of forgotten documents (`tokenizer_leak`'s record)."""
+    if leak.get("saw") is None:
+        return leak.get("note", "its training data is not on record")
+    if not leak["saw"]:
+        return f"{leak['tokenizer']} never learned from these documents"
+    shown = [e for e in leak.get("examples") or [] if e != REDACTED]
+    pieces = f" (e.g. {', '.join(repr(e) for e in shown[:5])})" if shown else ""
+    return (f"{leak['tokenizer']} learned from {leak['saw']} of these {leak['forgotten']} documents; "
+            f"{leak['exclusive_merges']} of its merges are used by them alone{pieces}; "
+            "`--method exact --retokenize` retrains it without them")
 
 
 def render_audit(audit: dict[str, Any]) -> Any:
@@ -71,6 +84,8 @@ def render_audit(audit: dict[str, Any]) -> Any:
         for attack in attacks:
             mia_table.add_row(attack, *(_fmt(aucs[label].get(attack)) for label in aucs))
         parts.append(mia_table)
+    if audit.get("tokenizer"):
+        parts.append(Text(f"tokenizer: {describe_tokenizer_leak(audit['tokenizer'])}"))
     samples = audit.get("samples") or []
     if samples:
         sample_table = Table(title="sample questions about the forgotten documents", show_lines=True)

@@ -2,7 +2,8 @@
 
 Checks, each producing `Problem`s that name the table, the row and what is off:
 foreign keys and orphans, revision chains, tombstones, content hashes, run/version
-consistency, model weights against their recorded sha256, and token-impact completeness.
+consistency, model weights and tokenizers against their recorded sha256, and token-impact
+completeness.
 """
 
 from __future__ import annotations
@@ -147,6 +148,24 @@ def _token_impacts(ledger) -> list[Problem]:
     return problems
 
 
+def _tokenizers(ledger) -> list[Problem]:
+    """Each tokenizer directory holds the newest tokenizer recorded for it; lineages name real ones."""
+    problems = []
+    newest = {record.path: record for record in ledger.tokenizers()}  # ordered by id: the last wins
+    for path, record in newest.items():
+        file = Path(path) / "tokenizer.json"
+        if file.is_file() and hashlib.sha256(file.read_bytes()).hexdigest() != record.sha256:
+            problems.append(Problem("tokenizers", "tokenizers", f"{record.id} ({record.name})",
+                                    f"{file} does not match its recorded sha256"))
+    known = {t.id for t in ledger.tokenizers()}
+    for lineage in ledger.lineages():
+        tokenizer_id = (lineage.config or {}).get("tokenizer_id")
+        if tokenizer_id is not None and tokenizer_id not in known:
+            problems.append(Problem("tokenizers", "lineages", f"{lineage.id} ({lineage.name})",
+                                    f"tokenizer_id {tokenizer_id} does not exist"))
+    return problems
+
+
 def check(ledger, *, verify_weights: bool = True) -> list[Problem]:
     """Run every check; an empty list means the ledger is consistent."""
     return (
@@ -155,4 +174,5 @@ def check(ledger, *, verify_weights: bool = True) -> list[Problem]:
         + _documents(ledger)
         + _runs_and_versions(ledger, verify_weights)
         + _token_impacts(ledger)
+        + _tokenizers(ledger)
     )

@@ -9,6 +9,7 @@ from sqlalchemy import delete, insert, select
 from lethe.errors import NotFoundError
 from lethe.ledger.schema import (
     Evaluation,
+    Event,
     ForgetRequest,
     ForgetRequestDocument,
     TokenImpact,
@@ -57,6 +58,19 @@ class RequestsMixin:
                 self._event(s, f"forget.{fields['status']}", "forget_request", request_id,
                             error=fields.get("error"), result_version_id=request.result_version_id)
             return request
+
+    def redact_forget_selector(self, request_id: int, selector: dict) -> None:
+        """Replace a request's selector, and its copy in the `forget.requested` event, with `selector`
+        (the redacted form kept after erasure)."""
+        with self.transaction() as s:
+            request = s.get(ForgetRequest, request_id)
+            if request is None:
+                raise NotFoundError(f"no forget request {request_id}")
+            request.selector = selector
+            for event in s.scalars(select(Event).where(Event.kind == "forget.requested",
+                                                       Event.subject_id == request_id)):
+                event.data = {**(event.data or {}), "selector": selector}
+            self._event(s, "forget.selector_redacted", "forget_request", request_id)
 
     def forget_request(self, request_id: int) -> ForgetRequest:
         with self.reading() as s:

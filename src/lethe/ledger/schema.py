@@ -147,6 +147,32 @@ class SliceDocument(Base):
     document_id: Mapped[int] = mapped_column(ForeignKey("documents.id"), primary_key=True)
 
 
+class Tokenizer(Base):
+    """A BPE tokenizer lethe trained on ledger documents.
+
+    Its merges are a function of its training texts, so a forgotten document can live on in a
+    vocabulary; `tokenizer_documents` records which documents those were, in training order,
+    so that the leak can be measured and the tokenizer retrained without them.
+    """
+
+    __tablename__ = "tokenizers"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    path: Mapped[str] = mapped_column(Text)
+    sha256: Mapped[str] = mapped_column(String(64))  # of tokenizer.json
+    vocab_size: Mapped[int] = mapped_column(Integer)
+    settings: Mapped[dict | None] = mapped_column(JSON)  # what retraining needs: vocab_size, min_frequency
+    replaces_id: Mapped[int | None] = mapped_column(ForeignKey("tokenizers.id"))
+    created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+
+
+class TokenizerDocument(Base):
+    __tablename__ = "tokenizer_documents"
+    tokenizer_id: Mapped[int] = mapped_column(ForeignKey("tokenizers.id", ondelete="CASCADE"), primary_key=True)
+    document_id: Mapped[int] = mapped_column(ForeignKey("documents.id"), primary_key=True, index=True)
+    position: Mapped[int] = mapped_column(Integer)
+
+
 class Exposure(Base):
     """Document `document_id` was in optimizer step `step` of run `run_id`.
 

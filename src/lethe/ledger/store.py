@@ -2,8 +2,8 @@
 
 Every write is a transaction (`with ledger.transaction() as s:`), and every change worth
 remembering appends an event to the changelog in the same transaction. The class is composed
-of one mixin per concept (documents, provenance, requests, conversations, jobs) so that each
-file stays about one thing; no other module writes SQL.
+of one mixin per concept (documents, provenance, requests, conversations, jobs, tokenizers) so
+that each file stays about one thing; no other module writes SQL.
 
 Rows returned to callers are detached ORM objects (`expire_on_commit=False`): read their
 columns freely, but do not rely on lazy relationships.
@@ -30,6 +30,7 @@ from lethe.ledger.jobs import JobsMixin
 from lethe.ledger.provenance import ProvenanceMixin
 from lethe.ledger.requests import RequestsMixin
 from lethe.ledger.schema import Event, utcnow
+from lethe.ledger.tokenizers import TokenizersMixin
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
@@ -59,7 +60,8 @@ def make_engine(url: str) -> Engine:
     return create_engine(url, pool_pre_ping=True)
 
 
-class Ledger(IngestMixin, DocumentsMixin, ProvenanceMixin, RequestsMixin, ConversationsMixin, JobsMixin):
+class Ledger(IngestMixin, DocumentsMixin, ProvenanceMixin, RequestsMixin, ConversationsMixin, JobsMixin,
+             TokenizersMixin):
     """The provenance ledger of one lethe workspace."""
 
     def __init__(self, engine: Engine, *, actor: str | None = None):

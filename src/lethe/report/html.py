@@ -17,6 +17,7 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
+from lethe.eval.audit_render import describe_tokenizer_leak
 from lethe.report import plots
 
 CSS = """
@@ -132,6 +133,8 @@ def _audit_section(request: Any) -> str:
                      f"<b>{comparison.get('mean_abs_distance', float('nan')):.4g}</b>; forget quality "
                      f"(KS p-value, after vs exact) <b>{comparison.get('forget_quality_vs_reference', float('nan')):.4g}"
                      "</b>.</p>")
+    if audit.get("tokenizer"):
+        parts.append(f"<p>Tokenizer: {escape(describe_tokenizer_leak(audit['tokenizer']))}.</p>")
     samples = audit.get("samples") or []
     if samples:
         labels = [k for k in ("before", "after", "reference") if k in samples[0]]

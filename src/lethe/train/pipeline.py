@@ -146,13 +146,15 @@ def train(
             plan = [sorted(set(s) & known) for s in slice_plan]
         else:
             plan = plan_slices(ids, slices, settings.seed)
-        tok, tokenizer_source = resolve_tokenizer(workspace, tokenizer, base, documents)
-        model = load_base(base, tok, seed=settings.seed)
+        resolved = resolve_tokenizer(workspace, tokenizer, base, documents)
+        model = load_base(base, resolved.tokenizer, seed=settings.seed)
         name = _lineage_name(ledger, lineage, base, data)
         paths = LineagePaths.of(workspace, name)
-        row = ledger.create_lineage(name, base, config={"tokenizer": tokenizer_source, "init_seed": settings.seed,
-                                                        "data": data, "train": settings.to_dict()})
-        save_spec(paths, model, tok)
+        row = ledger.create_lineage(name, base, config={"tokenizer": resolved.source,
+                                                        "tokenizer_id": resolved.record_id,
+                                                        "init_seed": settings.seed, "data": data,
+                                                        "train": settings.to_dict()})
+        save_spec(paths, model, resolved.tokenizer)
         run_id = _start_run(ledger, "train", row.id, settings, parent=None,
                             details={"data": data, "base": base, "slices": len(plan)})
         specs = []
@@ -250,6 +252,7 @@ def replay(
     *,
     publish: bool = True,
     aliases: Sequence[str] = ("latest",),
+    retokenize: bool = False,
     callback: ProgressCallback = no_progress,
 ) -> list:
     """Exact unlearning: retrain the lineage's slices from the last checkpoint before any of
@@ -257,6 +260,11 @@ def replay(
     settings (a cumulative slice again on the documents of every slice up to it), leaving them
     out. Returns the new versions (kind `replay`); the first inherits the coverage of the
     restored checkpoint's version, so none of them saw the documents.
+
+    `retokenize` goes further: the lineage's tokenizer learned its merges from its training
+    documents too, so it is retrained without the removed ones (same settings, same order)
+    and every slice is replayed from the base initialisation into a new lineage that uses it,
+    the model that training from scratch without those documents would have produced.
     """
 
     def prepare() -> tuple[JobSpec, Progress]:
@@ -266,6 +274,9 @@ def replay(
         all_ids = sorted({d for _, ids in plan for d in ids})
         erased = {d.id for d in ledger.documents(all_ids) if not is_trainable(d)}
         excluded = set(exclude_document_ids)
+        if retokenize:
+            return _retokenized_replay(workspace, row, plan, excluded, erased, publish=publish,
+                                       aliases=aliases), Progress()
         position, checkpoint = _replay_start(ledger, row, plan, excluded | erased)
         parent = checkpoint.version_id if checkpoint else None
         first_config = TrainConfig.from_dict(plan[position][0].config or {})
@@ -283,6 +294,43 @@ def replay(
         return spec, Progress()
 
     return _run(workspace, _on_main(prepare), callback)
+
+
+def _retokenized_replay(workspace: Any, row: Any, plan: list, excluded: set[int], erased: set[int], *,
+                        publish: bool, aliases: Sequence[str]) -> JobSpec:
+    """The job of a replay from scratch with a tokenizer retrained without the removed documents."""
+    from lethe.data.tokenizer import load_tokenizer
+    from lethe.train.tokenizers import retrain_without
+
+    ledger = workspace.ledger
+    config = row.config or {}
+    if config.get("tokenizer_id") is None:
+        raise InputError(f"lineage {row.name}'s tokenizer ({config.get('tokenizer')}) is not one lethe trained with "
+                         "its documents on record, so it cannot be retrained without them", Where(field="retokenize"))
+    if row.base not in PRESETS:
+        raise InputError(f"lineage {row.name} fine-tunes {row.base}, whose embeddings belong to its tokenizer; "
+                         "only a lineage trained from scratch can be retokenized", Where(field="retokenize"))
+    removed = excluded | erased
+    taken = {other.name for other in ledger.lineages()}
+    name = next(f"{row.name}-retok{k}" for k in range(1, len(taken) + 2) if f"{row.name}-retok{k}" not in taken)
+    path, record = retrain_without(workspace, config["tokenizer_id"], removed, name=name,
+                                   reason=f"retokenized replay of lineage {row.name} without {len(removed)} documents")
+    tokenizer = load_tokenizer(path)
+    init_seed = config.get("init_seed", 0)
+    new = ledger.create_lineage(name, row.base, config={**config, "tokenizer": str(path), "tokenizer_id": record.id,
+                                                        "retokenized_from": row.name})
+    save_spec(LineagePaths.of(workspace, name), load_base(row.base, tokenizer, seed=init_seed), tokenizer)
+    run_id = _start_run(ledger, "replay", new.id, TrainConfig.from_dict(plan[0][0].config or {}), parent=None,
+                        details={"exclude": sorted(excluded), "erased": sorted(erased), "from_slice": plan[0][0].index,
+                                 "retokenized_from": row.name, "tokenizer_id": record.id})
+    own = [[d for d in ids if d not in removed] for _, ids in plan]
+    for (sl, _), ids in zip(plan, own, strict=True):
+        ledger.add_slice(new.id, sl.index, ids, run_id=run_id, config=dict(sl.config or {}))
+    slices = [SliceSpec(sl.index, training_documents(own, i, cumulative=bool((sl.config or {}).get("cumulative"))),
+                        dict(sl.config or {})) for i, (sl, _) in enumerate(plan)]
+    return JobSpec("replay", "replay", new.id, name, run_id, slices,
+                   start={"from": "base", "base": row.base, "seed": init_seed}, parent_version_id=None,
+                   exclude_document_ids=sorted(excluded), publish=publish, aliases=list(aliases))
 
 
 def _pending_lineage(workspace: Any, lineage: str | None) -> LineagePaths:

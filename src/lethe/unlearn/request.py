@@ -22,8 +22,8 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from lethe.errors import CancelledError, ConflictError, InputError
-from lethe.unlearn.selectors import Selector, resolve
+from lethe.errors import CancelledError, ConflictError, InputError, Where
+from lethe.unlearn.selectors import Selector, redact_selector, resolve
 
 RETAIN_CAP = 2000
 
@@ -40,6 +40,8 @@ class ForgetOutcome:
     audit: dict | None = None
     tainted: list[str] = field(default_factory=list)
     purged: list[str] = field(default_factory=list)
+    tokenizer: dict | None = None
+    """What the result's tokenizer keeps of the documents (`lethe.train.tokenizers.tokenizer_leak`)."""
     seconds: float = 0.0
 
     def as_dict(self) -> dict:
@@ -54,6 +56,9 @@ def create_request(workspace, selector: Selector, *, method: str, config: dict |
 
     if method not in list_methods():
         raise InputError(f"unknown method {method!r} (known: {', '.join(list_methods())})")
+    if (config or {}).get("retokenize") and method != "exact":
+        raise InputError(f"retokenize retrains the tokenizer in an exact replay; method {method!r} keeps the model's",
+                         Where(field="retokenize"))
     ledger = workspace.ledger
     base = ledger.resolve_version(version, allow_tainted=True)
     document_ids = resolve(ledger, selector)
@@ -101,9 +106,13 @@ def run_request(workspace, request_id: int, *, publish: bool = True, purge: bool
     try:
         if not trained_ids:
             # Nothing to unlearn: the lineage never trained on these documents. Erase only.
+            outcome.tokenizer = _tokenizer_leak(workspace, base, [d for d, _ in pairs])
             ledger.finish_run(run_id, "succeeded", metrics={"note": "no trained documents; erased only"})
-            ledger.update_forget_request(request_id, status="succeeded", audit={"note": "never trained; erased only"})
+            ledger.update_forget_request(request_id, status="succeeded",
+                                         audit={"note": "never trained; erased only",
+                                                "tokenizer": _without_examples(outcome.tokenizer)})
             ledger.erase([d for d, _ in pairs], reason=request.reason or "forget request", request_id=request_id)
+            _redact_requests_covering(ledger, {d for d, _ in pairs})
             outcome.status = "succeeded"
             return outcome
         candidate, candidate_dir, history = _unlearn(workspace, request, base, trained_ids, run_id, callback, cancel)
@@ -115,7 +124,11 @@ def run_request(workspace, request_id: int, *, publish: bool = True, purge: bool
 
             audit = audit_forget_request(workspace, request, base, candidate, trained_ids, history,
                                          config=AuditConfig(suite=suite) if suite is not None else None)
-        ledger.finish_run(run_id, "succeeded", metrics={"history": history[-500:]})
+        outcome.tokenizer = _tokenizer_leak(workspace, candidate, [d for d, _ in pairs])
+        if audit is not None:
+            audit["tokenizer"] = outcome.tokenizer
+        ledger.finish_run(run_id, "succeeded", metrics={"history": history[-500:],
+                                                        "tokenizer": _without_examples(outcome.tokenizer)})
         ledger.update_forget_request(request_id, result_version_id=candidate.id, audit=audit, status="evaluated")
         outcome.version, outcome.audit = candidate.name, audit
         if publish:
@@ -134,6 +147,21 @@ def run_request(workspace, request_id: int, *, publish: bool = True, purge: bool
     finally:
         outcome.seconds = time.perf_counter() - started
     return outcome
+
+
+def _tokenizer_leak(workspace, version, document_ids: list[int]) -> dict:
+    """What `version`'s tokenizer keeps of the documents (before they are erased)."""
+    from lethe.data.tokenizer import load_tokenizer
+    from lethe.train.tokenizers import tokenizer_leak
+
+    lineage = workspace.ledger.lineage(version.lineage_id) if version.lineage_id is not None else None
+    tokenizer_id = ((lineage.config or {}).get("tokenizer_id") if lineage else None)
+    return tokenizer_leak(workspace.ledger, tokenizer_id, document_ids, load_tokenizer(version.path))
+
+
+def _without_examples(leak: dict | None) -> dict | None:
+    """The leak record without the merged pieces of forgotten text, for records never redacted."""
+    return {k: v for k, v in leak.items() if k != "examples"} if leak else leak
 
 
 def _abandon(ledger, run_id, request_id, status, error, candidate_dir, detail=None) -> None:
@@ -162,7 +190,7 @@ def _unlearn(workspace, request, base, trained_ids, run_id, callback, cancel):
         from lethe.train.pipeline import replay
 
         versions = replay(workspace, base.lineage_id, exclude_document_ids=trained_ids, publish=False, aliases=(),
-                          callback=callback or (lambda _event: None))
+                          retokenize=bool(settings.get("retokenize")), callback=callback or (lambda _event: None))
         version = versions[-1]
         return version, Path(version.path), [{"note": "exact replay", "versions": [v.name for v in versions]}]
     config = UnlearnConfig.from_dict(settings)
@@ -221,19 +249,39 @@ def publish_request(workspace, request_id: int, *, purge: bool = False,
     ledger.erase([d for d, _ in pairs], reason=request.reason or "forget request", request_id=request_id)
     from lethe.eval.audit import redact_samples
 
-    # Audits quote the documents in their samples: redact every audit that covers them.
-    erased = {d for d, _ in pairs}
-    for other in ledger.forget_requests(limit=10_000):
-        if other.audit and other.audit.get("samples") and not other.audit.get("samples_redacted") and \
-                erased & {d for d, _ in ledger.forget_request_documents(other.id)}:
-            ledger.update_forget_request(other.id, audit=redact_samples(other.audit))
-    outcome.audit = redact_samples(outcome.audit)
+    _redact_requests_covering(ledger, {d for d, _ in pairs})
+    outcome.audit = _redacted_audit(outcome.audit, redact_selector(request.selector))
+    outcome.tokenizer = redact_samples({"tokenizer": outcome.tokenizer})["tokenizer"] if outcome.tokenizer else None
     outcome.tainted = [v.name for v in tainted]
     if purge:
         outcome.purged = purge_tainted(workspace, tainted)
     ledger.update_forget_request(request_id, status="succeeded")
     outcome.status, outcome.version = "succeeded", version.name
     return outcome
+
+
+def _redact_requests_covering(ledger, erased: set[int]) -> None:
+    """Audits quote erased documents in their samples, and selectors may name the person:
+    redact every request that covers them (the one erasing them, and any discarded or failed
+    one before it)."""
+    for other in ledger.forget_requests(limit=10_000):
+        if not erased & {d for d, _ in ledger.forget_request_documents(other.id)}:
+            continue
+        selector = redact_selector(other.selector)
+        if selector != other.selector:
+            ledger.redact_forget_selector(other.id, selector)
+        audit = _redacted_audit(other.audit, selector)
+        if audit != other.audit:
+            ledger.update_forget_request(other.id, audit=audit)
+
+
+def _redacted_audit(audit: dict | None, selector: dict | None) -> dict | None:
+    from lethe.eval.audit import redact_samples
+
+    audit = redact_samples(audit)
+    if audit and "selector" in (audit.get("request") or {}):
+        audit = {**audit, "request": {**audit["request"], "selector": selector}}
+    return audit
 
 
 def discard_request(workspace, request_id: int) -> None:

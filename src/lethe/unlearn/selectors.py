@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import asdict, dataclass, field
 
 from lethe.errors import InputError, NotFoundError
@@ -57,3 +58,27 @@ def resolve(ledger, selector: Selector) -> list[int]:
         for revision in ledger.revisions(doc_id):
             every_revision[revision.id] = None
     return sorted(every_revision)
+
+
+DIGEST = "sha256:"
+
+
+def _digest(text: str) -> str:
+    return text if text.startswith(DIGEST) else DIGEST + hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def redact_selector(values: dict | None) -> dict | None:
+    """A selector as the ledger keeps it once its documents are erased.
+
+    What it matched stays on record as the request's document ids; the search text and
+    document keys, which may well be the person's name, become SHA-256 digests: an auditor
+    holding the original text can still confirm it, the ledger no longer says it. Idempotent.
+    """
+    if not values:
+        return values
+    out = dict(values)
+    if out.get("search"):
+        out["search"] = _digest(str(out["search"]))
+    if out.get("docs"):
+        out["docs"] = [ref if str(ref).isdigit() else _digest(str(ref)) for ref in out["docs"]]
+    return out

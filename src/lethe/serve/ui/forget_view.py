@@ -143,6 +143,10 @@ def audit_markdown(audit: dict | None) -> str:
         if values:
             shown = ", ".join(f"{k} {v:.3f}" for k, v in values.items() if isinstance(v, (int, float)))
             lines.append(f"- membership inference AUC ({label}; 0.5 = chance): {shown}")
+    if audit.get("tokenizer"):
+        from lethe.eval.audit_render import describe_tokenizer_leak
+
+        lines.append(f"- tokenizer: {html.escape(describe_tokenizer_leak(audit['tokenizer']))}")
     samples = audit.get("samples") or []
     if samples:
         labels = [k for k in ("before", "after", "reference") if k in samples[0]]
