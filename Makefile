@@ -24,6 +24,7 @@ demo: setup
 	$(VENV)/bin/lethe --home $(DEMO_HOME) demo
 
 test: setup
+	$(VENV)/bin/ruff check src tests benchmarks
 	$(PY) -m pytest -q
 
 test-fast: setup

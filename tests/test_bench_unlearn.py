@@ -36,9 +36,12 @@ def test_unlearn_benchmark_at_its_smallest(tmp_path):
     kinds = [(r["kind"], r["method"]) for r in result["rows"]]
     assert kinds[0] == ("retrain", "full retraining")
     assert [m for k, m in kinds if k == "approximate"] == ["grad_ascent", "npo"]
-    exact = [r for r in result["rows"] if r["kind"] == "exact"]
+    exact = [r for r in result["rows"] if r["method"] == "exact"]
     assert [r["forget_slice"] for r in exact] == [2, 1]
     assert [r["slices_replayed"] for r in exact] == [1, 2]
+    [retokenized] = [r for r in result["rows"] if r["method"] == "exact --retokenize"]
+    assert retokenized["slices_replayed"] == 3 and retokenized["steps"] == result["rows"][0]["steps"]
+    assert result["checks"]["retokenized_tokenizer_never_saw_the_forget_set"]
     for row in result["rows"]:
         assert row["seconds"] > 0 and row["steps"] > 0
         if row["kind"] != "retrain":

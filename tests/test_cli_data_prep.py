@@ -45,8 +45,8 @@ def test_curate_records_every_decision_and_cleans_into_revisions(shared_data):
 
 
 def test_ledger_check_reports_ok_then_names_a_tampered_weight_file(tmp_path):
-    from lethe.model.io import save_version
     from lethe.data.tokenizer import train_tokenizer
+    from lethe.model.io import save_version
     from lethe.model.presets import build_model
 
     ws = Workspace.from_env().init()

@@ -18,7 +18,7 @@ def invoke(*args, code=0):
 
 
 def test_forget_through_the_cli(trained_workspace):
-    ws, world, versions = trained_workspace
+    _, world, _ = trained_workspace
     entity = next(e for e in world.entities if any(d["group"] == "train" for d in world.documents_of(e.id)))
     collection = f"synth/entity/{entity.id}"
     dry = json.loads(invoke("forget", "--collection", collection, "--dry-run", "--json"))

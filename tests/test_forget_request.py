@@ -57,7 +57,7 @@ def test_a_failed_request_changes_nothing(trained):
     collection = entity_collection(ws)
     # An invalid setting fails inside the run (after the request and its run were recorded).
     rid = create_request(ws, Selector(collection=collection), method="npo", config={**FAST, "lr": -1.0})
-    with pytest.raises(Exception):
+    with pytest.raises(ValueError):
         run_request(ws, rid)
     request = ledger.forget_request(rid)
     assert request.status == "failed" and request.error
@@ -67,7 +67,7 @@ def test_a_failed_request_changes_nothing(trained):
 
 
 def test_exact_replay_yields_a_version_that_never_saw_the_documents(trained):
-    ws, _, versions = trained
+    ws, _, _ = trained
     ledger = ws.ledger
     collection = entity_collection(ws)
     rid = create_request(ws, Selector(collection=collection), method="exact")
@@ -113,7 +113,7 @@ def test_unpublished_candidate_then_publish_with_purge(trained):
 
 def test_a_failing_audit_discards_the_candidate(trained, monkeypatch):
     ws, _, versions = trained
-    import lethe.eval.audit as audit
+    from lethe.eval import audit
 
     def broken(*args, **kwargs):
         raise RuntimeError("audit broke")

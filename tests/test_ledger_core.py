@@ -96,12 +96,12 @@ def _trained_versions(ledger, tmp_path):
 
 
 def test_provenance_answers_which_versions_saw_a_document(ledger, tmp_path):
-    ids, lineage, run, v1, v2 = _trained_versions(ledger, tmp_path)
+    ids, lineage, _, v1, v2 = _trained_versions(ledger, tmp_path)
     assert [v.name for v in ledger.versions_that_saw(ids[0])] == [v1.name, v2.name]
     assert [v.name for v in ledger.versions_that_saw(ids[4])] == [v2.name]
     assert ledger.documents_seen(v1.id) == sorted(ids[:3])
     assert ledger.documents_seen(v2.id, candidates=[ids[0], ids[5]]) == sorted([ids[0], ids[5]])
-    coll = [c for c, _ in ledger.collections() if c.name == "all"][0]
+    coll = next(c for c, _ in ledger.collections() if c.name == "all")
     assert ledger.documents_seen(v1.id, collection_id=coll.id) == sorted(ids[:3])
     assert ledger.resolve_version("latest").id == v2.id
     # a replayed version restores v1's coverage and adds a clean run: it never saw doc 4
@@ -134,7 +134,7 @@ def test_taint_blocks_serving_without_override(ledger, tmp_path):
 
 
 def test_forget_requests_evaluations_conversations_jobs(ledger, tmp_path):
-    ids, _, _, v1, v2 = _trained_versions(ledger, tmp_path)
+    ids, _, _, _, v2 = _trained_versions(ledger, tmp_path)
     rid = ledger.create_forget_request(selector={"docs": ids[:2]}, document_ids=ids[:2], trained_ids=ids[:1],
                                        method="npo", reason="test", base_version_id=v2.id)
     assert ledger.forget_request_documents(rid) == [(ids[0], True), (ids[1], False)]

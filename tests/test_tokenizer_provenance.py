@@ -180,5 +180,6 @@ def test_the_leak_reads_as_one_line_in_the_cli_the_audit_and_the_ui():
     redacted = describe_tokenizer_leak({**leak, "examples": ["[erased]", "[erased]"]})
     assert SECRET not in redacted and "e.g." not in redacted
     assert describe_tokenizer_leak({**leak, "saw": 0}) == "bpe-4096 never learned from these documents"
+    assert "none of its merges is used by them alone" in describe_tokenizer_leak({**leak, "exclusive_merges": 0})
     assert "not on record" in describe_tokenizer_leak({"tokenizer": None, "saw": None, "forgotten": 4})
     assert f"- tokenizer: {line}".replace("'", "&#x27;") in audit_markdown({"metrics": {}, "tokenizer": leak})

@@ -45,7 +45,7 @@ class Workspace:
     def init(self) -> Workspace:
         for sub in SUBDIRS:
             (self.home / sub).mkdir(parents=True, exist_ok=True)
-        self.ledger  # creates and migrates the database
+        _ = self.ledger  # creates and migrates the database
         return self
 
     @property

@@ -8,8 +8,8 @@ import typer
 
 from lethe.cli.app import JsonOption, app, console, emit, workspace
 from lethe.cli.progress import progress_callback
-from lethe.eval.audit_render import describe_tokenizer_leak
 from lethe.errors import InputError
+from lethe.eval.audit_render import describe_tokenizer_leak
 
 requests_app = typer.Typer(help="Forget requests: list, show, publish or discard a candidate.", no_args_is_help=True)
 app.add_typer(requests_app, name="requests")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Self
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -26,7 +27,7 @@ class ProgressBars:
         )
         self.task = None
 
-    def __enter__(self) -> ProgressBars:
+    def __enter__(self) -> Self:
         self.bars.__enter__()
         return self
 

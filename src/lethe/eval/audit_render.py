@@ -26,6 +26,9 @@ def describe_tokenizer_leak(leak: dict[str, Any]) -> str:
         return leak.get("note", "its training data is not on record")
     if not leak["saw"]:
         return f"{leak['tokenizer']} never learned from these documents"
+    if not leak.get("exclusive_merges"):
+        return (f"{leak['tokenizer']} learned from {leak['saw']} of these {leak['forgotten']} documents, but none "
+                "of its merges is used by them alone (`--method exact --retokenize` removes even their counts)")
     shown = [e for e in leak.get("examples") or [] if e != REDACTED]
     pieces = f" (e.g. {', '.join(repr(e) for e in shown[:5])})" if shown else ""
     return (f"{leak['tokenizer']} learned from {leak['saw']} of these {leak['forgotten']} documents; "
