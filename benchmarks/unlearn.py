@@ -57,6 +57,7 @@ from lethe.unlearn.selectors import Selector
 from lethe.workspace import Workspace
 
 RESULTS = Path(__file__).parent / "results" / "unlearn.json"
+TOKENIZER = "bench-bpe"
 TARGET_RATIO = 0.15
 """Exact replay of the last of 10 slices should cost at most this share of full retraining."""
 
@@ -109,7 +110,7 @@ def full_retrain(ws: Workspace, args, config: TrainConfig, plan, forget: list[in
     retain_plan = [[d for d in ids if d not in set(forget)] for ids in plan]
     start, cpu = time.perf_counter(), time.process_time()
     versions = train(ws, data="synth/qa", preset_or_path=args.preset, config=config,
-                     slice_plan=retain_plan, lineage=name)
+                     slice_plan=retain_plan, lineage=name, tokenizer=TOKENIZER)
     seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu
     run_id = versions[-1].run_id
     return {"kind": "retrain", "method": "full retraining", "slices_replayed": len(plan),
@@ -302,7 +303,8 @@ def main(argv: Sequence[str] | None = None) -> dict:
         home = args.home or Path(tmp) / "home"
         ws = Workspace(home=home).init()
         ingest_synthetic_world(ws.ledger, entities=args.entities, seed=args.seed)
-        train_workspace_tokenizer(ws, collections=["synth/qa"], vocab_size=4096)
+        # Named, because a retokenized replay adds a newer workspace tokenizer.
+        train_workspace_tokenizer(ws, collections=["synth/qa"], vocab_size=4096, name=TOKENIZER)
         positions = forget_positions(args.slices)
         sets = entity_forget_sets(ws, len(positions), args.seed)
         forget_sets = dict(zip(positions, sets))
@@ -316,7 +318,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
               f"torch threads {torch.get_num_threads()}", flush=True)
         start = time.perf_counter()
         original = train(ws, data="synth/qa", preset_or_path=args.preset, config=config,
-                         slice_plan=plan, lineage="original")
+                         slice_plan=plan, lineage="original", tokenizer=TOKENIZER)
         train_seconds = time.perf_counter() - start
         base, train_run = original[-1], original[-1].run_id
         print(f"original lineage: {train_seconds:.2f}s, {run_steps(ws, train_run)} steps",
