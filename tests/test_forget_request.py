@@ -57,7 +57,7 @@ def test_a_failed_request_changes_nothing(trained):
     collection = entity_collection(ws)
     # An invalid setting fails inside the run (after the request and its run were recorded).
     rid = create_request(ws, Selector(collection=collection), method="npo", config={**FAST, "lr": -1.0})
-    with pytest.raises(ValueError):
+    with pytest.raises(InputError, match="lr"):
         run_request(ws, rid)
     request = ledger.forget_request(rid)
     assert request.status == "failed" and request.error
