@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
+from pathlib import Path
+
 import pytest
 
 from lethe.errors import ConflictError, InputError
-from lethe.unlearn.request import create_request, publish_request, run_request
+from lethe.eval.suite import SuiteConfig
+from lethe.unlearn.request import create_request, discard_request, publish_request, run_request
 from lethe.unlearn.selectors import Selector
 
 
@@ -44,7 +49,7 @@ def test_approximate_forget_publishes_taints_and_erases(trained):
     request = ledger.forget_request(rid)
     assert request.status == "succeeded" and request.result_version_id == new.id
     assert request.audit is not None and request.audit["samples_redacted"]
-    stored_audit = __import__("json").dumps(request.audit)
+    stored_audit = json.dumps(request.audit)
     assert not any(answer in stored_audit for answer in answers)  # the ledger no longer quotes them
     stored = ledger.evaluations(request_id=rid)
     assert {e.version_id for e in stored} == {versions[-1].id, new.id}
@@ -105,7 +110,7 @@ def test_unpublished_candidate_then_publish_with_purge(trained):
     assert ws.ledger.resolve_version("latest").id == versions[-1].id
     assert all(d.content is not None for d in ws.ledger.documents([d for d, _ in ws.ledger.forget_request_documents(rid)]))
     published = publish_request(ws, rid, purge=True)
-    assert published.purged and all(not __import__("pathlib").Path(v.path).exists()
+    assert published.purged and all(not Path(v.path).exists()
                                     for v in ws.ledger.list_versions() if v.name in published.purged)
     with pytest.raises(ConflictError, match="purged"):
         ws.ledger.resolve_version(published.purged[0], allow_tainted=True)
@@ -129,11 +134,6 @@ def test_a_failing_audit_discards_the_candidate(trained, monkeypatch):
 
 
 def test_after_erasure_the_ledger_no_longer_says_what_the_request_searched_for(trained):
-    import hashlib
-    import json
-
-    from lethe.eval.suite import SuiteConfig
-
     ws, world, _ = trained
     ledger = ws.ledger
     collection = entity_collection(ws)
@@ -143,8 +143,6 @@ def test_after_erasure_the_ledger_no_longer_says_what_the_request_searched_for(t
     keys = [ledger.documents([d])[0].key for d in trained_docs[:2]]
     discarded = create_request(ws, Selector(docs=keys), method="grad_diff", config=FAST)
     run_request(ws, discarded, publish=False, evaluate=False)
-    from lethe.unlearn.request import discard_request
-
     discard_request(ws, discarded)
     rid = create_request(ws, Selector(search=name, collection=collection), method="grad_diff", config=FAST)
     assert ledger.forget_request(rid).selector["search"] == name

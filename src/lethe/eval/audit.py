@@ -321,6 +321,14 @@ def audit_request(workspace: Any, request_id: int, *, refresh: bool = False) -> 
 REDACTED = "[erased]"
 
 
+def redact_tokenizer_leak(leak: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A tokenizer leak record without its examples: the merges only the forgotten texts use
+    are pieces of those texts (names, rare words)."""
+    if not leak or not leak.get("examples"):
+        return leak
+    return {**leak, "examples": [REDACTED] * len(leak["examples"])}
+
+
 def redact_samples(audit: dict[str, Any] | None) -> dict[str, Any] | None:
     """The audit with the forgotten documents' text removed from its samples (and from the
     tokenizer leak's examples), for after erasure.
@@ -332,9 +340,8 @@ def redact_samples(audit: dict[str, Any] | None) -> dict[str, Any] | None:
     """
     from lethe.eval.text import rouge_l_recall, token_f1
 
-    if audit and (audit.get("tokenizer") or {}).get("examples"):
-        # the merges only the forgotten texts use are pieces of those texts (names, rare words)
-        audit = {**audit, "tokenizer": {**audit["tokenizer"], "examples": [REDACTED] * len(audit["tokenizer"]["examples"])}}
+    if audit and audit.get("tokenizer"):
+        audit = {**audit, "tokenizer": redact_tokenizer_leak(audit["tokenizer"])}
     if not audit or not audit.get("samples") or audit.get("samples_redacted"):
         return audit
     redacted = []

@@ -28,7 +28,6 @@ from lethe.errors import CancelledError
 
 log = logging.getLogger(__name__)
 
-FINAL = ("succeeded", "failed", "cancelled")
 ORPHANED = "the server stopped while this job was running"
 
 

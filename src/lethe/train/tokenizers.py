@@ -160,12 +160,12 @@ def tokenizer_leak(ledger: Any, tokenizer_id: int | None, forgotten_ids: Sequenc
                             "forgotten": len(forgotten), "exclusive_merges": 0, "examples": []}
     if not saw:
         return leak
-    gone = [d for d in ledger.documents(saw) if not is_trainable(d)]
-    if gone:
-        leak["note"] = f"{len(gone)} of the documents are erased already; their merges cannot be measured"
-        saw = [d for d in saw if d not in {g.id for g in gone}]
+    documents = ledger.documents(saw)
+    gone = sum(not is_trainable(d) for d in documents)
+    if gone:  # tokenizer_texts skips them
+        leak["note"] = f"{gone} of the documents are erased already; their merges cannot be measured"
     rest = [d for d in corpus if d not in forgotten]
-    exclusive = (_used_merges(tokenizer, tokenizer_texts(ledger.documents(saw)))
+    exclusive = (_used_merges(tokenizer, tokenizer_texts(documents))
                  - _used_merges(tokenizer, tokenizer_texts(ledger.documents(rest))))
     pieces = sorted((tokenizer.convert_tokens_to_string([t]) for t in tokenizer.convert_ids_to_tokens(sorted(exclusive))),
                     key=lambda piece: (-len(piece.strip()), piece))

@@ -247,11 +247,11 @@ def publish_request(workspace, request_id: int, *, purge: bool = False,
     reason = f"forget request {request_id}" + (f": {request.reason}" if request.reason else "")
     tainted = ledger.taint([d for d, trained in pairs if trained], reason=reason, keep=[version.id])
     ledger.erase([d for d, _ in pairs], reason=request.reason or "forget request", request_id=request_id)
-    from lethe.eval.audit import redact_samples
+    from lethe.eval.audit import redact_tokenizer_leak
 
     _redact_requests_covering(ledger, {d for d, _ in pairs})
     outcome.audit = _redacted_audit(outcome.audit, redact_selector(request.selector))
-    outcome.tokenizer = redact_samples({"tokenizer": outcome.tokenizer})["tokenizer"] if outcome.tokenizer else None
+    outcome.tokenizer = redact_tokenizer_leak(outcome.tokenizer)
     outcome.tainted = [v.name for v in tainted]
     if purge:
         outcome.purged = purge_tainted(workspace, tainted)

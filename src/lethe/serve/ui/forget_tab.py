@@ -16,9 +16,10 @@ from typing import Any
 import gradio as gr
 
 from lethe.errors import LetheError
+from lethe.ledger.jobs import FINAL_JOB_STATES
 from lethe.serve.ui import forget_view as view
 from lethe.serve.ui.common import Loader, UIContext, error_text
-from lethe.serve.worker import FINAL, queue_forget
+from lethe.serve.worker import queue_forget
 
 EMPTY_PLOT = view.progress_frames([])[0]
 
@@ -131,7 +132,7 @@ def build_forget_tab(ctx: UIContext) -> ForgetTab:
         jobs = ctx.ledger.jobs(kind="forget", limit=30)
         choices = [(view.job_label(j, _request_of(j)), j.id) for j in jobs]
         if selected is None:
-            live = [j.id for j in jobs if j.status not in FINAL]
+            live = [j.id for j in jobs if j.status not in FINAL_JOB_STATES]
             selected = live[0] if live else (jobs[0].id if jobs else None)
         return gr.update(choices=choices, value=selected)
 
@@ -151,7 +152,7 @@ def build_forget_tab(ctx: UIContext) -> ForgetTab:
         job = ctx.ledger.job(int(job_id))
         request = _request_of(job)
         losses, nll, accuracy = view.progress_frames(job.progress)
-        running = job.status not in FINAL
+        running = job.status not in FINAL_JOB_STATES
         evaluated = request is not None and request.status == "evaluated" and not running
         audit_data = request.audit if request is not None else None
         return (view.status_markdown(job, request), losses, nll, accuracy, view.audit_table(audit_data),
