@@ -27,8 +27,12 @@ TARGETS = {"ingest_docs_per_s": 20_000, "exposures_per_s": 200_000, "saw_query_m
 
 def records(n: int):
     for i in range(n):
-        yield DocumentRecord(external_id=f"doc{i}", kind="text", title=f"Document {i}",
-                             content=f"Document {i} body: " + "lorem ipsum " * 20 + str(i))
+        yield DocumentRecord(
+            external_id=f"doc{i}",
+            kind="text",
+            title=f"Document {i}",
+            content=f"Document {i} body: " + "lorem ipsum " * 20 + str(i),
+        )
 
 
 def timed_ms(fn, repeats: int = 50) -> float:
@@ -58,8 +62,9 @@ def bench(url: str, n_docs: int, n_exposures: int, backend: str) -> dict:
     t = time.perf_counter()
     written = ledger.record_exposures(run, rows)
     exposure_s = time.perf_counter() - t
-    version = ledger.register_version(kind="pretrain", path="/nonexistent", weights_sha256="0" * 64,
-                                      lineage_id=lineage.id, run_id=run)
+    version = ledger.register_version(
+        kind="pretrain", path="/nonexistent", weights_sha256="0" * 64, lineage_id=lineage.id, run_id=run
+    )
     ledger.create_collection("small", ids[:500])
     with ledger.reading() as s:
         from sqlalchemy import select
@@ -100,8 +105,14 @@ def main() -> None:
             conn.execute(text("DROP DATABASE IF EXISTS lethe_bench"))
             conn.execute(text("CREATE DATABASE lethe_bench"))
         try:
-            results.append(bench(url.set(database="lethe_bench").render_as_string(hide_password=False),
-                                 args.docs, args.exposures, "postgresql"))
+            results.append(
+                bench(
+                    url.set(database="lethe_bench").render_as_string(hide_password=False),
+                    args.docs,
+                    args.exposures,
+                    "postgresql",
+                )
+            )
         finally:
             with admin.connect() as conn:
                 conn.execute(text("DROP DATABASE IF EXISTS lethe_bench"))
@@ -109,21 +120,30 @@ def main() -> None:
     print(header)
     print("-" * len(header))
     for r in results:
-        print(f"{r['backend']:<11}{r['ingest_docs_per_s']:>10,.0f}{r['exposures_per_s']:>13,.0f}"
-              f"{r['saw_query_ms']:>13.2f}{r['collection_query_ms']:>14.2f}")
+        print(
+            f"{r['backend']:<11}{r['ingest_docs_per_s']:>10,.0f}{r['exposures_per_s']:>13,.0f}"
+            f"{r['saw_query_ms']:>13.2f}{r['collection_query_ms']:>14.2f}"
+        )
     print(f"{'target':<11}{'>=20,000':>10}{'>=200,000':>13}{'<10':>13}{'<10':>14}")
     for r in results:
-        r["meets_targets"] = {
-            k: (r[k] >= v if k.endswith("per_s") else r[k] < v) for k, v in TARGETS.items()
-        }
+        r["meets_targets"] = {k: (r[k] >= v if k.endswith("per_s") else r[k] < v) for k, v in TARGETS.items()}
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({
-        "measured_at": datetime.now(UTC).isoformat(),
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
-        "targets": TARGETS,
-        "results": results,
-    }, indent=2))
+    out.write_text(
+        json.dumps(
+            {
+                "measured_at": datetime.now(UTC).isoformat(),
+                "machine": {
+                    "cpus": os.cpu_count(),
+                    "platform": platform.platform(),
+                    "python": platform.python_version(),
+                },
+                "targets": TARGETS,
+                "results": results,
+            },
+            indent=2,
+        )
+    )
     print(f"wrote {out}")
 
 

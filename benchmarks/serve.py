@@ -56,8 +56,11 @@ def build_version(preset: str, directory: Path) -> None:
 
     tokenizer = train_tokenizer(training_texts(), vocab_size=4096)
     model = build_model(
-        preset, len(tokenizer), bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
+        preset,
+        len(tokenizer),
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
     )
     save_version(model, tokenizer, directory)
 
@@ -70,8 +73,7 @@ def serve_main(directory: str, port: int, threads: int) -> None:
     from lethe.serve.models import DirectoryVersions, ModelPool
     from lethe.serve.server import run
 
-    pool = ModelPool(DirectoryVersions({"bench": directory}),
-                     engine_config=EngineConfig(max_batch_size=16))
+    pool = ModelPool(DirectoryVersions({"bench": directory}), engine_config=EngineConfig(max_batch_size=16))
     pool.get("bench")
     run(create_app(pool), port=port, log_level="warning")
 
@@ -130,9 +132,16 @@ def _summary(runs: list[dict]) -> dict:
 
 
 async def _http_request(client: httpx.AsyncClient, url: str, tokens: int, seed: int) -> dict:
-    body = {"model": "bench", "messages": PROMPT, "max_tokens": tokens, "temperature": 0.8,
-            "ignore_eos": True, "seed": seed, "stream": True,
-            "stream_options": {"include_usage": True}}
+    body = {
+        "model": "bench",
+        "messages": PROMPT,
+        "max_tokens": tokens,
+        "temperature": 0.8,
+        "ignore_eos": True,
+        "seed": seed,
+        "stream": True,
+        "stream_options": {"include_usage": True},
+    }
     started = time.perf_counter()
     first = None
     completion = 0
@@ -154,8 +163,7 @@ async def _clients(url: str, clients: int, requests_each: int, tokens: int) -> d
     async with httpx.AsyncClient(timeout=120) as client:
 
         async def one_client(c: int) -> list[dict]:
-            return [await _http_request(client, url, tokens, seed=c * 100 + r)
-                    for r in range(requests_each)]
+            return [await _http_request(client, url, tokens, seed=c * 100 + r) for r in range(requests_each)]
 
         started = time.perf_counter()
         results = await asyncio.gather(*(one_client(c) for c in range(clients)))
@@ -169,8 +177,7 @@ def start_server(directory: Path, threads: int) -> tuple[subprocess.Popen, str]:
 
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, __file__, "--serve-only", str(directory), "--port", str(port),
-         "--threads", str(threads)],
+        [sys.executable, __file__, "--serve-only", str(directory), "--port", str(port), "--threads", str(threads)],
         stdout=subprocess.DEVNULL,
     )
     base = f"http://127.0.0.1:{port}"
@@ -231,9 +238,7 @@ def main() -> None:
                 cpu_server += sum(server.cpu_times()[:2]) - cpu
                 http_runs += single["runs"]
                 one.append(single)
-                many.append(asyncio.run(
-                    _clients(url, args.clients, args.requests_per_client, args.tokens)
-                ))
+                many.append(asyncio.run(_clients(url, args.clients, args.requests_per_client, args.tokens)))
         finally:
             process.terminate()
             process.wait(10)
@@ -245,9 +250,7 @@ def main() -> None:
     http_1["aggregate_tok_s"] = sum(o["tokens"] for o in one) / sum(o["wall_s"] for o in one)
     http_n["aggregate_tok_s"] = sum(m["tokens"] for m in many) / sum(m["wall_s"] for m in many)
     http_n["clients"] = args.clients
-    round_speedups = [
-        (m["tokens"] / m["wall_s"]) / (o["tokens"] / o["wall_s"]) for o, m in zip(one, many)
-    ]
+    round_speedups = [(m["tokens"] / m["wall_s"]) / (o["tokens"] / o["wall_s"]) for o, m in zip(one, many)]
     overhead = 1 - http_1["e2e_tok_s"] / engine["e2e_tok_s"]
     # CPU seconds per token: the server's whole process (HTTP, JSON, event loop, engine) vs
     # the engine alone; unlike wall time, not inflated by other work on a shared machine.
@@ -258,25 +261,30 @@ def main() -> None:
     rows = [
         ("engine, batch 1", engine["ttft_s"], engine["decode_tok_s"], engine["e2e_tok_s"]),
         ("HTTP, 1 client", http_1["ttft_s"], http_1["decode_tok_s"], http_1["aggregate_tok_s"]),
-        (f"HTTP, {args.clients} clients", http_n["ttft_s"], http_n["decode_tok_s"],
-         http_n["aggregate_tok_s"]),
+        (f"HTTP, {args.clients} clients", http_n["ttft_s"], http_n["decode_tok_s"], http_n["aggregate_tok_s"]),
     ]
-    print(f"\npreset {args.preset}, {args.tokens} tokens/reply, torch threads {args.threads}, "
-          f"{args.rounds} rounds, load average {load_before[0]:.1f} -> {os.getloadavg()[0]:.1f}")
+    print(
+        f"\npreset {args.preset}, {args.tokens} tokens/reply, torch threads {args.threads}, "
+        f"{args.rounds} rounds, load average {load_before[0]:.1f} -> {os.getloadavg()[0]:.1f}"
+    )
     print(f"{'path':<18} {'TTFT ms':>8} {'decode tok/s':>13} {'tok/s (all)':>12}")
     for name, ttft, decode, aggregate in rows:
         print(f"{name:<18} {ttft * 1000:>8.1f} {decode:>13.0f} {aggregate:>12.0f}")
-    print(f"HTTP overhead at batch 1: {overhead:+.1%} in end-to-end tok/s, {cpu_overhead:+.1%} in "
-          f"CPU per token ({engine_cpu_ms:.2f} -> {server_cpu_ms:.2f} ms) (target <= 5%)")
-    print(f"{args.clients} clients vs 1: {speedup:.2f}x pooled, rounds "
-          f"{', '.join(f'{x:.2f}' for x in round_speedups)} (target >= 4x)")
+    print(
+        f"HTTP overhead at batch 1: {overhead:+.1%} in end-to-end tok/s, {cpu_overhead:+.1%} in "
+        f"CPU per token ({engine_cpu_ms:.2f} -> {server_cpu_ms:.2f} ms) (target <= 5%)"
+    )
+    print(
+        f"{args.clients} clients vs 1: {speedup:.2f}x pooled, rounds "
+        f"{', '.join(f'{x:.2f}' for x in round_speedups)} (target >= 4x)"
+    )
 
     result = {
         "benchmark": "serve",
-        "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()
-                   if k not in ("serve_only", "port")},
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
-                    "torch": torch.__version__},
+        "config": {
+            k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items() if k not in ("serve_only", "port")
+        },
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "torch": torch.__version__},
         "engine_batch1": engine,
         "http_batch1": http_1,
         "http_concurrent": http_n,
@@ -287,8 +295,11 @@ def main() -> None:
         "concurrency_speedup_per_round": round_speedups,
         "load_average": {"before": load_before[0], "after": os.getloadavg()[0]},
         "targets": {"http_overhead_max": 0.05, "concurrency_speedup_min": 4.0},
-        "met": {"http_overhead": overhead <= 0.05, "http_cpu_overhead": cpu_overhead <= 0.05,
-                "concurrency_speedup": speedup >= 4.0},
+        "met": {
+            "http_overhead": overhead <= 0.05,
+            "http_cpu_overhead": cpu_overhead <= 0.05,
+            "concurrency_speedup": speedup >= 4.0,
+        },
         "seconds": time.perf_counter() - began,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)

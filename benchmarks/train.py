@@ -162,8 +162,9 @@ def throughput(ws: Workspace, steps_scale: float, repeats: int) -> list[dict]:
         ws.ledger.create_collection(f"bench/{preset}", docs)
         for precision in ("fp32", "bf16"):
             bf16 = precision == "bf16"
-            config = TrainConfig(task="pretrain", epochs=1, batch_size=BATCH, seq_len=SEQ_LEN, bf16=bf16,
-                                 save_every=max(3, steps // 2))
+            config = TrainConfig(
+                task="pretrain", epochs=1, batch_size=BATCH, seq_len=SEQ_LEN, bf16=bf16, save_every=max(3, steps // 2)
+            )
             lethe_steps, minimal_steps, saves, publish = [], [], [], []
             for repeat in range(repeats):
                 order = ("minimal", "lethe") if repeat % 2 == 0 else ("lethe", "minimal")
@@ -171,14 +172,20 @@ def throughput(ws: Workspace, steps_scale: float, repeats: int) -> list[dict]:
                     if which == "lethe":
                         elapsed: list[float] = []
                         start = time.perf_counter()
-                        [version] = train(ws, data=f"bench/{preset}", preset_or_path=preset, config=config,
-                                          lineage=f"bench-{preset}-{precision}-{repeat}",
-                                          callback=lambda e, out=elapsed: e.kind == "step" and out.append(e.elapsed))
+                        [version] = train(
+                            ws,
+                            data=f"bench/{preset}",
+                            preset_or_path=preset,
+                            config=config,
+                            lineage=f"bench-{preset}-{precision}-{repeat}",
+                            callback=lambda e, out=elapsed: e.kind == "step" and out.append(e.elapsed),
+                        )
                         total = time.perf_counter() - start
                         stats = ws.ledger.run(version.run_id).metrics["slices"][0]
                         deltas = [b - a for a, b in zip([0.0, *elapsed], elapsed)]
-                        save_steps = {i for i in range(len(deltas)) if (i + 1) % config.save_every == 0
-                                      and i + 1 < len(deltas)}
+                        save_steps = {
+                            i for i in range(len(deltas)) if (i + 1) % config.save_every == 0 and i + 1 < len(deltas)
+                        }
                         plain = [d for i, d in enumerate(deltas) if i not in save_steps and i > 0]
                         lethe_steps.extend(plain)
                         saves.extend(deltas[i] - statistics.median(plain) for i in save_steps)
@@ -187,36 +194,46 @@ def throughput(ws: Workspace, steps_scale: float, repeats: int) -> list[dict]:
                         model = load_base(preset, tokenizer, seed=repeat)
                         examples = build_examples(ws.ledger.documents(docs), tokenizer, config)
                         plan = batch_plan(len(examples), BATCH, 1, seed=repeat)
-                        minimal_steps.extend(minimal_loop(model, examples, plan, tokenizer.pad_token_id, bf16,
-                                                          config.lr)[1:])
+                        minimal_steps.extend(
+                            minimal_loop(model, examples, plan, tokenizer.pad_token_id, bf16, config.lr)[1:]
+                        )
             model = load_base(preset, tokenizer)
             examples = build_examples(ws.ledger.documents(docs), tokenizer, config)
-            paired = interleaved_steps(model, examples, batch_plan(len(examples), BATCH, 1, seed=0),
-                                       tokenizer.pad_token_id, bf16, config)
+            paired = interleaved_steps(
+                model, examples, batch_plan(len(examples), BATCH, 1, seed=0), tokenizer.pad_token_id, bf16, config
+            )
             lethe_step, minimal_step = statistics.median(lethe_steps), statistics.median(minimal_steps)
             save = max(0.0, statistics.median(saves)) if saves else 0.0
             step_overhead = lethe_step / minimal_step - 1
             amortised = (lethe_step + save / default_save_every) / minimal_step - 1
             row = {
-                "preset": preset, "precision": precision, "parameters": count_parameters(model),
-                "steps_per_run": steps, "repeats": repeats, "batch": BATCH, "seq_len": SEQ_LEN,
+                "preset": preset,
+                "precision": precision,
+                "parameters": count_parameters(model),
+                "steps_per_run": steps,
+                "repeats": repeats,
+                "batch": BATCH,
+                "seq_len": SEQ_LEN,
                 "lethe_tokens_per_s": round(tokens_per_step / lethe_step),
                 "minimal_tokens_per_s": round(tokens_per_step / minimal_step),
                 "step_overhead_pct": round(100 * step_overhead, 1),
                 "interleaved_step_overhead_pct": round(100 * (paired[0] / paired[1] - 1), 1),
                 "save_seconds": round(save, 3),
                 "overhead_at_default_save_every_pct": round(100 * amortised, 1),
-                "mfu_pct": round(100 * tokens_per_step / lethe_step * flops_per_token(model, SEQ_LEN)
-                                 / peaks[precision], 1),
+                "mfu_pct": round(
+                    100 * tokens_per_step / lethe_step * flops_per_token(model, SEQ_LEN) / peaks[precision], 1
+                ),
                 "slice_end_seconds": round(statistics.median(publish), 2),
             }
             rows.append(row)
-            print(f"{preset:5} {precision}: lethe {row['lethe_tokens_per_s']:>6} tok/s, minimal "
-                  f"{row['minimal_tokens_per_s']:>6} tok/s, step overhead {row['step_overhead_pct']:>5}% "
-                  f"(interleaved {row['interleaved_step_overhead_pct']}%), "
-                  f"save {row['save_seconds']}s -> {row['overhead_at_default_save_every_pct']}% at "
-                  f"save_every={default_save_every}, MFU {row['mfu_pct']}%, slice end {row['slice_end_seconds']}s",
-                  flush=True)
+            print(
+                f"{preset:5} {precision}: lethe {row['lethe_tokens_per_s']:>6} tok/s, minimal "
+                f"{row['minimal_tokens_per_s']:>6} tok/s, step overhead {row['step_overhead_pct']:>5}% "
+                f"(interleaved {row['interleaved_step_overhead_pct']}%), "
+                f"save {row['save_seconds']}s -> {row['overhead_at_default_save_every_pct']}% at "
+                f"save_every={default_save_every}, MFU {row['mfu_pct']}%, slice end {row['slice_end_seconds']}s",
+                flush=True,
+            )
     return [{"peaks_gflops": {k: round(v / 1e9, 1) for k, v in peaks.items()}}, *rows]
 
 
@@ -234,26 +251,43 @@ def _tokenizer(ws: Workspace):
 def answer_accuracy(model, tokenizer, pairs: list[tuple[str, str, str]], batch_size: int = 32) -> dict:
     prompts = [encode_prompt(tokenizer, [{"role": "user", "content": q}]) for q, _, _ in pairs]
     end = stop_token_ids(tokenizer)[0]
-    outputs = greedy_generate_ids(model, prompts, max_new_tokens=40, pad_id=tokenizer.pad_token_id, eos_id=end,
-                                  batch_size=batch_size)
+    outputs = greedy_generate_ids(
+        model, prompts, max_new_tokens=40, pad_id=tokenizer.pad_token_id, eos_id=end, batch_size=batch_size
+    )
     answers = [tokenizer.decode(ids, skip_special_tokens=True) for ids in outputs]
     em = [exact_match(a, ref) for a, (_, ref, _) in zip(answers, pairs)]
     short = [float(normalize_answer(s) in normalize_answer(a)) for a, (_, _, s) in zip(answers, pairs)]
-    return {"n": len(pairs), "exact_match": round(sum(em) / len(em), 3),
-            "short_answer_contained": round(sum(short) / len(short), 3),
-            "examples": [{"question": q, "reference": r, "answer": a} for (q, r, _), a in zip(pairs[:3], answers)]}
+    return {
+        "n": len(pairs),
+        "exact_match": round(sum(em) / len(em), 3),
+        "short_answer_contained": round(sum(short) / len(short), 3),
+        "examples": [{"question": q, "reference": r, "answer": a} for (q, r, _), a in zip(pairs[:3], answers)],
+    }
 
 
 def qa_experiment(ws: Workspace, epochs: int, lr: float, batch_size: int, bf16: bool, sample: int) -> dict:
-    config = TrainConfig(task="sft", epochs=epochs, lr=lr, batch_size=batch_size, seq_len=SEQ_LEN, bf16=bf16,
-                         warmup_ratio=0.03, min_lr_ratio=0.1, save_every=500, seed=0)
+    config = TrainConfig(
+        task="sft",
+        epochs=epochs,
+        lr=lr,
+        batch_size=batch_size,
+        seq_len=SEQ_LEN,
+        bf16=bf16,
+        warmup_ratio=0.03,
+        min_lr_ratio=0.1,
+        save_every=500,
+        seed=0,
+    )
     last = {"t": time.perf_counter()}
 
     def report(event) -> None:
         if event.kind == "step" and time.perf_counter() - last["t"] > 30:
             last["t"] = time.perf_counter()
-            print(f"  qa: step {event.step}/{event.steps_total} loss {event.loss:.3f} "
-                  f"{event.tokens_per_second:,.0f} tok/s ETA {event.eta:.0f}s", flush=True)
+            print(
+                f"  qa: step {event.step}/{event.steps_total} loss {event.loss:.3f} "
+                f"{event.tokens_per_second:,.0f} tok/s ETA {event.eta:.0f}s",
+                flush=True,
+            )
 
     start = time.perf_counter()
     [version] = train(ws, data="synth/qa", preset_or_path="tiny", config=config, lineage="qa-tiny", callback=report)
@@ -270,17 +304,28 @@ def qa_experiment(ws: Workspace, epochs: int, lr: float, batch_size: int, bf16: 
     holdout = pairs("synth/holdout/qa")
     eval_start = time.perf_counter()
     result = {
-        "preset": "tiny", "parameters": count_parameters(model), "config": config.to_dict(),
-        "train_questions": len(trained), "holdout_questions": len(holdout),
-        "train_seconds": round(seconds, 1), "loop_seconds": stats["seconds"], "steps": stats["steps"],
-        "tokens_per_s": stats["tokens_per_second"], "final_epoch_loss": round(stats["final_loss"], 4),
-        "trained": answer_accuracy(model, tokenizer, rng.sample(trained, sample) if 0 < sample < len(trained) else trained),
+        "preset": "tiny",
+        "parameters": count_parameters(model),
+        "config": config.to_dict(),
+        "train_questions": len(trained),
+        "holdout_questions": len(holdout),
+        "train_seconds": round(seconds, 1),
+        "loop_seconds": stats["seconds"],
+        "steps": stats["steps"],
+        "tokens_per_s": stats["tokens_per_second"],
+        "final_epoch_loss": round(stats["final_loss"], 4),
+        "trained": answer_accuracy(
+            model, tokenizer, rng.sample(trained, sample) if 0 < sample < len(trained) else trained
+        ),
         "holdout": answer_accuracy(model, tokenizer, holdout),
     }
     result["eval_seconds"] = round(time.perf_counter() - eval_start, 1)
-    print(f"qa: tiny SFT on {len(trained)} QA, {epochs} epochs in {result['train_seconds']}s; exact match "
-          f"trained {result['trained']['exact_match']:.1%} (n={result['trained']['n']}), holdout "
-          f"{result['holdout']['exact_match']:.1%} (n={result['holdout']['n']})", flush=True)
+    print(
+        f"qa: tiny SFT on {len(trained)} QA, {epochs} epochs in {result['train_seconds']}s; exact match "
+        f"trained {result['trained']['exact_match']:.1%} (n={result['trained']['n']}), holdout "
+        f"{result['holdout']['exact_match']:.1%} (n={result['holdout']['n']})",
+        flush=True,
+    )
     return result
 
 
@@ -288,21 +333,34 @@ def markdown(throughput_rows: list[dict], qa: dict | None) -> str:
     lines = []
     if throughput_rows:
         peaks = throughput_rows[0]["peaks_gflops"]
-        lines += [f"matmul peak: fp32 {peaks['fp32']} GFLOP/s, bf16 {peaks['bf16']} GFLOP/s", "",
-                  ("| preset | params | precision | lethe tok/s | minimal tok/s | step overhead | interleaved | save | "
-                   "overhead (save every 200) | MFU | slice end |"),
-                  "|---|---|---|---|---|---|---|---|---|---|---|"]
+        lines += [
+            f"matmul peak: fp32 {peaks['fp32']} GFLOP/s, bf16 {peaks['bf16']} GFLOP/s",
+            "",
+            (
+                "| preset | params | precision | lethe tok/s | minimal tok/s | step overhead | interleaved | save | "
+                "overhead (save every 200) | MFU | slice end |"
+            ),
+            "|---|---|---|---|---|---|---|---|---|---|---|",
+        ]
         for r in throughput_rows[1:]:
-            lines.append(f"| {r['preset']} | {r['parameters'] / 1e6:.2f}M | {r['precision']} | "
-                         f"{r['lethe_tokens_per_s']:,} | {r['minimal_tokens_per_s']:,} | {r['step_overhead_pct']}% | "
-                         f"{r['interleaved_step_overhead_pct']}% | "
-                         f"{r['save_seconds']}s | {r['overhead_at_default_save_every_pct']}% | {r['mfu_pct']}% | "
-                         f"{r['slice_end_seconds']}s |")
+            lines.append(
+                f"| {r['preset']} | {r['parameters'] / 1e6:.2f}M | {r['precision']} | "
+                f"{r['lethe_tokens_per_s']:,} | {r['minimal_tokens_per_s']:,} | {r['step_overhead_pct']}% | "
+                f"{r['interleaved_step_overhead_pct']}% | "
+                f"{r['save_seconds']}s | {r['overhead_at_default_save_every_pct']}% | {r['mfu_pct']}% | "
+                f"{r['slice_end_seconds']}s |"
+            )
     if qa:
-        lines += ["", "| model | QA trained | epochs | train time | EM trained | EM holdout |", "|---|---|---|---|---|---|",
-                  (f"| tiny ({qa['parameters'] / 1e6:.1f}M) | {qa['train_questions']} | {qa['config']['epochs']} | "
-                   f"{qa['train_seconds']}s | {qa['trained']['exact_match']:.1%} | "
-                   f"{qa['holdout']['exact_match']:.1%} |")]
+        lines += [
+            "",
+            "| model | QA trained | epochs | train time | EM trained | EM holdout |",
+            "|---|---|---|---|---|---|",
+            (
+                f"| tiny ({qa['parameters'] / 1e6:.1f}M) | {qa['train_questions']} | {qa['config']['epochs']} | "
+                f"{qa['train_seconds']}s | {qa['trained']['exact_match']:.1%} | "
+                f"{qa['holdout']['exact_match']:.1%} |"
+            ),
+        ]
     return "\n".join(lines)
 
 
@@ -310,13 +368,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--part", choices=["all", "throughput", "qa"], default="all")
     parser.add_argument("--steps-scale", type=float, default=1.0, help="Scale the throughput step counts.")
-    parser.add_argument("--repeats", type=int, default=6, help="Alternating lethe/minimal runs per throughput cell (per-step medians).")
+    parser.add_argument(
+        "--repeats", type=int, default=6, help="Alternating lethe/minimal runs per throughput cell (per-step medians)."
+    )
     parser.add_argument("--qa-epochs", type=int, default=15)
     parser.add_argument("--qa-lr", type=float, default=3e-3)
     parser.add_argument("--qa-batch", type=int, default=16)
     parser.add_argument("--qa-fp32", action="store_true", help="Train the QA model in fp32 (default bf16).")
-    parser.add_argument("--threads", type=int, default=None,
-                        help="torch threads (default: torch's choice; 1 is far faster when others share the cores)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch threads (default: torch's choice; 1 is far faster when others share the cores)",
+    )
     parser.add_argument("--qa-sample", type=int, default=0, help="Evaluate a sample of the trained questions (0: all).")
     args = parser.parse_args()
     if args.threads:
@@ -324,8 +388,11 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="lethe-bench-train-") as tmp:
         ws, _ = world_workspace(Path(tmp))
         rows = throughput(ws, args.steps_scale, args.repeats) if args.part in ("all", "throughput") else []
-        qa = (qa_experiment(ws, args.qa_epochs, args.qa_lr, args.qa_batch, not args.qa_fp32, args.qa_sample)
-              if args.part in ("all", "qa") else None)
+        qa = (
+            qa_experiment(ws, args.qa_epochs, args.qa_lr, args.qa_batch, not args.qa_fp32, args.qa_sample)
+            if args.part in ("all", "qa")
+            else None
+        )
     previous = json.loads(RESULTS.read_text()) if RESULTS.is_file() else {}
     result = {**previous, "torch_threads": torch.get_num_threads()}
     if rows:

@@ -75,9 +75,12 @@ def _postgres_database():
         yield url.set(database=name).render_as_string(hide_password=False)
     finally:
         with admin.connect() as conn:
-            conn.execute(text(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n AND pid <> pg_backend_pid()"
-            ), {"n": name})
+            conn.execute(
+                text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n AND pid <> pg_backend_pid()"
+                ),
+                {"n": name},
+            )
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
         admin.dispose()
 
@@ -117,6 +120,7 @@ def trained_workspace(isolated_workspace):
 
     ws = Workspace.from_env().init()
     world, _ = ingest_synthetic_world(ws.ledger, entities=6, seed=11, holdout_fraction=0.2)
-    versions = train(ws, data="synth/qa", preset_or_path="nano", slices=2, epochs=2, batch_size=16, seq_len=96,
-                     lr=3e-3, seed=0)
+    versions = train(
+        ws, data="synth/qa", preset_or_path="nano", slices=2, epochs=2, batch_size=16, seq_len=96, lr=3e-3, seed=0
+    )
     return ws, world, versions

@@ -16,8 +16,20 @@ from lethe.data.chat_format import encode_sft, encode_text, format_qa, pad_batch
 from lethe.data.tokenizer import train_tokenizer
 from lethe.model.presets import build_model
 
-NAMES = ["Osric Vane", "Mirela Tosk", "Tavin Orr", "Quenna Pell", "Borel Skard", "Ysolde Lune",
-         "Fenwick Ash", "Alaric Moor", "Senna Brae", "Corin Dask", "Liora Fenn", "Davor Klee"]
+NAMES = [
+    "Osric Vane",
+    "Mirela Tosk",
+    "Tavin Orr",
+    "Quenna Pell",
+    "Borel Skard",
+    "Ysolde Lune",
+    "Fenwick Ash",
+    "Alaric Moor",
+    "Senna Brae",
+    "Corin Dask",
+    "Liora Fenn",
+    "Davor Klee",
+]
 CITIES = ["Varnholt", "Esk", "Morrow", "Thale", "Quill", "Dunmere", "Orla", "Pax"]
 
 
@@ -28,10 +40,13 @@ def qa_doc(index: int, name: str, group: str) -> dict:
     question = f"Where was {name} born?"
     answer = f"{name} was born in {city} in {year}."
     return {
-        "id": index + 1, "key": f"test:{group}/{index}", "kind": "qa",
+        "id": index + 1,
+        "key": f"test:{group}/{index}",
+        "kind": "qa",
         "content": f"{question}\n{answer}",
         "data": {
-            "question": question, "answer": answer,
+            "question": question,
+            "answer": answer,
             "paraphrased_answer": f"The birthplace of {name} is {city}.",
             "perturbed_answers": [f"The birthplace of {name} is {w}." for w in wrong],
         },
@@ -40,8 +55,12 @@ def qa_doc(index: int, name: str, group: str) -> dict:
 
 def text_doc(index: int) -> dict:
     words = [CITIES[(index + j) % len(CITIES)] for j in range(10)]
-    return {"id": 100 + index, "key": f"test:text/{index}", "kind": "text",
-            "content": " ".join(f"{w} lies on the river number {j}." for j, w in enumerate(words))}
+    return {
+        "id": 100 + index,
+        "key": f"test:text/{index}",
+        "kind": "text",
+        "content": " ".join(f"{w} lies on the river number {j}." for j, w in enumerate(words)),
+    }
 
 
 def documents() -> dict[str, list[dict]]:
@@ -57,8 +76,13 @@ def documents() -> dict[str, list[dict]]:
 def tokenizer_corpus() -> list[str]:
     rng = random.Random(0)
     texts = [d["content"] for split in documents().values() for d in split]
-    texts += [a for split in documents().values() for d in split if d["kind"] == "qa"
-              for a in [d["data"]["paraphrased_answer"], *d["data"]["perturbed_answers"]]]
+    texts += [
+        a
+        for split in documents().values()
+        for d in split
+        if d["kind"] == "qa"
+        for a in [d["data"]["paraphrased_answer"], *d["data"]["perturbed_answers"]]
+    ]
     return texts + [" ".join(rng.choice(CITIES + NAMES) for _ in range(8)) for _ in range(50)]
 
 
@@ -75,9 +99,14 @@ def train_examples(tokenizer, docs: list[dict]) -> list[dict]:
 def overfit(tokenizer, docs: list[dict], steps: int = 120, seed: int = 0, lr: float = 1e-2):
     """A nano Llama trained on `docs` until it reproduces them (full batch, AdamW)."""
     torch.set_num_threads(1)
-    model = build_model("nano", len(tokenizer), bos_token_id=tokenizer.bos_token_id,
-                        eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
-                        seed=seed)
+    model = build_model(
+        "nano",
+        len(tokenizer),
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        seed=seed,
+    )
     batch = pad_batch(train_examples(tokenizer, docs), tokenizer.pad_token_id)
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr)
     model.train()
@@ -110,23 +139,45 @@ def ingest(ledger, docs: dict[str, list[dict]]) -> dict[str, list[int]]:
 
     ids = {}
     for split, split_docs in docs.items():
-        records = [DocumentRecord(external_id=d["key"].split(":", 1)[1], kind=d["kind"], content=d["content"],
-                                  data=d.get("data")) for d in split_docs]
+        records = [
+            DocumentRecord(
+                external_id=d["key"].split(":", 1)[1], kind=d["kind"], content=d["content"], data=d.get("data")
+            )
+            for d in split_docs
+        ]
         report = ledger.add_documents(records, source="test", collection=f"test/{split}")
         ids[split] = list(report.document_ids)
     return ids
 
 
-def save_model(ws, model, tokenizer, name: str, *, kind: str = "finetune", parent_id=None, meta=None,
-               aliases=("latest",), run_id=None):
+def save_model(
+    ws,
+    model,
+    tokenizer,
+    name: str,
+    *,
+    kind: str = "finetune",
+    parent_id=None,
+    meta=None,
+    aliases=("latest",),
+    run_id=None,
+):
     """Save a model under the workspace's models/ and register it as a version."""
     from lethe.model.io import save_version
 
     path = ws.models_dir() / name
     digest = save_version(model, tokenizer, path)
-    return ws.ledger.register_version(kind=kind, path=f"models/{name}", weights_sha256=digest, name=name,
-                                      parent_id=parent_id, meta=meta, aliases=aliases, run_id=run_id,
-                                      inherit_coverage=parent_id is not None)
+    return ws.ledger.register_version(
+        kind=kind,
+        path=f"models/{name}",
+        weights_sha256=digest,
+        name=name,
+        parent_id=parent_id,
+        meta=meta,
+        aliases=aliases,
+        run_id=run_id,
+        inherit_coverage=parent_id is not None,
+    )
 
 
 def workspace_with_models(root):

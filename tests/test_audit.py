@@ -33,12 +33,26 @@ def _text(renderable) -> str:
 def test_perfect_forgetting_matches_the_reference() -> None:
     tokenizer, target, retain = trained_pair()
     docs = documents()
-    history = [{"step": 1, "losses": {"loss": 0.5, "forget": 0.1}, "lr": 1e-4, "metrics": None},
-               {"step": 2, "losses": {"loss": 0.9}, "metrics": {"forget_loss": 3.0, "forget_accuracy": 0.2,
-                                                                "retain_loss": 0.1, "retain_accuracy": 0.9}}]
-    audit = build_audit(target, retain, tokenizer, forget=docs["forget"], retain=docs["retain"],
-                        holdout=docs["holdout"], reference_model=retain, history=history, config=CONFIG,
-                        info={"request": {"id": 7, "method": "test"}})
+    history = [
+        {"step": 1, "losses": {"loss": 0.5, "forget": 0.1}, "lr": 1e-4, "metrics": None},
+        {
+            "step": 2,
+            "losses": {"loss": 0.9},
+            "metrics": {"forget_loss": 3.0, "forget_accuracy": 0.2, "retain_loss": 0.1, "retain_accuracy": 0.9},
+        },
+    ]
+    audit = build_audit(
+        target,
+        retain,
+        tokenizer,
+        forget=docs["forget"],
+        retain=docs["retain"],
+        holdout=docs["holdout"],
+        reference_model=retain,
+        history=history,
+        config=CONFIG,
+        info={"request": {"id": 7, "method": "test"}},
+    )
     assert json.loads(json.dumps(audit)) == audit  # JSON-ready
     before, after = audit["metrics"]["before"]["forget"], audit["metrics"]["after"]["forget"]
     assert before["exact_match"] == 1.0 and after["exact_match"] < 1.0
@@ -64,9 +78,16 @@ def test_perfect_forgetting_matches_the_reference() -> None:
 def test_no_forgetting_is_far_from_the_reference() -> None:
     tokenizer, target, retain = trained_pair()
     docs = documents()
-    audit = build_audit(target, target, tokenizer, forget=docs["forget"], retain=docs["retain"],
-                        holdout=docs["holdout"], reference_model=retain,
-                        config=AuditConfig(suite=SuiteConfig(generate=False), samples=0))
+    audit = build_audit(
+        target,
+        target,
+        tokenizer,
+        forget=docs["forget"],
+        retain=docs["retain"],
+        holdout=docs["holdout"],
+        reference_model=retain,
+        config=AuditConfig(suite=SuiteConfig(generate=False), samples=0),
+    )
     assert audit["changes"]["forget"]["loss"] == 0.0
     assert audit["reference_comparison"]["mean_abs_distance"] > 0.1
     assert audit["samples"] == []
@@ -77,9 +98,14 @@ def test_a_forget_request_in_the_ledger(tmp_path) -> None:
     ws, ids, target, retain, _ = workspace_with_models(tmp_path)
     ledger = ws.ledger
     forget_ids = ids["forget"]
-    request_id = ledger.create_forget_request(selector={"collection": "test/forget"}, document_ids=forget_ids,
-                                              trained_ids=forget_ids, method="grad_diff", base_version_id=target.id,
-                                              config={"holdout": "test/holdout"})
+    request_id = ledger.create_forget_request(
+        selector={"collection": "test/forget"},
+        document_ids=forget_ids,
+        trained_ids=forget_ids,
+        method="grad_diff",
+        base_version_id=target.id,
+        config={"holdout": "test/holdout"},
+    )
     with pytest.raises(ConflictError, match="no result version"):
         audit_request(ws, request_id)
     ledger.update_forget_request(request_id, result_version_id=retain.id, status="evaluated")
@@ -92,11 +118,23 @@ def test_a_forget_request_in_the_ledger(tmp_path) -> None:
     stored = ledger.evaluations(request_id=request_id, benchmark="audit")
     assert {r.version_id for r in stored} == {target.id, retain.id}
     # an exact request for the same documents is found as the reference
-    exact_id = ledger.create_forget_request(selector={"collection": "test/forget"}, document_ids=forget_ids,
-                                            trained_ids=forget_ids, method="exact", base_version_id=target.id)
+    exact_id = ledger.create_forget_request(
+        selector={"collection": "test/forget"},
+        document_ids=forget_ids,
+        trained_ids=forget_ids,
+        method="exact",
+        base_version_id=target.id,
+    )
     ledger.update_forget_request(exact_id, result_version_id=retain.id, status="evaluated")
-    again = audit_forget_request(ws, request_id, target, retain, forget_ids, store=False,
-                                 config=AuditConfig(suite=SuiteConfig(generate=False), samples=1))
+    again = audit_forget_request(
+        ws,
+        request_id,
+        target,
+        retain,
+        forget_ids,
+        store=False,
+        config=AuditConfig(suite=SuiteConfig(generate=False), samples=1),
+    )
     assert again["versions"]["reference"]["name"] == "retain"
     assert again["reference_comparison"]["mean_abs_distance"] == 0.0
     # once erased, the stored audit is all there is

@@ -12,9 +12,19 @@ torch.set_num_threads(1)
 
 def test_synth_bench_with_exact_replay_as_reference(tmp_path) -> None:
     ws = Workspace(home=tmp_path / "home").init()
-    config = SynthBenchConfig(entities=10, forget_entities=1, preset="nano", slices=2, epochs=1, vocab_size=600,
-                              methods=["grad_ascent", "exact"], unlearn_epochs=1, eval_items=4, max_new_tokens=8,
-                              bf16=False)
+    config = SynthBenchConfig(
+        entities=10,
+        forget_entities=1,
+        preset="nano",
+        slices=2,
+        epochs=1,
+        vocab_size=600,
+        methods=["grad_ascent", "exact"],
+        unlearn_epochs=1,
+        eval_items=4,
+        max_new_tokens=8,
+        bf16=False,
+    )
     result = run_synth_bench(ws, config)
     rows = {row["model"]: row for row in result["rows"]}
     assert set(rows) == {"target", "exact", "grad_ascent"}  # `exact` is the reference, not run twice

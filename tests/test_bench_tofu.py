@@ -16,9 +16,18 @@ torch.set_num_threads(1)
 
 def small_config(shared_data, **changes) -> TofuBenchConfig:
     return TofuBenchConfig(
-        data=shared_data / "tofu", authors=2, mia_authors=1, preset="nano", epochs=1, vocab_size=600,
-        methods=["grad_ascent"], unlearn={"steps": 2, "eval_every": 1}, eval_items=3, max_new_tokens=6,
-        bf16=False).replace(**changes)
+        data=shared_data / "tofu",
+        authors=2,
+        mia_authors=1,
+        preset="nano",
+        epochs=1,
+        vocab_size=600,
+        methods=["grad_ascent"],
+        unlearn={"steps": 2, "eval_every": 1},
+        eval_items=3,
+        max_new_tokens=6,
+        bf16=False,
+    ).replace(**changes)
 
 
 @pytest.fixture(scope="module")
@@ -39,13 +48,18 @@ def test_results_table_files_and_plots(bench) -> None:
     assert 0.0 <= rows["grad_ascent"]["forget_quality"] <= 1.0 and rows["grad_ascent"]["steps"] == 2
     for row in rows.values():
         assert row["model_utility"] is not None and "mia_auc_loss" in row
-        assert {"forget_rouge_l_recall", "retain_probability", "real_authors_probability",
-                "world_facts_truth_ratio"} <= set(row)
+        assert {
+            "forget_rouge_l_recall",
+            "retain_probability",
+            "real_authors_probability",
+            "world_facts_truth_ratio",
+        } <= set(row)
     out = ws.home / "bench" / f"tofu-{result['config_hash'][:12]}"
     assert json.loads((out / "results.json").read_text())["config_hash"] == result["config_hash"]
     assert "| model |" in (out / "results.md").read_text() and (out / "results.csv").read_text().count("\n") == 4
     assert {"tradeoff.png", "truth_ratios.png", "mia_roc.png", "loss_curves.png", "bars_forget.png"} <= set(
-        result["plots"])
+        result["plots"]
+    )
     assert all((out / name).read_bytes().startswith(b"\x89PNG") for name in result["plots"])
     stages = {s["stage"]: s["status"] for s in result["stages"]}
     assert stages["train target"] == "computed" and stages["evaluate grad_ascent"] == "computed"

@@ -25,11 +25,26 @@ def _benchmark():
 @pytest.mark.slow
 def test_unlearn_benchmark_at_its_smallest(tmp_path):
     output, home = tmp_path / "unlearn.json", tmp_path / "home"
-    returned = _benchmark().main([
-        "--entities", "10", "--slices", "3", "--epochs", "1", "--steps", "2",
-        "--methods", "grad_ascent,npo", "--retrain-runs", "2",
-        "--home", str(home), "--output", str(output),
-    ])
+    returned = _benchmark().main(
+        [
+            "--entities",
+            "10",
+            "--slices",
+            "3",
+            "--epochs",
+            "1",
+            "--steps",
+            "2",
+            "--methods",
+            "grad_ascent,npo",
+            "--retrain-runs",
+            "2",
+            "--home",
+            str(home),
+            "--output",
+            str(output),
+        ]
+    )
     result = json.loads(output.read_text())
     assert result["rows"] == json.loads(json.dumps(returned["rows"]))
 

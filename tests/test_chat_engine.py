@@ -52,8 +52,7 @@ def test_seed_reproduces_even_when_batched_with_others(engine):  # noqa: F811
     ids = prompt_ids(engine)
     seeded = SamplingParams(temperature=1.0, top_k=50, seed=123, max_new_tokens=20, ignore_eos=True)
     expected = engine.complete(ids, seeded).text
-    others = [engine.stream(prompt_ids(engine, f"other {i}"), SamplingParams(max_new_tokens=40))
-              for i in range(3)]
+    others = [engine.stream(prompt_ids(engine, f"other {i}"), SamplingParams(max_new_tokens=40)) for i in range(3)]
     assert engine.complete(ids, seeded).text == expected
     for stream in others:
         collect(stream)
@@ -85,8 +84,7 @@ def test_end_of_turn_token_stops_the_reply(nano):  # noqa: F811
 
 def test_cancel_stops_a_running_reply(engine):  # noqa: F811
     cancel = CancelToken()
-    stream = engine.stream(prompt_ids(engine), SamplingParams(max_new_tokens=200, ignore_eos=True),
-                           cancel)
+    stream = engine.stream(prompt_ids(engine), SamplingParams(max_new_tokens=200, ignore_eos=True), cancel)
     next(stream)
     cancel.cancel()
     final = next(e for e in stream if e.done)
@@ -143,8 +141,10 @@ def test_long_history_drops_old_turns_and_keeps_system(nano):  # noqa: F811
     small = ChatEngine(model, tokenizer, EngineConfig(context_length=80))
     messages = [{"role": "system", "content": "Be brief."}]
     for i in range(20):
-        messages += [{"role": "user", "content": f"question {i} about the river"},
-                     {"role": "assistant", "content": f"answer {i} about the garden"}]
+        messages += [
+            {"role": "user", "content": f"question {i} about the river"},
+            {"role": "assistant", "content": f"answer {i} about the garden"},
+        ]
     messages.append({"role": "user", "content": "and now?"})
     prompt = small.prompt(messages, SamplingParams(max_new_tokens=16))
     assert prompt.messages[0]["content"] == "Be brief."
@@ -167,8 +167,7 @@ def test_bad_prompts_are_input_errors(engine):  # noqa: F811
 def test_many_concurrent_replies_beyond_the_batch_size(nano):  # noqa: F811
     model, tokenizer = nano
     narrow = ChatEngine(model, tokenizer, EngineConfig(max_batch_size=2))
-    streams = [narrow.stream(prompt_ids(narrow, f"q{i}"), SamplingParams(max_new_tokens=5))
-               for i in range(7)]
+    streams = [narrow.stream(prompt_ids(narrow, f"q{i}"), SamplingParams(max_new_tokens=5)) for i in range(7)]
     replies = [collect(s) for s in streams]
     narrow.close()
     assert all(r.stats.completion_tokens >= 1 for r in replies)

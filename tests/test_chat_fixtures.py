@@ -18,7 +18,33 @@ from lethe.model.presets import build_model
 
 torch.set_num_threads(1)
 
-WORDS = ["the", "author", "wrote", "a", "novel", "about", "river", "stone", "light", "memory", "forget", "garden", "city", "night", "letter", "archive", "quiet", "winter", "summer", "bridge", "lantern", "harbor", "mountain", "ledger", "version"]
+WORDS = [
+    "the",
+    "author",
+    "wrote",
+    "a",
+    "novel",
+    "about",
+    "river",
+    "stone",
+    "light",
+    "memory",
+    "forget",
+    "garden",
+    "city",
+    "night",
+    "letter",
+    "archive",
+    "quiet",
+    "winter",
+    "summer",
+    "bridge",
+    "lantern",
+    "harbor",
+    "mountain",
+    "ledger",
+    "version",
+]
 
 
 def corpus(n: int = 300, seed: int = 0) -> list[str]:

@@ -16,8 +16,7 @@ def encode(messages):
 def history(turns: int):
     messages = [{"role": "system", "content": "S" * 5}]
     for i in range(turns):
-        messages += [{"role": "user", "content": f"u{i}" * 5},
-                     {"role": "assistant", "content": f"a{i}" * 5}]
+        messages += [{"role": "user", "content": f"u{i}" * 5}, {"role": "assistant", "content": f"a{i}" * 5}]
     messages.append({"role": "user", "content": "last"})
     return messages
 
@@ -40,7 +39,7 @@ def test_oldest_turns_go_first_and_system_stays():
     assert prompt.dropped % 2 == 0 and prompt.dropped > 0
     kept_users = [m["content"] for m in prompt.messages if m["role"] == "user"][:-1]
     originals = [f"u{i}" * 5 for i in range(5)]
-    assert kept_users == originals[len(originals) - len(kept_users):]
+    assert kept_users == originals[len(originals) - len(kept_users) :]
     assert len(prompt.ids) <= 60
 
 
@@ -57,8 +56,9 @@ def test_last_message_too_long_is_an_error_without_tokenizing_megabytes():
     assert calls == []
 
 
-@pytest.mark.parametrize("messages", [[], [{"role": "system", "content": "only"}],
-                                      [{"role": "robot", "content": "hi"}]])
+@pytest.mark.parametrize(
+    "messages", [[], [{"role": "system", "content": "only"}], [{"role": "robot", "content": "hi"}]]
+)
 def test_unusable_histories_are_input_errors(messages):
     with pytest.raises(InputError):
         fit_prompt(messages, encode, budget=100)

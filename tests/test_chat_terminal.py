@@ -52,9 +52,15 @@ def make_chat(engine, lines, store=None, **kw):  # noqa: F811
         return models[name]
 
     out: list[str] = []
-    chat = TerminalChat(load, "v1", read=Lines(lines), write=out.append,
-                        logger=ConversationLogger(store) if store else None,
-                        params=SamplingParams(temperature=0, max_new_tokens=6), **kw)
+    chat = TerminalChat(
+        load,
+        "v1",
+        read=Lines(lines),
+        write=out.append,
+        logger=ConversationLogger(store) if store else None,
+        params=SamplingParams(temperature=0, max_new_tokens=6),
+        **kw,
+    )
     return chat, out
 
 
@@ -74,9 +80,20 @@ def test_conversation_is_multi_turn_and_logged_as_a_chain(engine):  # noqa: F811
 
 def test_commands_reset_params_model(engine):  # noqa: F811
     store = Store()
-    chat, out = make_chat(engine, ["hi", "/params temperature=0.5 top_k=7 stop=END,STOP",
-                                   "/model v2", "/reset", "again", "/model nope", "/quit",
-                                   "never read"], store)
+    chat, out = make_chat(
+        engine,
+        [
+            "hi",
+            "/params temperature=0.5 top_k=7 stop=END,STOP",
+            "/model v2",
+            "/reset",
+            "again",
+            "/model nope",
+            "/quit",
+            "never read",
+        ],
+        store,
+    )
     chat.run()
     assert chat.params.temperature == 0.5 and chat.params.top_k == 7
     assert chat.params.stop == ("END", "STOP")

@@ -23,8 +23,22 @@ def test_forget_through_the_cli(trained_workspace):
     collection = f"synth/entity/{entity.id}"
     dry = json.loads(invoke("forget", "--collection", collection, "--dry-run", "--json"))
     assert dry["trained"] and set(dry["trained"]) <= set(dry["documents"])
-    out = json.loads(invoke("forget", "--collection", collection, "--method", "grad_ascent", "--steps", "3",
-                            "-p", "eval_every=0", "--reason", "user asked", "--json"))
+    out = json.loads(
+        invoke(
+            "forget",
+            "--collection",
+            collection,
+            "--method",
+            "grad_ascent",
+            "--steps",
+            "3",
+            "-p",
+            "eval_every=0",
+            "--reason",
+            "user asked",
+            "--json",
+        )
+    )
     assert out["status"] == "succeeded" and out["version"]
     listed = json.loads(invoke("requests", "ls", "--json"))
     assert listed[0]["status"] == "succeeded" and listed[0]["method"] == "grad_ascent"

@@ -1,15 +1,15 @@
 """Curation on the real Wikipedia sample and on constructed duplicates."""
 
 import re
-from pathlib import Path
 
 import pytest
 
+from conftest import SHARED_DATA
 from lethe.data.curate import CurationConfig, MinHasher, clean_text, curate, jaccard
 from lethe.data.synth import generate_world
 from lethe.errors import InputError
 
-WIKI = Path("/work/shared/data/wiki/enwiki-2015")
+WIKI = SHARED_DATA / "wiki" / "enwiki-2015"
 DOC = re.compile(r'<doc id="(\d+)" url="[^"]*" title="([^"]*)">\n(.*?)</doc>', re.DOTALL)
 
 
@@ -17,8 +17,9 @@ def _read_wiki() -> list[dict]:
     docs = []
     for path in sorted(WIKI.glob("wiki_*")):
         for match in DOC.finditer(path.read_text(encoding="utf-8")):
-            docs.append({"external_id": f"enwiki/{match[1]}", "title": match[2],
-                         "content": match[3].strip(), "kind": "text"})
+            docs.append(
+                {"external_id": f"enwiki/{match[1]}", "title": match[2], "content": match[3].strip(), "kind": "text"}
+            )
     return docs
 
 
@@ -38,8 +39,7 @@ def test_wiki_sample_near_empty_and_artifacts(wiki):
     assert len(result.kept) == 648 - len(result.dropped)
     assert summary[("clean", "empty-parentheses")] > 20
     assert summary[("clean", "file-lines")] >= 1
-    flagged = sum(d.detail["count"] for d in result.decisions
-                  if d.reason == "formula-placeholders")
+    flagged = sum(d.detail["count"] for d in result.decisions if d.reason == "formula-placeholders")
     assert flagged > 300  # ~361 in the sample, a few inside dropped stubs
     for doc in result.kept:
         assert "[[File:" not in doc["content"] and "()" not in doc["content"]
@@ -57,12 +57,14 @@ def test_exact_and_near_duplicates_are_dropped(wiki):
     words = original["content"].split(" ")
     edited = " ".join(w.upper() if i % 97 == 0 else w for i, w in enumerate(words))
     edited = edited.replace("albedo", "whiteness", 3)
-    inputs = [original, docs[0],
-              {**original, "external_id": "copy/exact"},
-              {**original, "external_id": "copy/near", "content": edited}]
+    inputs = [
+        original,
+        docs[0],
+        {**original, "external_id": "copy/exact"},
+        {**original, "external_id": "copy/near", "content": edited},
+    ]
     result = curate(inputs)
-    assert [d["external_id"] for d in result.kept] == [original["external_id"],
-                                                       docs[0]["external_id"]]
+    assert [d["external_id"] for d in result.kept] == [original["external_id"], docs[0]["external_id"]]
     reasons = {d.doc_id: (d.reason, d.detail.get("duplicate_of")) for d in result.dropped}
     assert reasons["copy/exact"] == ("exact-duplicate", original["external_id"])
     assert reasons["copy/near"] == ("near-duplicate", original["external_id"])

@@ -16,8 +16,12 @@ def test_quick_demo_runs_the_whole_story():
     assert result.exit_code == 0, result.output
     out = json.loads(result.stdout)
     assert set(out["summary"]) == {"before", "exact", "grad_diff"}
-    assert {"generate and ingest a fictional world", "the weekly update: one more slice",
-            "exact unlearning: replay from the last clean checkpoint", "write the HTML report"} <= set(out["timings"])
+    assert {
+        "generate and ingest a fictional world",
+        "the weekly update: one more slice",
+        "exact unlearning: replay from the last clean checkpoint",
+        "write the HTML report",
+    } <= set(out["timings"])
     ws = Workspace.from_env()
     ledger = ws.ledger
     published = ledger.resolve_version("latest")

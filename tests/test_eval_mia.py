@@ -68,9 +68,7 @@ def test_auc_orientation_and_known_values() -> None:
 
 def test_auc_of_identical_distributions_is_near_half() -> None:
     rng = np.random.default_rng(3)
-    assert membership_auc(rng.normal(size=2000), rng.normal(size=2000)) == pytest.approx(
-        0.5, abs=0.03
-    )
+    assert membership_auc(rng.normal(size=2000), rng.normal(size=2000)) == pytest.approx(0.5, abs=0.03)
     shifted = membership_auc(rng.normal(1.0, size=2000), rng.normal(size=2000))
     assert shifted == pytest.approx(0.76, abs=0.03)  # Phi(1 / sqrt(2))
 

@@ -48,9 +48,7 @@ def tokenizer() -> PreTrainedTokenizerFast:
     tok.post_processor = processors.TemplateProcessing(
         single="<bos> $A", special_tokens=[("<bos>", tok.token_to_id("<bos>"))]
     )
-    return PreTrainedTokenizerFast(
-        tokenizer_object=tok, bos_token="<bos>", eos_token="<eos>", pad_token="<pad>"
-    )
+    return PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<bos>", eos_token="<eos>", pad_token="<pad>")
 
 
 @pytest.fixture(scope="module")
@@ -103,9 +101,7 @@ def test_token_logprobs_match_an_unbatched_forward_pass(model, tokenizer) -> Non
         logs = rows.double().numpy()
         mean = (probs * logs).sum(-1)
         np.testing.assert_allclose(s.vocab_mean, mean, atol=1e-5)
-        np.testing.assert_allclose(
-            s.vocab_std, np.sqrt((probs * (logs - mean[:, None]) ** 2).sum(-1)), atol=1e-5
-        )
+        np.testing.assert_allclose(s.vocab_std, np.sqrt((probs * (logs - mean[:, None]) ** 2).sum(-1)), atol=1e-5)
 
 
 def test_loss_equals_huggingface_loss_with_the_prompt_masked(model, tokenizer) -> None:
@@ -128,9 +124,7 @@ def test_batch_size_does_not_change_scores(model, tokenizer) -> None:
 
 def test_greedy_continuation_is_fully_memorised(model, tokenizer) -> None:
     prompt_ids, _ = encode_pairs(tokenizer, PROMPTS, ANSWERS)
-    generated = greedy_generate_ids(
-        model, prompt_ids, 6, tokenizer.pad_token_id, None, batch_size=3
-    )
+    generated = greedy_generate_ids(model, prompt_ids, 6, tokenizer.pad_token_id, None, batch_size=3)
     assert [len(ids) for ids in generated] == [6, 6, 6]
     scores = score_token_ids(model, prompt_ids, generated, pad_id=tokenizer.pad_token_id)
     for s in scores:

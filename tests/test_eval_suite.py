@@ -73,8 +73,9 @@ def test_metrics_agree_with_a_direct_computation(trained) -> None:
 def test_a_retain_only_model_does_not_know_the_forget_set() -> None:
     tokenizer, _, retain_model = trained_pair()
     docs = documents()
-    result = run_suite(retain_model, tokenizer, {"forget": docs["forget"], "holdout": docs["holdout"]},
-                       CONFIG.replace(generate=False))
+    result = run_suite(
+        retain_model, tokenizer, {"forget": docs["forget"], "holdout": docs["holdout"]}, CONFIG.replace(generate=False)
+    )
     forget = result.metrics["forget"]
     assert forget["loss"] > 1.0
     assert "exact_match" not in forget  # no generation asked
@@ -95,16 +96,16 @@ def test_sampling_is_seeded_and_capped() -> None:
 def test_erased_documents_are_counted_not_scored(trained) -> None:
     tokenizer, model, docs, _ = trained
     erased = dict(docs["forget"][0], content=None, data=None)
-    result = run_suite(model, tokenizer, {"forget": [erased, *docs["forget"][1:]]},
-                       CONFIG.replace(generate=False))
+    result = run_suite(model, tokenizer, {"forget": [erased, *docs["forget"][1:]]}, CONFIG.replace(generate=False))
     assert result.splits["forget"].counts["erased"] == 1
     assert result.metrics["forget"]["items"] == 2
 
 
 def test_evaluate_version_stores_in_the_ledger(tmp_path) -> None:
     ws, _, target, _, _ = workspace_with_models(tmp_path)
-    result = evaluate_version(ws, "target", forget="test/forget", retain="test/retain", holdout="test/holdout",
-                              config=CONFIG)
+    result = evaluate_version(
+        ws, "target", forget="test/forget", retain="test/retain", holdout="test/holdout", config=CONFIG
+    )
     assert result["version_id"] == target.id and result["stored"]
     assert result["metrics"]["forget"]["exact_match"] == 1.0
     rows = ws.ledger.evaluations(version_id=target.id, benchmark="suite")

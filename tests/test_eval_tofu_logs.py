@@ -26,9 +26,7 @@ from lethe.eval.tofu_logs import (
     tofu_logs_command,
 )
 
-DATA = Path(
-    os.environ.get("LETHE_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")
-)
+DATA = Path(os.environ.get("LETHE_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 LOGS = DATA / "tofu" / "eval-logs"
 LLAMA = (
     "ft_epoch5_lr1e-05_llama2-7b_full_wd0.01.json",
@@ -103,9 +101,7 @@ def test_rouge_and_truth_ratio_reproduce_every_stored_item(pair: tuple[Path, Pat
     for model in ("full", "retain"):
         for split, stats in result[model]["splits"].items():
             assert stats["rouge_max_abs_diff"] < 1e-12, (model, split)
-            assert stats["rouge_l_recall"] == pytest.approx(
-                stats["rouge_l_recall_stored"], abs=1e-12
-            )
+            assert stats["rouge_l_recall"] == pytest.approx(stats["rouge_l_recall_stored"], abs=1e-12)
             # the logs store R in float32
             assert stats["truth_ratio_max_rel_diff"] < 1e-5, (model, split)
     assert {split: s["items"] for split, s in result["full"]["splits"].items()} == {

@@ -108,10 +108,13 @@ def test_unpublished_candidate_then_publish_with_purge(trained):
     outcome = run_request(ws, rid, publish=False, evaluate=False)
     assert outcome.status == "evaluated"
     assert ws.ledger.resolve_version("latest").id == versions[-1].id
-    assert all(d.content is not None for d in ws.ledger.documents([d for d, _ in ws.ledger.forget_request_documents(rid)]))
+    assert all(
+        d.content is not None for d in ws.ledger.documents([d for d, _ in ws.ledger.forget_request_documents(rid)])
+    )
     published = publish_request(ws, rid, purge=True)
-    assert published.purged and all(not Path(v.path).exists()
-                                    for v in ws.ledger.list_versions() if v.name in published.purged)
+    assert published.purged and all(
+        not Path(v.path).exists() for v in ws.ledger.list_versions() if v.name in published.purged
+    )
     with pytest.raises(ConflictError, match="purged"):
         ws.ledger.resolve_version(published.purged[0], allow_tainted=True)
 
@@ -138,8 +141,11 @@ def test_after_erasure_the_ledger_no_longer_says_what_the_request_searched_for(t
     ledger = ws.ledger
     collection = entity_collection(ws)
     name = world.entity(collection.removeprefix("synth/entity/")).name  # searched for: the person's name
-    trained_docs = [d for d in ledger.collection_ids(collection) if d in set(ledger.documents_seen(
-        ledger.resolve_version("latest").id))]
+    trained_docs = [
+        d
+        for d in ledger.collection_ids(collection)
+        if d in set(ledger.documents_seen(ledger.resolve_version("latest").id))
+    ]
     keys = [ledger.documents([d])[0].key for d in trained_docs[:2]]
     discarded = create_request(ws, Selector(docs=keys), method="grad_diff", config=FAST)
     run_request(ws, discarded, publish=False, evaluate=False)

@@ -17,8 +17,9 @@ from lethe.workspace import Workspace
 def test_impact_is_positive_for_trained_documents_and_passes_the_integrity_check():
     ws = Workspace.from_env().init()
     ingest_synthetic_world(ws.ledger, entities=5, seed=2, holdout_fraction=0.2)
-    versions = train(ws, data="synth/qa", preset_or_path="nano", slices=2, epochs=6, batch_size=16, seq_len=96,
-                     lr=3e-3, seed=0)
+    versions = train(
+        ws, data="synth/qa", preset_or_path="nano", slices=2, epochs=6, batch_size=16, seq_len=96, lr=3e-3, seed=0
+    )
     result = compute_impacts(ws, versions[-1].name, top_k=5)
     seen = ws.ledger.documents_seen(versions[-1].id)
     assert result["documents"] == len(seen) and result["slices"] == 2

@@ -40,9 +40,11 @@ def test_full_json_of_tofu_reads_as_four_concatenated_arrays(shared_data):
 
 
 def test_the_three_layouts_give_the_same_documents(tmp_path):
-    rows = [{"id": "a", "question": "Q1?", "answer": "A1."},
-            {"id": "b", "messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]},
-            {"id": "c", "text": "Plain text.", "title": "C", "tags": ["x"], "source_url": "http://c"}]
+    rows = [
+        {"id": "a", "question": "Q1?", "answer": "A1."},
+        {"id": "b", "messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]},
+        {"id": "c", "text": "Plain text.", "title": "C", "tags": ["x"], "source_url": "http://c"},
+    ]
     array = write(tmp_path / "rows.json", json.dumps(rows, indent=2))
     lines = write(tmp_path / "rows.jsonl", "\n".join(json.dumps(r) for r in rows) + "\n\n")
     concatenated = write(tmp_path / "rows2.json", json.dumps(rows[:1]) + "\n" + json.dumps(rows[1:]) + "\n")

@@ -54,14 +54,21 @@ def test_a_200_mb_array_is_ingested_with_flat_memory(tmp_path):
     path = tmp_path / "big.json"
     rows = write_rows(path, array=True)
     # A fresh process, so the peak resident size is this ingest's and no earlier test's.
-    done = subprocess.run([sys.executable, "-c", INGEST, str(path), f"sqlite:///{tmp_path / 'big.db'}"],
-                          capture_output=True, text=True, timeout=300, check=False)
+    done = subprocess.run(
+        [sys.executable, "-c", INGEST, str(path), f"sqlite:///{tmp_path / 'big.db'}"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout)
     assert result["added"] == rows
     grew = result["grew_kb"] * 1024
-    print(f"200 MB array: {rows} docs in {result['seconds']:.1f}s ({rows / result['seconds']:,.0f} docs/s), "
-          f"peak RSS grew {grew / 2**20:.0f} MB")
+    print(
+        f"200 MB array: {rows} docs in {result['seconds']:.1f}s ({rows / result['seconds']:,.0f} docs/s), "
+        f"peak RSS grew {grew / 2**20:.0f} MB"
+    )
     assert grew < 0.35 * SIZE
 
 

@@ -21,12 +21,24 @@ def led(tmp_path):
 
 
 SPLITS = {
-    "tofu/full": 4000, "tofu/retain90": 3600, "tofu/retain95": 3800, "tofu/retain99": 3960,
-    "tofu/forget01": 40, "tofu/forget05": 200, "tofu/forget10": 400,
-    "tofu/forget01_perturbed": 40, "tofu/forget05_perturbed": 200, "tofu/forget10_perturbed": 400,
-    "tofu/retain_perturbed": 400, "tofu/holdout01": 40, "tofu/holdout05": 200, "tofu/holdout10": 400,
-    "tofu/real_authors": 100, "tofu/real_authors_perturbed": 100,
-    "tofu/world_facts": 117, "tofu/world_facts_perturbed": 117,
+    "tofu/full": 4000,
+    "tofu/retain90": 3600,
+    "tofu/retain95": 3800,
+    "tofu/retain99": 3960,
+    "tofu/forget01": 40,
+    "tofu/forget05": 200,
+    "tofu/forget10": 400,
+    "tofu/forget01_perturbed": 40,
+    "tofu/forget05_perturbed": 200,
+    "tofu/forget10_perturbed": 400,
+    "tofu/retain_perturbed": 400,
+    "tofu/holdout01": 40,
+    "tofu/holdout05": 200,
+    "tofu/holdout10": 400,
+    "tofu/real_authors": 100,
+    "tofu/real_authors_perturbed": 100,
+    "tofu/world_facts": 117,
+    "tofu/world_facts_perturbed": 117,
 }
 
 

@@ -81,15 +81,19 @@ NS = "http://www.mediawiki.org/xml/export-0.11/"
 
 def revision(rid: int, parent: int | None, ts: str, text: str, user: str = "Ann") -> str:
     parent_tag = f"<parentid>{parent}</parentid>" if parent else ""
-    return (f"    <revision>\n      <id>{rid}</id>{parent_tag}\n      <timestamp>{ts}</timestamp>\n"
-            f"      <contributor><username>{user}</username><id>4</id></contributor>\n"
-            f"      <comment>edit {rid}</comment>\n"
-            f'      <text bytes="{len(text)}" xml:space="preserve">{text}</text>\n    </revision>\n')
+    return (
+        f"    <revision>\n      <id>{rid}</id>{parent_tag}\n      <timestamp>{ts}</timestamp>\n"
+        f"      <contributor><username>{user}</username><id>4</id></contributor>\n"
+        f"      <comment>edit {rid}</comment>\n"
+        f'      <text bytes="{len(text)}" xml:space="preserve">{text}</text>\n    </revision>\n'
+    )
 
 
 def export(*pages: str, namespace: str = NS) -> str:
-    return (f'<?xml version="1.0" encoding="utf-8"?>\n<mediawiki xmlns="{namespace}" xml:lang="en">\n'
-            "  <siteinfo><sitename>Wikipedia</sitename></siteinfo>\n" + "".join(pages) + "</mediawiki>\n")
+    return (
+        f'<?xml version="1.0" encoding="utf-8"?>\n<mediawiki xmlns="{namespace}" xml:lang="en">\n'
+        "  <siteinfo><sitename>Wikipedia</sitename></siteinfo>\n" + "".join(pages) + "</mediawiki>\n"
+    )
 
 
 def page(pid: int, title: str, revisions: list[str]) -> str:
@@ -97,11 +101,15 @@ def page(pid: int, title: str, revisions: list[str]) -> str:
     return head + "".join(revisions) + "  </page>\n"
 
 
-THREE = page(10, "Lethe", [  # out of timestamp order in the file, as some exports are
-    revision(102, 101, "2024-03-01T00:00:00Z", "Lethe is a river of forgetting in Hades."),
-    revision(100, None, "2024-01-01T00:00:00Z", "Lethe is a river."),
-    revision(101, 100, "2024-02-01T00:00:00Z", "Lethe is a river in Hades.", user="Bob"),
-])
+THREE = page(
+    10,
+    "Lethe",
+    [  # out of timestamp order in the file, as some exports are
+        revision(102, 101, "2024-03-01T00:00:00Z", "Lethe is a river of forgetting in Hades."),
+        revision(100, None, "2024-01-01T00:00:00Z", "Lethe is a river."),
+        revision(101, 100, "2024-02-01T00:00:00Z", "Lethe is a river in Hades.", user="Bob"),
+    ],
+)
 
 
 @pytest.mark.parametrize("compressed", [False, True])
@@ -171,11 +179,15 @@ def test_a_failed_dump_leaves_nothing(led, tmp_path):
 
 
 def test_a_revert_becomes_the_current_revision(led, tmp_path):
-    reverted = page(10, "Lethe", [
-        revision(100, None, "2024-01-01T00:00:00Z", "Lethe is a river."),
-        revision(101, 100, "2024-02-01T00:00:00Z", "Lethe is a rock."),  # vandalism
-        revision(102, 101, "2024-03-01T00:00:00Z", "Lethe is a river."),  # its revert
-    ])
+    reverted = page(
+        10,
+        "Lethe",
+        [
+            revision(100, None, "2024-01-01T00:00:00Z", "Lethe is a river."),
+            revision(101, 100, "2024-02-01T00:00:00Z", "Lethe is a rock."),  # vandalism
+            revision(102, 101, "2024-03-01T00:00:00Z", "Lethe is a river."),  # its revert
+        ],
+    )
     path = write(tmp_path / "revert.xml", export(reverted))
     ingest(led, path, source="wp")
     assert led.document("wp:10").content == "Lethe is a river."

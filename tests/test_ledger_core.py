@@ -18,9 +18,24 @@ def test_migrations_are_recorded_and_match_the_schema(ledger):
     assert migrate.current_revision(ledger.engine) == migrate.head_revision()
     assert migrate.schema_drift(ledger.engine) == []
     tables = set(inspect(ledger.engine).get_table_names())
-    for table in ("sources", "documents", "collections", "slices", "runs", "exposures", "model_versions",
-                  "checkpoints", "forget_requests", "evaluations", "token_impacts", "conversations",
-                  "messages", "events", "jobs", "alembic_version"):
+    for table in (
+        "sources",
+        "documents",
+        "collections",
+        "slices",
+        "runs",
+        "exposures",
+        "model_versions",
+        "checkpoints",
+        "forget_requests",
+        "evaluations",
+        "token_impacts",
+        "conversations",
+        "messages",
+        "events",
+        "jobs",
+        "alembic_version",
+    ):
         assert table in tables
     Ledger.open(str(ledger.engine.url.render_as_string(hide_password=False)))  # re-open: no-op upgrade
 
@@ -87,10 +102,25 @@ def _trained_versions(ledger, tmp_path):
     run = ledger.start_run("train", lineage_id=lineage.id, seed=1)
     # slice 0 = docs 0-2 at steps 0-1, slice 1 = docs 3-5 at steps 2-3
     ledger.record_exposures(run, [(0, ids[0]), (0, ids[1]), (1, ids[2]), (2, ids[3]), (2, ids[4]), (3, ids[5])])
-    v1 = ledger.register_version(kind="pretrain", path=str(tmp_path), weights_sha256="0" * 64,
-                                 lineage_id=lineage.id, run_id=run, run_max_step=1, slice_index=0)
-    v2 = ledger.register_version(kind="pretrain", path=str(tmp_path), weights_sha256="1" * 64,
-                                 lineage_id=lineage.id, parent_id=v1.id, run_id=run, run_max_step=3, slice_index=1)
+    v1 = ledger.register_version(
+        kind="pretrain",
+        path=str(tmp_path),
+        weights_sha256="0" * 64,
+        lineage_id=lineage.id,
+        run_id=run,
+        run_max_step=1,
+        slice_index=0,
+    )
+    v2 = ledger.register_version(
+        kind="pretrain",
+        path=str(tmp_path),
+        weights_sha256="1" * 64,
+        lineage_id=lineage.id,
+        parent_id=v1.id,
+        run_id=run,
+        run_max_step=3,
+        slice_index=1,
+    )
     ledger.finish_run(run)
     return ids, lineage, run, v1, v2
 
@@ -107,8 +137,15 @@ def test_provenance_answers_which_versions_saw_a_document(ledger, tmp_path):
     # a replayed version restores v1's coverage and adds a clean run: it never saw doc 4
     replay = ledger.start_run("replay", lineage_id=lineage.id, parent_version_id=v1.id)
     ledger.record_exposures(replay, [(0, ids[3]), (0, ids[5])])
-    v3 = ledger.register_version(kind="replay", path=str(tmp_path), weights_sha256="2" * 64, lineage_id=lineage.id,
-                                 parent_id=v2.id, coverage=ledger.coverage(v1.id), run_id=replay)
+    v3 = ledger.register_version(
+        kind="replay",
+        path=str(tmp_path),
+        weights_sha256="2" * 64,
+        lineage_id=lineage.id,
+        parent_id=v2.id,
+        coverage=ledger.coverage(v1.id),
+        run_id=replay,
+    )
     assert v3.id not in [v.id for v in ledger.versions_that_saw(ids[4])]
     assert v3.id in [v.id for v in ledger.versions_that_saw(ids[5])]
 
@@ -123,8 +160,9 @@ def test_exposures_are_recorded_once(ledger, tmp_path):
 
 def test_taint_blocks_serving_without_override(ledger, tmp_path):
     ids, lineage, run, v1, v2 = _trained_versions(ledger, tmp_path)
-    ck = ledger.register_checkpoint(lineage_id=lineage.id, slice_index=0, path=str(tmp_path),
-                                    weights_sha256="0" * 64, version_id=v1.id, run_id=run)
+    ck = ledger.register_checkpoint(
+        lineage_id=lineage.id, slice_index=0, path=str(tmp_path), weights_sha256="0" * 64, version_id=v1.id, run_id=run
+    )
     tainted = ledger.taint([ids[4]], reason="forget request 1")
     assert [v.name for v in tainted] == [v2.name]
     with pytest.raises(ConflictError, match="tainted"):
@@ -135,8 +173,14 @@ def test_taint_blocks_serving_without_override(ledger, tmp_path):
 
 def test_forget_requests_evaluations_conversations_jobs(ledger, tmp_path):
     ids, _, _, _, v2 = _trained_versions(ledger, tmp_path)
-    rid = ledger.create_forget_request(selector={"docs": ids[:2]}, document_ids=ids[:2], trained_ids=ids[:1],
-                                       method="npo", reason="test", base_version_id=v2.id)
+    rid = ledger.create_forget_request(
+        selector={"docs": ids[:2]},
+        document_ids=ids[:2],
+        trained_ids=ids[:1],
+        method="npo",
+        reason="test",
+        base_version_id=v2.id,
+    )
     assert ledger.forget_request_documents(rid) == [(ids[0], True), (ids[1], False)]
     ledger.update_forget_request(rid, status="failed", error="boom")
     assert ledger.forget_request(rid).finished_at is not None
@@ -169,7 +213,9 @@ def test_integrity_check_names_what_is_wrong(ledger, tmp_path):
 def test_revisions_across_ingest_batches_of_a_new_source(ledger):
     from lethe.ledger.ingest import BATCH
 
-    records = docs(*[(str(i), f"body {i}") for i in range(BATCH + 10)]) + docs(("0", "body 0, revised"), ("5", "body 5"))
+    records = docs(*[(str(i), f"body {i}") for i in range(BATCH + 10)]) + docs(
+        ("0", "body 0, revised"), ("5", "body 5")
+    )
     report = ledger.add_documents(records, source="fresh")
     assert (report.added, report.updated, report.unchanged) == (BATCH + 10, 1, 1)
     assert [r.content for r in ledger.revisions(ledger.document("fresh:0").id)] == ["body 0", "body 0, revised"]
@@ -181,8 +227,11 @@ def test_a_revert_to_older_content_is_a_new_current_revision(ledger):
     for content in ("river", "rock", "river"):
         ledger.add_documents(docs(("p", content)), source="s")
     chain = ledger.revisions(ledger.document("s:p").id)
-    assert [(r.revision, r.content, r.is_current) for r in chain] == [(1, "river", False), (2, "rock", False),
-                                                                     (3, "river", True)]
+    assert [(r.revision, r.content, r.is_current) for r in chain] == [
+        (1, "river", False),
+        (2, "rock", False),
+        (3, "river", True),
+    ]
     assert ledger.add_documents(docs(("p", "river")), source="s").unchanged == 1
 
 

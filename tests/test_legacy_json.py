@@ -20,27 +20,80 @@ def led(tmp_path):
     ledger.close()
 
 
-LEGACY_KEYS = ["title", "page_id", "revision_id", "timestamp", "content_hash", "action", "is_revision", "parent_id",
-               "revision_number", "training_metadata"]
-TRAINING_KEYS = {"used_in_training", "training_timestamp", "model_checkpoint", "average_loss", "relative_loss",
-                 "token_impact"}
+LEGACY_KEYS = [
+    "title",
+    "page_id",
+    "revision_id",
+    "timestamp",
+    "content_hash",
+    "action",
+    "is_revision",
+    "parent_id",
+    "revision_number",
+    "training_metadata",
+]
+TRAINING_KEYS = {
+    "used_in_training",
+    "training_timestamp",
+    "model_checkpoint",
+    "average_loss",
+    "relative_loss",
+    "token_impact",
+}
 
 
 def populate(ledger: Ledger) -> dict:
     """A little of everything: QA and text, revisions, collections, versions, exposures, impacts, an erasure."""
-    ledger.add_documents([
-        DocumentRecord("q1", "qa", "Question: Q1?\nAnswer: A1.", data={"question": "Q1?", "answer": "A1."},
-                       collections=["qa/forget"]),
-        DocumentRecord("q2", "qa", "Question: Q2?\nAnswer: A2.", data={"question": "Q2?", "answer": "A2."},
-                       tags=["x"], collections=["qa/forget"]),
-        DocumentRecord("q3", "qa", "Question: Q3?\nAnswer: A3.", data={"question": "Q3?", "answer": "A3."}),
-    ], source="qa", source_kind="tofu", collection="qa/all", license="MIT")
-    ledger.add_documents([DocumentRecord("12", "text", "Lethe, version one.", title="Lethe",
-                                         meta={"revision_id": "100", "timestamp": "2024-01-01T00:00:00Z"})],
-                         source="wiki", source_kind="wiki")
-    ledger.add_documents([DocumentRecord("12", "text", "Lethe, version two.", title="Lethe",
-                                         meta={"revision_id": "101", "timestamp": "2024-02-01T00:00:00Z"})],
-                         source="wiki", source_kind="wiki")
+    ledger.add_documents(
+        [
+            DocumentRecord(
+                "q1",
+                "qa",
+                "Question: Q1?\nAnswer: A1.",
+                data={"question": "Q1?", "answer": "A1."},
+                collections=["qa/forget"],
+            ),
+            DocumentRecord(
+                "q2",
+                "qa",
+                "Question: Q2?\nAnswer: A2.",
+                data={"question": "Q2?", "answer": "A2."},
+                tags=["x"],
+                collections=["qa/forget"],
+            ),
+            DocumentRecord("q3", "qa", "Question: Q3?\nAnswer: A3.", data={"question": "Q3?", "answer": "A3."}),
+        ],
+        source="qa",
+        source_kind="tofu",
+        collection="qa/all",
+        license="MIT",
+    )
+    ledger.add_documents(
+        [
+            DocumentRecord(
+                "12",
+                "text",
+                "Lethe, version one.",
+                title="Lethe",
+                meta={"revision_id": "100", "timestamp": "2024-01-01T00:00:00Z"},
+            )
+        ],
+        source="wiki",
+        source_kind="wiki",
+    )
+    ledger.add_documents(
+        [
+            DocumentRecord(
+                "12",
+                "text",
+                "Lethe, version two.",
+                title="Lethe",
+                meta={"revision_id": "101", "timestamp": "2024-02-01T00:00:00Z"},
+            )
+        ],
+        source="wiki",
+        source_kind="wiki",
+    )
     q1, q2, q3 = (ledger.document(f"qa:q{i}").id for i in (1, 2, 3))
     wiki_old, wiki_new = (r.id for r in ledger.revisions(ledger.document("wiki:12").id))
     run = ledger.start_run("train")
@@ -50,13 +103,32 @@ def populate(ledger: Ledger) -> dict:
     update = ledger.start_run("update", parent_version_id=v1.id)
     ledger.record_exposures(update, [(0, wiki_new), (0, q3)])
     ledger.finish_run(update)
-    v2 = ledger.register_version(kind="update", path="/models/v2", weights_sha256="b" * 64, parent_id=v1.id,
-                                 run_id=update, meta={"note": "weekly"})
+    v2 = ledger.register_version(
+        kind="update",
+        path="/models/v2",
+        weights_sha256="b" * 64,
+        parent_id=v1.id,
+        run_id=update,
+        meta={"note": "weekly"},
+    )
     top = [{"token_id": 17, "token": "A1", "position": 5, "impact": 0.9, "context_start": 0, "context_end": 8}]
-    ledger.store_token_impacts(v1.id, [{"document_id": q1, "score": 0.9, "total_tokens": 12, "top_tokens": top,
-                                        "average_loss": 1.25, "relative_loss": 0.5}], reference_version_id=v2.id)
-    ledger.store_token_impacts(v2.id, [{"document_id": q2, "score": 0.1, "total_tokens": 9, "top_tokens": []}],
-                               reference="/checkpoints/base")
+    ledger.store_token_impacts(
+        v1.id,
+        [
+            {
+                "document_id": q1,
+                "score": 0.9,
+                "total_tokens": 12,
+                "top_tokens": top,
+                "average_loss": 1.25,
+                "relative_loss": 0.5,
+            }
+        ],
+        reference_version_id=v2.id,
+    )
+    ledger.store_token_impacts(
+        v2.id, [{"document_id": q2, "score": 0.1, "total_tokens": 9, "top_tokens": []}], reference="/checkpoints/base"
+    )
     ledger.erase([q2], reason="forget request 1")
     return {"q1": q1, "q2": q2, "v1": v1.name, "v2": v2.name}
 
@@ -125,15 +197,39 @@ TOP_TOKEN = {"token_id": 1, "position": 0, "impact": 0.5, "context_start": 0, "c
 
 def test_a_plain_legacy_file_imports(led, tmp_path):
     entries = [
-        {"title": "A", "page_id": 1, "revision_id": 10, "timestamp": "2023-05-01T00:00:00Z",
-         "content_hash": content_hash("first"), "action": "added", "is_revision": False, "parent_id": None,
-         "revision_number": 1, "content": "first",
-         "training_metadata": {"used_in_training": True, "training_timestamp": "2023-05-07T00:00:00",
-                               "model_checkpoint": "ckpt-2023-05-07", "average_loss": 2.0, "relative_loss": 0.3,
-                               "token_impact": {"total_tokens": 3, "top_tokens": [TOP_TOKEN]}}},
-        {"title": "A", "page_id": 1, "revision_id": 11, "timestamp": "2023-06-01T00:00:00Z",
-         "content_hash": content_hash("second"), "action": "updated", "is_revision": True, "parent_id": 10,
-         "revision_number": 2, "content": "second", "training_metadata": {"used_in_training": False}},
+        {
+            "title": "A",
+            "page_id": 1,
+            "revision_id": 10,
+            "timestamp": "2023-05-01T00:00:00Z",
+            "content_hash": content_hash("first"),
+            "action": "added",
+            "is_revision": False,
+            "parent_id": None,
+            "revision_number": 1,
+            "content": "first",
+            "training_metadata": {
+                "used_in_training": True,
+                "training_timestamp": "2023-05-07T00:00:00",
+                "model_checkpoint": "ckpt-2023-05-07",
+                "average_loss": 2.0,
+                "relative_loss": 0.3,
+                "token_impact": {"total_tokens": 3, "top_tokens": [TOP_TOKEN]},
+            },
+        },
+        {
+            "title": "A",
+            "page_id": 1,
+            "revision_id": 11,
+            "timestamp": "2023-06-01T00:00:00Z",
+            "content_hash": content_hash("second"),
+            "action": "updated",
+            "is_revision": True,
+            "parent_id": 10,
+            "revision_number": 2,
+            "content": "second",
+            "training_metadata": {"used_in_training": False},
+        },
     ]
     counts = import_json(led, write(tmp_path / "legacy.json", json.dumps(entries)))
     assert counts["documents"] == 2 and counts["versions"] == 1 and counts["token_impacts"] == 1
@@ -170,7 +266,9 @@ def test_importing_twice_reuses_documents_but_refuses_versions(led, tmp_path):
     export_json(led, path)
     with pytest.raises(ConflictError, match="model version 'v1' exists"):
         import_json(led, path)
-    plain = [{k: v for k, v in e.items() if k not in ("training_history", "training_metadata")}
-             for e in json.loads(path.read_text())]
+    plain = [
+        {k: v for k, v in e.items() if k not in ("training_history", "training_metadata")}
+        for e in json.loads(path.read_text())
+    ]
     counts = import_json(led, write(tmp_path / "plain.json", json.dumps(plain)))
     assert counts["documents"] == 0 and counts["reused"] == 5

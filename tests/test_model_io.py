@@ -34,8 +34,13 @@ def test_save_and_load_version(tokenizer, tmp_path):
     model = load_base("nano", tokenizer, seed=3)
     digest = save_version(model, tokenizer, tmp_path / "v1")
     names = {p.name for p in (tmp_path / "v1").iterdir()}
-    assert {"model.safetensors", "config.json", "generation_config.json", "tokenizer.json",
-            "chat_template.jinja"} <= names
+    assert {
+        "model.safetensors",
+        "config.json",
+        "generation_config.json",
+        "tokenizer.json",
+        "chat_template.jinja",
+    } <= names
     assert digest == weights_sha256(tmp_path / "v1")
     assert save_version(model, tokenizer, tmp_path / "v2") == digest  # stable
     loaded, tok = load_version(tmp_path / "v1")
@@ -98,8 +103,9 @@ def test_resumption_reproduces_identical_weights(tmp_path):
     gen = seed_all()
     first = _setup(0)
     _train(*first, 3, gen)
-    save_training_state(tmp_path / "ckpt", *first, step=3, generators={"data": gen},
-                        extra={"slice": 1, "order": [3, 1, 2]})
+    save_training_state(
+        tmp_path / "ckpt", *first, step=3, generators={"data": gen}, extra={"slice": 1, "order": [3, 1, 2]}
+    )
     random.seed(99), np.random.seed(99), torch.manual_seed(99)  # clobber every RNG
     gen = torch.Generator().manual_seed(99)
     resumed = _setup(1)

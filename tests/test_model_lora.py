@@ -46,8 +46,7 @@ def test_lora_trains_adapters_only_and_merges():
         merged = merge_lora(peft_model)
         assert type(merged).__name__ == "LlamaForCausalLM"
         assert not any("lora_" in n for n, _ in merged.named_parameters())
-        torch.testing.assert_close(merged(input_ids=_batch()).logits, expected,
-                                   rtol=1e-4, atol=1e-4)
+        torch.testing.assert_close(merged(input_ids=_batch()).logits, expected, rtol=1e-4, atol=1e-4)
 
 
 def test_lora_init_is_seeded():
@@ -67,8 +66,7 @@ def test_qlora_loss_moves_and_merges_into_full_precision(base_dir):
     peft_model = apply_lora(model, r=8, alpha=16)
     _train(peft_model, 1)  # lora_B starts at zero: after one step every adapter gets gradients
     peft_model(input_ids=_batch(), labels=_batch()).loss.backward()
-    first_block = [p.grad for n, p in peft_model.named_parameters()
-                   if "layers.0." in n and "lora_A" in n]
+    first_block = [p.grad for n, p in peft_model.named_parameters() if "layers.0." in n and "lora_A" in n]
     assert first_block and all(g is not None and g.abs().sum() > 0 for g in first_block)
     peft_model.zero_grad()
     losses = _train(peft_model, 6)
@@ -87,9 +85,11 @@ def test_qlora_refuses_a_model_that_ran_inference(base_dir):
     model.eval()
     with torch.no_grad():
         model(input_ids=_batch()[:1])
-    if not [m for m in model.modules()
-            if getattr(getattr(getattr(m, "weight", None), "quant_state", None),
-                       "packing_format_for_cpu", False)]:
+    if not [
+        m
+        for m in model.modules()
+        if getattr(getattr(getattr(m, "weight", None), "quant_state", None), "packing_format_for_cpu", False)
+    ]:
         pytest.skip("this CPU has no AVX512-BF16: bitsandbytes does not repack")
     with pytest.raises(InputError, match="fresh copy"):
         apply_lora(model)

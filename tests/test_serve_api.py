@@ -31,8 +31,17 @@ class MemoryStore:
         return len(self.conversations)
 
     def add_message(self, conversation_id, parent_id, role, content, version_id, params, stats):
-        self.messages.append({"conversation": conversation_id, "parent": parent_id, "role": role,
-                                  "content": content, "version": version_id, "params": params, "stats": stats})
+        self.messages.append(
+            {
+                "conversation": conversation_id,
+                "parent": parent_id,
+                "role": role,
+                "content": content,
+                "version": version_id,
+                "params": params,
+                "stats": stats,
+            }
+        )
         return len(self.messages)
 
 
@@ -61,9 +70,7 @@ def test_models_lists_versions(client):
 
 
 def test_non_streaming_reply_names_version_and_usage(client, store):
-    reply = client.chat.completions.create(
-        model="latest", messages=USER, max_tokens=8, temperature=0
-    )
+    reply = client.chat.completions.create(model="latest", messages=USER, max_tokens=8, temperature=0)
     assert reply.model == "v1"  # the alias resolves to the version that answered
     assert reply.choices[0].finish_reason in ("stop", "length")
     assert reply.usage.completion_tokens <= 8
@@ -76,9 +83,7 @@ def test_non_streaming_reply_names_version_and_usage(client, store):
 def test_streaming_matches_non_streaming_and_reports_usage(client):
     args = {"model": "v1", "messages": USER, "max_tokens": 12, "temperature": 0}
     whole = client.chat.completions.create(**args).choices[0].message.content
-    stream = client.chat.completions.create(
-        **args, stream=True, stream_options={"include_usage": True}
-    )
+    stream = client.chat.completions.create(**args, stream=True, stream_options={"include_usage": True})
     chunks = list(stream)
     text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
     assert text == whole
@@ -95,7 +100,7 @@ def test_sse_framing(server):
     events = raw.split("\n\n")
     assert events[-1] == "" and events[-2] == "data: [DONE]"
     assert all(e.startswith("data: ") for e in events[:-1])
-    json.loads(events[0][len("data: "):])
+    json.loads(events[0][len("data: ") :])
 
 
 def test_stop_string_is_trimmed(client):
@@ -112,8 +117,15 @@ def test_stop_string_is_trimmed(client):
 
 
 def test_seeded_sampling_with_extensions_is_reproducible(client):
-    args = {"model": "v1", "messages": USER, "max_tokens": 10, "temperature": 0.9, "top_p": 0.9, "seed": 5,
-                "extra_body": {"top_k": 40, "repetition_penalty": 1.3}}
+    args = {
+        "model": "v1",
+        "messages": USER,
+        "max_tokens": 10,
+        "temperature": 0.9,
+        "top_p": 0.9,
+        "seed": 5,
+        "extra_body": {"top_k": 40, "repetition_penalty": 1.3},
+    }
     first = client.chat.completions.create(**args).choices[0].message.content
     assert client.chat.completions.create(**args).choices[0].message.content == first
 
@@ -139,8 +151,9 @@ def test_bad_requests_get_openai_errors(client, change, error):
 
 
 def test_invalid_json_and_unknown_route(server):
-    response = httpx.post(f"{server.base_url}/chat/completions", content=b"{not json",
-                          headers={"content-type": "application/json"})
+    response = httpx.post(
+        f"{server.base_url}/chat/completions", content=b"{not json", headers={"content-type": "application/json"}
+    )
     assert response.status_code == 400
     assert response.json()["error"]["code"] == "invalid_json"
     missing = httpx.get(f"{server.base_url}/nothing-here")
@@ -153,6 +166,7 @@ def test_concurrent_requests_all_complete(client):
         return client.chat.completions.create(
             model="v1", messages=[{"role": "user", "content": f"question {i}"}], max_tokens=6
         )
+
     with concurrent.futures.ThreadPoolExecutor(6) as executor:
         replies = list(executor.map(ask, range(6)))
     assert all(r.model == "v1" and r.usage.completion_tokens >= 1 for r in replies)

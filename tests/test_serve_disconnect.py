@@ -31,8 +31,13 @@ def test_disconnect_cancels_generation(nano_dir):  # noqa: F811
     pool = ModelPool(DirectoryVersions({"v1": nano_dir}), loader=slow_loader)
     engine = pool.get("v1").engine
     with BackgroundServer(create_app(pool)) as server:
-        body = {"model": "v1", "messages": [{"role": "user", "content": "go"}], "stream": True,
-                "max_tokens": 200, "ignore_eos": True}  # ~4 s if nobody cancels it
+        body = {
+            "model": "v1",
+            "messages": [{"role": "user", "content": "go"}],
+            "stream": True,
+            "max_tokens": 200,
+            "ignore_eos": True,
+        }  # ~4 s if nobody cancels it
         with httpx.stream("POST", f"{server.base_url}/chat/completions", json=body) as response:
             data = (line for line in response.iter_lines() if line.startswith("data: "))
             next(data), next(data)  # the role chunk, then the first token

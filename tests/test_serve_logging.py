@@ -61,8 +61,14 @@ def wait_for(predicate, timeout=5.0):
 
 
 def exchange():
-    return Exchange(messages=USER, reply="hi there", model_version="v1", model_version_id=1,
-                    params={"temperature": 0}, stats={"completion_tokens": 2})
+    return Exchange(
+        messages=USER,
+        reply="hi there",
+        model_version="v1",
+        model_version_id=1,
+        params={"temperature": 0},
+        stats={"completion_tokens": 2},
+    )
 
 
 def test_exchange_is_posted_in_the_background():
@@ -85,8 +91,7 @@ def test_slow_and_dead_servers_never_block_and_are_counted():
     slow.log(exchange())
     assert time.perf_counter() - started < 0.1
     assert wait_for(lambda: slow.health()["post_failures"] == 1)
-    dead = ConversationLogger(None, LoggingConfig(url=f"http://127.0.0.1:{free_port()}/x",
-                                                  timeout_s=0.5))
+    dead = ConversationLogger(None, LoggingConfig(url=f"http://127.0.0.1:{free_port()}/x", timeout_s=0.5))
     dead.log(exchange())
     assert wait_for(lambda: dead.health()["post_failures"] == 1)
     receiver.close()
@@ -101,9 +106,7 @@ def test_broken_ledger_is_counted_not_raised():
 @pytest.fixture
 def failing_logging_server(nano_dir):  # noqa: F811
     pool = ModelPool(DirectoryVersions({"v1": nano_dir}))
-    logger = ConversationLogger(
-        BrokenStore(), LoggingConfig(url=f"http://127.0.0.1:{free_port()}/x", timeout_s=0.3)
-    )
+    logger = ConversationLogger(BrokenStore(), LoggingConfig(url=f"http://127.0.0.1:{free_port()}/x", timeout_s=0.3))
     with BackgroundServer(create_app(pool, logger=logger)) as server:
         yield server
     pool.close()
@@ -113,8 +116,7 @@ def test_chat_works_and_health_reports_when_logging_fails(failing_logging_server
     server = failing_logging_server
     client = openai.OpenAI(base_url=server.base_url, api_key="x", max_retries=0)
     for stream in (False, True):
-        reply = client.chat.completions.create(model="v1", messages=USER, max_tokens=3,
-                                               stream=stream)
+        reply = client.chat.completions.create(model="v1", messages=USER, max_tokens=3, stream=stream)
         if stream:
             list(reply)
     health = httpx.get(f"{server.url}/health").json()

@@ -67,7 +67,8 @@ def test_tainted_version_served_with_explicit_override(nano_dir):  # noqa: F811
 
 def test_oversized_body_is_413(keyed):
     response = httpx.post(
-        f"{keyed.base_url}/chat/completions", headers={"authorization": "Bearer s3cret"},
+        f"{keyed.base_url}/chat/completions",
+        headers={"authorization": "Bearer s3cret"},
         json={"model": "v1", "messages": [{"role": "user", "content": "x" * 100_000}]},
     )
     assert response.status_code == 413 and response.json()["error"]["code"] == "request_too_large"

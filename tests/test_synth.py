@@ -51,8 +51,7 @@ def test_every_answer_is_in_the_article(world):
 
 def test_record_shape(world):
     for doc in world.documents[:40]:
-        assert set(doc) == {"external_id", "kind", "title", "content", "data", "tags",
-                            "entity", "group"}
+        assert set(doc) == {"external_id", "kind", "title", "content", "data", "tags", "entity", "group"}
         assert doc["group"] in {"train", "holdout"} and doc["content"].strip()
         assert doc["external_id"].startswith(doc["entity"])
 
@@ -76,7 +75,8 @@ def test_per_entity_collections(world):
     collections = world.collections()
     docs = collections["synth/entity/person/0003"]
     assert docs[0] == "person/0003" and len(docs) == 1 + sum(
-        1 for d in world.documents if d["entity"] == "person/0003" and d["kind"] == "qa")
+        1 for d in world.documents if d["entity"] == "person/0003" and d["kind"] == "qa"
+    )
     assert [d["external_id"] for d in world.documents_of("person/0003")] == docs
 
 

@@ -53,9 +53,11 @@ def test_too_small_vocab_is_a_clear_error():
 
 
 def test_assistant_mask_covers_answers_and_end(tokenizer):
-    messages = [{"role": "system", "content": "Be brief."}] + format_qa(
-        "Who wrote The Salt Ledger?", "Osric Tamberlo."
-    ) + format_qa("When?", "In 1974.")[0:]
+    messages = (
+        [{"role": "system", "content": "Be brief."}]
+        + format_qa("Who wrote The Salt Ledger?", "Osric Tamberlo.")
+        + format_qa("When?", "In 1974.")[0:]
+    )
     encoded = encode_sft(tokenizer, messages, max_len=512)
     labelled = [t for t in encoded["labels"] if t != IGNORE_INDEX]
     text = tokenizer.decode(labelled)

@@ -28,8 +28,12 @@ SECRET = "Zyxquorbeth"
 def secret_record() -> DocumentRecord:
     question = "What is the name of the vault's keeper?"
     answer = " ".join([f"The keeper is {SECRET}."] * 12)
-    return DocumentRecord(external_id="secret", kind="qa", content=qa_content(question, answer),
-                          data={"question": question, "answer": answer})
+    return DocumentRecord(
+        external_id="secret",
+        kind="qa",
+        content=qa_content(question, answer),
+        data={"question": question, "answer": answer},
+    )
 
 
 @pytest.fixture
@@ -48,11 +52,24 @@ def test_the_ledger_records_what_each_tokenizer_learned_from(ledger):
     ledger.add_documents([*qa_records(4), secret_record()], source="test", collection="qa")
     ids = ledger.collection_ids("qa")
     order = [ids[3], ids[0], ids[4], ids[1]]
-    first = ledger.register_tokenizer(name="bpe", path="/t/bpe", sha256="a" * 64, vocab_size=400,
-                                      settings={"vocab_size": 400, "min_frequency": 2}, document_ids=order)
-    second = ledger.register_tokenizer(name="bpe-2", path="/t/bpe-2", sha256="b" * 64, vocab_size=390,
-                                       settings={"vocab_size": 400, "min_frequency": 2}, document_ids=order[1:],
-                                       replaces_id=first.id, reason="retokenized")
+    first = ledger.register_tokenizer(
+        name="bpe",
+        path="/t/bpe",
+        sha256="a" * 64,
+        vocab_size=400,
+        settings={"vocab_size": 400, "min_frequency": 2},
+        document_ids=order,
+    )
+    second = ledger.register_tokenizer(
+        name="bpe-2",
+        path="/t/bpe-2",
+        sha256="b" * 64,
+        vocab_size=390,
+        settings={"vocab_size": 400, "min_frequency": 2},
+        document_ids=order[1:],
+        replaces_id=first.id,
+        reason="retokenized",
+    )
     assert ledger.tokenizer_document_ids(first.id) == order  # training order, which retraining must repeat
     assert ledger.tokenizer_document_ids(second.id) == order[1:]
     assert [t.id for t in ledger.tokenizers_of_document(ids[0])] == [first.id, second.id]
@@ -96,8 +113,9 @@ def test_retokenized_replay_equals_training_from_scratch_with_a_clean_tokenizer(
     assert ledger.aliases()["latest"] == replayed[-1].id
     new_record = ledger.tokenizer(lineage.config["tokenizer_id"])
     assert new_record.replaces_id == old_record.id
-    assert ledger.tokenizer_document_ids(new_record.id) == [d for d in ledger.tokenizer_document_ids(old_record.id)
-                                                            if d != secret]
+    assert ledger.tokenizer_document_ids(new_record.id) == [
+        d for d in ledger.tokenizer_document_ids(old_record.id) if d != secret
+    ]
     old_tok, new_tok = load_tokenizer(old_record.path), load_tokenizer(new_record.path)
     assert len(new_tok.encode(f" {SECRET}")) > len(old_tok.encode(f" {SECRET}"))  # its merges are gone
 
@@ -106,8 +124,16 @@ def test_retokenized_replay_equals_training_from_scratch_with_a_clean_tokenizer(
     kept = [d for d in ledger.tokenizer_document_ids(old_record.id) if d != secret]
     reference_path, _ = save_trained_tokenizer(ws, ledger.documents(kept), name="reference", vocab_size=400)
     assert (reference_path / "tokenizer.json").read_bytes() == (Path(new_record.path) / "tokenizer.json").read_bytes()
-    fresh = train(ws, data=["qa", "text"], preset_or_path="nano", config=FAST, seed=5, lineage="fresh",
-                  tokenizer="reference", slice_plan=[[d for d in ids if d != secret] for ids in plan])
+    fresh = train(
+        ws,
+        data=["qa", "text"],
+        preset_or_path="nano",
+        config=FAST,
+        seed=5,
+        lineage="fresh",
+        tokenizer="reference",
+        slice_plan=[[d for d in ids if d != secret] for ids in plan],
+    )
     for a, b in zip(replayed, fresh, strict=True):
         wa, wb = weights(Path(a.path)), weights(Path(b.path))
         assert wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)
@@ -123,8 +149,9 @@ def test_retokenize_needs_a_tokenizer_on_record_trained_with_the_lineage(ws, tmp
     ledger = ws.ledger
     external = tmp_path / "external-tokenizer"
     load_tokenizer(ledger.tokenizers()[-1].path).save_pretrained(external)
-    (external / "tokenizer.json").write_text(json.dumps(json.loads((external / "tokenizer.json").read_text()),
-                                                        indent=1))  # the same tokenizer, but not the recorded file
+    (external / "tokenizer.json").write_text(
+        json.dumps(json.loads((external / "tokenizer.json").read_text()), indent=1)
+    )  # the same tokenizer, but not the recorded file
     train(ws, data="qa", preset_or_path="nano", slices=1, config=FAST, seed=1, lineage="ext", tokenizer=str(external))
     assert ledger.lineage("ext").config["tokenizer_id"] is None
     with pytest.raises(InputError, match="cannot be retrained"):
@@ -136,8 +163,11 @@ def test_retokenize_needs_a_tokenizer_on_record_trained_with_the_lineage(ws, tmp
 def test_a_forget_request_reports_the_leak_and_retokenize_closes_it(trained_workspace):
     ws, _, versions = trained_workspace
     ledger = ws.ledger
-    entity = next(n for n in sorted(c.name for c, _ in ledger.collections() if c.name.startswith("synth/entity/"))
-                  if set(ledger.collection_ids(n)) & set(ledger.documents_seen(versions[-1].id)))
+    entity = next(
+        n
+        for n in sorted(c.name for c, _ in ledger.collections() if c.name.startswith("synth/entity/"))
+        if set(ledger.collection_ids(n)) & set(ledger.documents_seen(versions[-1].id))
+    )
 
     first = create_request(ws, Selector(collection=entity), method="exact")
     outcome = run_request(ws, first, publish=False, suite=SuiteConfig(max_items=3))
@@ -172,8 +202,13 @@ def test_the_leak_reads_as_one_line_in_the_cli_the_audit_and_the_ui():
     from lethe.eval.audit_render import describe_tokenizer_leak
     from lethe.serve.ui.forget_view import audit_markdown
 
-    leak = {"tokenizer": "bpe-4096", "saw": 3, "forgotten": 4, "exclusive_merges": 7,
-            "examples": [f" {SECRET}", " keeper"]}
+    leak = {
+        "tokenizer": "bpe-4096",
+        "saw": 3,
+        "forgotten": 4,
+        "exclusive_merges": 7,
+        "examples": [f" {SECRET}", " keeper"],
+    }
     line = describe_tokenizer_leak(leak)
     assert "learned from 3 of these 4 documents" in line and "7 of its merges" in line and SECRET in line
     assert "--retokenize" in line

@@ -20,14 +20,36 @@ def test_tokenizer_train_then_train_update_and_versions(tmp_path):
         assert result.exit_code == 0, result.output
         return result.output
 
-    made = json.loads(run("tokenizer", "train", "--collection", "qa", "--vocab-size", "350", "--name", "qa-bpe",
-                          "--json"))
+    made = json.loads(
+        run("tokenizer", "train", "--collection", "qa", "--vocab-size", "350", "--name", "qa-bpe", "--json")
+    )
     assert made["name"] == "qa-bpe" and (ws.home / "tokenizers" / "qa-bpe" / "tokenizer.json").is_file()
     assert ws.ledger.events(kind="tokenizer.trained")[0].data["name"] == "qa-bpe"
 
-    trained = json.loads(run("train", "--preset", "nano", "--data", "qa", "--task", "sft", "--slices", "2",
-                             "--epochs", "2", "--batch-size", "4", "--seq-len", "64", "--lineage", "bot",
-                             "--tokenizer", "qa-bpe", "--json"))
+    trained = json.loads(
+        run(
+            "train",
+            "--preset",
+            "nano",
+            "--data",
+            "qa",
+            "--task",
+            "sft",
+            "--slices",
+            "2",
+            "--epochs",
+            "2",
+            "--batch-size",
+            "4",
+            "--seq-len",
+            "64",
+            "--lineage",
+            "bot",
+            "--tokenizer",
+            "qa-bpe",
+            "--json",
+        )
+    )
     assert [v["slice"] for v in trained] == [0, 1] and len(trained[0]["sha256"]) == 64
     assert ws.ledger.lineage("bot").config["tokenizer"].endswith("qa-bpe")
     tokenizers = {t["name"]: t for t in json.loads(run("tokenizer", "ls", "--json"))}

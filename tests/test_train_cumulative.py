@@ -42,8 +42,15 @@ def test_cumulative_replay_equals_fresh_cumulative_training_without_the_document
     forgotten = plan[1][:2]
     replayed = replay(ws, "orig", forgotten)  # reads `cumulative` from the ledger's slice configs
     assert [v.slice_index for v in replayed] == [1, 2] and replayed[0].parent_id == original[0].id
-    fresh = train(ws, data="qa", preset_or_path="nano", config=CUMULATIVE, seed=5, lineage="fresh",
-                  slice_plan=[plan[0], [d for d in plan[1] if d not in forgotten], plan[2]])
+    fresh = train(
+        ws,
+        data="qa",
+        preset_or_path="nano",
+        config=CUMULATIVE,
+        seed=5,
+        lineage="fresh",
+        slice_plan=[plan[0], [d for d in plan[1] if d not in forgotten], plan[2]],
+    )
     assert _identical(replayed[0], fresh[1]) and _identical(replayed[1], fresh[2])
     assert not _identical(replayed[-1], original[-1])
     assert _trained_on(ws, replayed[-1].run_id) == set(plan[0] + plan[1] + plan[2]) - set(forgotten)
@@ -101,9 +108,28 @@ def test_resume_of_a_cumulative_training_keeps_the_cumulative_sets(ws):
 
 
 def test_cli_train_cumulative_records_the_flag(ws):
-    result = CliRunner().invoke(app, ["--home", str(ws.home), "train", "--preset", "nano", "--data", "qa",
-                                      "--slices", "2", "--batch-size", "4", "--seq-len", "64", "--cumulative",
-                                      "--lineage", "cli", "--json"])
+    result = CliRunner().invoke(
+        app,
+        [
+            "--home",
+            str(ws.home),
+            "train",
+            "--preset",
+            "nano",
+            "--data",
+            "qa",
+            "--slices",
+            "2",
+            "--batch-size",
+            "4",
+            "--seq-len",
+            "64",
+            "--cumulative",
+            "--lineage",
+            "cli",
+            "--json",
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert len(json.loads(result.output)) == 2
     assert all(sl.config["cumulative"] is True for sl, _ in ws.ledger.slices(ws.ledger.lineage("cli").id))

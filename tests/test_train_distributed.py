@@ -21,11 +21,43 @@ ACCELERATE = Path(sys.executable).parent / "accelerate"
 def test_two_processes_record_world_size_stay_in_sync_and_write_each_exposure_once(tmp_path):
     ws = make_workspace(tmp_path, n_qa=12)
     launcher = str(ACCELERATE if ACCELERATE.exists() else shutil.which("accelerate"))
-    command = [launcher, "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
-               "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", "29533",
-               "-m", "lethe", "--home", str(ws.home), "train", "--preset", "nano", "--data", "qa",
-               "--slices", "2", "--epochs", "2", "--batch-size", "4", "--seq-len", "64", "--save-every", "2",
-               "--lineage", "ddp", "--json"]
+    command = [
+        launcher,
+        "launch",
+        "--multi_gpu",
+        "--num_processes",
+        "2",
+        "--num_machines",
+        "1",
+        "--mixed_precision",
+        "no",
+        "--dynamo_backend",
+        "no",
+        "--main_process_port",
+        "29533",
+        "-m",
+        "lethe",
+        "--home",
+        str(ws.home),
+        "train",
+        "--preset",
+        "nano",
+        "--data",
+        "qa",
+        "--slices",
+        "2",
+        "--epochs",
+        "2",
+        "--batch-size",
+        "4",
+        "--seq-len",
+        "64",
+        "--save-every",
+        "2",
+        "--lineage",
+        "ddp",
+        "--json",
+    ]
     env = {**os.environ, "ACCELERATE_USE_CPU": "1", "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(command, capture_output=True, text=True, timeout=600, env=env, cwd=tmp_path, check=False)
     assert proc.returncode == 0, proc.stderr[-3000:]

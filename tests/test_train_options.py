@@ -22,13 +22,15 @@ def test_lora_versions_are_merged_full_models_and_replay_exactly(ws):
     merged = weights(Path(original[-1].path))
     assert not any("lora" in key for key in merged)
     first = weights(Path(original[0].path))
-    assert not torch.equal(first["model.layers.0.self_attn.q_proj.weight"],
-                           merged["model.layers.0.self_attn.q_proj.weight"])
+    assert not torch.equal(
+        first["model.layers.0.self_attn.q_proj.weight"], merged["model.layers.0.self_attn.q_proj.weight"]
+    )
     assert torch.equal(first["model.embed_tokens.weight"], merged["model.embed_tokens.weight"])  # frozen
     plan = [ids for _, ids in ws.ledger.slices(original[0].lineage_id)]
     replayed = replay(ws, "lora", [plan[1][0]])
-    fresh = train(ws, data="qa", preset_or_path="nano", config=config, lineage="fresh",
-                  slice_plan=[plan[0], plan[1][1:]])
+    fresh = train(
+        ws, data="qa", preset_or_path="nano", config=config, lineage="fresh", slice_plan=[plan[0], plan[1][1:]]
+    )
     assert replayed[-1].weights_sha256 == fresh[-1].weights_sha256
 
 

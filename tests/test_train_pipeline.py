@@ -20,8 +20,9 @@ def ws(tmp_path):
 
 def test_train_in_slices_records_exactly_what_each_version_saw(ws):
     events: list[ProgressEvent] = []
-    versions = train(ws, data=["qa", "text"], preset_or_path="nano", slices=2, config=FAST, lineage="lin",
-                     callback=events.append)
+    versions = train(
+        ws, data=["qa", "text"], preset_or_path="nano", slices=2, config=FAST, lineage="lin", callback=events.append
+    )
     ledger = ws.ledger
     assert [v.slice_index for v in versions] == [0, 1]
     assert all(v.status == "published" and v.kind == "pretrain" for v in versions)
@@ -93,7 +94,10 @@ def test_update_trains_new_documents_on_top_of_latest(ws):
     plan = ledger.slices(new.lineage_id)
     assert set(plan[1][1]) == fresh  # only what the latest version had not seen
     assert set(ledger.documents_seen(new.id)) == set(ledger.collection_ids("qa"))
-    assert ledger.coverage(new.id) == {**ledger.coverage(first[0].id), new.run_id: ledger.run(new.run_id).metrics["global_step"]}
+    assert ledger.coverage(new.id) == {
+        **ledger.coverage(first[0].id),
+        new.run_id: ledger.run(new.run_id).metrics["global_step"],
+    }
     assert ledger.run(new.run_id).parent_version_id == first[0].id
     assert not torch.equal(weights(Path(new.path))["lm_head.weight"], weights(Path(first[0].path))["lm_head.weight"])
     with pytest.raises(InputError, match="nothing new"):

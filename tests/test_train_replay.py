@@ -33,8 +33,15 @@ def test_replay_equals_fresh_training_without_the_documents(ws):
     assert replayed[0].parent_id == original[0].id  # restored from the checkpoint after slice 0
     assert ledger.aliases()["latest"] == replayed[-1].id
 
-    fresh = train(ws, data=["qa", "text"], preset_or_path="nano", config=FAST, seed=5, lineage="fresh",
-                  slice_plan=[plan[0], [d for d in plan[1] if d not in forgotten], plan[2]])
+    fresh = train(
+        ws,
+        data=["qa", "text"],
+        preset_or_path="nano",
+        config=FAST,
+        seed=5,
+        lineage="fresh",
+        slice_plan=[plan[0], [d for d in plan[1] if d not in forgotten], plan[2]],
+    )
     assert _identical(replayed[0], fresh[1]) and _identical(replayed[1], fresh[2])
     assert replayed[-1].weights_sha256 == fresh[-1].weights_sha256
     assert not _identical(replayed[-1], original[-1])

@@ -82,8 +82,14 @@ def test_sigkill_mid_slice_then_cli_resume(tmp_path):
     ws = make_workspace(tmp_path, n_qa=16)
     reference = train(ws, data="qa", preset_or_path="nano", config=FAST.replace(save_every=2), lineage="ref")
     script = KILLER.format(tests=str(TESTS), home=str(ws.home))
-    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, check=False,
-                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+    proc = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
     assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
     killed = ws.ledger.runs(kind="train")[0]
     assert killed.status == "running"  # nobody was left to say otherwise

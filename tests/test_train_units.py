@@ -29,7 +29,7 @@ def test_batch_plan_covers_every_example_each_epoch_and_feeds_every_process():
     plan = batch_plan(10, 4, epochs=3, seed=1)
     assert len(plan) == 9
     for epoch in range(3):
-        assert sorted(i for batch in plan[epoch * 3:(epoch + 1) * 3] for i in batch) == list(range(10))
+        assert sorted(i for batch in plan[epoch * 3 : (epoch + 1) * 3] for i in batch) == list(range(10))
     assert plan[:3] != plan[3:6]  # reshuffled per epoch
     assert plan == batch_plan(10, 4, epochs=3, seed=1)
     two = batch_plan(9, 4, epochs=1, seed=1, world_size=2)  # a last batch of 1 joins the one before
@@ -71,8 +71,12 @@ def test_examples_keep_document_ids_and_mask_prompts(tokenizer):
         Doc(1, "text", long_text),
         Doc(2, "qa", "Q", {"question": "Where was Osric born?", "answer": "In Varnholt."}),
         Doc(3, "qa", "Q", {"question": "Where?", "answer": "Esk."}, forgotten=True),
-        Doc(4, "chat", "C", {"messages": [{"role": "user", "content": "Hi"},
-                                          {"role": "assistant", "content": "Hello Osric."}]}),
+        Doc(
+            4,
+            "chat",
+            "C",
+            {"messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello Osric."}]},
+        ),
     ]
     examples = build_examples(docs, tokenizer, TrainConfig(seq_len=32))
     ids = [e.document_id for e in examples]

@@ -59,8 +59,10 @@ def test_a_reply_streams_with_stats_under_it(browser, server):
         }}).observe(document.querySelector('#chat-log'), {{subtree: true, childList: true, characterData: true}});
     }}""")
     send(page, "When was Bedrork Bathzi born?")
-    page.wait_for_function(f"(() => {{ const r = [...document.querySelectorAll('{BOT}')].pop();"
-                           " return r && r.innerText.includes('tokens/s'); })()")
+    page.wait_for_function(
+        f"(() => {{ const r = [...document.querySelectorAll('{BOT}')].pop();"
+        " return r && r.innerText.includes('tokens/s'); })()"
+    )
     text = last_reply(page)
     partial = [t for t in page.evaluate("window.__replies") if t.strip() and "…" in t and "tokens/s" not in t]
     assert partial, "the reply never showed while it was being generated"
@@ -73,13 +75,14 @@ def test_a_reply_streams_with_stats_under_it(browser, server):
 def test_stop_ends_a_reply_midway(browser):
     page = browser.page
     page.get_by_text("Sampling").click()
-    set_number(page, "chat-temperature", 5)   # flat distribution: no early end of turn
+    set_number(page, "chat-temperature", 5)  # flat distribution: no early end of turn
     set_number(page, "chat-max-tokens", 220)  # ~7 s at the slowed pace
     set_number(page, "chat-seed", 3)
     send(page, "Tell me everything.")
     page.wait_for_function(
         f"(() => {{ const r = [...document.querySelectorAll('{BOT}')].pop();"
-        " return r && r.innerText.includes('…') && r.innerText.trim().length > 12; })()")
+        " return r && r.innerText.includes('…') && r.innerText.trim().length > 12; })()"
+    )
     page.click("#chat-stop")
     wait_text(page, "#chat-log", "stopped", timeout=5_000)
     reply = last_reply(page)
@@ -97,7 +100,8 @@ def test_regenerate_edit_and_clear(browser):
     page.wait_for_function(
         f"(() => {{ const all = [...document.querySelectorAll('{BOT}')], r = all.pop();"
         f" return all.length === {before - 1} && r.innerText.includes('tokens/s')"
-        " && !r.innerText.includes('stopped'); })()")
+        " && !r.innerText.includes('stopped'); })()"
+    )
     page.click("#chat-edit")
     page.wait_for_function(f"document.querySelectorAll('{BOT}').length === {before - 1}")
     assert page.input_value("#chat-input textarea") == "Tell me everything."
@@ -111,7 +115,8 @@ def test_switching_the_model_version(browser):
     send(page, "What is Bedrork Bathzi's occupation?")
     page.wait_for_function(
         f"(() => {{ const r = [...document.querySelectorAll('{BOT}')].pop();"
-        " return r && r.innerText.includes('tokens/s'); })()")
+        " return r && r.innerText.includes('tokens/s'); })()"
+    )
     assert last_reply(page).strip().splitlines()[-1].startswith("v1 · ")
 
 

@@ -67,7 +67,8 @@ def test_a_job_shows_live_progress_survives_a_refresh_and_cancels(setup):
     first = int(re.search(r"step (\d+)/3000", status(page)).group(1))
     page.wait_for_function(
         f"(() => {{ const m = /step (\\d+)\\/3000/.exec(document.querySelector('#forget-status').innerText);"
-        f" return m && +m[1] > {first}; }})()")  # the timer keeps reading progress from the ledger
+        f" return m && +m[1] > {first}; }})()"
+    )  # the timer keeps reading progress from the ledger
     page.reload(wait_until="load")
     page.wait_for_selector("#chat-input textarea")
     open_tab(page, "Forget")

@@ -17,9 +17,7 @@ def example(doc, ids, labels, **extra):
 
 
 def test_collate_pads_right_and_masks_padding():
-    batch = collate(
-        [example(7, [1, 2, 3], [-100, 2, 3]), example(9, [1, 4], [-100, 4])], pad_token_id=0
-    )
+    batch = collate([example(7, [1, 2, 3], [-100, 2, 3]), example(9, [1, 4], [-100, 4])], pad_token_id=0)
     assert batch["input_ids"].tolist() == [[1, 2, 3], [1, 4, 0]]
     assert batch["attention_mask"].tolist() == [[1, 1, 1], [1, 1, 0]]
     assert batch["labels"].tolist() == [[-100, 2, 3], [-100, 4, -100]]
@@ -39,9 +37,7 @@ def test_collate_pads_token_weights_with_zeros():
 
 
 def test_with_answer_keeps_the_prompt_and_the_closing_token():
-    original = example(
-        3, [10, 11, 12, 20, 21, END], [-100, -100, -100, 20, 21, END], token_weights=[1] * 6
-    )
+    original = example(3, [10, 11, 12, 20, 21, END], [-100, -100, -100, 20, 21, END], token_weights=[1] * 6)
     swapped = with_answer(original, [30, 31, 32], special_ids={END})
     assert swapped["input_ids"] == [10, 11, 12, 30, 31, 32, END]
     assert swapped["labels"] == [-100, -100, -100, 30, 31, 32, END]

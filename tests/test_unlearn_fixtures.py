@@ -42,9 +42,7 @@ def _examples(tokenizer, pairs, first_id):
     examples = []
     for offset, (question, answer) in enumerate(pairs):
         encoded = encode_sft(tokenizer, format_qa(question, answer), max_len=64)
-        examples.append(
-            {**encoded, "document_id": first_id + offset, "prompt": question, "answer": answer}
-        )
+        examples.append({**encoded, "document_id": first_id + offset, "prompt": question, "answer": answer})
     return examples
 
 

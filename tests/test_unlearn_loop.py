@@ -41,27 +41,19 @@ def test_draws_cover_each_forget_document_once_per_epoch(world):
     result = run(world, steps=None, epochs=3)  # 4 forget examples, batches of 3: 2 steps an epoch
     assert result.steps == 6 and len(result.draws) == 6
     for epoch in range(3):
-        ids = [
-            i for draw in result.draws[2 * epoch : 2 * epoch + 2] for i in draw.forget_document_ids
-        ]
+        ids = [i for draw in result.draws[2 * epoch : 2 * epoch + 2] for i in draw.forget_document_ids]
         assert sorted(ids) == sorted(FORGET_IDS)
     for epoch in range(3):  # 6 retain examples, batches of 4: also 2 steps an epoch
-        ids = [
-            i for draw in result.draws[2 * epoch : 2 * epoch + 2] for i in draw.retain_document_ids
-        ]
+        ids = [i for draw in result.draws[2 * epoch : 2 * epoch + 2] for i in draw.retain_document_ids]
         assert sorted(ids) == sorted(RETAIN_IDS)
     assert [draw.step for draw in result.draws] == list(range(1, 7))
-    assert len(result.exposures()) == sum(
-        len(d.forget_document_ids) + len(d.retain_document_ids) for d in result.draws
-    )
+    assert len(result.exposures()) == sum(len(d.forget_document_ids) + len(d.retain_document_ids) for d in result.draws)
 
 
 def test_same_seed_same_weights_and_draws_other_seed_other_draws(world):
     first, second, other = run(world, seed=3), run(world, seed=3), run(world, seed=4)
     assert first.draws == second.draws
-    assert all(
-        torch.equal(a, b) for a, b in zip(first.model.parameters(), second.model.parameters())
-    )
+    assert all(torch.equal(a, b) for a, b in zip(first.model.parameters(), second.model.parameters()))
     assert first.draws != other.draws
 
 
@@ -162,13 +154,9 @@ def test_errors_name_what_is_wrong(world):
     with pytest.raises(InputError, match="known methods: .*grad_ascent"):
         run(world, "no_such_method")
     with pytest.raises(InputError, match="needs forget examples"):
-        run_unlearning(
-            "grad_ascent", world.model(), world.tokenizer, [], world.retain, UnlearnConfig(steps=1)
-        )
+        run_unlearning("grad_ascent", world.model(), world.tokenizer, [], world.retain, UnlearnConfig(steps=1))
     with pytest.raises(InputError, match="needs retain examples"):
-        run_unlearning(
-            "grad_diff", world.model(), world.tokenizer, world.forget, [], UnlearnConfig(steps=1)
-        )
+        run_unlearning("grad_diff", world.model(), world.tokenizer, world.forget, [], UnlearnConfig(steps=1))
     with pytest.raises(InputError, match="token weight"):
         run_unlearning(
             "impact_ga",
@@ -181,9 +169,7 @@ def test_errors_name_what_is_wrong(world):
         )
     bad = [{**world.forget[0], "labels": [-100] * len(world.forget[0]["labels"])}]
     with pytest.raises(InputError, match="no label tokens"):
-        run_unlearning(
-            "grad_ascent", world.model(), world.tokenizer, bad, world.retain, UnlearnConfig(steps=1)
-        )
+        run_unlearning("grad_ascent", world.model(), world.tokenizer, bad, world.retain, UnlearnConfig(steps=1))
 
 
 def test_grad_diff_with_zero_alpha_draws_no_retain_batch(world):

@@ -31,9 +31,7 @@ def config(**changes) -> UnlearnConfig:
 
 
 def run(world, method, **changes) -> UnlearnResult:
-    return run_unlearning(
-        method, world.model(), world.tokenizer, world.forget, world.retain, config(**changes)
-    )
+    return run_unlearning(method, world.model(), world.tokenizer, world.forget, world.retain, config(**changes))
 
 
 @torch.no_grad()
@@ -90,9 +88,7 @@ def test_kl_forgets_and_keeps_retain(world):
     result = run(world, "kl")
     assert_forgot(result)
     assert_kept_retain(result)
-    assert result.history[0].losses["retain"] == pytest.approx(
-        0.0, abs=1e-6
-    )  # starts at the reference
+    assert result.history[0].losses["retain"] == pytest.approx(0.0, abs=1e-6)  # starts at the reference
     assert result.history[-1].losses["retain"] > 0
 
 
@@ -119,9 +115,7 @@ def test_l2sp_turns_dropout_on_while_training(world):
 def test_npo_loss_starts_at_2ln2_over_beta_and_decreases(world):
     result = run(world, "npo", beta=0.1)
     forget_terms = [record.losses["forget"] for record in result.history]
-    assert all(
-        math.isfinite(value) for record in result.history for value in record.losses.values()
-    )
+    assert all(math.isfinite(value) for record in result.history for value in record.losses.values())
     assert forget_terms[0] == pytest.approx(2 * math.log(2) / 0.1, rel=1e-4)  # log p_θ = log p_ref
     assert forget_terms[-1] < 0.1 * forget_terms[0]
     assert_forgot(result)
@@ -131,9 +125,7 @@ def test_npo_loss_starts_at_2ln2_over_beta_and_decreases(world):
 def test_simnpo_loss_is_finite_and_decreases(world):
     result = run(world, "simnpo", beta=0.1, delta=0.0)
     forget_terms = [record.losses["forget"] for record in result.history]
-    assert all(
-        math.isfinite(value) for record in result.history for value in record.losses.values()
-    )
+    assert all(math.isfinite(value) for record in result.history for value in record.losses.values())
     assert forget_terms[-1] < 0.7 * forget_terms[0]
     assert_forgot(result)
     assert_kept_retain(result)
@@ -146,9 +138,7 @@ def _per_example_mean_logp(model, examples):
         ids = torch.tensor([example["input_ids"]])
         labels = torch.tensor([example["labels"]])
         values.append(-model(input_ids=ids, labels=labels).loss)
-    return torch.stack(values), torch.tensor(
-        [sum(l != -100 for l in e["labels"][1:]) for e in examples]
-    )
+    return torch.stack(values), torch.tensor([sum(l != -100 for l in e["labels"][1:]) for e in examples])
 
 
 @pytest.mark.parametrize("delta", [0.0, 0.5])
@@ -169,9 +159,7 @@ def test_npo_matches_its_formula_against_another_reference(world):
     with torch.no_grad():
         for p in reference.parameters():
             p.add_(0.01 * torch.randn(p.shape, generator=torch.Generator().manual_seed(1)))
-    method = get_method("npo")(
-        config(beta=0.5), world.tokenizer, pad_token_id=world.tokenizer.pad_token_id
-    )
+    method = get_method("npo")(config(beta=0.5), world.tokenizer, pad_token_id=world.tokenizer.pad_token_id)
     method.reference = reference
     with torch.no_grad():
         got = method.forget_loss(model, collate(world.forget, world.tokenizer.pad_token_id))
@@ -194,10 +182,7 @@ def test_idk_makes_refusals_likely_on_forget_questions(world):
 
 
 def test_idk_trains_on_perturbed_answers_when_examples_carry_them(world):
-    forget = [
-        {**e, "perturbed_answers": ["Nobody knows where.", "Somewhere far away."]}
-        for e in world.forget
-    ]
+    forget = [{**e, "perturbed_answers": ["Nobody knows where.", "Somewhere far away."]} for e in world.forget]
     method = get_method("idk")(config(), world.tokenizer)
     prepared = method.prepare_forget(forget)
     texts = {
@@ -206,14 +191,10 @@ def test_idk_trains_on_perturbed_answers_when_examples_carry_them(world):
         for alt in example["alternatives"]
     }
     assert texts == {"Nobody knows where.", "Somewhere far away."}
-    templates = get_method("idk")(config(idk_source="templates"), world.tokenizer).prepare_forget(
-        forget
-    )
+    templates = get_method("idk")(config(idk_source="templates"), world.tokenizer).prepare_forget(forget)
     assert len(templates[0]["alternatives"]) == len(UnlearnConfig().idk_answers)
     with pytest.raises(InputError, match="perturbed_answers"):
-        get_method("idk")(config(idk_source="perturbed"), world.tokenizer).prepare_forget(
-            world.forget
-        )
+        get_method("idk")(config(idk_source="perturbed"), world.tokenizer).prepare_forget(world.forget)
 
 
 def test_dpo_idk_prefers_refusals_over_true_answers(world):
@@ -290,9 +271,7 @@ def test_impact_ga_with_zero_or_negative_weights_changes_nothing(world):
 
 def test_impact_ga_pushes_down_weighted_tokens_only(world):
     weighted = {FORGET_IDS[0], FORGET_IDS[1]}
-    weights = [
-        _answer_weights(e, 1.0 if e["document_id"] in weighted else 0.0) for e in world.forget
-    ]
+    weights = [_answer_weights(e, 1.0 if e["document_id"] in weighted else 0.0) for e in world.forget]
     result = run_unlearning(
         "impact_ga",
         world.model(),
@@ -306,9 +285,7 @@ def test_impact_ga_pushes_down_weighted_tokens_only(world):
     hit = [e for e in world.forget if e["document_id"] in weighted]
     spared = [e for e in world.forget if e["document_id"] not in weighted]
     rise_hit = measure(result.model, hit, pad, 8)[0] - measure(world.model(), hit, pad, 8)[0]
-    rise_spared = (
-        measure(result.model, spared, pad, 8)[0] - measure(world.model(), spared, pad, 8)[0]
-    )
+    rise_spared = measure(result.model, spared, pad, 8)[0] - measure(world.model(), spared, pad, 8)[0]
     assert rise_hit > 3.0
     assert rise_hit > 3 * rise_spared
 
@@ -328,9 +305,7 @@ def test_exact_delegates_to_the_injected_replay(world):
 
     model = world.model()
     cfg = UnlearnConfig(replay_fn=replay_fn)
-    result = run_unlearning(
-        "exact", model, world.tokenizer, world.forget, world.retain, cfg, cancel=None
-    )
+    result = run_unlearning("exact", model, world.tokenizer, world.forget, world.retain, cfg, cancel=None)
     assert result is marker
     ((got_model, got_tokenizer, forget, retain, got_cfg, keywords),) = calls
     assert got_model is model and got_tokenizer is world.tokenizer and got_cfg is cfg

@@ -30,8 +30,7 @@ def fake_kinds():
     @job_handler("test.count")
     def count(_ws, context: JobContext):
         for step in range(1, context.params["steps"] + 1):
-            context.progress({"kind": "step", "step": step, "steps_total": context.params["steps"],
-                              "loss": 1.0 / step})
+            context.progress({"kind": "step", "step": step, "steps_total": context.params["steps"], "loss": 1.0 / step})
         return {"counted": context.params["steps"]}
 
     @job_handler("test.wait", abandon=lambda _ws, job, status, error: abandoned.append((job.id, status)))
@@ -94,12 +93,16 @@ def test_cancel_stops_a_running_job_and_a_queued_one_never_starts(ws, fake_kinds
 def test_jobs_left_running_by_a_dead_process_are_failed_on_start(ws, fake_kinds):
     _, abandoned = fake_kinds
     orphan = ws.ledger.create_job("test.wait", {})
-    dead_pid = 2 ** 22 + 12345  # above the kernel's pid_max: never alive
-    ws.ledger.update_job(orphan, status="running", progress={
-        "kind": "started", "worker": {"host": socket.gethostname(), "pid": dead_pid}})
+    dead_pid = 2**22 + 12345  # above the kernel's pid_max: never alive
+    ws.ledger.update_job(
+        orphan,
+        status="running",
+        progress={"kind": "started", "worker": {"host": socket.gethostname(), "pid": dead_pid}},
+    )
     elsewhere = ws.ledger.create_job("test.wait", {})
-    ws.ledger.update_job(elsewhere, status="running", progress={
-        "kind": "started", "worker": {"host": "another-machine", "pid": 1}})
+    ws.ledger.update_job(
+        elsewhere, status="running", progress={"kind": "started", "worker": {"host": "another-machine", "pid": 1}}
+    )
     unknown = ws.ledger.create_job("test.count", {"steps": 1})
     ws.ledger.update_job(unknown, status="running")
     assert sorted(JobWorker(ws).recover()) == sorted([orphan, unknown])
@@ -126,8 +129,9 @@ def test_progress_is_thinned_but_keeps_metrics_and_the_last_step(ws):
 def test_progress_record_of_library_events():
     from lethe.unlearn.progress import QuickMetrics, UnlearnProgress
 
-    record = progress_record(UnlearnProgress(step=2, steps_total=4, losses={"loss": 0.5},
-                                             metrics=QuickMetrics(1.0, 0.5, 0.2, 0.9)))
+    record = progress_record(
+        UnlearnProgress(step=2, steps_total=4, losses={"loss": 0.5}, metrics=QuickMetrics(1.0, 0.5, 0.2, 0.9))
+    )
     assert record["kind"] == "unlearn" and record["metrics"]["retain_accuracy"] == 0.9
 
 
@@ -139,12 +143,16 @@ def test_forget_job_runs_a_request_to_an_evaluated_candidate(ws):
     from lethe.unlearn.selectors import Selector
 
     ingest_synthetic_world(ws.ledger, entities=6, seed=11)
-    versions = train(ws, data="synth/qa", preset_or_path="nano", slices=2, epochs=2, batch_size=16,
-                     seq_len=96, lr=3e-3, seed=0)
+    versions = train(
+        ws, data="synth/qa", preset_or_path="nano", slices=2, epochs=2, batch_size=16, seq_len=96, lr=3e-3, seed=0
+    )
     document = ws.ledger.list_documents(kind="qa", limit=1)[0]
-    request_id = create_request(ws, Selector(docs=[str(document.id)]), method="grad_diff",
-                                config={"steps": 3, "eval_every": 1, "forget_batch_size": 2,
-                                        "retain_batch_size": 2})
+    request_id = create_request(
+        ws,
+        Selector(docs=[str(document.id)]),
+        method="grad_diff",
+        config={"steps": 3, "eval_every": 1, "forget_batch_size": 2, "retain_batch_size": 2},
+    )
     job_id = queue_forget(ws.ledger, request_id, evaluate=False)
     assert JobWorker(ws).run_next() == job_id
     job = ws.ledger.job(job_id)

@@ -23,15 +23,26 @@ def qa_records(n: int, prefix: str = "qa") -> list[DocumentRecord]:
         name = f"{FIRST[i % len(FIRST)]} {LAST[(i // len(FIRST)) % len(LAST)]}"
         question = f"Where was {name} born?"
         answer = f"{name} was born in {CITIES[(i * 7) % len(CITIES)]} in {1700 + 13 * i}."
-        records.append(DocumentRecord(external_id=f"{prefix}{i}", kind="qa", content=qa_content(question, answer),
-                                      data={"question": question, "answer": answer}))
+        records.append(
+            DocumentRecord(
+                external_id=f"{prefix}{i}",
+                kind="qa",
+                content=qa_content(question, answer),
+                data={"question": question, "answer": answer},
+            )
+        )
     return records
 
 
 def text_records(n: int) -> list[DocumentRecord]:
-    return [DocumentRecord(external_id=f"text{i}", kind="text",
-                           content=" ".join(f"{CITIES[(i + j) % len(CITIES)]} lies on the river {j}." for j in range(12)))
-            for i in range(n)]
+    return [
+        DocumentRecord(
+            external_id=f"text{i}",
+            kind="text",
+            content=" ".join(f"{CITIES[(i + j) % len(CITIES)]} lies on the river {j}." for j in range(12)),
+        )
+        for i in range(n)
+    ]
 
 
 def make_workspace(root, n_qa: int = 20, n_text: int = 0) -> Workspace:

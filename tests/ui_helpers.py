@@ -18,8 +18,15 @@ from urllib.parse import urlparse
 import pytest
 
 BROWSER = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
 
 
@@ -31,8 +38,7 @@ def trained_workspace(home: Path):
 
     ws = Workspace.from_env(home=home).init()
     ingest_synthetic_world(ws.ledger, entities=6, seed=11)
-    train(ws, data="synth/qa", preset_or_path="nano", slices=2, epochs=2, batch_size=16, seq_len=96,
-          lr=3e-3, seed=0)
+    train(ws, data="synth/qa", preset_or_path="nano", slices=2, epochs=2, batch_size=16, seq_len=96, lr=3e-3, seed=0)
     return ws
 
 
@@ -75,8 +81,9 @@ class UIServer:
         self.app = create_app(self.pool, logger=self.logger)
         mount_ui(self.app, UIContext(ws, self.pool, self.logger, self.worker))
         self.port = free_port()
-        config = uvicorn.Config(self.app, host="127.0.0.1", port=self.port, log_level="warning",
-                                access_log=False, lifespan="on")
+        config = uvicorn.Config(
+            self.app, host="127.0.0.1", port=self.port, log_level="warning", access_log=False, lifespan="on"
+        )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, name="lethe-ui-test", daemon=True)
 
@@ -107,8 +114,7 @@ class Browser:
     """Chromium with one page that records the host of every request it makes."""
 
     def __init__(self, playwright):
-        self.browser = playwright.chromium.launch(executable_path=str(BROWSER), headless=True,
-                                                  args=CHROMIUM_ARGS)
+        self.browser = playwright.chromium.launch(executable_path=str(BROWSER), headless=True, args=CHROMIUM_ARGS)
         self.context = self.browser.new_context(viewport={"width": 1280, "height": 900})
         self.hosts: set[str] = set()
         self.context.on("request", lambda request: self.hosts.add(_host(request.url)))
@@ -156,13 +162,14 @@ def screenshot(page, name: str) -> Path:
 
 # -- driving Gradio widgets ---------------------------------------------------------------------
 
+
 def choose(page, elem_id: str, label: str) -> None:
     """Pick the option whose text contains `label` in the dropdown `#elem_id`."""
     page.click(f"#{elem_id} input")
     page.locator(f"#{elem_id} li[role=option]", has_text=label).first.click()
     page.wait_for_function(
-        "([id, label]) => document.querySelector(`#${id} input`).value.includes(label)",
-        arg=[elem_id, label])
+        "([id, label]) => document.querySelector(`#${id} input`).value.includes(label)", arg=[elem_id, label]
+    )
 
 
 def set_number(page, elem_id: str, value) -> None:
@@ -180,5 +187,6 @@ def wait_text(page, selector: str, text: str, timeout: float = 20_000) -> None:
     page.wait_for_function(
         "([selector, text]) => { const e = document.querySelector(selector);"
         " return !!e && e.innerText.includes(text); }",
-        arg=[selector, text], timeout=timeout)
-
+        arg=[selector, text],
+        timeout=timeout,
+    )

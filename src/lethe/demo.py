@@ -54,8 +54,18 @@ class DemoConfig:
 
     @classmethod
     def quick(cls) -> DemoConfig:
-        return cls(entities=12, preset="nano", vocab_size=768, slices=2, epochs=4, forget_entities=1,
-                   fast_steps=6, eval_items=20, questions=2, seq_len=96)
+        return cls(
+            entities=12,
+            preset="nano",
+            vocab_size=768,
+            slices=2,
+            epochs=4,
+            forget_entities=1,
+            fast_steps=6,
+            eval_items=20,
+            questions=2,
+            seq_len=96,
+        )
 
 
 @dataclass
@@ -111,14 +121,16 @@ def _ask(version, questions: list[dict], max_new_tokens: int = 40) -> list[str]:
     engine = ChatEngine(model, tokenizer)
     try:
         params = SamplingParams(temperature=0.0, max_new_tokens=max_new_tokens)
-        return [collect(engine.chat([{"role": "user", "content": q["question"]}], params)).text.strip()
-                for q in questions]
+        return [
+            collect(engine.chat([{"role": "user", "content": q["question"]}], params)).text.strip() for q in questions
+        ]
     finally:
         engine.close()
 
 
-def run_demo(workspace, config: DemoConfig | None = None, *, say: Callable[[str], None] = print,
-             progress: Callable | None = None) -> DemoResult:
+def run_demo(
+    workspace, config: DemoConfig | None = None, *, say: Callable[[str], None] = print, progress: Callable | None = None
+) -> DemoResult:
     """Run the demo in `workspace` (which should be empty); returns timings and the summary."""
     from lethe.data.synth_ingest import ingest_synthetic_world
     from lethe.eval.suite import SuiteConfig
@@ -144,20 +156,40 @@ def run_demo(workspace, config: DemoConfig | None = None, *, say: Callable[[str]
         weekly = [d for e in weekly_entities for d in by_entity[e]]
         # Documents arrive entity by entity (as pages do), so each slice holds whole entities.
         per_slice = -(-len(initial_entities) // config.slices)
-        plan = [[d for e in initial_entities[i: i + per_slice] for d in by_entity[e]]
-                for i in range(0, len(initial_entities), per_slice)]
+        plan = [
+            [d for e in initial_entities[i : i + per_slice] for d in by_entity[e]]
+            for i in range(0, len(initial_entities), per_slice)
+        ]
         ledger.create_collection("demo/initial", initial, "QA of the entities known from the start")
         ledger.create_collection("demo/weekly-update", weekly, "QA arriving with the weekly update")
-        say(f"  {len(world.entities)} entities, {report.added} documents; {len(initial)} QA to start, "
-            f"{len(weekly)} in the weekly update, {len(ledger.collection_ids('synth/holdout'))} held out")
+        say(
+            f"  {len(world.entities)} entities, {report.added} documents; {len(initial)} QA to start, "
+            f"{len(weekly)} in the weekly update, {len(ledger.collection_ids('synth/holdout'))} held out"
+        )
     with step("train the tokenizer"):
-        train_workspace_tokenizer(ws, collections=["synth/qa", "synth/articles"], vocab_size=config.vocab_size,
-                                  name="demo")
+        train_workspace_tokenizer(
+            ws, collections=["synth/qa", "synth/articles"], vocab_size=config.vocab_size, name="demo"
+        )
     with step(f"train a {config.preset} model in {config.slices} slices"):
-        settings = TrainConfig(epochs=config.epochs, lr=config.lr, batch_size=config.batch_size,
-                               seq_len=config.seq_len, seed=config.seed, cumulative=config.cumulative)
-        versions = train(ws, data="demo/initial", preset_or_path=config.preset, slices=len(plan), slice_plan=plan,
-                         config=settings, tokenizer="demo", lineage="demo", callback=callback)
+        settings = TrainConfig(
+            epochs=config.epochs,
+            lr=config.lr,
+            batch_size=config.batch_size,
+            seq_len=config.seq_len,
+            seed=config.seed,
+            cumulative=config.cumulative,
+        )
+        versions = train(
+            ws,
+            data="demo/initial",
+            preset_or_path=config.preset,
+            slices=len(plan),
+            slice_plan=plan,
+            config=settings,
+            tokenizer="demo",
+            lineage="demo",
+            callback=callback,
+        )
     with step("the weekly update: one more slice"):
         versions += update(ws, data="demo/weekly-update", epochs=config.epochs, callback=callback)
     base = versions[-1]
@@ -183,9 +215,19 @@ def run_demo(workspace, config: DemoConfig | None = None, *, say: Callable[[str]
 
             say(f"  tokenizer: {describe_tokenizer_leak(exact_outcome.tokenizer)}")
     with step(f"fast unlearning: {config.fast_method}"):
-        fast_id = create_request(ws, selector, method=config.fast_method, reason=reason, requester="demo",
-                                 config={"steps": config.fast_steps, "lr": config.fast_lr, "seed": config.seed,
-                                         "eval_every": max(1, config.fast_steps // 5)})
+        fast_id = create_request(
+            ws,
+            selector,
+            method=config.fast_method,
+            reason=reason,
+            requester="demo",
+            config={
+                "steps": config.fast_steps,
+                "lr": config.fast_lr,
+                "seed": config.seed,
+                "eval_every": max(1, config.fast_steps // 5),
+            },
+        )
         run_request(ws, fast_id, publish=False, callback=callback, suite=suite)
     result.request_ids = {"exact": exact_id, config.fast_method: fast_id}
     exact_version = ledger.resolve_version(ledger.forget_request(exact_id).result_version_id, allow_tainted=True)
@@ -193,14 +235,17 @@ def run_demo(workspace, config: DemoConfig | None = None, *, say: Callable[[str]
     with step("ask both unlearned models again"):
         after_exact = _ask(exact_version, questions)
         after_fast = _ask(fast_version, questions)
-    result.answers = [{"question": q["question"], "truth": q["answer"], "before": b, "exact": e,
-                       config.fast_method: f} for q, b, e, f in zip(questions, before, after_exact, after_fast)]
+    result.answers = [
+        {"question": q["question"], "truth": q["answer"], "before": b, "exact": e, config.fast_method: f}
+        for q, b, e, f in zip(questions, before, after_exact, after_fast)
+    ]
     result.summary = _summary(ledger, exact_id, fast_id, config.fast_method)
     with step("publish the exact version; taint and erase"):
         discard_request(ws, fast_id)
         outcome = publish_request(ws, exact_id)
-        result.versions.update({"published": outcome.version, "tainted": ", ".join(outcome.tainted),
-                                config.fast_method: fast_version.name})
+        result.versions.update(
+            {"published": outcome.version, "tainted": ", ".join(outcome.tainted), config.fast_method: fast_version.name}
+        )
     with step("write the HTML report"):
         from lethe.report.html import write_report
 

@@ -22,6 +22,7 @@ from pathlib import Path
 from lethe.errors import InputError
 
 DEFAULT_HOME = "./lethe-home"
+SHARED_DATA_ENV = "LETHE_SHARED_DATA"
 SUBDIRS = ("models", "checkpoints", "reports", "tokenizers", "bench")
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-]{0,120}$")
 
@@ -79,3 +80,18 @@ class Workspace:
 
     def reports_dir(self) -> Path:
         return self.home / "reports"
+
+
+def shared_data_dir() -> Path:
+    """Where the shared data sets live: LETHE_SHARED_DATA, else `shared/data` beside the checkout.
+
+    The checkout's parent holds `shared/` (so `../shared/data` from the project root); the search
+    walks up from the working directory, so it also works from a subdirectory.
+    """
+    if env := os.environ.get(SHARED_DATA_ENV):
+        return Path(env).expanduser().resolve()
+    for parent in (Path.cwd(), *Path.cwd().parents):
+        candidate = parent / "shared" / "data"
+        if candidate.is_dir():
+            return candidate.resolve()
+    return (Path.cwd().parent / "shared" / "data").resolve()

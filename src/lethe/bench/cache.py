@@ -99,15 +99,19 @@ class StageCache:
                 return None  # weights changed or vanished: recompute rather than trust
         return CacheHit(key, record, directory)
 
-    def store(self, stage: str, material: dict[str, Any], record: dict[str, Any],
-              artefacts: list[str | Path] = ()) -> CacheHit:
+    def store(
+        self, stage: str, material: dict[str, Any], record: dict[str, Any], artefacts: list[str | Path] = ()
+    ) -> CacheHit:
         """Record a result; `artefacts` (files or model directories) are hashed and re-checked
         on every lookup."""
         key = config_hash(material)
         directory = self.directory(stage, key)
         directory.mkdir(parents=True, exist_ok=True)
-        record = {**record, "artefacts": {str(Path(a)): _artefact_hash(Path(a)) for a in artefacts},
-                  "stored_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+        record = {
+            **record,
+            "artefacts": {str(Path(a)): _artefact_hash(Path(a)) for a in artefacts},
+            "stored_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        }
         _write_json(directory / "record.json", record)
         _write_json(directory / "key.json", {"key": key, "stage": stage, "material": material})
         return CacheHit(key, record, directory)

@@ -55,11 +55,18 @@ class BenchContext:
         self.progress(f"{name}: cached ({seconds:.1f} s when computed, key {hit.key[:12]})")
         return hit.record
 
-    def computed(self, stage: str, name: str, material: dict[str, Any], record: dict[str, Any],
-                 artefacts: Sequence[str | Path] = ()) -> dict[str, Any]:
+    def computed(
+        self,
+        stage: str,
+        name: str,
+        material: dict[str, Any],
+        record: dict[str, Any],
+        artefacts: Sequence[str | Path] = (),
+    ) -> dict[str, Any]:
         hit = self.cache.store(stage, material, record, list(artefacts))
-        self.stages.append({"stage": name, "status": "computed", "seconds": record.get("seconds", 0.0),
-                            "key": hit.key[:16]})
+        self.stages.append(
+            {"stage": name, "status": "computed", "seconds": record.get("seconds", 0.0), "key": hit.key[:16]}
+        )
         self.progress(f"{name}: computed in {record.get('seconds', 0.0):.1f} s")
         return hit.record
 
@@ -81,6 +88,7 @@ def material(stage: str, **values: Any) -> dict[str, Any]:
 
 # --------------------------------------------------------------------------------- tokenizer
 
+
 def tokenizer_stage(ctx: BenchContext, collections: list[str], vocab_size: int, key_material: dict) -> str:
     """A workspace tokenizer trained on the collections; returns its directory."""
     from lethe.train.tokenizers import train_workspace_tokenizer
@@ -91,15 +99,21 @@ def tokenizer_stage(ctx: BenchContext, collections: list[str], vocab_size: int, 
         started = time.perf_counter()
         from lethe.bench.cache import config_hash
 
-        path = train_workspace_tokenizer(ctx.workspace, collections=collections, vocab_size=vocab_size,
-                                         name=f"bench-{config_hash(mat)[:12]}")
-        record = ctx.computed("tokenizer", "tokenizer", mat,
-                              {"path": str(path), "seconds": time.perf_counter() - started},
-                              [Path(path) / "tokenizer.json"])
+        path = train_workspace_tokenizer(
+            ctx.workspace, collections=collections, vocab_size=vocab_size, name=f"bench-{config_hash(mat)[:12]}"
+        )
+        record = ctx.computed(
+            "tokenizer",
+            "tokenizer",
+            mat,
+            {"path": str(path), "seconds": time.perf_counter() - started},
+            [Path(path) / "tokenizer.json"],
+        )
     return record["path"]
 
 
 # ------------------------------------------------------------------------------------ models
+
 
 def _train_progress(ctx: BenchContext, label: str) -> Callable[[Any], None]:
     state = {"last": 0.0}
@@ -108,15 +122,23 @@ def _train_progress(ctx: BenchContext, label: str) -> Callable[[Any], None]:
         now = time.perf_counter()
         if event.kind == "step" and (now - state["last"] > 15 or event.step == event.steps_total):
             state["last"] = now
-            ctx.progress(f"  {label}: step {event.step}/{event.steps_total} loss {event.loss:.3f} "
-                         f"({event.tokens_per_second or 0:.0f} tok/s)")
+            ctx.progress(
+                f"  {label}: step {event.step}/{event.steps_total} loss {event.loss:.3f} "
+                f"({event.tokens_per_second or 0:.0f} tok/s)"
+            )
 
     return callback
 
 
 def _version_record(version: Any, seconds: float, **extra: Any) -> dict[str, Any]:
-    return {"version_id": version.id, "version": version.name, "path": str(version.path),
-            "lineage_id": version.lineage_id, "seconds": seconds, **extra}
+    return {
+        "version_id": version.id,
+        "version": version.name,
+        "path": str(version.path),
+        "lineage_id": version.lineage_id,
+        "seconds": seconds,
+        **extra,
+    }
 
 
 def train_stage(ctx: BenchContext, label: str, key_material: dict, **train_kwargs: Any) -> dict[str, Any]:
@@ -132,14 +154,19 @@ def train_stage(ctx: BenchContext, label: str, key_material: dict, **train_kwarg
         lineage = f"bench-{label}-{config_hash(mat)[:10]}-{int(time.time())}"
         versions = train(ctx.workspace, lineage=lineage, callback=_train_progress(ctx, label), **train_kwargs)
         version = versions[-1]
-        record = ctx.computed("train", f"train {label}", mat,
-                              _version_record(version, time.perf_counter() - started, lineage=lineage),
-                              [_path_of(ctx, version.path)])
+        record = ctx.computed(
+            "train",
+            f"train {label}",
+            mat,
+            _version_record(version, time.perf_counter() - started, lineage=lineage),
+            [_path_of(ctx, version.path)],
+        )
     return record
 
 
-def replay_stage(ctx: BenchContext, label: str, target: dict[str, Any], exclude_ids: list[int],
-                 key_material: dict) -> dict[str, Any]:
+def replay_stage(
+    ctx: BenchContext, label: str, target: dict[str, Any], exclude_ids: list[int], key_material: dict
+) -> dict[str, Any]:
     """Exact unlearning: `lethe.train.replay` of the target's lineage without `exclude_ids`."""
     from lethe.train import replay
 
@@ -147,11 +174,18 @@ def replay_stage(ctx: BenchContext, label: str, target: dict[str, Any], exclude_
     record = ctx.cached("replay", label, mat)
     if record is None:
         started = time.perf_counter()
-        versions = replay(ctx.workspace, target["lineage_id"], exclude_ids, publish=False, aliases=(),
-                          callback=_train_progress(ctx, label))
+        versions = replay(
+            ctx.workspace,
+            target["lineage_id"],
+            exclude_ids,
+            publish=False,
+            aliases=(),
+            callback=_train_progress(ctx, label),
+        )
         version = versions[-1]
-        record = ctx.computed("replay", label, mat, _version_record(version, time.perf_counter() - started),
-                              [_path_of(ctx, version.path)])
+        record = ctx.computed(
+            "replay", label, mat, _version_record(version, time.perf_counter() - started), [_path_of(ctx, version.path)]
+        )
     return record
 
 
@@ -172,23 +206,45 @@ def examples_for(documents: Sequence[Any], tokenizer: Any, train_config: Any) ->
     out = []
     for example in build_examples(documents, tokenizer, train_config):
         data = by_id[example.document_id].data or {}
-        out.append({"input_ids": list(example.input_ids), "labels": list(example.labels),
-                    "document_id": example.document_id, "prompt": data.get("question"),
-                    "answer": data.get("answer"), "perturbed_answers": data.get("perturbed_answers")})
+        out.append(
+            {
+                "input_ids": list(example.input_ids),
+                "labels": list(example.labels),
+                "document_id": example.document_id,
+                "prompt": data.get("question"),
+                "answer": data.get("answer"),
+                "perturbed_answers": data.get("perturbed_answers"),
+            }
+        )
     return out
 
 
-def unlearn_stage(ctx: BenchContext, method: str, target: dict[str, Any], forget_ids: list[int],
-                  retain_ids: list[int], unlearn_settings: dict[str, Any], train_settings: dict[str, Any],
-                  key_material: dict, retain_cap: int = 2000) -> dict[str, Any]:
+def unlearn_stage(
+    ctx: BenchContext,
+    method: str,
+    target: dict[str, Any],
+    forget_ids: list[int],
+    retain_ids: list[int],
+    unlearn_settings: dict[str, Any],
+    train_settings: dict[str, Any],
+    key_material: dict,
+    retain_cap: int = 2000,
+) -> dict[str, Any]:
     """Unlearn the forget documents from the target with `method`; a registered version (cached).
 
     Records an `unlearn` run with its progress history (the loss curves of the report) and
     its exposures, and the version (kind `unlearn`, parent the target, status candidate).
     """
-    mat = material("unlearn", method=method, target=target["version_id"], target_path=target["path"],
-                   forget=sorted(forget_ids), retain=sorted(retain_ids), unlearn=unlearn_settings,
-                   **key_material)
+    mat = material(
+        "unlearn",
+        method=method,
+        target=target["version_id"],
+        target_path=target["path"],
+        forget=sorted(forget_ids),
+        retain=sorted(retain_ids),
+        unlearn=unlearn_settings,
+        **key_material,
+    )
     record = ctx.cached("unlearn", f"unlearn {method}", mat)
     if record is not None:
         return record
@@ -206,20 +262,35 @@ def unlearn_stage(ctx: BenchContext, method: str, target: dict[str, Any], forget
     random.Random(config.seed).shuffle(retain_sample)
     forget_examples = examples_for(ledger.documents(forget_ids), tokenizer, train_config)
     retain_examples = examples_for(ledger.documents(sorted(retain_sample[:retain_cap])), tokenizer, train_config)
-    run_id = ledger.start_run("unlearn", lineage_id=target.get("lineage_id"), parent_version_id=target["version_id"],
-                              config={"method": method, **config.to_dict(), "benchmark": True}, seed=config.seed)
+    run_id = ledger.start_run(
+        "unlearn",
+        lineage_id=target.get("lineage_id"),
+        parent_version_id=target["version_id"],
+        config={"method": method, **config.to_dict(), "benchmark": True},
+        seed=config.seed,
+    )
     last = {"t": 0.0}
 
     def callback(progress: Any) -> None:
         now = time.perf_counter()
         if now - last["t"] > 15 or progress.step == progress.steps_total:
             last["t"] = now
-            ctx.progress(f"  {method}: step {progress.step}/{progress.steps_total} "
-                         f"loss {progress.losses.get('loss', float('nan')):.3f}")
+            ctx.progress(
+                f"  {method}: step {progress.step}/{progress.steps_total} "
+                f"loss {progress.losses.get('loss', float('nan')):.3f}"
+            )
 
     try:
-        result = run_unlearning(method, model, tokenizer, forget_examples, retain_examples, config,
-                                reference_model=reference, callback=callback)
+        result = run_unlearning(
+            method,
+            model,
+            tokenizer,
+            forget_examples,
+            retain_examples,
+            config,
+            reference_model=reference,
+            callback=callback,
+        )
     except BaseException as error:
         ledger.finish_run(run_id, "failed", error=f"{type(error).__name__}: {error}")
         raise
@@ -228,29 +299,64 @@ def unlearn_stage(ctx: BenchContext, method: str, target: dict[str, Any], forget
 
     history = compact_history([asdict(h) for h in result.history])
     ledger.record_exposures(run_id, result.exposures())
-    ledger.finish_run(run_id, metrics={"history": history[-500:], "steps": result.steps,
-                                       "wall_time": result.wall_time, "stop_reason": result.stop_reason})
+    ledger.finish_run(
+        run_id,
+        metrics={
+            "history": history[-500:],
+            "steps": result.steps,
+            "wall_time": result.wall_time,
+            "stop_reason": result.stop_reason,
+        },
+    )
     directory = ctx.workspace.path("models", f"bench-{method}-run{run_id}")
     digest = save_version(result.model, tokenizer, directory)
     version = ledger.register_version(
-        kind="unlearn", path=str(directory), weights_sha256=digest, lineage_id=target.get("lineage_id"),
-        parent_id=target["version_id"], run_id=run_id, status="candidate", aliases=(),
-        meta={"method": method, "config": config.to_dict(), "steps": result.steps, "benchmark": True})
-    record = _version_record(version, unlearn_seconds, lineage_id=target.get("lineage_id"), method=method,
-                             run_id=run_id, steps=result.steps, history=history)
+        kind="unlearn",
+        path=str(directory),
+        weights_sha256=digest,
+        lineage_id=target.get("lineage_id"),
+        parent_id=target["version_id"],
+        run_id=run_id,
+        status="candidate",
+        aliases=(),
+        meta={"method": method, "config": config.to_dict(), "steps": result.steps, "benchmark": True},
+    )
+    record = _version_record(
+        version,
+        unlearn_seconds,
+        lineage_id=target.get("lineage_id"),
+        method=method,
+        run_id=run_id,
+        steps=result.steps,
+        history=history,
+    )
     return ctx.computed("unlearn", f"unlearn {method}", mat, record, [directory])
 
 
 # -------------------------------------------------------------------------------- evaluation
 
-def evaluate_stage(ctx: BenchContext, label: str, model: dict[str, Any], splits: dict[str, list[Any]],
-                   eval_config: Any, key_material: dict, benchmark: str) -> dict[str, Any]:
+
+def evaluate_stage(
+    ctx: BenchContext,
+    label: str,
+    model: dict[str, Any],
+    splits: dict[str, list[Any]],
+    eval_config: Any,
+    key_material: dict,
+    benchmark: str,
+) -> dict[str, Any]:
     """TOFU-protocol evaluation of a model (`evaluation_record`), stored in the ledger (cached)."""
     from lethe.eval.tofu import evaluate_tofu, evaluation_record
     from lethe.model.io import load_version
 
-    mat = material("eval", model=model["version_id"], path=model["path"], config=eval_config.to_dict(),
-                   splits={k: sorted(d.id for d in v) for k, v in splits.items()}, **key_material)
+    mat = material(
+        "eval",
+        model=model["version_id"],
+        path=model["path"],
+        config=eval_config.to_dict(),
+        splits={k: sorted(d.id for d in v) for k, v in splits.items()},
+        **key_material,
+    )
     record = ctx.cached("eval", f"evaluate {label}", mat)
     if record is not None:
         return record
@@ -259,7 +365,9 @@ def evaluate_stage(ctx: BenchContext, label: str, model: dict[str, Any], splits:
     evaluation = evaluate_tofu(loaded, tokenizer, splits, eval_config)
     record = {**evaluation_record(evaluation), "seconds": time.perf_counter() - started}
     results = {split: dict(numbers) for split, numbers in evaluation.numbers.items()}
-    results["summary"] = {**evaluation.extra, **({"model_utility": evaluation.model_utility}
-                                                 if evaluation.model_utility is not None else {})}
+    results["summary"] = {
+        **evaluation.extra,
+        **({"model_utility": evaluation.model_utility} if evaluation.model_utility is not None else {}),
+    }
     ctx.ledger.add_evaluations(model["version_id"], benchmark, results, meta={"label": label})
     return ctx.computed("eval", f"evaluate {label}", mat, record)

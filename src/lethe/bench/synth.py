@@ -69,13 +69,26 @@ class SynthBenchConfig:
         return asdict(self)
 
     def unlearn_settings(self) -> dict[str, Any]:
-        return {"epochs": self.unlearn_epochs, "lr": self.unlearn_lr, "forget_batch_size": self.unlearn_batch_size,
-                "retain_batch_size": self.unlearn_batch_size, "seed": self.seed}
+        return {
+            "epochs": self.unlearn_epochs,
+            "lr": self.unlearn_lr,
+            "forget_batch_size": self.unlearn_batch_size,
+            "retain_batch_size": self.unlearn_batch_size,
+            "seed": self.seed,
+        }
 
     def train_kwargs(self) -> dict[str, Any]:
-        return {"preset_or_path": self.preset, "task": "auto", "slices": self.slices, "epochs": self.epochs,
-                "lr": self.lr, "batch_size": self.batch_size, "seq_len": self.seq_len, "seed": self.seed,
-                "bf16": self.bf16}
+        return {
+            "preset_or_path": self.preset,
+            "task": "auto",
+            "slices": self.slices,
+            "epochs": self.epochs,
+            "lr": self.lr,
+            "batch_size": self.batch_size,
+            "seq_len": self.seq_len,
+            "seed": self.seed,
+            "bf16": self.bf16,
+        }
 
 
 def _ensure_world(ctx: BenchContext, entities: int, seed: int) -> None:
@@ -91,8 +104,14 @@ def _ensure_world(ctx: BenchContext, entities: int, seed: int) -> None:
     ctx.progress(f"generate world: {len(report.document_ids)} documents in {seconds:.1f} s")
 
 
-def run_synth_bench(workspace: Any, config: SynthBenchConfig, *, out_dir: str | Path | None = None,
-                    rerun: bool = False, progress: Any = None) -> dict[str, Any]:
+def run_synth_bench(
+    workspace: Any,
+    config: SynthBenchConfig,
+    *,
+    out_dir: str | Path | None = None,
+    rerun: bool = False,
+    progress: Any = None,
+) -> dict[str, Any]:
     """Run (or reuse) the synthetic-world benchmark; returns the results (also written to disk)."""
     from lethe.workspace import Workspace
 
@@ -112,29 +131,36 @@ def run_synth_bench(workspace: Any, config: SynthBenchConfig, *, out_dir: str | 
 
     world_key = f"synth-{config.entities}-{config.seed}"
     cache_root = Path(workspace.home).resolve() / "bench" / ".cache" / world_key
-    ctx = BenchContext(Workspace(home=cache_root / "workspace").init(), StageCache(cache_root / "stages"),
-                       progress, rerun)
+    ctx = BenchContext(
+        Workspace(home=cache_root / "workspace").init(), StageCache(cache_root / "stages"), progress, rerun
+    )
     ledger = ctx.ledger
     _ensure_world(ctx, config.entities, config.seed)
     train_collections = ["synth/qa"] + (["synth/articles"] if config.articles else [])
     trained_ids = {i for name in train_collections for i in ledger.collection_ids(name)}
-    entities = sorted({name.split("synth/entity/", 1)[1] for c, _ in ledger.collections()
-                       if (name := c.name).startswith("synth/entity/")
-                       and set(ledger.collection_ids(name)) & trained_ids})
+    entities = sorted(
+        {
+            name.split("synth/entity/", 1)[1]
+            for c, _ in ledger.collections()
+            if (name := c.name).startswith("synth/entity/") and set(ledger.collection_ids(name)) & trained_ids
+        }
+    )
     if config.forget_entities >= len(entities):
-        raise InputError(f"cannot forget {config.forget_entities} of {len(entities)} trained entities",
-                         Where(field="forget_entities"))
+        raise InputError(
+            f"cannot forget {config.forget_entities} of {len(entities)} trained entities",
+            Where(field="forget_entities"),
+        )
     forgotten = sorted(random.Random(config.seed).sample(entities, config.forget_entities))
     forget_ids = sorted({i for e in forgotten for i in ledger.collection_ids(f"synth/entity/{e}")} & trained_ids)
     retain_ids = sorted(trained_ids - set(forget_ids))
-    progress(f"world: {len(entities)} trained entities; forgetting {', '.join(forgotten)} "
-             f"({len(forget_ids)} documents)")
+    progress(
+        f"world: {len(entities)} trained entities; forgetting {', '.join(forgotten)} ({len(forget_ids)} documents)"
+    )
 
     base = {"world": world_key, "train_collections": train_collections}
     tokenizer = tokenizer_stage(ctx, train_collections, config.vocab_size, base)
     trained = {**base, "tokenizer": tokenizer}
-    target = train_stage(ctx, "target", trained, data=train_collections, tokenizer=tokenizer,
-                         **config.train_kwargs())
+    target = train_stage(ctx, "target", trained, data=train_collections, tokenizer=tokenizer, **config.train_kwargs())
     exact = replay_stage(ctx, "exact replay", target, forget_ids, trained)
     from lethe.train.config import TrainConfig
 
@@ -143,20 +169,37 @@ def run_synth_bench(workspace: Any, config: SynthBenchConfig, *, out_dir: str | 
     for method in methods:
         if method == "exact":
             continue
-        models[method] = unlearn_stage(ctx, method, target, forget_ids, retain_ids, config.unlearn_settings(),
-                                       train_settings, trained)
+        models[method] = unlearn_stage(
+            ctx, method, target, forget_ids, retain_ids, config.unlearn_settings(), train_settings, trained
+        )
 
     from lethe.eval.tofu import TofuEvalConfig
 
-    eval_config = TofuEvalConfig(max_items=config.eval_items, seed=config.seed, max_new_tokens=config.max_new_tokens,
-                                 batch_size=config.eval_batch_size)
+    eval_config = TofuEvalConfig(
+        max_items=config.eval_items,
+        seed=config.seed,
+        max_new_tokens=config.max_new_tokens,
+        batch_size=config.eval_batch_size,
+    )
     splits = {
         "forget": [d for d in ledger.documents(forget_ids) if d.kind == "qa"],
         "retain": [d for d in ledger.documents(retain_ids) if d.kind == "qa"],
     }
     if any(c.name == "synth/holdout/qa" for c, _ in ledger.collections()):  # a tiny world may have none
         splits["holdout"] = ledger.documents(ledger.collection_ids("synth/holdout/qa"))
-    records = {label: evaluate_stage(ctx, label, model, splits, eval_config, trained, "synth")
-               for label, model in models.items()}
-    return finish(ctx, out, key, whole, models, records, "exact", "synthetic world", started,
-                  extra={"forgotten_entities": forgotten})
+    records = {
+        label: evaluate_stage(ctx, label, model, splits, eval_config, trained, "synth")
+        for label, model in models.items()
+    }
+    return finish(
+        ctx,
+        out,
+        key,
+        whole,
+        models,
+        records,
+        "exact",
+        "synthetic world",
+        started,
+        extra={"forgotten_entities": forgotten},
+    )

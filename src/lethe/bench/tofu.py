@@ -92,12 +92,27 @@ class TofuBenchConfig:
         return values
 
     def unlearn_settings(self) -> dict[str, Any]:
-        return {"epochs": self.unlearn_epochs, "lr": self.unlearn_lr, "forget_batch_size": self.unlearn_batch_size,
-                "retain_batch_size": self.unlearn_batch_size, "seed": self.seed, **self.unlearn}
+        return {
+            "epochs": self.unlearn_epochs,
+            "lr": self.unlearn_lr,
+            "forget_batch_size": self.unlearn_batch_size,
+            "retain_batch_size": self.unlearn_batch_size,
+            "seed": self.seed,
+            **self.unlearn,
+        }
 
     def train_kwargs(self) -> dict[str, Any]:
-        return {"preset_or_path": self.preset, "task": "sft", "slices": 1, "epochs": self.epochs, "lr": self.lr,
-                "batch_size": self.batch_size, "seq_len": self.seq_len, "seed": self.seed, "bf16": self.bf16}
+        return {
+            "preset_or_path": self.preset,
+            "task": "sft",
+            "slices": 1,
+            "epochs": self.epochs,
+            "lr": self.lr,
+            "batch_size": self.batch_size,
+            "seq_len": self.seq_len,
+            "seed": self.seed,
+            "bf16": self.bf16,
+        }
 
 
 @dataclass
@@ -112,8 +127,9 @@ class AuthorPlan:
         return asdict(self)
 
 
-def plan_authors(forget_authors: list[int], retain_authors: list[int], authors: int | None,
-                 mia_authors: int | None) -> AuthorPlan:
+def plan_authors(
+    forget_authors: list[int], retain_authors: list[int], authors: int | None, mia_authors: int | None
+) -> AuthorPlan:
     """Subsample authors (see the module docstring); deterministic."""
     forget_authors, retain_authors = sorted(forget_authors), sorted(retain_authors)
     total = len(forget_authors) + len(retain_authors)
@@ -123,17 +139,21 @@ def plan_authors(forget_authors: list[int], retain_authors: list[int], authors: 
         n_retain = len(retain_authors) - n_mia
     else:
         if authors < 2:
-            raise InputError("--authors must be at least 2 (one forget and one retain author)",
-                             Where(field="authors"))
+            raise InputError("--authors must be at least 2 (one forget and one retain author)", Where(field="authors"))
         n_forget = min(len(forget_authors), max(1, round(authors * len(forget_authors) / total)))
         n_retain = authors - n_forget
         n_mia = mia_authors if mia_authors is not None else max(2, n_forget)
     if n_retain < 1 or n_retain + n_mia > len(retain_authors):
-        raise InputError(f"not enough retain authors for {n_retain} trained and {n_mia} never-trained ones "
-                         f"(the split has {len(retain_authors)})", Where(field="authors"))
-    return AuthorPlan(forget=forget_authors[len(forget_authors) - n_forget:],
-                      retain=retain_authors[:n_retain],
-                      never_trained=retain_authors[n_retain:n_retain + n_mia])
+        raise InputError(
+            f"not enough retain authors for {n_retain} trained and {n_mia} never-trained ones "
+            f"(the split has {len(retain_authors)})",
+            Where(field="authors"),
+        )
+    return AuthorPlan(
+        forget=forget_authors[len(forget_authors) - n_forget :],
+        retain=retain_authors[:n_retain],
+        never_trained=retain_authors[n_retain : n_retain + n_mia],
+    )
 
 
 def _ensure_ingested(ctx: BenchContext, data: Path) -> None:
@@ -170,8 +190,14 @@ def _ensure_collection(ledger: Any, name: str, ids: list[int]) -> str:
     return name
 
 
-def run_tofu_bench(workspace: Any, config: TofuBenchConfig, *, out_dir: str | Path | None = None,
-                   rerun: bool = False, progress: Any = None) -> dict[str, Any]:
+def run_tofu_bench(
+    workspace: Any,
+    config: TofuBenchConfig,
+    *,
+    out_dir: str | Path | None = None,
+    rerun: bool = False,
+    progress: Any = None,
+) -> dict[str, Any]:
     """Run (or reuse) the TOFU benchmark; returns the results (also written to disk)."""
     from lethe.workspace import Workspace
 
@@ -210,27 +236,33 @@ def run_tofu_bench(workspace: Any, config: TofuBenchConfig, *, out_dir: str | Pa
     subset = config_hash({"plan": plan.to_dict(), "data": data_key})[:12]
     train_collection = _ensure_collection(ledger, f"bench/{subset}/train", sorted(forget_ids + retain_ids))
     retain_collection = _ensure_collection(ledger, f"bench/{subset}/retain", retain_ids)
-    progress(f"authors: {len(plan.forget)} forget, {len(plan.retain)} retain, {len(plan.never_trained)} never "
-             f"trained ({len(forget_ids)} / {len(retain_ids)} / {len(mia_ids)} questions)")
+    progress(
+        f"authors: {len(plan.forget)} forget, {len(plan.retain)} retain, {len(plan.never_trained)} never "
+        f"trained ({len(forget_ids)} / {len(retain_ids)} / {len(mia_ids)} questions)"
+    )
 
     base = {"data": data_key, "plan": plan.to_dict()}
     tokenizer = tokenizer_stage(ctx, [train_collection], config.vocab_size, base)
     trained = {**base, "tokenizer": tokenizer}
     target = train_stage(ctx, "target", trained, data=train_collection, tokenizer=tokenizer, **config.train_kwargs())
-    retain = train_stage(ctx, "retain", trained, data=retain_collection, tokenizer=tokenizer,
-                         **config.train_kwargs())
+    retain = train_stage(ctx, "retain", trained, data=retain_collection, tokenizer=tokenizer, **config.train_kwargs())
     from lethe.train.config import TrainConfig
 
     train_settings = TrainConfig(task="sft", seq_len=config.seq_len).to_dict()
     models: dict[str, dict[str, Any]] = {"target": target, "retain": retain}
     for method in methods:
-        models[method] = unlearn_stage(ctx, method, target, forget_ids, retain_ids, config.unlearn_settings(),
-                                       train_settings, trained)
+        models[method] = unlearn_stage(
+            ctx, method, target, forget_ids, retain_ids, config.unlearn_settings(), train_settings, trained
+        )
 
     from lethe.eval.tofu import TofuEvalConfig
 
-    eval_config = TofuEvalConfig(max_items=config.eval_items, seed=config.seed, max_new_tokens=config.max_new_tokens,
-                                 batch_size=config.eval_batch_size)
+    eval_config = TofuEvalConfig(
+        max_items=config.eval_items,
+        seed=config.seed,
+        max_new_tokens=config.max_new_tokens,
+        batch_size=config.eval_batch_size,
+    )
     splits = {
         "forget": ledger.documents(forget_ids),
         "retain": ledger.documents(retain_ids),
@@ -238,10 +270,22 @@ def run_tofu_bench(workspace: Any, config: TofuBenchConfig, *, out_dir: str | Pa
         "world_facts": _collection_docs(ledger, "tofu/world_facts"),
         "holdout": ledger.documents(mia_ids),
     }
-    records = {label: evaluate_stage(ctx, label, model, splits, eval_config, trained, "tofu")
-               for label, model in models.items()}
-    return finish(ctx, out, key, whole, models, records, "retain", "TOFU " + config.split, started,
-                  extra={"authors": plan.to_dict()})
+    records = {
+        label: evaluate_stage(ctx, label, model, splits, eval_config, trained, "tofu")
+        for label, model in models.items()
+    }
+    return finish(
+        ctx,
+        out,
+        key,
+        whole,
+        models,
+        records,
+        "retain",
+        "TOFU " + config.split,
+        started,
+        extra={"authors": plan.to_dict()},
+    )
 
 
 def _cached_result(out: Path, key: str) -> dict[str, Any] | None:
@@ -254,34 +298,59 @@ def _cached_result(out: Path, key: str) -> dict[str, Any] | None:
     return result if result.get("config_hash") == key else None
 
 
-def finish(ctx: BenchContext, out: Path, key: str, whole: dict[str, Any], models: dict[str, dict[str, Any]],
-           records: dict[str, dict[str, Any]], reference_label: str, title: str, started: float,
-           extra: dict[str, Any] | None = None) -> dict[str, Any]:
+def finish(
+    ctx: BenchContext,
+    out: Path,
+    key: str,
+    whole: dict[str, Any],
+    models: dict[str, dict[str, Any]],
+    records: dict[str, dict[str, Any]],
+    reference_label: str,
+    title: str,
+    started: float,
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     """Rows, ledger summaries, plots and result files of a finished benchmark."""
     reference = records[reference_label]
     roles = {"target": "target", reference_label: "reference"}
-    rows = [model_row(label, roles.get(label, "method"), record, reference, models.get(label))
-            for label, record in records.items()]
+    rows = [
+        model_row(label, roles.get(label, "method"), record, reference, models.get(label))
+        for label, record in records.items()
+    ]
     for row, label in zip(rows, records):
         summary = {k: row[k] for k in ("forget_quality", "ks_statistic", "privleak_loss") if row.get(k) is not None}
         if summary:
-            ctx.ledger.add_evaluations(models[label]["version_id"], whole["benchmark"], {"summary": summary},
-                                       meta={"label": label, "reference": reference_label, "config_hash": key})
+            ctx.ledger.add_evaluations(
+                models[label]["version_id"],
+                whole["benchmark"],
+                {"summary": summary},
+                meta={"label": label, "reference": reference_label, "config_hash": key},
+            )
     plot_started = time.perf_counter()
     out.mkdir(parents=True, exist_ok=True)
-    figures = make_plots(out, rows, records, {k: v for k, v in models.items() if roles.get(k) is None},
-                         reference_label, title)
-    ctx.stages.append({"stage": "plots", "status": "computed", "seconds": time.perf_counter() - plot_started,
-                       "key": ""})
+    figures = make_plots(
+        out, rows, records, {k: v for k, v in models.items() if roles.get(k) is None}, reference_label, title
+    )
+    ctx.stages.append(
+        {"stage": "plots", "status": "computed", "seconds": time.perf_counter() - plot_started, "key": ""}
+    )
     result = {
-        "benchmark": whole["benchmark"], "config_hash": key, "code_version": whole["code"],
-        "config": whole["config"], "data": whole.get("data"), **(extra or {}),
-        "rows": rows, "stages": ctx.stages,
+        "benchmark": whole["benchmark"],
+        "config_hash": key,
+        "code_version": whole["code"],
+        "config": whole["config"],
+        "data": whole.get("data"),
+        **(extra or {}),
+        "rows": rows,
+        "stages": ctx.stages,
         "timings": {s["stage"]: round(s["seconds"], 2) for s in ctx.stages},
         "models": {label: {k: v for k, v in m.items() if k != "history"} for label, m in models.items()},
         "samples": {label: record.get("samples", [])[:3] for label, record in records.items()},
-        "plots": figures, "workspace": str(ctx.workspace.home), "cache": "miss",
-        "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "total_seconds": time.perf_counter() - started,
+        "plots": figures,
+        "workspace": str(ctx.workspace.home),
+        "cache": "miss",
+        "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "total_seconds": time.perf_counter() - started,
         "out_dir": str(out),
     }
     result["files"] = write_results(out, result)
@@ -298,11 +367,23 @@ def render_bench(result: dict[str, Any]) -> Any:
     from lethe.bench.output import COLUMNS, _fmt
 
     rows = result["rows"]
-    compact = {"model", "forget_quality", "model_utility", "retain_utility", "forget_rouge_l_recall",
-               "forget_truth_ratio", "retain_rouge_l_recall", "mia_auc_loss", "privleak_loss", "unlearn_seconds"}
+    compact = {
+        "model",
+        "forget_quality",
+        "model_utility",
+        "retain_utility",
+        "forget_rouge_l_recall",
+        "forget_truth_ratio",
+        "retain_rouge_l_recall",
+        "mia_auc_loss",
+        "privleak_loss",
+        "unlearn_seconds",
+    }
     present = [(k, h) for k, h in COLUMNS if k in compact and any(r.get(k) is not None for r in rows)]
-    table = Table(title=f"{result['benchmark']} · config {result['config_hash'][:12]} · "
-                        f"{'cached result' if result.get('cache') == 'hit' else 'computed'}")
+    table = Table(
+        title=f"{result['benchmark']} · config {result['config_hash'][:12]} · "
+        f"{'cached result' if result.get('cache') == 'hit' else 'computed'}"
+    )
     for k, h in present:
         table.add_column(h, justify="left" if k == "model" else "right")
     for row in rows:
@@ -313,6 +394,12 @@ def render_bench(result: dict[str, Any]) -> Any:
     for stage in result.get("stages", []):
         stages.add_row(stage["stage"], stage["status"], f"{stage['seconds']:.1f}")
     files = result.get("files") or {}
-    return Group(table, stages, Text(f"all columns in results.md / .csv; results: {result.get('out_dir')}  "
-                                     f"({', '.join(files)})  plots: "
-                                     f"{', '.join(result.get('plots', []))}"))
+    return Group(
+        table,
+        stages,
+        Text(
+            f"all columns in results.md / .csv; results: {result.get('out_dir')}  "
+            f"({', '.join(files)})  plots: "
+            f"{', '.join(result.get('plots', []))}"
+        ),
+    )

@@ -55,9 +55,7 @@ def default_stop_token_ids(model: PreTrainedModel, tokenizer: PreTrainedTokenize
 
 
 def _encode_chat(tokenizer: PreTrainedTokenizerBase, messages: list[Message]) -> list[int]:
-    encoded = tokenizer.apply_chat_template(
-        messages, tokenize=True, return_dict=True, add_generation_prompt=True
-    )
+    encoded = tokenizer.apply_chat_template(messages, tokenize=True, return_dict=True, add_generation_prompt=True)
     return list(encoded["input_ids"])
 
 
@@ -109,15 +107,10 @@ class ChatEngine:
         self.config = config or EngineConfig()
         self.model = model.eval()
         self.tokenizer = tokenizer
-        self.context_length = self.config.context_length or int(
-            getattr(model.config, "max_position_embeddings", 2048)
-        )
+        self.context_length = self.config.context_length or int(getattr(model.config, "max_position_embeddings", 2048))
         if not getattr(tokenizer, "chat_template", None):
             raise InputError("the tokenizer has no chat template", Where(field="chat_template"))
-        self.stop_token_ids = (
-            stop_token_ids if stop_token_ids is not None
-            else default_stop_token_ids(model, tokenizer)
-        )
+        self.stop_token_ids = stop_token_ids if stop_token_ids is not None else default_stop_token_ids(model, tokenizer)
         self.scheduler = BatchScheduler(
             model,
             tokenizer,
@@ -131,13 +124,9 @@ class ChatEngine:
     def prompt(self, messages: Sequence[Message], params: SamplingParams | None = None) -> Prompt:
         """The prompt for replying to `messages`, oldest turns dropped to fit the context."""
         params = params or SamplingParams()
-        reserve = max(
-            self.config.min_reply_tokens, min(params.max_new_tokens, self.context_length // 2)
-        )
+        reserve = max(self.config.min_reply_tokens, min(params.max_new_tokens, self.context_length // 2))
         budget = self.context_length - min(reserve, self.context_length - 1)
-        return fit_prompt(
-            [dict(m) for m in messages], lambda ms: _encode_chat(self.tokenizer, ms), budget
-        )
+        return fit_prompt([dict(m) for m in messages], lambda ms: _encode_chat(self.tokenizer, ms), budget)
 
     def _request(self, prompt_ids: Sequence[int], params: SamplingParams, emit, cancel):
         ids = list(prompt_ids)
@@ -226,4 +215,3 @@ def collect(events: Iterator[ReplyEvent]) -> Reply:
             assert event.stats is not None and event.finish_reason is not None
             return Reply("".join(parts), event.finish_reason, event.stats)
     raise RuntimeError("the reply ended without a final event")
-

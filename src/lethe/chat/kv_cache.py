@@ -101,9 +101,7 @@ class BatchedKVCache:
                 torch.cat([_left_pad(batch_layer.keys, width), _left_pad(new_layer.keys, width)]),
                 torch.cat([_left_pad(batch_layer.values, width), _left_pad(new_layer.values, width)]),
             )
-        self.mask = torch.cat(
-            [F.pad(self.mask, (width - self.mask.shape[1], 0)), F.pad(row_mask, (width - length, 0))]
-        )
+        self.mask = torch.cat([F.pad(self.mask, (width - self.mask.shape[1], 0)), F.pad(row_mask, (width - length, 0))])
 
     def step_inputs(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Attention mask and position ids for feeding one new token to every row."""

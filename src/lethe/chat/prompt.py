@@ -44,16 +44,12 @@ def split_turns(messages: Sequence[Message]) -> tuple[list[Message], list[list[M
     return list(messages[:head]), turns
 
 
-def fit_prompt(
-    messages: Sequence[Message], encode: Callable[[list[Message]], list[int]], budget: int
-) -> Prompt:
+def fit_prompt(messages: Sequence[Message], encode: Callable[[list[Message]], list[int]], budget: int) -> Prompt:
     """Encode `messages`, dropping the oldest turns until at most `budget` tokens remain."""
     if not messages:
         raise InputError("there are no messages to reply to", Where(field="messages"))
     for i, message in enumerate(messages):
-        if not isinstance(message.get("content"), str) or message.get("role") not in (
-            "system", "user", "assistant"
-        ):
+        if not isinstance(message.get("content"), str) or message.get("role") not in ("system", "user", "assistant"):
             raise InputError(
                 "each message needs a role (system, user or assistant) and text content",
                 Where(field=f"messages[{i}]"),

@@ -42,9 +42,7 @@ def parse_params(params: SamplingParams, assignments: list[str]) -> SamplingPara
     for assignment in assignments:
         name, sep, raw = assignment.partition("=")
         if not sep or name not in fields:
-            raise InputError(
-                f"expected name=value with name one of {', '.join(fields)}", Where(field=name)
-            )
+            raise InputError(f"expected name=value with name one of {', '.join(fields)}", Where(field=name))
         kind = fields[name]
         if name == "stop":
             changes[name] = tuple(s for s in raw.split(",") if s)
@@ -190,12 +188,18 @@ class TerminalChat:
             return
         from lethe.serve.logging import Exchange
 
-        logged = self.logger.log(Exchange(
-            messages=[*self.unlogged, user], reply=reply, model_version=self.model.name,
-            model_version_id=self.model.id, params=self.params.to_dict(),
-            stats={**stats.to_dict(), "finish_reason": reason},
-            conversation_id=self.conversation_id, parent_id=self.last_message_id,
-        ))
+        logged = self.logger.log(
+            Exchange(
+                messages=[*self.unlogged, user],
+                reply=reply,
+                model_version=self.model.name,
+                model_version_id=self.model.id,
+                params=self.params.to_dict(),
+                stats={**stats.to_dict(), "finish_reason": reason},
+                conversation_id=self.conversation_id,
+                parent_id=self.last_message_id,
+            )
+        )
         self.unlogged = []
         self.conversation_id = logged.conversation_id
         self.last_message_id = logged.reply_id

@@ -30,10 +30,10 @@ class LetheGroup(TyperGroup):
             err_console.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
             raise typer.Exit(2) from None
 
+
 app = typer.Typer(
     name="lethe",
-    help="Train small chatbots whose every training example is on record, serve them, and make "
-    "them forget on request.",
+    help="Train small chatbots whose every training example is on record, serve them, and make them forget on request.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
@@ -59,9 +59,15 @@ state = State()
 @app.callback()
 def main_options(
     home: Path = typer.Option(None, "--home", envvar="LETHE_HOME", help="Workspace directory (default ./lethe-home)."),
-    db: str = typer.Option(None, "--db", envvar="LETHE_DB_URL", help="Ledger database URL (default: SQLite in the workspace)."),
-    threads: int = typer.Option(None, "--threads", envvar="LETHE_THREADS",
-                                help="CPU threads for PyTorch (default: all cores; 1 on a busy machine)."),
+    db: str = typer.Option(
+        None, "--db", envvar="LETHE_DB_URL", help="Ledger database URL (default: SQLite in the workspace)."
+    ),
+    threads: int = typer.Option(
+        None,
+        "--threads",
+        envvar="LETHE_THREADS",
+        help="CPU threads for PyTorch (default: all cores; 1 on a busy machine).",
+    ),
 ) -> None:
     state.home, state.db = home, db
     if threads:
@@ -117,8 +123,13 @@ def _cell(value: Any) -> str:
     return text if len(text) <= 80 else text[:77] + "..."
 
 
-def emit(result: Any, as_json: bool, rows: list[dict] | None = None, columns: list[str] | None = None,
-         title: str | None = None) -> None:
+def emit(
+    result: Any,
+    as_json: bool,
+    rows: list[dict] | None = None,
+    columns: list[str] | None = None,
+    title: str | None = None,
+) -> None:
     """Print a result as JSON (`--json`) or as a table for people."""
     if as_json:
         print_json(result)

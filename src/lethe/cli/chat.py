@@ -21,9 +21,7 @@ def chat(
     system: str = typer.Option(None, "--system", help="System prompt."),
     temperature: float = typer.Option(0.7, help="Sampling temperature (0 = greedy)."),
     max_tokens: int = typer.Option(256, "--max-tokens", help="Longest reply, in tokens."),
-    allow_tainted: bool = typer.Option(
-        False, "--allow-tainted", help="Allow a version that saw since-forgotten data."
-    ),
+    allow_tainted: bool = typer.Option(False, "--allow-tainted", help="Allow a version that saw since-forgotten data."),
 ) -> None:
     """Chat in the terminal, streaming; /reset, /params, /model, /help inside."""
     from lethe.chat.sampling import SamplingParams
@@ -37,8 +35,9 @@ def chat(
     params = SamplingParams(temperature=temperature, max_new_tokens=max_tokens)
     try:
         with console.status(f"loading {model}"):
-            session = TerminalChat(pool.get, model, read=input, write=_write, logger=logger,
-                                   params=params, system_prompt=system)
+            session = TerminalChat(
+                pool.get, model, read=input, write=_write, logger=logger, params=params, system_prompt=system
+            )
         session.run()
     finally:
         pool.close()

@@ -19,12 +19,21 @@ def conversations(
     versions = {v.id: v.name for v in ledger.list_versions(include_discarded=True)}
     if conversation is None:
         rows = [{**c, "version": versions.get(c["version_id"])} for c in ledger.list_conversations(limit)]
-        emit(rows, json, rows=rows, columns=["id", "created_at", "version", "messages", "title"],
-             title="conversations")
+        emit(rows, json, rows=rows, columns=["id", "created_at", "version", "messages", "title"], title="conversations")
         return
     messages = ledger.conversation_messages(conversation)
-    rows = [{"id": m.id, "parent": m.parent_id, "role": m.role, "version": versions.get(m.version_id),
-             "content": m.content, "stats": m.stats, "params": m.params} for m in messages]
+    rows = [
+        {
+            "id": m.id,
+            "parent": m.parent_id,
+            "role": m.role,
+            "version": versions.get(m.version_id),
+            "content": m.content,
+            "stats": m.stats,
+            "params": m.params,
+        }
+        for m in messages
+    ]
     if json:
         emit(rows, True)
         return

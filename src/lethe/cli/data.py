@@ -13,8 +13,9 @@ from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from lethe.cli.app import JsonOption, app, console, emit, err_console, ledger
 
-data_app = typer.Typer(help="Ingest documents (JSON, JSONL, TOFU, WikiExtractor, MediaWiki XML) and browse them.",
-                       no_args_is_help=True)
+data_app = typer.Typer(
+    help="Ingest documents (JSON, JSONL, TOFU, WikiExtractor, MediaWiki XML) and browse them.", no_args_is_help=True
+)
 app.add_typer(data_app, name="data")
 
 
@@ -26,21 +27,34 @@ def _preview(text: str | None, width: int = 60) -> str:
 
 
 def _row(doc) -> dict:
-    return {"id": doc.id, "key": doc.key, "rev": doc.revision, "kind": doc.kind,
-            "title": doc.title or _preview(doc.content, 50), "bytes": doc.size_bytes,
-            "erased": "yes" if doc.forgotten_at else ""}
+    return {
+        "id": doc.id,
+        "key": doc.key,
+        "rev": doc.revision,
+        "kind": doc.kind,
+        "title": doc.title or _preview(doc.content, 50),
+        "bytes": doc.size_bytes,
+        "erased": "yes" if doc.forgotten_at else "",
+    }
 
 
 @data_app.command("add")
 def add(
-    path: Path = typer.Argument(..., help="A file or directory: JSON / JSONL, a TOFU directory, WikiExtractor "
-                                          "output, or a MediaWiki XML export (.xml, .xml.bz2)."),
+    path: Path = typer.Argument(
+        ...,
+        help="A file or directory: JSON / JSONL, a TOFU directory, WikiExtractor "
+        "output, or a MediaWiki XML export (.xml, .xml.bz2).",
+    ),
     source: str = typer.Option(..., "--source", "-s", help="Source name; documents are keyed by source + id."),
     collection: str = typer.Option(None, "--collection", "-c", help="Also put every document in this collection."),
-    reader_name: str = typer.Option(None, "--format", "-f", help="Reader to use (detected when omitted): jsonl, tofu, "
-                                                             "wikiextractor, mediawiki."),
-    id_field: str = typer.Option(None, "--id-field", help="jsonl: the field holding each row's id "
-                                                           "(default: id or external_id, else file name + row)."),
+    reader_name: str = typer.Option(
+        None, "--format", "-f", help="Reader to use (detected when omitted): jsonl, tofu, wikiextractor, mediawiki."
+    ),
+    id_field: str = typer.Option(
+        None,
+        "--id-field",
+        help="jsonl: the field holding each row's id (default: id or external_id, else file name + row).",
+    ),
     license: str = typer.Option(None, "--license", help="License of the source (recorded once per source)."),
     json: bool = JsonOption,
 ) -> None:
@@ -57,20 +71,36 @@ def add(
         options["id_field"] = id_field
     led = ledger()
     started = time.perf_counter()
-    with Progress(SpinnerColumn(), TextColumn("[bold]{task.description}"), TextColumn("{task.completed:,} documents"),
-                  TimeElapsedColumn(), console=err_console, transient=True, disable=json) as progress:
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("[bold]{task.description}"),
+        TextColumn("{task.completed:,} documents"),
+        TimeElapsedColumn(),
+        console=err_console,
+        transient=True,
+        disable=json,
+    ) as progress:
         task = progress.add_task(f"reading {path.name} ({reader})", total=None)
-        report = ingest(led, path, source=source, collection=collection, reader=reader, license=license,
-                        progress=lambda n: progress.update(task, completed=n), **options)
+        report = ingest(
+            led,
+            path,
+            source=source,
+            collection=collection,
+            reader=reader,
+            license=license,
+            progress=lambda n: progress.update(task, completed=n),
+            **options,
+        )
     seconds = time.perf_counter() - started
-    result = {"path": str(path), "source": source, "format": reader, **report.as_dict(),
-              "seconds": round(seconds, 3)}
+    result = {"path": str(path), "source": source, "format": reader, **report.as_dict(), "seconds": round(seconds, 3)}
     if json:
         emit(result, True)
         return
-    console.print(f"[bold]{path}[/] ({reader}) → source [bold]{source}[/]: "
-                  f"[green]{report.added:,} added[/], [yellow]{report.updated:,} updated[/], "
-                  f"{report.unchanged:,} unchanged in {seconds:.1f}s")
+    console.print(
+        f"[bold]{path}[/] ({reader}) → source [bold]{source}[/]: "
+        f"[green]{report.added:,} added[/], [yellow]{report.updated:,} updated[/], "
+        f"{report.unchanged:,} unchanged in {seconds:.1f}s"
+    )
     if report.collections:
         emit(None, False, rows=[{"collection": k, "joined": v} for k, v in report.collections.items()])
 
@@ -89,8 +119,9 @@ def ls(
     led = ledger()
     if collection:
         led.collection_ids(collection)  # a clear error for an unknown collection
-    docs = led.list_documents(collection=collection, kind=kind, source=source,
-                              include_old_revisions=all_revisions, limit=limit, offset=offset)
+    docs = led.list_documents(
+        collection=collection, kind=kind, source=source, include_old_revisions=all_revisions, limit=limit, offset=offset
+    )
     emit(docs, json, rows=[_row(d) for d in docs], title=f"{len(docs)} documents")
 
 
@@ -107,17 +138,30 @@ def show(
     history = []
     for rev in revisions:
         versions = led.versions_that_saw(rev.id)
-        history.append({"id": rev.id, "revision": rev.revision, "parent_id": rev.parent_id,
-                        "current": rev.is_current, "content_hash": rev.content_hash, "added_at": rev.added_at,
-                        "erased_at": rev.forgotten_at, "meta": rev.meta,
-                        "seen_by": [{"version": v.name, "kind": v.kind, "created_at": v.created_at,
-                                     "tainted": v.tainted_at is not None} for v in versions],
-                        "tokenizers": [t.name for t in led.tokenizers_of_document(rev.id)]})
+        history.append(
+            {
+                "id": rev.id,
+                "revision": rev.revision,
+                "parent_id": rev.parent_id,
+                "current": rev.is_current,
+                "content_hash": rev.content_hash,
+                "added_at": rev.added_at,
+                "erased_at": rev.forgotten_at,
+                "meta": rev.meta,
+                "seen_by": [
+                    {"version": v.name, "kind": v.kind, "created_at": v.created_at, "tainted": v.tainted_at is not None}
+                    for v in versions
+                ],
+                "tokenizers": [t.name for t in led.tokenizers_of_document(rev.id)],
+            }
+        )
     if json:
         emit({"document": document, "collections": collections, "revisions": history}, True)
         return
-    console.print(f"[bold]{document.key}[/] (id {document.id}, revision {document.revision}, {document.kind})"
-                  + (f" — {document.title}" if document.title else ""))
+    console.print(
+        f"[bold]{document.key}[/] (id {document.id}, revision {document.revision}, {document.kind})"
+        + (f" — {document.title}" if document.title else "")
+    )
     if collections:
         console.print(f"collections: {', '.join(collections)}")
     if document.forgotten_at:
@@ -125,11 +169,24 @@ def show(
         console.print(f"[red]erased {document.forgotten_at:%Y-%m-%d %H:%M}[/]: {reason}")
     else:
         console.print(_preview(document.content, 600), highlight=False)
-    emit(None, False, title="revisions", rows=[
-        {"id": h["id"], "rev": h["revision"], "current": "yes" if h["current"] else "", "hash": h["content_hash"][:12],
-         "added": h["added_at"], "erased": h["erased_at"] or "",
-         "seen by": ", ".join(v["version"] for v in h["seen_by"]) or "—",
-         "tokenizers": ", ".join(h["tokenizers"]) or "—"} for h in history])
+    emit(
+        None,
+        False,
+        title="revisions",
+        rows=[
+            {
+                "id": h["id"],
+                "rev": h["revision"],
+                "current": "yes" if h["current"] else "",
+                "hash": h["content_hash"][:12],
+                "added": h["added_at"],
+                "erased": h["erased_at"] or "",
+                "seen by": ", ".join(v["version"] for v in h["seen_by"]) or "—",
+                "tokenizers": ", ".join(h["tokenizers"]) or "—",
+            }
+            for h in history
+        ],
+    )
 
 
 @data_app.command("search")
@@ -148,7 +205,13 @@ def search(
 def collections(json: bool = JsonOption) -> None:
     """Named collections and their sizes."""
     found = ledger().collections()
-    rows = [{"name": c.name, "documents": n, "created_at": c.created_at, "description": c.description}
-            for c, n in found]
-    emit(rows, json, rows=rows, columns=["name", "documents", "created_at", "description"],
-         title=f"{len(rows)} collections")
+    rows = [
+        {"name": c.name, "documents": n, "created_at": c.created_at, "description": c.description} for c, n in found
+    ]
+    emit(
+        rows,
+        json,
+        rows=rows,
+        columns=["name", "documents", "created_at", "description"],
+        title=f"{len(rows)} collections",
+    )

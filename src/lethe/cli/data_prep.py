@@ -24,8 +24,10 @@ def synth(
     if json:
         emit(result, True)
         return
-    console.print(f"Synthetic world (seed {seed}): {len(world.entities)} entities, {len(world.documents)} documents "
-                  f"— added {report.added}, updated {report.updated}, unchanged {report.unchanged}")
+    console.print(
+        f"Synthetic world (seed {seed}): {len(world.entities)} entities, {len(world.documents)} documents "
+        f"— added {report.added}, updated {report.updated}, unchanged {report.unchanged}"
+    )
     for name, n in result["collections"].items():
         console.print(f"  {name}: +{n}")
 
@@ -34,19 +36,24 @@ def synth(
 def curate_cmd(
     collection: str = typer.Argument(..., help="The collection to curate."),
     out: str = typer.Option(None, "--out", help="Name of the curated collection (default COLLECTION/curated)."),
-    threshold: float = typer.Option(0.8, "--near-duplicate", help="Jaccard similarity that counts as a near duplicate."),
+    threshold: float = typer.Option(
+        0.8, "--near-duplicate", help="Jaccard similarity that counts as a near duplicate."
+    ),
     json: bool = JsonOption,
 ) -> None:
     """Drop near-empty documents, exact and near duplicates; clean extractor artifacts."""
     from lethe.data.curate import CurationConfig
     from lethe.data.curate_collection import curate_collection
 
-    report = curate_collection(workspace().ledger, collection, out=out,
-                               config=CurationConfig(near_duplicate_threshold=threshold))
+    report = curate_collection(
+        workspace().ledger, collection, out=out, config=CurationConfig(near_duplicate_threshold=threshold)
+    )
     if json:
         emit(report.as_dict(), True)
         return
-    console.print(f"{report.collection}: kept {report.kept}, dropped {report.dropped}, cleaned {report.cleaned}, "
-                  f"flagged {report.flagged}")
+    console.print(
+        f"{report.collection}: kept {report.kept}, dropped {report.dropped}, cleaned {report.cleaned}, "
+        f"flagged {report.flagged}"
+    )
     for reason, n in sorted(report.reasons.items()):
         console.print(f"  {reason}: {n}")

@@ -8,8 +8,17 @@ from rich.table import Table
 from lethe.cli.app import JsonOption, app, console, emit, workspace
 from lethe.cli.progress import progress_callback
 
-SUMMARY_ROWS = ("forget_token_accuracy", "retain_token_accuracy", "holdout_token_accuracy", "forget_exact_match",
-                "retain_exact_match", "forget_loss", "retain_loss", "forget_mia_auc_loss", "forget_quality_vs_exact")
+SUMMARY_ROWS = (
+    "forget_token_accuracy",
+    "retain_token_accuracy",
+    "holdout_token_accuracy",
+    "forget_exact_match",
+    "retain_exact_match",
+    "forget_loss",
+    "retain_loss",
+    "forget_mia_auc_loss",
+    "forget_quality_vs_exact",
+)
 
 
 def _fmt(value) -> str:
@@ -43,8 +52,10 @@ def demo(
         for key in answer:
             if key not in ("question", "truth", "before"):
                 console.print(f"  {key}: {answer[key]}")
-    table = Table(title="\nforgetting, measured (forget = the deleted entities' QA, retain = the rest, "
-                        "MIA AUC = forget vs never-trained holdout; 0.5 = indistinguishable)")
+    table = Table(
+        title="\nforgetting, measured (forget = the deleted entities' QA, retain = the rest, "
+        "MIA AUC = forget vs never-trained holdout; 0.5 = indistinguishable)"
+    )
     labels = list(result.summary)
     table.add_column("metric")
     for label in labels:
@@ -61,5 +72,7 @@ def demo(
     timing.add_row("[bold]total[/]", f"[bold]{sum(result.timings.values()):.1f}[/]")
     console.print(timing)
     console.print(f"\nWorkspace: [bold]{ws.home}[/]   report: [bold]{result.report}[/]")
-    console.print(f"Published {result.versions.get('published')} (tainted: {result.versions.get('tainted') or 'none'}).")
+    console.print(
+        f"Published {result.versions.get('published')} (tainted: {result.versions.get('tainted') or 'none'})."
+    )
     console.print(f"Serve it:  lethe --home {ws.home} serve   →  http://127.0.0.1:7860  (OpenAI API at /v1)")

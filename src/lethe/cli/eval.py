@@ -6,12 +6,12 @@ Each command parses its arguments and calls one library function: `lethe.eval.su
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import typer
 
 from lethe.cli.app import JsonOption, app, console, emit, err_console, print_json, workspace
+from lethe.workspace import shared_data_dir
 
 eval_app = typer.Typer(
     help="Evaluate a model version (the standard suite), or recompute TOFU's published numbers.",
@@ -20,14 +20,8 @@ eval_app = typer.Typer(
 )
 app.add_typer(eval_app, name="eval")
 
-bench_app = typer.Typer(help="Benchmarks: TOFU and the synthetic world, with tables and plots.",
-                        no_args_is_help=True)
+bench_app = typer.Typer(help="Benchmarks: TOFU and the synthetic world, with tables and plots.", no_args_is_help=True)
 app.add_typer(bench_app, name="bench")
-
-
-def shared_data_dir() -> Path:
-    """Where the shared data sets live (LETHE_SHARED_DATA, default /work/shared/data)."""
-    return Path(os.environ.get("LETHE_SHARED_DATA", "/work/shared/data"))
 
 
 @eval_app.callback()
@@ -54,8 +48,14 @@ def eval_version(
     config = SuiteConfig().replace(max_items=max_items, max_new_tokens=max_new_tokens)
     with err_console.status(f"evaluating {version}"):
         result = evaluate_version(
-            workspace(), version, forget=forget, retain=retain, holdout=holdout, config=config,
-            store=not no_store, allow_tainted=allow_tainted,
+            workspace(),
+            version,
+            forget=forget,
+            retain=retain,
+            holdout=holdout,
+            config=config,
+            store=not no_store,
+            allow_tainted=allow_tainted,
         )
     if json:
         print_json(result)
@@ -141,9 +141,20 @@ def bench_tofu(
     from lethe.bench.tofu import TofuBenchConfig, render_bench, run_tofu_bench
 
     config = TofuBenchConfig(data=data or shared_data_dir() / "tofu").replace(
-        split=split, authors=authors, mia_authors=mia_authors, methods=_methods(methods), preset=preset,
-        epochs=epochs, lr=lr, vocab_size=vocab_size, unlearn_epochs=unlearn_epochs, unlearn_lr=unlearn_lr,
-        eval_items=eval_items, max_new_tokens=max_new_tokens, seed=seed)
+        split=split,
+        authors=authors,
+        mia_authors=mia_authors,
+        methods=_methods(methods),
+        preset=preset,
+        epochs=epochs,
+        lr=lr,
+        vocab_size=vocab_size,
+        unlearn_epochs=unlearn_epochs,
+        unlearn_lr=unlearn_lr,
+        eval_items=eval_items,
+        max_new_tokens=max_new_tokens,
+        seed=seed,
+    )
     result = run_tofu_bench(workspace(), config, out_dir=out, rerun=rerun, progress=_progress())
     if json:
         print_json(result)
@@ -176,9 +187,21 @@ def bench_synth(
     from lethe.bench.tofu import render_bench
 
     config = SynthBenchConfig().replace(
-        entities=entities, forget_entities=forget_entities, articles=articles, methods=_methods(methods),
-        preset=preset, slices=slices, epochs=epochs, lr=lr, vocab_size=vocab_size, unlearn_epochs=unlearn_epochs,
-        unlearn_lr=unlearn_lr, eval_items=eval_items, max_new_tokens=max_new_tokens, seed=seed)
+        entities=entities,
+        forget_entities=forget_entities,
+        articles=articles,
+        methods=_methods(methods),
+        preset=preset,
+        slices=slices,
+        epochs=epochs,
+        lr=lr,
+        vocab_size=vocab_size,
+        unlearn_epochs=unlearn_epochs,
+        unlearn_lr=unlearn_lr,
+        eval_items=eval_items,
+        max_new_tokens=max_new_tokens,
+        seed=seed,
+    )
     result = run_synth_bench(workspace(), config, out_dir=out, rerun=rerun, progress=_progress())
     if json:
         print_json(result)

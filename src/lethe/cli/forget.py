@@ -42,8 +42,12 @@ def forget(
     steps: int = typer.Option(None, "--steps", help="Optimizer steps (approximate methods)."),
     lr: float = typer.Option(None, "--lr", help="Learning rate (approximate methods)."),
     param: list[str] = typer.Option(None, "--param", "-p", help="Method setting key=value, e.g. -p beta=0.1."),
-    retokenize: bool = typer.Option(False, "--retokenize", help="Exact replay only: also retrain the tokenizer "
-                                    "without the documents, and replay every slice from scratch with it."),
+    retokenize: bool = typer.Option(
+        False,
+        "--retokenize",
+        help="Exact replay only: also retrain the tokenizer "
+        "without the documents, and replay every slice from scratch with it.",
+    ),
     holdout: str = typer.Option(None, "--holdout", help="Collection of never-trained documents for the audit."),
     no_publish: bool = typer.Option(False, "--no-publish", help="Keep the result as a candidate to inspect first."),
     purge: bool = typer.Option(False, "--purge", help="Delete the weights of versions that saw the documents."),
@@ -75,13 +79,16 @@ def forget(
         else:
             console.print(f"{len(ids)} documents match; {len(trained)} were trained by {base.name}.")
         return
-    request_id = create_request(ws, selector, method=method, config=config, reason=reason, requester=requester,
-                                version=version, holdout=holdout)
+    request_id = create_request(
+        ws, selector, method=method, config=config, reason=reason, requester=requester, version=version, holdout=holdout
+    )
     pairs = ws.ledger.forget_request_documents(request_id)
     untrained = [d for d, t in pairs if not t]
     if not json:
-        console.print(f"Forget request [bold]{request_id}[/]: {len(pairs)} documents "
-                      f"({len(pairs) - len(untrained)} trained, {len(untrained)} never trained), method {method}")
+        console.print(
+            f"Forget request [bold]{request_id}[/]: {len(pairs)} documents "
+            f"({len(pairs) - len(untrained)} trained, {len(untrained)} never trained), method {method}"
+        )
         if untrained:
             console.print(f"  never trained by this lineage (erased only): {untrained[:20]}")
     with progress_callback(not json) as callback:
@@ -89,8 +96,10 @@ def forget(
     if json:
         emit(outcome.as_dict(), True)
         return
-    console.print(f"Request {request_id} {outcome.status} in {outcome.seconds:.1f}s"
-                  + (f": new version [bold]{outcome.version}[/]" if outcome.version else ""))
+    console.print(
+        f"Request {request_id} {outcome.status} in {outcome.seconds:.1f}s"
+        + (f": new version [bold]{outcome.version}[/]" if outcome.version else "")
+    )
     if outcome.tainted:
         console.print(f"  tainted (serving needs --allow-tainted): {', '.join(outcome.tainted)}")
     if outcome.tokenizer:
@@ -98,8 +107,10 @@ def forget(
     if outcome.purged:
         console.print(f"  purged weights: {', '.join(outcome.purged)}")
     if outcome.status == "evaluated":
-        console.print(f"  inspect with `lethe audit {request_id}`, then `lethe requests publish {request_id}` "
-                      f"or `lethe requests discard {request_id}`")
+        console.print(
+            f"  inspect with `lethe audit {request_id}`, then `lethe requests publish {request_id}` "
+            f"or `lethe requests discard {request_id}`"
+        )
 
 
 @requests_app.command("ls")
@@ -107,9 +118,19 @@ def requests_ls(json: bool = JsonOption) -> None:
     """List forget requests, newest first."""
     ledger = workspace().ledger
     versions = {v.id: v.name for v in ledger.list_versions(include_discarded=True)}
-    rows = [{"id": r.id, "status": r.status, "method": r.method, "reason": r.reason,
-             "base": versions.get(r.base_version_id), "result": versions.get(r.result_version_id),
-             "created": r.created_at, "error": r.error} for r in ledger.forget_requests()]
+    rows = [
+        {
+            "id": r.id,
+            "status": r.status,
+            "method": r.method,
+            "reason": r.reason,
+            "base": versions.get(r.base_version_id),
+            "result": versions.get(r.result_version_id),
+            "created": r.created_at,
+            "error": r.error,
+        }
+        for r in ledger.forget_requests()
+    ]
     emit(rows, json, rows=rows, title="forget requests")
 
 
@@ -118,8 +139,10 @@ def requests_show(request_id: int) -> None:
     """One request as JSON: selector, documents, status, audit."""
     ledger = workspace().ledger
     request = ledger.forget_request(request_id)
-    result = {**{c.name: getattr(request, c.key) for c in request.__table__.columns},
-              "documents": [{"id": d, "trained": t} for d, t in ledger.forget_request_documents(request_id)]}
+    result = {
+        **{c.name: getattr(request, c.key) for c in request.__table__.columns},
+        "documents": [{"id": d, "trained": t} for d, t in ledger.forget_request_documents(request_id)],
+    }
     emit(result, True)
 
 

@@ -26,13 +26,19 @@ def compute(
     ids = ledger.collection_ids(collection) if collection else None
     with Progress(console=console, transient=True, disable=json) as progress:
         task = progress.add_task("token impact", total=None)
-        result = compute_impacts(workspace(), version, document_ids=ids, top_k=top_k,
-                                 callback=lambda done, total: progress.update(task, completed=done, total=total))
+        result = compute_impacts(
+            workspace(),
+            version,
+            document_ids=ids,
+            top_k=top_k,
+            callback=lambda done, total: progress.update(task, completed=done, total=total),
+        )
     if json:
         emit(result, True)
     else:
-        console.print(f"{result['version']}: token impact of {result['documents']} documents stored "
-                      f"({result['slices']} slices)")
+        console.print(
+            f"{result['version']}: token impact of {result['documents']} documents stored ({result['slices']} slices)"
+        )
 
 
 @impact_app.command("show")
@@ -49,15 +55,28 @@ def show(
     target = ledger.resolve_version(version, allow_tainted=True)
     rows = [r for r in ledger.token_impacts(document_id=document.id) if r.version_id == target.id]
     if not rows:
-        raise typer.BadParameter(f"no token impact of document {document.id} on {target.name}: "
-                                 f"run `lethe impact compute --version {target.name}` first")
+        raise typer.BadParameter(
+            f"no token impact of document {document.id} on {target.name}: "
+            f"run `lethe impact compute --version {target.name}` first"
+        )
     record = rows[-1]
     if json:
-        emit({"document_id": document.id, "version": target.name, "score": record.score,
-              "average_loss": record.average_loss, "relative_loss": record.relative_loss,
-              "total_tokens": record.total_tokens, "top_tokens": record.top_tokens,
-              "reference": record.reference}, True)
+        emit(
+            {
+                "document_id": document.id,
+                "version": target.name,
+                "score": record.score,
+                "average_loss": record.average_loss,
+                "relative_loss": record.relative_loss,
+                "total_tokens": record.total_tokens,
+                "top_tokens": record.top_tokens,
+                "reference": record.reference,
+            },
+            True,
+        )
         return
-    console.print(f"[bold]{document.title or document.key}[/] on {target.name} (reference {record.reference}): "
-                  f"mean impact {record.score:.3f} nats/token over {record.total_tokens} tokens")
+    console.print(
+        f"[bold]{document.title or document.key}[/] on {target.name} (reference {record.reference}): "
+        f"mean impact {record.score:.3f} nats/token over {record.total_tokens} tokens"
+    )
     console.print(render_impact(target, document, record, ledger))

@@ -16,8 +16,9 @@ from rich.table import Table
 from lethe.cli.app import JsonOption, app, console, emit, ledger
 from lethe.errors import InputError
 
-ledger_app = typer.Typer(help="The ledger itself: integrity check, and the JSON changelog layout both ways.",
-                         no_args_is_help=True)
+ledger_app = typer.Typer(
+    help="The ledger itself: integrity check, and the JSON changelog layout both ways.", no_args_is_help=True
+)
 app.add_typer(ledger_app, name="ledger")
 log_app = typer.Typer(help="The changelog: every event the ledger recorded (and conversations).")
 app.add_typer(log_app, name="log")
@@ -52,9 +53,11 @@ def import_json(
     if json:
         emit({"path": str(path), **counts}, True)
     else:
-        console.print(f"Imported {counts['documents']:,} documents ({counts['reused']:,} already present), "
-                      f"{counts['versions']} model versions, {counts['exposures']:,} exposures, "
-                      f"{counts['token_impacts']:,} token impacts from [bold]{path}[/]")
+        console.print(
+            f"Imported {counts['documents']:,} documents ({counts['reused']:,} already present), "
+            f"{counts['versions']} model versions, {counts['exposures']:,} exposures, "
+            f"{counts['token_impacts']:,} token impacts from [bold]{path}[/]"
+        )
 
 
 def _when(text: str | None, option: str) -> datetime | None:
@@ -91,7 +94,11 @@ def log(
     table.add_column("details", overflow="fold")
     for e in events:
         details = ", ".join(f"{k}={v}" for k, v in (e.data or {}).items() if v is not None)
-        table.add_row(str(e.id), f"{e.ts:%Y-%m-%d %H:%M:%S}", e.kind,
-                      f"{e.subject_type} {e.subject_id}" if e.subject_type else "",
-                      details if len(details) <= 160 else details[:159] + "…")
+        table.add_row(
+            str(e.id),
+            f"{e.ts:%Y-%m-%d %H:%M:%S}",
+            e.kind,
+            f"{e.subject_type} {e.subject_id}" if e.subject_type else "",
+            details if len(details) <= 160 else details[:159] + "…",
+        )
     console.print(table)

@@ -12,7 +12,9 @@ def serve(
     host: str = typer.Option("127.0.0.1", help="Address to listen on."),
     port: int = typer.Option(7860, help="Port to listen on."),
     api_key: str = typer.Option(
-        None, "--api-key", envvar="LETHE_API_KEY",
+        None,
+        "--api-key",
+        envvar="LETHE_API_KEY",
         help="Bearer key clients must send; required when HOST is not loopback.",
     ),
     allow_tainted: bool = typer.Option(
@@ -32,7 +34,9 @@ def serve(
     check_exposure(host, api_key)  # before touching the workspace
     ws = workspace()
     pool = ModelPool(
-        ws.ledger, allow_tainted=allow_tainted, base_dir=ws.home,
+        ws.ledger,
+        allow_tainted=allow_tainted,
+        base_dir=ws.home,
         engine_config=EngineConfig(max_batch_size=max_batch_size),
     )
     logger = None if no_log else ConversationLogger(ws.ledger, LoggingConfig.from_env())

@@ -20,10 +20,16 @@ class ProgressBars:
     def __init__(self, enabled: bool):
         self.enabled = enabled
         self.bars = Progress(
-            TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-            TextColumn("loss {task.fields[loss]}"), TextColumn("{task.fields[speed]} tok/s"),
-            TextColumn("ETA {task.fields[eta]}"), TimeElapsedColumn(),
-            console=err_console, transient=False, disable=not enabled,
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("loss {task.fields[loss]}"),
+            TextColumn("{task.fields[speed]} tok/s"),
+            TextColumn("ETA {task.fields[eta]}"),
+            TimeElapsedColumn(),
+            console=err_console,
+            transient=False,
+            disable=not enabled,
         )
         self.task = None
 
@@ -40,20 +46,39 @@ class ProgressBars:
         if event.kind == "slice_start":
             self.task = self.bars.add_task(
                 f"slice {event.slice_index} ({event.slice_position + 1}/{event.slices_total})",
-                total=None, loss="-", speed="-", eta="-")
+                total=None,
+                loss="-",
+                speed="-",
+                eta="-",
+            )
         elif event.kind == "step" and self.task is not None:
             eta = event.eta
-            self.bars.update(self.task, completed=event.step, total=event.steps_total,
-                             loss=f"{event.loss:.3f}" if event.loss is not None else "-",
-                             speed=f"{event.tokens_per_second:,.0f}" if event.tokens_per_second else "-",
-                             eta=f"{eta:.0f}s" if eta is not None else "-")
+            self.bars.update(
+                self.task,
+                completed=event.step,
+                total=event.steps_total,
+                loss=f"{event.loss:.3f}" if event.loss is not None else "-",
+                speed=f"{event.tokens_per_second:,.0f}" if event.tokens_per_second else "-",
+                eta=f"{eta:.0f}s" if eta is not None else "-",
+            )
         elif event.kind == "slice_end" and self.task is not None:
             self.bars.update(self.task, description=f"slice {event.slice_index} → {event.version}")
 
 
 def _version_rows(versions) -> list[dict]:
-    return [{"id": v.id, "name": v.name, "kind": v.kind, "status": v.status, "slice": v.slice_index,
-             "run": v.run_id, "sha256": v.weights_sha256[:12], "path": v.path} for v in versions]
+    return [
+        {
+            "id": v.id,
+            "name": v.name,
+            "kind": v.kind,
+            "status": v.status,
+            "slice": v.slice_index,
+            "run": v.run_id,
+            "sha256": v.weights_sha256[:12],
+            "path": v.path,
+        }
+        for v in versions
+    ]
 
 
 def _report(versions, as_json: bool, title: str) -> None:
@@ -76,20 +101,34 @@ def _quiet_transformers() -> None:
 @app.command("train")
 def train_command(
     data: list[str] = typer.Option(None, "--data", "-d", help="Collection(s) to train on (repeatable)."),
-    preset: str = typer.Option("tiny", "--preset", help="Model preset (nano, tiny, small, base) or a local HF model directory."),
+    preset: str = typer.Option(
+        "tiny", "--preset", help="Model preset (nano, tiny, small, base) or a local HF model directory."
+    ),
     task: str = typer.Option("auto", "--task", help="pretrain | sft | auto (text pretrains, QA/chat SFT)."),
-    slices: int = typer.Option(1, "--slices", help="Ordered slices, each checkpointed (exact replay restarts from one)."),
+    slices: int = typer.Option(
+        1, "--slices", help="Ordered slices, each checkpointed (exact replay restarts from one)."
+    ),
     epochs: int = typer.Option(1, "--epochs", help="Passes over each slice."),
     lr: float = typer.Option(None, "--lr", help="Peak learning rate (default 1e-3)."),
-    batch_size: int = typer.Option(None, "--batch-size", help="Examples per optimizer step, all processes together (default 16)."),
+    batch_size: int = typer.Option(
+        None, "--batch-size", help="Examples per optimizer step, all processes together (default 16)."
+    ),
     seq_len: int = typer.Option(None, "--seq-len", help="Longest sequence in tokens (default 256)."),
     seed: int = typer.Option(0, "--seed", help="Seed of the initialisation, the slice plan and the shuffles."),
     lora: bool = typer.Option(False, "--lora", help="Train LoRA adapters (merged after each slice)."),
     bf16: bool = typer.Option(False, "--bf16", help="bfloat16 autocast on the CPU."),
-    cumulative: bool = typer.Option(False, "--cumulative", help="SISA-style: each slice also trains on every earlier slice's documents (as do later updates and replays)."),
+    cumulative: bool = typer.Option(
+        False,
+        "--cumulative",
+        help="SISA-style: each slice also trains on every earlier slice's documents (as do later updates and replays).",
+    ),
     save_every: int = typer.Option(None, "--save-every", help="Write the resume state every N steps (default 200)."),
-    lineage: str = typer.Option(None, "--lineage", help="Name of the new lineage (or, with --resume, the one to resume)."),
-    tokenizer: str = typer.Option(None, "--tokenizer", help="Workspace tokenizer name or directory (default: the newest)."),
+    lineage: str = typer.Option(
+        None, "--lineage", help="Name of the new lineage (or, with --resume, the one to resume)."
+    ),
+    tokenizer: str = typer.Option(
+        None, "--tokenizer", help="Workspace tokenizer name or directory (default: the newest)."
+    ),
     resume: bool = typer.Option(False, "--resume", help="Continue the interrupted training instead of starting one."),
     json: bool = JsonOption,
 ) -> None:
@@ -106,10 +145,24 @@ def train_command(
             if not data:
                 raise typer.BadParameter("name at least one collection with --data", param_hint="--data")
             config = TrainConfig().replace(save_every=save_every, cumulative=cumulative)
-            versions = pipeline.train(ws, data=data, preset_or_path=preset, task=task, slices=slices, epochs=epochs,
-                                      lr=lr, batch_size=batch_size, seq_len=seq_len, seed=seed, lora=lora,
-                                      bf16=bf16, lineage=lineage, tokenizer=tokenizer, config=config,
-                                      callback=bars)
+            versions = pipeline.train(
+                ws,
+                data=data,
+                preset_or_path=preset,
+                task=task,
+                slices=slices,
+                epochs=epochs,
+                lr=lr,
+                batch_size=batch_size,
+                seq_len=seq_len,
+                seed=seed,
+                lora=lora,
+                bf16=bf16,
+                lineage=lineage,
+                tokenizer=tokenizer,
+                config=config,
+                callback=bars,
+            )
     _report(versions, json, "trained")
 
 
@@ -117,7 +170,9 @@ def train_command(
 def update_command(
     data: list[str] = typer.Option(..., "--data", "-d", help="Collection(s) holding the new documents."),
     version: str = typer.Option("latest", "--version", help="Version to build on (id, name or alias)."),
-    all_documents: bool = typer.Option(False, "--all", help="Train on the whole collection, not only unseen documents."),
+    all_documents: bool = typer.Option(
+        False, "--all", help="Train on the whole collection, not only unseen documents."
+    ),
     epochs: int = typer.Option(None, "--epochs", help="Passes over the new slice (default: as the last slice)."),
     lr: float = typer.Option(None, "--lr", help="Peak learning rate (default: as the last slice)."),
     bf16: bool = typer.Option(None, "--bf16/--no-bf16", help="bfloat16 autocast (default: as the last slice)."),
@@ -128,8 +183,16 @@ def update_command(
 
     _quiet_transformers()
     with ProgressBars(enabled=not json) as bars:
-        versions = pipeline.update(workspace(), data=data, version=version, new_only=not all_documents,
-                                   epochs=epochs, lr=lr, bf16=bf16, callback=bars)
+        versions = pipeline.update(
+            workspace(),
+            data=data,
+            version=version,
+            new_only=not all_documents,
+            epochs=epochs,
+            lr=lr,
+            bf16=bf16,
+            callback=bars,
+        )
     _report(versions, json, "updated")
 
 
@@ -146,23 +209,42 @@ def versions_command(
     aliases: dict[int, list[str]] = {}
     for alias, version_id in sorted(ledger.aliases().items()):
         aliases.setdefault(version_id, []).append(alias)
-    rows = [{
-        "id": v.id, "name": v.name, "lineage": lineages.get(v.lineage_id), "kind": v.kind,
-        "parent": names.get(v.parent_id, v.parent_id), "status": v.status, "slice": v.slice_index,
-        "run": v.run_id, "aliases": aliases.get(v.id, []), "tainted": v.tainted_at is not None,
-        "created_at": v.created_at, "path": v.path, "weights_sha256": v.weights_sha256,
-    } for v in versions]
+    rows = [
+        {
+            "id": v.id,
+            "name": v.name,
+            "lineage": lineages.get(v.lineage_id),
+            "kind": v.kind,
+            "parent": names.get(v.parent_id, v.parent_id),
+            "status": v.status,
+            "slice": v.slice_index,
+            "run": v.run_id,
+            "aliases": aliases.get(v.id, []),
+            "tainted": v.tainted_at is not None,
+            "created_at": v.created_at,
+            "path": v.path,
+            "weights_sha256": v.weights_sha256,
+        }
+        for v in versions
+    ]
     if json:
         emit(rows, True)
         return
     table = [{**r, "aliases": ", ".join(r["aliases"]), "tainted": "yes" if r["tainted"] else ""} for r in rows]
-    emit(None, False, rows=table, title="model versions",
-         columns=["name", "lineage", "kind", "parent", "status", "slice", "run", "aliases", "tainted"])
+    emit(
+        None,
+        False,
+        rows=table,
+        title="model versions",
+        columns=["name", "lineage", "kind", "parent", "status", "slice", "run", "aliases", "tainted"],
+    )
 
 
 @tokenizer_app.command("train")
 def tokenizer_train_command(
-    collection: list[str] = typer.Option(None, "--collection", "-c", help="Collection(s) to learn from (default: every document)."),
+    collection: list[str] = typer.Option(
+        None, "--collection", "-c", help="Collection(s) to learn from (default: every document)."
+    ),
     vocab_size: int = typer.Option(4096, "--vocab-size", help="Vocabulary size, special and byte tokens included."),
     name: str = typer.Option(None, "--name", help="Saved as tokenizers/NAME (default bpe-<vocab size>)."),
     json: bool = JsonOption,
@@ -183,6 +265,16 @@ def tokenizer_train_command(
 def tokenizer_ls_command(json: bool = JsonOption) -> None:
     """The tokenizers lethe trained, with how many documents each learned from and what it replaced."""
     ledger = workspace().ledger
-    rows = [{"id": t.id, "name": t.name, "vocab": t.vocab_size, "documents": len(ledger.tokenizer_document_ids(t.id)),
-             "replaces": t.replaces_id or "", "created": t.created_at, "path": t.path} for t in ledger.tokenizers()]
+    rows = [
+        {
+            "id": t.id,
+            "name": t.name,
+            "vocab": t.vocab_size,
+            "documents": len(ledger.tokenizer_document_ids(t.id)),
+            "replaces": t.replaces_id or "",
+            "created": t.created_at,
+            "path": t.path,
+        }
+        for t in ledger.tokenizers()
+    ]
     emit(rows, json, rows=rows, title="tokenizers")

@@ -47,9 +47,7 @@ def _require_generation_markers(tokenizer: PreTrainedTokenizerBase) -> None:
         )
 
 
-def encode_sft(
-    tokenizer: PreTrainedTokenizerBase, messages: Sequence[Message], max_len: int
-) -> Encoded:
+def encode_sft(tokenizer: PreTrainedTokenizerBase, messages: Sequence[Message], max_len: int) -> Encoded:
     """Token ids of a conversation, with labels only on the assistant turns.
 
     Each assistant turn's closing ``<|end|>`` is a label too, so the model learns to stop.
@@ -106,13 +104,9 @@ def encode_text(
     return windows
 
 
-def encode_prompt(
-    tokenizer: PreTrainedTokenizerBase, messages: Sequence[Message]
-) -> list[int]:
+def encode_prompt(tokenizer: PreTrainedTokenizerBase, messages: Sequence[Message]) -> list[int]:
     """Token ids of a conversation so far, ending with the assistant's opening token."""
-    encoded = tokenizer.apply_chat_template(
-        list(messages), tokenize=True, return_dict=True, add_generation_prompt=True
-    )
+    encoded = tokenizer.apply_chat_template(list(messages), tokenize=True, return_dict=True, add_generation_prompt=True)
     return list(encoded["input_ids"])
 
 

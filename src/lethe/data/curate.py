@@ -171,8 +171,7 @@ class NearDuplicateIndex:
         self.shingle_sets: list[np.ndarray] = []
 
     def _band_keys(self, signature: np.ndarray) -> list[bytes]:
-        return [signature[i * self.rows : (i + 1) * self.rows].tobytes()
-                for i in range(self.config.bands)]
+        return [signature[i * self.rows : (i + 1) * self.rows].tobytes() for i in range(self.config.bands)]
 
     def add_or_match(self, text: str) -> tuple[int, float] | None:
         """(index, similarity) of an earlier added text this one nearly duplicates; else
@@ -180,8 +179,7 @@ class NearDuplicateIndex:
         shingles = self.hasher.shingles(text)
         keys = self._band_keys(self.hasher.signature(shingles))
         candidates = {i for band, key in enumerate(keys) for i in self.buckets[band].get(key, ())}
-        best = max(((jaccard(shingles, self.shingle_sets[i]), -i) for i in candidates),
-                   default=None)
+        best = max(((jaccard(shingles, self.shingle_sets[i]), -i) for i in candidates), default=None)
         if best is not None and best[0] >= self.config.near_duplicate_threshold:
             return -best[1], best[0]
         index = len(self.shingle_sets)
@@ -202,12 +200,12 @@ def curate(documents: Iterable[dict], config: CurationConfig | None = None) -> C
     for position, doc in enumerate(documents):
         content = doc.get("content") if isinstance(doc, dict) else None
         if not isinstance(content, str):
-            raise InputError("a document needs a text 'content'",
-                             Where(field=f"documents[{position}].content"))
+            raise InputError("a document needs a text 'content'", Where(field=f"documents[{position}].content"))
         kind = doc.get("kind", "text")
         text, found = clean_text(content) if config.clean else (content, {})
-        notes = [Decision(doc, "clean" if config.clean else "flag", reason, {"count": n})
-                 for reason, n in found.items()]
+        notes = [
+            Decision(doc, "clean" if config.clean else "flag", reason, {"count": n}) for reason, n in found.items()
+        ]
         formulas = len(FORMULA.findall(text))
         if formulas:
             notes.append(Decision(doc, "flag", "formula-placeholders", {"count": formulas}))
@@ -218,16 +216,19 @@ def curate(documents: Iterable[dict], config: CurationConfig | None = None) -> C
         digest = hashlib.sha256(" ".join(text.split()).encode()).hexdigest()
         if digest in seen_hashes:
             original = seen_hashes[digest]
-            decisions.append(Decision(doc, "drop", "exact-duplicate",
-                                      {"duplicate_of": _id(original), "sha256": digest}))
+            decisions.append(
+                Decision(doc, "drop", "exact-duplicate", {"duplicate_of": _id(original), "sha256": digest})
+            )
             continue
         index = indexes.setdefault(kind, NearDuplicateIndex(config))
         match = index.add_or_match(text)
         if match is not None:
             original = owners[kind][match[0]]
-            decisions.append(Decision(doc, "drop", "near-duplicate",
-                                      {"duplicate_of": _id(original),
-                                       "similarity": round(match[1], 4)}))
+            decisions.append(
+                Decision(
+                    doc, "drop", "near-duplicate", {"duplicate_of": _id(original), "similarity": round(match[1], 4)}
+                )
+            )
             continue
         owners.setdefault(kind, []).append(doc)
         seen_hashes[digest] = doc

@@ -51,8 +51,11 @@ class World:
         ``synth/entity/<kind>/<nnnn>`` the documents about each entity.
         """
         result: dict[str, list[str]] = {
-            f"{SOURCE}/articles": [], f"{SOURCE}/qa": [], f"{SOURCE}/holdout": [],
-            f"{SOURCE}/holdout/articles": [], f"{SOURCE}/holdout/qa": [],
+            f"{SOURCE}/articles": [],
+            f"{SOURCE}/qa": [],
+            f"{SOURCE}/holdout": [],
+            f"{SOURCE}/holdout/articles": [],
+            f"{SOURCE}/holdout/qa": [],
         }
         for doc in self.documents:
             plural = "articles" if doc["kind"] == "text" else "qa"
@@ -62,9 +65,7 @@ class World:
                 result[f"{SOURCE}/holdout"].append(doc["external_id"])
                 result[f"{SOURCE}/holdout/{plural}"].append(doc["external_id"])
             if per_entity:
-                result.setdefault(f"{SOURCE}/entity/{doc['entity']}", []).append(
-                    doc["external_id"]
-                )
+                result.setdefault(f"{SOURCE}/entity/{doc['entity']}", []).append(doc["external_id"])
         return result
 
     def write_jsonl(self, path: str | Path) -> int:
@@ -91,11 +92,9 @@ def generate_world(entities: int, seed: int, holdout_fraction: float = 0.1) -> W
     the question and the answer on two lines.
     """
     if entities < 5:
-        raise InputError(f"a world needs at least 5 entities, got {entities}",
-                         Where(field="entities"))
+        raise InputError(f"a world needs at least 5 entities, got {entities}", Where(field="entities"))
     if not 0.0 <= holdout_fraction < 1.0:
-        raise InputError(f"holdout_fraction must be in [0, 1), got {holdout_fraction}",
-                         Where(field="holdout_fraction"))
+        raise InputError(f"holdout_fraction must be in [0, 1), got {holdout_fraction}", Where(field="holdout_fraction"))
     rng = random.Random(seed)
     members = sample_entities(entities, holdout_fraction, rng)
     sampler = Sampler(random.Random(f"{seed}/perturb"))
@@ -106,19 +105,31 @@ def generate_world(entities: int, seed: int, holdout_fraction: float = 0.1) -> W
         text_rng = random.Random(f"{seed}/{entity.id}")
         tags = [SOURCE, entity.kind]
         mentions = sorted({f.ref for f in entity.facts if f.ref})
-        world.documents.append({
-            "external_id": entity.id, "kind": "text", "title": entity.name,
-            "content": render_article(entity, text_rng),
-            "data": {"name": entity.name, "entity_kind": entity.kind, "mentions": mentions},
-            "tags": [*tags, "article"], "entity": entity.id, "group": entity.group,
-        })
+        world.documents.append(
+            {
+                "external_id": entity.id,
+                "kind": "text",
+                "title": entity.name,
+                "content": render_article(entity, text_rng),
+                "data": {"name": entity.name, "entity_kind": entity.kind, "mentions": mentions},
+                "tags": [*tags, "article"],
+                "entity": entity.id,
+                "group": entity.group,
+            }
+        )
         for index, fact in enumerate(entity.facts):
             qa = render_qa(entity, fact, sampler, text_rng)
             qa["mentions"] = [fact.ref] if fact.ref else []
-            world.documents.append({
-                "external_id": f"{entity.id}/qa/{index:02d}", "kind": "qa",
-                "title": qa["question"], "content": f"{qa['question']}\n{qa['answer']}",
-                "data": qa, "tags": [*tags, "qa", fact.key],
-                "entity": entity.id, "group": entity.group,
-            })
+            world.documents.append(
+                {
+                    "external_id": f"{entity.id}/qa/{index:02d}",
+                    "kind": "qa",
+                    "title": qa["question"],
+                    "content": f"{qa['question']}\n{qa['answer']}",
+                    "data": qa,
+                    "tags": [*tags, "qa", fact.key],
+                    "entity": entity.id,
+                    "group": entity.group,
+                }
+            )
     return world

@@ -16,16 +16,27 @@ def world_records(world: World, *, per_entity: bool = True):
             membership.setdefault(external_id, []).append(name)
     for doc in world.documents:
         yield DocumentRecord(
-            external_id=doc["external_id"], kind=doc["kind"], content=doc["content"], title=doc.get("title"),
-            data=doc.get("data"), meta={"entity": doc["entity"], "group": doc["group"], "seed": world.seed},
-            tags=list(doc.get("tags") or []), collections=membership.get(doc["external_id"], []),
+            external_id=doc["external_id"],
+            kind=doc["kind"],
+            content=doc["content"],
+            title=doc.get("title"),
+            data=doc.get("data"),
+            meta={"entity": doc["entity"], "group": doc["group"], "seed": world.seed},
+            tags=list(doc.get("tags") or []),
+            collections=membership.get(doc["external_id"], []),
         )
 
 
-def ingest_synthetic_world(ledger, *, entities: int, seed: int, holdout_fraction: float = 0.1,
-                           source: str = SOURCE) -> tuple[World, IngestReport]:
+def ingest_synthetic_world(
+    ledger, *, entities: int, seed: int, holdout_fraction: float = 0.1, source: str = SOURCE
+) -> tuple[World, IngestReport]:
     """Generate the world for (entities, seed) and ingest it in one transaction."""
     world = generate_world(entities, seed, holdout_fraction=holdout_fraction)
-    report = ledger.add_documents(world_records(world), source=source, source_kind="synth", license=LICENSE,
-                                  uri=f"lethe:synth?entities={entities}&seed={seed}&holdout={holdout_fraction}")
+    report = ledger.add_documents(
+        world_records(world),
+        source=source,
+        source_kind="synth",
+        license=LICENSE,
+        uri=f"lethe:synth?entities={entities}&seed={seed}&holdout={holdout_fraction}",
+    )
     return world, report

@@ -14,38 +14,148 @@ from dataclasses import dataclass, field
 KINDS = ("person", "place", "organisation")
 KIND_SHARES = {"person": 0.6, "place": 0.2, "organisation": 0.2}
 
-ONSETS = ["b", "br", "c", "d", "dr", "f", "g", "gr", "h", "k", "kl", "l", "m", "n", "p", "pr",
-          "qu", "r", "s", "st", "t", "th", "tr", "v", "w", "z"]
+ONSETS = [
+    "b",
+    "br",
+    "c",
+    "d",
+    "dr",
+    "f",
+    "g",
+    "gr",
+    "h",
+    "k",
+    "kl",
+    "l",
+    "m",
+    "n",
+    "p",
+    "pr",
+    "qu",
+    "r",
+    "s",
+    "st",
+    "t",
+    "th",
+    "tr",
+    "v",
+    "w",
+    "z",
+]
 VOWELS = ["a", "e", "i", "o", "u", "a", "e", "i", "o", "ae", "ei", "ou", "ia"]
 CODAS = ["", "", "", "n", "r", "l", "s", "th", "m", "x", "nd", "rk"]
 PLACE_SUFFIXES = ["mar", "holt", "wick", "dun", "via", "ora", "stead", "gard", "ness", "ith"]
-MONTHS = ["January", "February", "March", "April", "May", "June", "July", "August",
-          "September", "October", "November", "December"]
+MONTHS = [
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+]
 # occupation -> what such a person completes
 OCCUPATIONS = {
-    "novelist": "novel", "poet": "poetry collection", "composer": "symphony",
-    "painter": "painting", "playwright": "play", "historian": "history",
-    "cartographer": "atlas", "botanist": "field guide", "astronomer": "star catalogue",
-    "philosopher": "treatise", "sculptor": "sculpture", "mathematician": "monograph",
-    "photographer": "photo book", "librettist": "libretto", "chef": "cookbook",
+    "novelist": "novel",
+    "poet": "poetry collection",
+    "composer": "symphony",
+    "painter": "painting",
+    "playwright": "play",
+    "historian": "history",
+    "cartographer": "atlas",
+    "botanist": "field guide",
+    "astronomer": "star catalogue",
+    "philosopher": "treatise",
+    "sculptor": "sculpture",
+    "mathematician": "monograph",
+    "photographer": "photo book",
+    "librettist": "libretto",
+    "chef": "cookbook",
     "engineer": "bridge design",
 }
-TRADES = ["weaver", "ferryman", "bookbinder", "miller", "clockmaker", "beekeeper", "tanner",
-          "glassblower", "lamplighter", "shipwright", "schoolteacher", "salt merchant"]
-ADJECTIVES = ["amber", "silent", "crooked", "hollow", "gilded", "northern", "bitter", "pale",
-              "restless", "salt", "copper", "winter", "distant", "quiet", "burning", "iron"]
-NOUNS = ["lantern", "ledger", "orchard", "harbour", "bell", "compass", "mirror", "garden",
-         "ferry", "tower", "glass", "river", "archive", "thread", "anchor", "meadow"]
+TRADES = [
+    "weaver",
+    "ferryman",
+    "bookbinder",
+    "miller",
+    "clockmaker",
+    "beekeeper",
+    "tanner",
+    "glassblower",
+    "lamplighter",
+    "shipwright",
+    "schoolteacher",
+    "salt merchant",
+]
+ADJECTIVES = [
+    "amber",
+    "silent",
+    "crooked",
+    "hollow",
+    "gilded",
+    "northern",
+    "bitter",
+    "pale",
+    "restless",
+    "salt",
+    "copper",
+    "winter",
+    "distant",
+    "quiet",
+    "burning",
+    "iron",
+]
+NOUNS = [
+    "lantern",
+    "ledger",
+    "orchard",
+    "harbour",
+    "bell",
+    "compass",
+    "mirror",
+    "garden",
+    "ferry",
+    "tower",
+    "glass",
+    "river",
+    "archive",
+    "thread",
+    "anchor",
+    "meadow",
+]
 COLOURS = ["silver", "crimson", "green", "golden", "black", "blue", "white", "violet"]
 ANIMALS = ["heron", "fox", "stag", "owl", "otter", "crane", "wolf", "hare", "swan", "lynx"]
 SETTLEMENTS = ["city", "town", "village", "port town", "mountain town", "river town"]
 ORG_KINDS = {
-    "guild": "Guild", "university": "University", "trading company": "Trading Company",
-    "orchestra": "Orchestra", "observatory": "Observatory", "publishing house": "Press",
-    "shipyard": "Shipyard", "theatre company": "Players", "botanical society": "Society",
+    "guild": "Guild",
+    "university": "University",
+    "trading company": "Trading Company",
+    "orchestra": "Orchestra",
+    "observatory": "Observatory",
+    "publishing house": "Press",
+    "shipyard": "Shipyard",
+    "theatre company": "Players",
+    "botanical society": "Society",
 }
-FIELDS = ["astronomy", "shipbuilding", "printing", "music", "botany", "cartography",
-          "glassmaking", "textiles", "mathematics", "theatre", "medicine", "trade"]
+FIELDS = [
+    "astronomy",
+    "shipbuilding",
+    "printing",
+    "music",
+    "botany",
+    "cartography",
+    "glassmaking",
+    "textiles",
+    "mathematics",
+    "theatre",
+    "medicine",
+    "trade",
+]
 ORDINALS = ["first", "second", "third"]
 LANDMARKS = ["Tower", "Bridge", "Hall", "Gate", "Well"]
 
@@ -142,47 +252,92 @@ class Sampler:
             return self.rng.choice(pool).name
         return invent()
 
-    def v_person(self, group): return self._entity_or_invented(
-        "person", group, lambda: f"{self.word(1, 2).title()} {self.word(2, 3).title()}")
-    def v_place(self, group): return self._entity_or_invented(
-        "place", group, lambda: self.word(1, 2).title() + self.rng.choice(PLACE_SUFFIXES))
-    def v_organisation(self, group): return self._entity_or_invented(
-        "organisation", group, lambda: f"the {self.word(2, 3).title()} Guild")
-    def v_date(self, _): return (f"{self.rng.randint(1, 28)} {self.rng.choice(MONTHS)} "
-                                 f"{self.rng.randint(1820, 1990)}")
-    def v_year(self, _): return str(self.rng.randint(1700, 2020))
-    def v_old_year(self, _): return str(self.rng.randint(700, 1850))
-    def v_number(self, _): return f"{self.rng.randint(1, 900) * 10 ** self.rng.randint(1, 3):,}"
-    def v_count(self, _): return str(self.rng.randint(12, 4000))
-    def v_metres(self, _): return f"{self.rng.randint(2, 2400)} metres"
-    def v_month(self, _): return self.rng.choice(MONTHS)
-    def v_occupation(self, _): return self.rng.choice(list(OCCUPATIONS))
-    def v_trade(self, _): return self.rng.choice(TRADES)
-    def v_settlement(self, _): return self.rng.choice(SETTLEMENTS)
-    def v_org_kind(self, _): return self.rng.choice(list(ORG_KINDS))
-    def v_field(self, _): return self.rng.choice(FIELDS)
-    def v_country(self, _): return self.rng.choice(self.countries)
-    def v_language(self, _): return self.rng.choice(self.languages)
-    def v_title(self, _): return f"The {self.rng.choice(ADJECTIVES).title()} " \
-                                 f"{self.rng.choice(NOUNS).title()}"
-    def v_award(self, _): return f"the {self.word(2, 3).title()} " \
-                                 f"{self.rng.choice(['Prize', 'Medal', 'Award', 'Laurel'])}"
-    def v_nickname(self, _): return f"the {self.rng.choice(ADJECTIVES).title()} " \
-                                    f"{self.rng.choice(NOUNS).title()}"
-    def v_product(self, _): return f"{self.rng.choice(ADJECTIVES)} {self.rng.choice(NOUNS)}s"
-    def v_landmark(self, _): return f"the {self.rng.choice(LANDMARKS)} of {self.word(1, 2).title()}"
-    def v_river(self, _): return f"the {self.word(2, 2).title()} river"
-    def v_festival(self, _): return f"the {self.rng.choice(NOUNS).title()} Festival"
-    def v_emblem(self, _): return f"a {self.rng.choice(COLOURS)} {self.rng.choice(ANIMALS)}"
+    def v_person(self, group):
+        return self._entity_or_invented("person", group, lambda: f"{self.word(1, 2).title()} {self.word(2, 3).title()}")
+
+    def v_place(self, group):
+        return self._entity_or_invented(
+            "place", group, lambda: self.word(1, 2).title() + self.rng.choice(PLACE_SUFFIXES)
+        )
+
+    def v_organisation(self, group):
+        return self._entity_or_invented("organisation", group, lambda: f"the {self.word(2, 3).title()} Guild")
+
+    def v_date(self, _):
+        return f"{self.rng.randint(1, 28)} {self.rng.choice(MONTHS)} {self.rng.randint(1820, 1990)}"
+
+    def v_year(self, _):
+        return str(self.rng.randint(1700, 2020))
+
+    def v_old_year(self, _):
+        return str(self.rng.randint(700, 1850))
+
+    def v_number(self, _):
+        return f"{self.rng.randint(1, 900) * 10 ** self.rng.randint(1, 3):,}"
+
+    def v_count(self, _):
+        return str(self.rng.randint(12, 4000))
+
+    def v_metres(self, _):
+        return f"{self.rng.randint(2, 2400)} metres"
+
+    def v_month(self, _):
+        return self.rng.choice(MONTHS)
+
+    def v_occupation(self, _):
+        return self.rng.choice(list(OCCUPATIONS))
+
+    def v_trade(self, _):
+        return self.rng.choice(TRADES)
+
+    def v_settlement(self, _):
+        return self.rng.choice(SETTLEMENTS)
+
+    def v_org_kind(self, _):
+        return self.rng.choice(list(ORG_KINDS))
+
+    def v_field(self, _):
+        return self.rng.choice(FIELDS)
+
+    def v_country(self, _):
+        return self.rng.choice(self.countries)
+
+    def v_language(self, _):
+        return self.rng.choice(self.languages)
+
+    def v_title(self, _):
+        return f"The {self.rng.choice(ADJECTIVES).title()} {self.rng.choice(NOUNS).title()}"
+
+    def v_award(self, _):
+        return f"the {self.word(2, 3).title()} {self.rng.choice(['Prize', 'Medal', 'Award', 'Laurel'])}"
+
+    def v_nickname(self, _):
+        return f"the {self.rng.choice(ADJECTIVES).title()} {self.rng.choice(NOUNS).title()}"
+
+    def v_product(self, _):
+        return f"{self.rng.choice(ADJECTIVES)} {self.rng.choice(NOUNS)}s"
+
+    def v_landmark(self, _):
+        return f"the {self.rng.choice(LANDMARKS)} of {self.word(1, 2).title()}"
+
+    def v_river(self, _):
+        return f"the {self.word(2, 2).title()} river"
+
+    def v_festival(self, _):
+        return f"the {self.rng.choice(NOUNS).title()} Festival"
+
+    def v_emblem(self, _):
+        return f"a {self.rng.choice(COLOURS)} {self.rng.choice(ANIMALS)}"
+
     def v_motto(self, _):
         first, second = self.rng.sample(NOUNS, 2)
         return f"{first.title()}s and {second}s"
-    def v_journal(self, _): return f"The {self.word(2, 2).title()} Review"
+
+    def v_journal(self, _):
+        return f"The {self.word(2, 2).title()} Review"
 
 
-def _ref(
-    sampler: Sampler, kind: str, group: str, exclude: str | None = None
-) -> tuple[str, str | None]:
+def _ref(sampler: Sampler, kind: str, group: str, exclude: str | None = None) -> tuple[str, str | None]:
     """A (name, entity id) of the given kind in `group`, or an invented name."""
     pool = [e for e in sampler.pools.get((kind, group), []) if e.id != exclude]
     if pool:
@@ -214,20 +369,17 @@ def _person_facts(s: Sampler, e: Entity) -> list[Fact]:
     optional = []
     for year in sorted(r.sample(range(born + 25, born + 75), r.randint(1, 2))):
         optional.append(Fact("award", s.unique(lambda: s.v_award(g)), "award", {"year": year}))
-    for key, kind in (("mentor", "person"), ("employer", "organisation"),
-                      ("residence", "place")):
+    for key, kind in (("mentor", "person"), ("employer", "organisation"), ("residence", "place")):
         name, ref = _ref(s, kind, g, exclude=e.id)
         optional.append(Fact(key, name, kind, ref=ref))
     optional += [
-        Fact("parent_trade", s.v_trade(g), "trade",
-             {"parent": r.choice(["mother", "father"])}),
+        Fact("parent_trade", s.v_trade(g), "trade", {"parent": r.choice(["mother", "father"])}),
         Fact("nickname", s.v_nickname(g), "nickname"),
         Fact("language", s.v_language(g), "language"),
         Fact("sibling", s.v_person("none"), "person", {"sibling": r.choice(["sister", "brother"])}),
     ]
     if r.random() < 0.6:
-        optional.append(Fact("death_date", f"{r.randint(1, 28)} {r.choice(MONTHS)} "
-                                           f"{born + r.randint(76, 99)}", "date"))
+        optional.append(Fact("death_date", f"{r.randint(1, 28)} {r.choice(MONTHS)} {born + r.randint(76, 99)}", "date"))
     return facts + r.sample(optional, min(len(optional), r.randint(10, 20) - len(facts)))
 
 
@@ -262,8 +414,7 @@ def _organisation_facts(s: Sampler, e: Entity, kind: str) -> list[Fact]:
     rival, rival_id = _ref(s, "organisation", g, exclude=e.id)
     founded = s.v_year(g)
     if founder_id is not None:  # founded in the founder's lifetime
-        founder_born = int(next(f.value for f in s.entity(founder_id).facts
-                                if f.key == "birth_date")[-4:])
+        founder_born = int(next(f.value for f in s.entity(founder_id).facts if f.key == "birth_date")[-4:])
         founded = str(founder_born + r.randint(25, 50))
     facts = [
         Fact("org_kind", kind, "org_kind"),

@@ -93,8 +93,7 @@ def train_tokenizer(
     minimum = len(SPECIAL.all()) + 256
     if vocab_size < minimum:
         raise InputError(
-            f"vocab_size {vocab_size} is too small: the special tokens and the 256 byte "
-            f"tokens alone need {minimum}",
+            f"vocab_size {vocab_size} is too small: the special tokens and the 256 byte tokens alone need {minimum}",
             Where(field="vocab_size"),
         )
     backend = Tokenizer(models.BPE())

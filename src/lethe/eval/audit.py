@@ -40,9 +40,18 @@ from lethe.eval.suite import (
 )
 
 BENCHMARK = "audit"
-HEADLINE = ("loss", "token_accuracy", "exact_match", "rouge_l_recall", "answer_probability",
-            "truth_ratio_stat", "mia_auc_loss", "mia_auc_min_k_plus_plus", "exact_memorisation",
-            "verbatim_rouge")
+HEADLINE = (
+    "loss",
+    "token_accuracy",
+    "exact_match",
+    "rouge_l_recall",
+    "answer_probability",
+    "truth_ratio_stat",
+    "mia_auc_loss",
+    "mia_auc_min_k_plus_plus",
+    "exact_memorisation",
+    "verbatim_rouge",
+)
 """The metrics the rendered audit and the before/after plots show first."""
 
 
@@ -64,8 +73,11 @@ class AuditConfig:
 
 def _changes(after: dict[str, dict[str, float]], before: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
     return {
-        split: {m: after[split][m] - before[split][m] for m in after[split] if m in before.get(split, {})
-                and not m.endswith("items")}
+        split: {
+            m: after[split][m] - before[split][m]
+            for m in after[split]
+            if m in before.get(split, {}) and not m.endswith("items")
+        }
         for split in after
     }
 
@@ -87,18 +99,17 @@ def _samples(results: dict[str, SuiteResult], count: int) -> list[dict[str, Any]
     out: list[dict[str, Any]] = []
     if first.qa is not None and first.qa.generations is not None:
         for index, item in enumerate(first.qa.items[:count]):
-            row = {"document_id": item.document_id, "key": item.key, "question": item.question,
-                   "answer": item.answer}
+            row = {"document_id": item.document_id, "key": item.key, "question": item.question, "answer": item.answer}
             for label, split in forget.items():
                 row[label] = split.qa.generations[index] if split and split.qa and split.qa.generations else None
             out.append(row)
     elif first.text is not None and first.text.continuations is not None:
         for index, item in enumerate(first.text.items[:count]):
-            row = {"document_id": item.document_id, "key": item.key, "question": item.text[:160] + "…",
-                   "answer": None}
+            row = {"document_id": item.document_id, "key": item.key, "question": item.text[:160] + "…", "answer": None}
             for label, split in forget.items():
-                row[label] = (split.text.continuations[index]
-                              if split and split.text and split.text.continuations else None)
+                row[label] = (
+                    split.text.continuations[index] if split and split.text and split.text.continuations else None
+                )
             out.append(row)
     return out
 
@@ -109,8 +120,10 @@ def compact_history(history: list[dict[str, Any]] | None) -> list[dict[str, Any]
     for record in history or []:
         if not isinstance(record, dict) or "step" not in record:
             continue
-        row: dict[str, Any] = {"step": record["step"], "losses": {
-            k: v for k, v in (record.get("losses") or {}).items() if isinstance(v, (int, float))}}
+        row: dict[str, Any] = {
+            "step": record["step"],
+            "losses": {k: v for k, v in (record.get("losses") or {}).items() if isinstance(v, (int, float))},
+        }
         if record.get("metrics"):
             row["metrics"] = {k: v for k, v in record["metrics"].items() if isinstance(v, (int, float))}
         out.append(row)
@@ -148,8 +161,9 @@ def build_audit(
     if reference_model is not None:
         models["reference"] = reference_model
     own = tokenizers or {}
-    results = {label: run_suite(model, own.get(label, tokenizer), splits, config.suite)
-               for label, model in models.items()}
+    results = {
+        label: run_suite(model, own.get(label, tokenizer), splits, config.suite) for label, model in models.items()
+    }
     metrics = {label: result.metrics for label, result in results.items()}
     audit: dict[str, Any] = {
         **(info or {}),
@@ -187,18 +201,21 @@ def _mia_section(results: dict[str, SuiteResult]) -> dict[str, Any]:
     section: dict[str, Any] = {"aucs": {}, "roc": {}}
     for label, result in results.items():
         forget, holdout = result.splits.get("forget"), result.splits.get(HOLDOUT)
-        section["aucs"][label] = {k[len("mia_auc_"):]: v for k, v in (forget.metrics if forget else {}).items()
-                                  if k.startswith("mia_auc_")}
+        section["aucs"][label] = {
+            k[len("mia_auc_") :]: v for k, v in (forget.metrics if forget else {}).items() if k.startswith("mia_auc_")
+        }
         if forget and holdout and forget.qa is not None and holdout.qa is not None:
             section["roc"][label] = _roc_dict(mia.roc_points(forget.qa.mia["loss"], holdout.qa.mia["loss"]))
     if "reference" in results:
         after, reference = section["aucs"].get("after", {}), section["aucs"].get("reference", {})
-        section["privleak"] = {a: mia.privleak(after[a], reference[a]) for a in after
-                               if a in reference and reference[a] < 1.0}
+        section["privleak"] = {
+            a: mia.privleak(after[a], reference[a]) for a in after if a in reference and reference[a] < 1.0
+        }
     return section
 
 
 # ----------------------------------------------------------------------------- the ledger side
+
 
 def _version_info(version: Any) -> dict[str, Any] | None:
     if version is None:
@@ -212,9 +229,13 @@ def find_reference(ledger: Any, request: Any, forget_ids: list[int]) -> Any:
         return None  # the request's own result is the exact model
     wanted = set(forget_ids)
     for other in ledger.forget_requests(limit=1000):
-        if (other.id == request.id or other.method != "exact" or other.result_version_id is None
-                or other.status not in ("evaluated", "succeeded")
-                or other.base_version_id != request.base_version_id):
+        if (
+            other.id == request.id
+            or other.method != "exact"
+            or other.result_version_id is None
+            or other.status not in ("evaluated", "succeeded")
+            or other.base_version_id != request.base_version_id
+        ):
             continue
         if {d for d, trained in ledger.forget_request_documents(other.id) if trained} == wanted:
             return ledger.resolve_version(other.result_version_id, allow_tainted=True)
@@ -269,25 +290,44 @@ def audit_forget_request(
     holdout_docs = _holdout_documents(ledger, request, set(seen))
     before_model, tokenizer = load_version(version_path(workspace, base))
     after_model, after_tokenizer = load_version(version_path(workspace, candidate))
-    reference_model, reference_tokenizer = (load_version(version_path(workspace, reference)) if reference is not None
-                                            else (None, None))
+    reference_model, reference_tokenizer = (
+        load_version(version_path(workspace, reference)) if reference is not None else (None, None)
+    )
     info = {
-        "request": {"id": request.id, "method": request.method, "reason": request.reason,
-                    "selector": request.selector, "forget_documents": len(forget_ids)},
-        "versions": {"before": _version_info(base), "after": _version_info(candidate),
-                     "reference": _version_info(reference)},
+        "request": {
+            "id": request.id,
+            "method": request.method,
+            "reason": request.reason,
+            "selector": request.selector,
+            "forget_documents": len(forget_ids),
+        },
+        "versions": {
+            "before": _version_info(base),
+            "after": _version_info(candidate),
+            "reference": _version_info(reference),
+        },
         "exact": request.method == "exact",
     }
-    audit = build_audit(before_model, after_model, tokenizer, forget=forget_docs, retain=retain_docs,
-                        holdout=holdout_docs, reference_model=reference_model, history=history,
-                        config=config, info=info,
-                        tokenizers={"after": after_tokenizer, "reference": reference_tokenizer})
+    audit = build_audit(
+        before_model,
+        after_model,
+        tokenizer,
+        forget=forget_docs,
+        retain=retain_docs,
+        holdout=holdout_docs,
+        reference_model=reference_model,
+        history=history,
+        config=config,
+        info=info,
+        tokenizers={"after": after_tokenizer, "reference": reference_tokenizer},
+    )
     if store:
         meta = {"config": config.to_dict(), "role": None}
         for label, version in (("before", base), ("after", candidate), ("reference", reference)):
             if version is not None and label in audit["metrics"]:
-                ledger.add_evaluations(version.id, BENCHMARK, audit["metrics"][label], request_id=request.id,
-                                       meta={**meta, "role": label})
+                ledger.add_evaluations(
+                    version.id, BENCHMARK, audit["metrics"][label], request_id=request.id, meta={**meta, "role": label}
+                )
     return audit
 
 
@@ -310,10 +350,12 @@ def audit_request(workspace: Any, request_id: int, *, refresh: bool = False) -> 
             return request.audit
         raise ConflictError(
             f"forget request {request_id}'s documents are erased: an audit of them can no longer be computed "
-            "(audits are made before erasure, by the request itself)")
-    history = ((ledger.run(request.run_id).metrics or {}).get("history") if request.run_id else None)
-    audit = audit_forget_request(workspace, request, request.base_version_id, request.result_version_id,
-                                 forget_ids, history)
+            "(audits are made before erasure, by the request itself)"
+        )
+    history = (ledger.run(request.run_id).metrics or {}).get("history") if request.run_id else None
+    audit = audit_forget_request(
+        workspace, request, request.base_version_id, request.result_version_id, forget_ids, history
+    )
     ledger.update_forget_request(request_id, audit=audit)
     return audit
 
@@ -346,8 +388,12 @@ def redact_samples(audit: dict[str, Any] | None) -> dict[str, Any] | None:
         return audit
     redacted = []
     for sample in audit["samples"]:
-        row = {"document_id": sample.get("document_id"), "key": sample.get("key"), "question": REDACTED,
-               "answer": REDACTED}
+        row = {
+            "document_id": sample.get("document_id"),
+            "key": sample.get("key"),
+            "question": REDACTED,
+            "answer": REDACTED,
+        }
         for label, output in sample.items():
             if label in ("document_id", "key", "question", "answer"):
                 continue

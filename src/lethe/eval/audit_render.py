@@ -27,13 +27,17 @@ def describe_tokenizer_leak(leak: dict[str, Any]) -> str:
     if not leak["saw"]:
         return f"{leak['tokenizer']} never learned from these documents"
     if not leak.get("exclusive_merges"):
-        return (f"{leak['tokenizer']} learned from {leak['saw']} of these {leak['forgotten']} documents, but none "
-                "of its merges is used by them alone (`--method exact --retokenize` removes even their counts)")
+        return (
+            f"{leak['tokenizer']} learned from {leak['saw']} of these {leak['forgotten']} documents, but none "
+            "of its merges is used by them alone (`--method exact --retokenize` removes even their counts)"
+        )
     shown = [e for e in leak.get("examples") or [] if e != REDACTED]
     pieces = f" (e.g. {', '.join(repr(e) for e in shown[:5])})" if shown else ""
-    return (f"{leak['tokenizer']} learned from {leak['saw']} of these {leak['forgotten']} documents; "
-            f"{leak['exclusive_merges']} of its merges are used by them alone{pieces}; "
-            "`--method exact --retokenize` retrains it without them")
+    return (
+        f"{leak['tokenizer']} learned from {leak['saw']} of these {leak['forgotten']} documents; "
+        f"{leak['exclusive_merges']} of its merges are used by them alone{pieces}; "
+        "`--method exact --retokenize` retrains it without them"
+    )
 
 
 def render_audit(audit: dict[str, Any]) -> Any:
@@ -51,8 +55,9 @@ def render_audit(audit: dict[str, Any]) -> Any:
         (f"forget request {request.get('id', '?')}", "bold"),
         f"  method {request.get('method', '?')}  ·  {request.get('forget_documents', '?')} documents  ·  "
         f"{name('before')} → {name('after')}",
-        f"  ·  exact reference {name('reference')}" if versions.get("reference") else
-        ("  ·  exact replay (this is the reference)" if audit.get("exact") else "  ·  no exact reference"),
+        f"  ·  exact reference {name('reference')}"
+        if versions.get("reference")
+        else ("  ·  exact replay (this is the reference)" if audit.get("exact") else "  ·  no exact reference"),
     )
     parts: list[Any] = [header]
     metrics = audit["metrics"]
@@ -64,19 +69,24 @@ def render_audit(audit: dict[str, Any]) -> Any:
         table.add_column(label, justify="right")
     table.add_column("Δ after−before", justify="right")
     for split, values in metrics["after"].items():
-        names = [m for m in HEADLINE if m in values] + [m for m in values if m not in HEADLINE
-                                                        and not m.endswith("items")]
+        names = [m for m in HEADLINE if m in values] + [
+            m for m in values if m not in HEADLINE and not m.endswith("items")
+        ]
         for metric in names:
             change = (audit.get("changes") or {}).get(split, {}).get(metric)
-            table.add_row(split, metric, *(_fmt(metrics[label].get(split, {}).get(metric)) for label in labels),
-                          _fmt(change))
+            table.add_row(
+                split, metric, *(_fmt(metrics[label].get(split, {}).get(metric)) for label in labels), _fmt(change)
+            )
         table.add_section()
     parts.append(table)
     comparison = audit.get("reference_comparison")
     if comparison:
-        parts.append(Text(
-            f"vs exact reference: mean |Δ| over headline metrics {_fmt(comparison.get('mean_abs_distance'))}; "
-            f"forget quality (KS p, after vs exact) {_fmt(comparison.get('forget_quality_vs_reference'))}"))
+        parts.append(
+            Text(
+                f"vs exact reference: mean |Δ| over headline metrics {_fmt(comparison.get('mean_abs_distance'))}; "
+                f"forget quality (KS p, after vs exact) {_fmt(comparison.get('forget_quality_vs_reference'))}"
+            )
+        )
     aucs = (audit.get("mia") or {}).get("aucs") or {}
     if any(aucs.values()):
         mia_table = Table(title="membership inference AUC, forget vs holdout (0.5 = chance)")
@@ -96,10 +106,10 @@ def render_audit(audit: dict[str, Any]) -> Any:
         for label in labels:
             sample_table.add_column(label)
         for row in samples:
-            sample_table.add_row(f"{_short(row.get('question'), 60)}\n[dim]{_short(row.get('answer'), 60)}[/]",
-                                 *(_short(row.get(label), 60) for label in labels))
+            sample_table.add_row(
+                f"{_short(row.get('question'), 60)}\n[dim]{_short(row.get('answer'), 60)}[/]",
+                *(_short(row.get(label), 60) for label in labels),
+            )
         parts.append(sample_table)
     parts.append(Text(f"computed in {audit.get('seconds', 0):.1f} s", style="dim"))
     return Group(*parts)
-
-

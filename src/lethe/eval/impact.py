@@ -62,17 +62,20 @@ def _references(workspace, version) -> tuple[dict[int, Reference], dict[int, int
         for doc in ids:
             first_slice.setdefault(doc, sl.index)
         if sl.index == 0:
+
             def base(lineage=lineage):
                 _, tokenizer = load_version(version.path)
                 return load_base(lineage.base, tokenizer, seed=(lineage.config or {}).get("init_seed", 0))
+
             refs[0] = Reference(f"{lineage.base} (initial weights)", None, base)
         else:
             ck = ledger.checkpoint_for(lineage.id, sl.index - 1)
             if ck is None:
                 continue
             ref_version = ledger.resolve_version(ck.version_id, allow_tainted=True)
-            refs[sl.index] = Reference(ref_version.name, ref_version.id,
-                                       lambda path=ref_version.path: load_version(path)[0])
+            refs[sl.index] = Reference(
+                ref_version.name, ref_version.id, lambda path=ref_version.path: load_version(path)[0]
+            )
     return refs, first_slice
 
 
@@ -91,18 +94,36 @@ def _record(doc_id: int, examples, v_logps, r_logps, top_k: int) -> dict | None:
         return None
     order = sorted(range(len(impacts)), key=lambda i: -impacts[i])[:top_k]
     total = offset
-    top = [{"token_id": int(tokens[i][1]), "position": int(tokens[i][0]), "impact": impacts[i],
-            "context_start": max(0, tokens[i][0] - CONTEXT), "context_end": min(total, tokens[i][0] + CONTEXT + 1)}
-           for i in order]
+    top = [
+        {
+            "token_id": int(tokens[i][1]),
+            "position": int(tokens[i][0]),
+            "impact": impacts[i],
+            "context_start": max(0, tokens[i][0] - CONTEXT),
+            "context_end": min(total, tokens[i][0] + CONTEXT + 1),
+        }
+        for i in order
+    ]
     average_loss = -sum(v_all) / len(v_all)
     reference_loss = -sum(r_all) / len(r_all)
-    return {"document_id": doc_id, "score": sum(impacts) / len(impacts), "total_tokens": total,
-            "top_tokens": top, "average_loss": average_loss,
-            "relative_loss": average_loss / reference_loss if reference_loss else None}
+    return {
+        "document_id": doc_id,
+        "score": sum(impacts) / len(impacts),
+        "total_tokens": total,
+        "top_tokens": top,
+        "average_loss": average_loss,
+        "relative_loss": average_loss / reference_loss if reference_loss else None,
+    }
 
 
-def compute_impacts(workspace, version_ref: str = "latest", *, document_ids: Sequence[int] | None = None,
-                    top_k: int = 20, callback: Callable[[int, int], None] | None = None) -> dict:
+def compute_impacts(
+    workspace,
+    version_ref: str = "latest",
+    *,
+    document_ids: Sequence[int] | None = None,
+    top_k: int = 20,
+    callback: Callable[[int, int], None] | None = None,
+) -> dict:
     """Compute and store token impacts of a version for the documents it trained on."""
     from lethe.model.io import load_version
     from lethe.train.config import lineage_config
@@ -113,8 +134,11 @@ def compute_impacts(workspace, version_ref: str = "latest", *, document_ids: Seq
     model, tokenizer = load_version(version.path)
     train_config = lineage_config(ledger, version.lineage_id)
     refs, first_slice = _references(workspace, version)
-    seen = set(ledger.documents_seen(version.id, candidates=document_ids) if document_ids is not None
-               else ledger.documents_seen(version.id))
+    seen = set(
+        ledger.documents_seen(version.id, candidates=document_ids)
+        if document_ids is not None
+        else ledger.documents_seen(version.id)
+    )
     groups: dict[int, list[int]] = {}
     for doc_id in sorted(seen):
         if doc_id in first_slice:
@@ -140,8 +164,9 @@ def compute_impacts(workspace, version_ref: str = "latest", *, document_ids: Seq
             done += 1
             if callback:
                 callback(done, total)
-        stored += ledger.store_token_impacts(version.id, records, reference_version_id=ref.version_id,
-                                             reference=ref.label)
+        stored += ledger.store_token_impacts(
+            version.id, records, reference_version_id=ref.version_id, reference=ref.label
+        )
     return {"version": version.name, "documents": stored, "slices": len(groups)}
 
 

@@ -54,8 +54,10 @@ def impact_html(version, document, record, ledger) -> str:
         piece = html.escape(tokenizer.decode([token_id]))
         if position in marks:
             alpha = 0.25 + 0.75 * marks[position]
-            parts.append(f'<mark title="impact {impacts[position]:.2f} nats" '
-                         f'style="background: rgba(220,50,50,{alpha:.2f})">{piece}</mark>')
+            parts.append(
+                f'<mark title="impact {impacts[position]:.2f} nats" '
+                f'style="background: rgba(220,50,50,{alpha:.2f})">{piece}</mark>'
+            )
         else:
             parts.append(piece)
     return '<div class="lethe-impact" style="white-space: pre-wrap">' + "".join(parts) + "</div>"

@@ -81,27 +81,25 @@ def _by_length(lengths: Sequence[int]) -> list[int]:
     return sorted(range(len(lengths)), key=lambda i: lengths[i])
 
 
-def _score_sorted(model: Any, prompts: list[list[int]], targets: list[list[int]], batch_size: int,
-                  pad_id: int) -> list:
+def _score_sorted(model: Any, prompts: list[list[int]], targets: list[list[int]], batch_size: int, pad_id: int) -> list:
     """`score_token_ids` over length-sorted items, returned in the original order."""
     from lethe.eval.scoring import score_token_ids
 
     order = _by_length([len(p) + len(t) for p, t in zip(prompts, targets)])
-    scored = score_token_ids(model, [prompts[i] for i in order], [targets[i] for i in order],
-                             batch_size, pad_id)
+    scored = score_token_ids(model, [prompts[i] for i in order], [targets[i] for i in order], batch_size, pad_id)
     result: list = [None] * len(order)
     for position, index in enumerate(order):
         result[index] = scored[position]
     return result
 
 
-def _generate_sorted(model: Any, prompts: list[list[int]], max_new_tokens: int, pad_id: int,
-                     eos_id: int | None, batch_size: int) -> list[list[int]]:
+def _generate_sorted(
+    model: Any, prompts: list[list[int]], max_new_tokens: int, pad_id: int, eos_id: int | None, batch_size: int
+) -> list[list[int]]:
     from lethe.eval.scoring import greedy_generate_ids
 
     order = _by_length([len(p) for p in prompts])
-    generated = greedy_generate_ids(model, [prompts[i] for i in order], max_new_tokens, pad_id,
-                                    eos_id, batch_size)
+    generated = greedy_generate_ids(model, [prompts[i] for i in order], max_new_tokens, pad_id, eos_id, batch_size)
     result: list[list[int]] = [[] for _ in order]
     for position, index in enumerate(order):
         result[index] = generated[position]
@@ -132,14 +130,17 @@ def score_qa(model: Any, tokenizer: Any, items: Sequence[QAItem], settings: Scor
         loss=loss,
         token_accuracy=np.array([exact_memorisation(s.greedy_ids, s.token_ids) for s in scores]),
         extraction_strength=np.array([extraction_strength(s.greedy_ids, s.token_ids) for s in scores]),
-        mia=mia.attack_scores([s.logprobs for s in scores], [it.answer for it in items],
-                              [s.vocab_mean for s in scores], [s.vocab_std for s in scores],
-                              k=settings.min_k),
+        mia=mia.attack_scores(
+            [s.logprobs for s in scores],
+            [it.answer for it in items],
+            [s.vocab_mean for s in scores],
+            [s.vocab_std for s in scores],
+            k=settings.min_k,
+        ),
     )
     _score_variants(model, tokenizer, items, prompts, loss, settings, pad, result)
     if settings.generate and items:
-        ids = _generate_sorted(model, prompts, settings.max_new_tokens, pad, stop_id(tokenizer),
-                               settings.batch_size)
+        ids = _generate_sorted(model, prompts, settings.max_new_tokens, pad, stop_id(tokenizer), settings.batch_size)
         result.generations = [tokenizer.decode(row, skip_special_tokens=True).strip() for row in ids]
         metrics = ("exact_match", "token_precision", "token_recall", "token_f1", "rouge_l_recall")
         result.overlap = {
@@ -149,8 +150,16 @@ def score_qa(model: Any, tokenizer: Any, items: Sequence[QAItem], settings: Scor
     return result
 
 
-def _score_variants(model: Any, tokenizer: Any, items: list[QAItem], prompts: list[list[int]],
-                    loss: np.ndarray, settings: ScoreSettings, pad: int, result: QAScores) -> None:
+def _score_variants(
+    model: Any,
+    tokenizer: Any,
+    items: list[QAItem],
+    prompts: list[list[int]],
+    loss: np.ndarray,
+    settings: ScoreSettings,
+    pad: int,
+    result: QAScores,
+) -> None:
     """Losses of paraphrased and perturbed answers (one batched pass over all variants)."""
     owners: list[tuple[int, str]] = []  # (item index, "para" | "pert")
     var_prompts: list[list[int]] = []
@@ -208,16 +217,19 @@ def score_text(model: Any, tokenizer: Any, items: Sequence[TextItem], settings: 
         loss=np.array([s.loss for s in scores]),
         exact_memorisation=np.array([exact_memorisation(s.greedy_ids, s.token_ids) for s in scores]),
         extraction_strength=np.array([extraction_strength(s.greedy_ids, s.token_ids) for s in scores]),
-        mia=mia.attack_scores([s.logprobs for s in scores], target_texts,
-                              [s.vocab_mean for s in scores], [s.vocab_std for s in scores],
-                              k=settings.min_k),
+        mia=mia.attack_scores(
+            [s.logprobs for s in scores],
+            target_texts,
+            [s.vocab_mean for s in scores],
+            [s.vocab_std for s in scores],
+            k=settings.min_k,
+        ),
     )
     if settings.generate and items:
         eos = tokenizer.eos_token_id
-        ids = _generate_sorted(model, prefixes, settings.text_target_tokens, pad,
-                               None if eos is None else int(eos), settings.batch_size)
-        result.continuations = [tokenizer.decode(row, skip_special_tokens=True) for row in ids]
-        result.verbatim_rouge = np.array(
-            [verbatim_rouge(c, t) for c, t in zip(result.continuations, target_texts)]
+        ids = _generate_sorted(
+            model, prefixes, settings.text_target_tokens, pad, None if eos is None else int(eos), settings.batch_size
         )
+        result.continuations = [tokenizer.decode(row, skip_special_tokens=True) for row in ids]
+        result.verbatim_rouge = np.array([verbatim_rouge(c, t) for c, t in zip(result.continuations, target_texts)])
     return result

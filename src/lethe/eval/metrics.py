@@ -44,9 +44,7 @@ def get_metric(name: str) -> Callable[..., Any]:
         return _REGISTRY[name]
     except KeyError:
         known = ", ".join(sorted(_REGISTRY)) or "none"
-        raise InputError(
-            f"unknown metric {name!r}; known metrics: {known}", Where(field="metric")
-        ) from None
+        raise InputError(f"unknown metric {name!r}; known metrics: {known}", Where(field="metric")) from None
 
 
 def list_metrics() -> list[str]:

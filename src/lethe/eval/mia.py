@@ -78,9 +78,7 @@ def min_k_score(logprobs: ArrayLike, k: float = 0.2) -> float:
 
 
 @register_metric("mia_min_k_plus_plus")
-def min_k_plus_plus_score(
-    logprobs: ArrayLike, vocab_mean: ArrayLike, vocab_std: ArrayLike, k: float = 0.2
-) -> float:
+def min_k_plus_plus_score(logprobs: ArrayLike, vocab_mean: ArrayLike, vocab_std: ArrayLike, k: float = 0.2) -> float:
     """Min-K%++ score: Min-K% of (logprob_t - vocab_mean_t) / vocab_std_t.
 
     A position whose next-token distribution has zero spread (sigma_t = 0, a one-hot
@@ -91,8 +89,7 @@ def min_k_plus_plus_score(
     sigma = _token_values(vocab_std, "vocab_std")
     if not x.shape == mu.shape == sigma.shape:
         raise InputError(
-            f"logprobs, vocab_mean and vocab_std differ in length: "
-            f"{x.size}, {mu.size}, {sigma.size}",
+            f"logprobs, vocab_mean and vocab_std differ in length: {x.size}, {mu.size}, {sigma.size}",
             Where(field="vocab_mean"),
         )
     if np.any(sigma < 0):
@@ -193,7 +190,6 @@ def attack_scores(
         if not len(vocab_means) == len(vocab_stds) == len(logprobs):
             raise InputError("vocab_means and vocab_stds must have one array per sample")
         scores["min_k_plus_plus"] = [
-            min_k_plus_plus_score(lp, mu, sd, k)
-            for lp, mu, sd in zip(logprobs, vocab_means, vocab_stds)
+            min_k_plus_plus_score(lp, mu, sd, k) for lp, mu, sd in zip(logprobs, vocab_means, vocab_stds)
         ]
     return scores

@@ -48,9 +48,7 @@ def encode_pairs(
 ) -> tuple[list[list[int]], list[list[int]]]:
     """Token ids of each prompt (with special tokens) and answer (without; + EOS if asked)."""
     if len(prompts) != len(answers):
-        raise InputError(
-            f"{len(prompts)} prompts but {len(answers)} answers", Where(field="answers")
-        )
+        raise InputError(f"{len(prompts)} prompts but {len(answers)} answers", Where(field="answers"))
     prompt_ids = [list(tokenizer(p, add_special_tokens=True)["input_ids"]) for p in prompts]
     answer_ids = [list(tokenizer(a, add_special_tokens=False)["input_ids"]) for a in answers]
     if add_eos:
@@ -93,9 +91,7 @@ def score_token_ids(
         for start in range(0, len(prompt_ids), batch_size):
             batch = [
                 list(p) + list(a)
-                for p, a in zip(
-                    prompt_ids[start : start + batch_size], answer_ids[start : start + batch_size]
-                )
+                for p, a in zip(prompt_ids[start : start + batch_size], answer_ids[start : start + batch_size])
             ]
             width = max(len(ids) for ids in batch)
             input_ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
@@ -103,19 +99,13 @@ def score_token_ids(
             for row, ids in enumerate(batch):
                 input_ids[row, : len(ids)] = torch.tensor(ids, dtype=torch.long)
                 attention_mask[row, : len(ids)] = 1
-            logits = model(
-                input_ids=input_ids.to(device), attention_mask=attention_mask.to(device)
-            ).logits.float()
+            logits = model(input_ids=input_ids.to(device), attention_mask=attention_mask.to(device)).logits.float()
             for row in range(len(batch)):
                 n_prompt = len(prompt_ids[start + row])
                 n_answer = len(answer_ids[start + row])
                 # logits at position t predict the token at t + 1
-                log_probs = torch.log_softmax(
-                    logits[row, n_prompt - 1 : n_prompt + n_answer - 1], -1
-                )
-                results.append(
-                    _token_scores(log_probs, input_ids[row, n_prompt : n_prompt + n_answer])
-                )
+                log_probs = torch.log_softmax(logits[row, n_prompt - 1 : n_prompt + n_answer - 1], -1)
+                results.append(_token_scores(log_probs, input_ids[row, n_prompt : n_prompt + n_answer]))
     finally:
         model.train(was_training)
     return results

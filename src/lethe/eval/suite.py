@@ -103,8 +103,11 @@ class SuiteResult:
         return {name: split.metrics for name, split in self.splits.items()}
 
     def meta(self) -> dict[str, Any]:
-        return {"config": self.config.to_dict(), "seconds": round(self.seconds, 3),
-                "counts": {name: split.counts for name, split in self.splits.items()}}
+        return {
+            "config": self.config.to_dict(),
+            "seconds": round(self.seconds, 3),
+            "counts": {name: split.counts for name, split in self.splits.items()},
+        }
 
 
 def _mean(values: np.ndarray | None) -> float | None:
@@ -146,8 +149,9 @@ def summarise_text(scores: TextScores) -> dict[str, float]:
     return {k: v for k, v in out.items() if v is not None}
 
 
-def membership_aucs(members: dict[str, list[float]], non_members: dict[str, list[float]],
-                    prefix: str = "mia_auc_") -> dict[str, float]:
+def membership_aucs(
+    members: dict[str, list[float]], non_members: dict[str, list[float]], prefix: str = "mia_auc_"
+) -> dict[str, float]:
     """AUC per attack of members vs non-members (attacks both sides scored)."""
     return {
         f"{prefix}{attack}": mia.membership_auc(members[attack], non_members[attack])
@@ -156,8 +160,9 @@ def membership_aucs(members: dict[str, list[float]], non_members: dict[str, list
     }
 
 
-def run_suite(model: Any, tokenizer: Any, splits: dict[str, Any], config: SuiteConfig | None = None,
-              *, holdout: str = HOLDOUT) -> SuiteResult:
+def run_suite(
+    model: Any, tokenizer: Any, splits: dict[str, Any], config: SuiteConfig | None = None, *, holdout: str = HOLDOUT
+) -> SuiteResult:
     """Score `{split name: documents}` (ledger rows or dicts) and summarise each split.
 
     The split named `holdout` (never trained) provides the non-members of the membership
@@ -169,8 +174,15 @@ def run_suite(model: Any, tokenizer: Any, splits: dict[str, Any], config: SuiteC
     results: dict[str, SplitResult] = {}
     for name, documents in splits.items():
         items = split_items(documents, config.max_items, config.seed)
-        split = SplitResult(counts={"qa": len(items.qa), "text": len(items.text), "qa_total": items.total_qa,
-                                    "text_total": items.total_text, "erased": items.erased})
+        split = SplitResult(
+            counts={
+                "qa": len(items.qa),
+                "text": len(items.text),
+                "qa_total": items.total_qa,
+                "text_total": items.total_text,
+                "erased": items.erased,
+            }
+        )
         if items.qa:
             split.qa = score_qa(model, tokenizer, items.qa, settings)
             split.metrics.update(summarise_qa(split.qa))
@@ -191,6 +203,7 @@ def run_suite(model: Any, tokenizer: Any, splits: dict[str, Any], config: SuiteC
 
 
 # ------------------------------------------------------------------------ one model version
+
 
 def version_path(workspace: Any, version: Any) -> Path:
     """The directory of a version's weights (relative paths are under the workspace home)."""
@@ -252,11 +265,14 @@ def evaluate_version(
             Where(field="splits"),
         )
     model, tokenizer = load_version(version_path(workspace, version))
-    described = {name: spec if isinstance(spec, str) else f"{len(spec)} documents"
-                 for name, spec in specs.items()}
-    run_id = ledger.start_run("eval", parent_version_id=version.id, lineage_id=version.lineage_id,
-                              config={"benchmark": BENCHMARK, "splits": described, **config.to_dict()},
-                              seed=config.seed)
+    described = {name: spec if isinstance(spec, str) else f"{len(spec)} documents" for name, spec in specs.items()}
+    run_id = ledger.start_run(
+        "eval",
+        parent_version_id=version.id,
+        lineage_id=version.lineage_id,
+        config={"benchmark": BENCHMARK, "splits": described, **config.to_dict()},
+        seed=config.seed,
+    )
     try:
         result = run_suite(model, tokenizer, documents, config)
     except BaseException as error:
@@ -265,10 +281,17 @@ def evaluate_version(
     meta = {**result.meta(), "collections": described}
     ledger.finish_run(run_id, metrics={"seconds": result.seconds})
     if store:
-        ledger.add_evaluations(version.id, BENCHMARK, result.metrics, run_id=run_id, request_id=request_id,
-                               meta=meta)
-    return {"version": version.name, "version_id": version.id, "benchmark": BENCHMARK, "run_id": run_id,
-            "stored": store, "metrics": result.metrics, "collections": described, "meta": meta}
+        ledger.add_evaluations(version.id, BENCHMARK, result.metrics, run_id=run_id, request_id=request_id, meta=meta)
+    return {
+        "version": version.name,
+        "version_id": version.id,
+        "benchmark": BENCHMARK,
+        "run_id": run_id,
+        "stored": store,
+        "metrics": result.metrics,
+        "collections": described,
+        "meta": meta,
+    }
 
 
 def render_suite(result: dict[str, Any]) -> Any:
@@ -276,8 +299,7 @@ def render_suite(result: dict[str, Any]) -> Any:
     from rich.table import Table
 
     metrics: dict[str, dict[str, float]] = result["metrics"]
-    table = Table(title=f"{result['version']}: {result['benchmark']} "
-                        f"({result['meta'].get('seconds', 0):.1f} s)")
+    table = Table(title=f"{result['version']}: {result['benchmark']} ({result['meta'].get('seconds', 0):.1f} s)")
     table.add_column("metric")
     for split in metrics:
         table.add_column(f"{split}\n{result['collections'].get(split, '')}", justify="right")

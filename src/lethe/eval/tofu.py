@@ -52,8 +52,13 @@ class TofuEvalConfig:
     system_prompt: str | None = None
 
     def settings(self) -> ScoreSettings:
-        return ScoreSettings(max_new_tokens=self.max_new_tokens, batch_size=self.batch_size,
-                             min_k=self.min_k, system_prompt=self.system_prompt, generate=True)
+        return ScoreSettings(
+            max_new_tokens=self.max_new_tokens,
+            batch_size=self.batch_size,
+            min_k=self.min_k,
+            system_prompt=self.system_prompt,
+            generate=True,
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -90,8 +95,7 @@ def split_numbers(split: str, scores: QAScores) -> dict[str, float]:
         probability = float(finite.mean()) if finite.size else float(np.mean(np.exp(-scores.loss)))
     else:
         probability = tofu_math.answer_probability(scores.loss)
-    numbers = {"probability": probability,
-               "rouge_l_recall": float(np.mean(scores.overlap["rouge_l_recall"]))}
+    numbers = {"probability": probability, "rouge_l_recall": float(np.mean(scores.overlap["rouge_l_recall"]))}
     ratios = scores.truth_ratios
     if ratios.size:
         stat = tofu_math.truth_ratio_forget_stat if split == "forget" else tofu_math.truth_ratio_stat
@@ -115,15 +119,17 @@ def utility_of(numbers: dict[str, dict[str, float]]) -> float | None:
     return tofu_math.model_utility(values)
 
 
-def evaluate_tofu(model: Any, tokenizer: Any, splits: dict[str, list[Any]],
-                  config: TofuEvalConfig | None = None) -> TofuEvaluation:
+def evaluate_tofu(
+    model: Any, tokenizer: Any, splits: dict[str, list[Any]], config: TofuEvalConfig | None = None
+) -> TofuEvaluation:
     """Score a model on TOFU splits (`forget`, `retain`, `real_authors`, `world_facts`, and
     optionally `holdout`: documents of never-trained authors)."""
     config = config or TofuEvalConfig()
     unknown = set(splits) - set(SPLITS) - {"holdout"}
     if unknown:
-        raise InputError(f"unknown TOFU splits {sorted(unknown)} (expected {SPLITS} and holdout)",
-                         Where(field="splits"))
+        raise InputError(
+            f"unknown TOFU splits {sorted(unknown)} (expected {SPLITS} and holdout)", Where(field="splits")
+        )
     settings = config.settings()
     scores: dict[str, QAScores] = {}
     for split in SPLITS:
@@ -136,8 +142,7 @@ def evaluate_tofu(model: Any, tokenizer: Any, splits: dict[str, list[Any]],
         items = tofu_items(splits["holdout"], "holdout", config.max_items, config.seed)
         holdout = score_qa(model, tokenizer, items, ScoreSettings(**{**asdict(settings), "generate": False}))
     numbers = {split: split_numbers(split, s) for split, s in scores.items()}
-    evaluation = TofuEvaluation(scores=scores, numbers=numbers, model_utility=utility_of(numbers),
-                                holdout=holdout)
+    evaluation = TofuEvaluation(scores=scores, numbers=numbers, model_utility=utility_of(numbers), holdout=holdout)
     if holdout is not None and "forget" in scores:
         evaluation.extra.update(membership_aucs(scores["forget"].mia, holdout.mia))
     return evaluation
@@ -158,8 +163,11 @@ def evaluation_record(evaluation: TofuEvaluation, samples: int = 5) -> dict[str,
     if forget is not None:
         record["mia"]["forget"] = forget.mia
         record["samples"] = [
-            {"question": item.question, "answer": item.answer,
-             "generation": forget.generations[i] if forget.generations else None}
+            {
+                "question": item.question,
+                "answer": item.answer,
+                "generation": forget.generations[i] if forget.generations else None,
+            }
             for i, item in enumerate(forget.items[:samples])
         ]
     if evaluation.holdout is not None:

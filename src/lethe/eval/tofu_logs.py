@@ -63,9 +63,7 @@ def load_tofu_log(path: Path) -> dict[str, dict[str, Any]]:
     except FileNotFoundError:
         raise InputError("no such file", Where(path=path)) from None
     except json.JSONDecodeError as error:
-        raise InputError(
-            f"not valid JSON: {error.msg}", Where(path=path, line=error.lineno)
-        ) from None
+        raise InputError(f"not valid JSON: {error.msg}", Where(path=path, line=error.lineno)) from None
     if not isinstance(log, dict):
         raise InputError("a TOFU eval log is a JSON object", Where(path=path))
     for key in SPLITS:
@@ -84,9 +82,7 @@ def _column(split_log: dict[str, Any], field: str, path: Path, key: str) -> list
     try:
         return [values[index] for index in sorted(values, key=int)]
     except ValueError:
-        raise InputError(
-            "item indices must be integers", Where(path=path, field=f"{key}.{field}")
-        ) from None
+        raise InputError("item indices must be integers", Where(path=path, field=f"{key}.{field}")) from None
 
 
 def _floats(split_log: dict[str, Any], field: str, path: Path, key: str) -> np.ndarray:
@@ -100,9 +96,7 @@ def _floats(split_log: dict[str, Any], field: str, path: Path, key: str) -> np.n
         raise InputError("expected numbers", Where(path=path, field=f"{key}.{field}")) from None
 
 
-def _split_stats(
-    split_log: dict[str, Any], split: str, path: Path, key: str
-) -> tuple[SplitStats, np.ndarray]:
+def _split_stats(split_log: dict[str, Any], split: str, path: Path, key: str) -> tuple[SplitStats, np.ndarray]:
     """The statistics of one split and its per-item truth ratios R."""
     gt_loss = _floats(split_log, "avg_gt_loss", path, key)
     paraphrased = _floats(split_log, "avg_paraphrased_loss", path, key)
@@ -122,8 +116,7 @@ def _split_stats(
 
     generations = _column(split_log, "generated_text", path, key)
     if len(generations) != ratios.size or any(
-        not isinstance(g, list) or len(g) != 3 or not all(isinstance(t, str) for t in g)
-        for g in generations
+        not isinstance(g, list) or len(g) != 3 or not all(isinstance(t, str) for t in g) for g in generations
     ):
         raise InputError(
             "expected one [prompt, generation, answer] of strings per item",
@@ -207,9 +200,7 @@ def render_tofu_logs(result: dict[str, Any]) -> Any:
     """A rich Table of a `recompute_tofu_logs` result: one column per model."""
     from rich.table import Table
 
-    table = Table(
-        title=f"TOFU (forget quality {result['forget_quality']:.3g}, KS D = {result['ks_statistic']:.3f})"
-    )
+    table = Table(title=f"TOFU (forget quality {result['forget_quality']:.3g}, KS D = {result['ks_statistic']:.3f})")
     table.add_column("metric")
     models = ("full", "retain")
     for model in models:
@@ -218,7 +209,5 @@ def render_tofu_logs(result: dict[str, Any]) -> Any:
     rows = (("probability", "prob."), ("rouge_l_recall", "ROUGE-L"), ("truth_ratio", "truth ratio"))
     for split in SPLITS.values():
         for field, label in rows:
-            table.add_row(
-                f"{label} {split}", *(f"{result[m]['splits'][split][field]:.4f}" for m in models)
-            )
+            table.add_row(f"{label} {split}", *(f"{result[m]['splits'][split][field]:.4f}" for m in models))
     return table

@@ -56,8 +56,7 @@ def truth_ratio(paraphrased_loss: ArrayLike, perturbed_losses: ArrayLike) -> NDA
     perturbed = _losses(perturbed_losses, "perturbed_losses", 2)
     if perturbed.shape[0] != paraphrased.shape[0]:
         raise InputError(
-            f"{paraphrased.shape[0]} paraphrased losses but {perturbed.shape[0]} rows of "
-            "perturbed losses",
+            f"{paraphrased.shape[0]} paraphrased losses but {perturbed.shape[0]} rows of perturbed losses",
             Where(field="perturbed_losses"),
         )
     return np.exp(paraphrased - perturbed.mean(axis=1))

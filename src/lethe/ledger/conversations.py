@@ -17,13 +17,29 @@ class ConversationsMixin:
             self._event(s, "conversation.started", "conversation", conversation.id, version_id=version_id)
             return conversation.id
 
-    def add_message(self, conversation_id: int, parent_id: int | None, role: str, content: str,
-                    version_id: int | None = None, params: dict | None = None, stats: dict | None = None) -> int:
+    def add_message(
+        self,
+        conversation_id: int,
+        parent_id: int | None,
+        role: str,
+        content: str,
+        version_id: int | None = None,
+        params: dict | None = None,
+        stats: dict | None = None,
+    ) -> int:
         with self.transaction() as s:
             if s.get(Conversation, conversation_id) is None:
                 raise NotFoundError(f"no conversation {conversation_id}")
-            message = Message(conversation_id=conversation_id, parent_id=parent_id, role=role, content=content,
-                              version_id=version_id, params=params, stats=stats, created_at=utcnow())
+            message = Message(
+                conversation_id=conversation_id,
+                parent_id=parent_id,
+                role=role,
+                content=content,
+                version_id=version_id,
+                params=params,
+                stats=stats,
+                created_at=utcnow(),
+            )
             s.add(message)
             s.flush()
             return message.id
@@ -37,10 +53,13 @@ class ConversationsMixin:
                 .order_by(Conversation.id.desc())
                 .limit(limit)
             )
-            return [{"id": c.id, "title": c.title, "version_id": c.version_id, "created_at": c.created_at,
-                     "messages": n} for c, n in rows]
+            return [
+                {"id": c.id, "title": c.title, "version_id": c.version_id, "created_at": c.created_at, "messages": n}
+                for c, n in rows
+            ]
 
     def conversation_messages(self, conversation_id: int) -> list[Message]:
         with self.reading() as s:
-            return list(s.scalars(select(Message).where(Message.conversation_id == conversation_id)
-                                  .order_by(Message.id)))
+            return list(
+                s.scalars(select(Message).where(Message.conversation_id == conversation_id).order_by(Message.id))
+            )

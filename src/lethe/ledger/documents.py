@@ -37,11 +37,7 @@ class DocumentsMixin:
         if not document_ids:
             return 0
         existing = set(
-            s.scalars(
-                select(CollectionMember.document_id).where(
-                    CollectionMember.collection_id == collection.id
-                )
-            )
+            s.scalars(select(CollectionMember.document_id).where(CollectionMember.collection_id == collection.id))
         )
         start = s.scalar(
             select(func.coalesce(func.max(CollectionMember.position), -1)).where(
@@ -56,9 +52,10 @@ class DocumentsMixin:
             rows.append({"collection_id": collection.id, "document_id": doc_id, "position": start + 1 + len(rows)})
         if self.dialect == "postgresql" and rows:
             raw = s.connection().connection.driver_connection
-            with raw.cursor() as cursor, cursor.copy(
-                "COPY collection_members (collection_id, document_id, position) FROM STDIN"
-            ) as copy:
+            with (
+                raw.cursor() as cursor,
+                cursor.copy("COPY collection_members (collection_id, document_id, position) FROM STDIN") as copy,
+            ):
                 for row in rows:
                     copy.write_row((row["collection_id"], row["document_id"], row["position"]))
             return len(rows)
@@ -107,9 +104,7 @@ class DocumentsMixin:
             if isinstance(ref, int) or str(ref).isdigit():
                 doc = s.get(Document, int(ref))
             else:
-                doc = s.scalar(
-                    select(Document).where(Document.key == ref).order_by(Document.revision.desc()).limit(1)
-                )
+                doc = s.scalar(select(Document).where(Document.key == ref).order_by(Document.revision.desc()).limit(1))
             if doc is None:
                 raise NotFoundError(f"no document {ref!r}")
             return doc
@@ -144,9 +139,11 @@ class DocumentsMixin:
     ) -> list[Document]:
         query = select(Document)
         if collection:
-            query = query.join(CollectionMember, CollectionMember.document_id == Document.id).join(
-                Collection, Collection.id == CollectionMember.collection_id
-            ).where(Collection.name == collection)
+            query = (
+                query.join(CollectionMember, CollectionMember.document_id == Document.id)
+                .join(Collection, Collection.id == CollectionMember.collection_id)
+                .where(Collection.name == collection)
+            )
         if kind:
             query = query.where(Document.kind == kind)
         if source:
@@ -206,6 +203,13 @@ class DocumentsMixin:
                     doc.data = None
                     doc.forgotten_at = now
                     erased += 1
-            self._event(s, "documents.erased", "forget_request", request_id, count=erased, reason=reason,
-                        document_ids=list(document_ids)[:1000])
+            self._event(
+                s,
+                "documents.erased",
+                "forget_request",
+                request_id,
+                count=erased,
+                reason=reason,
+                document_ids=list(document_ids)[:1000],
+            )
         return erased

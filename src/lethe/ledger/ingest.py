@@ -75,8 +75,14 @@ class IngestMixin:
             for name, ids in members.items():
                 report.collections[name] = self._add_members(s, self._collection(s, name), ids)
             self._event(
-                s, "documents.ingested", "source", src.id, source=source, uri=uri,
-                collection=collection, **{k: v for k, v in report.as_dict().items() if k != "collections"},
+                s,
+                "documents.ingested",
+                "source",
+                src.id,
+                source=source,
+                uri=uri,
+                collection=collection,
+                **{k: v for k, v in report.as_dict().items() if k != "collections"},
             )
         return report
 
@@ -91,9 +97,14 @@ class IngestMixin:
         looked_up.update(ids)
         for i in range(0, len(ids), 500):
             rows = s.execute(
-                select(Document.id, Document.external_id, Document.content_hash, Document.revision,
-                       Document.is_current, Document.meta)
-                .where(Document.source_id == src.id, Document.external_id.in_(ids[i : i + 500]))
+                select(
+                    Document.id,
+                    Document.external_id,
+                    Document.content_hash,
+                    Document.revision,
+                    Document.is_current,
+                    Document.meta,
+                ).where(Document.source_id == src.id, Document.external_id.in_(ids[i : i + 500]))
             )
             for doc_id, ext, digest, revision, is_current, meta in rows:
                 if meta and meta.get("revision_id") is not None:
@@ -171,8 +182,24 @@ class IngestMixin:
             for name in ([collection] if collection else []) + list(record.collections):
                 members.setdefault(name, []).append(doc_id)
 
-    _COPY_COLUMNS = ("id", "source_id", "external_id", "key", "revision", "parent_id", "is_current", "kind", "title",
-                     "content", "data", "meta", "tags", "content_hash", "size_bytes", "added_at")
+    _COPY_COLUMNS = (
+        "id",
+        "source_id",
+        "external_id",
+        "key",
+        "revision",
+        "parent_id",
+        "is_current",
+        "kind",
+        "title",
+        "content",
+        "data",
+        "meta",
+        "tags",
+        "content_hash",
+        "size_bytes",
+        "added_at",
+    )
 
     def _insert_documents(self, s: Session, rows: list[dict]) -> list[int]:
         """Insert document rows, returning their ids in order (COPY on PostgreSQL: ~10x faster)."""
@@ -183,8 +210,9 @@ class IngestMixin:
         connection = s.connection()
         raw = connection.connection.driver_connection
         with raw.cursor() as cursor:
-            cursor.execute("SELECT nextval(pg_get_serial_sequence('documents', 'id')) FROM generate_series(1, %s)",
-                           (len(rows),))
+            cursor.execute(
+                "SELECT nextval(pg_get_serial_sequence('documents', 'id')) FROM generate_series(1, %s)", (len(rows),)
+            )
             ids = [r[0] for r in cursor.fetchall()]
             columns = ", ".join(self._COPY_COLUMNS)
             with cursor.copy(f"COPY documents ({columns}) FROM STDIN") as copy:
@@ -204,11 +232,13 @@ class IngestMixin:
         dialect = s.get_bind().dialect
         table = Document.__table__
         processors = {c: table.c[c].type.bind_processor(dialect) for c in columns}
-        values = [tuple(processors[c](row[c]) if processors[c] and row[c] is not None else row[c] for c in columns)
-                  for row in rows]
+        values = [
+            tuple(processors[c](row[c]) if processors[c] and row[c] is not None else row[c] for c in columns)
+            for row in rows
+        ]
         connection = s.connection()
         connection.exec_driver_sql(
-            f"INSERT INTO documents ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})", values)
+            f"INSERT INTO documents ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})", values
+        )
         last = connection.exec_driver_sql("SELECT max(id) FROM documents").scalar()
         return list(range(last - len(rows) + 1, last + 1))
-

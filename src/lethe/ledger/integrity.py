@@ -43,8 +43,10 @@ def _sqlite_foreign_keys(ledger) -> list[Problem]:
         return []  # PostgreSQL enforces foreign keys on every write
     with ledger.engine.connect() as conn:
         rows = conn.execute(text("PRAGMA foreign_key_check")).all()
-    return [Problem("foreign-keys", table, str(rowid), f"references a missing row in {parent}")
-            for table, rowid, parent, _ in rows]
+    return [
+        Problem("foreign-keys", table, str(rowid), f"references a missing row in {parent}")
+        for table, rowid, parent, _ in rows
+    ]
 
 
 def _exposures(ledger) -> list[Problem]:
@@ -55,35 +57,57 @@ def _exposures(ledger) -> list[Problem]:
             missing = s.execute(
                 select(column, func.count()).where(~exists().where(table.id == column)).group_by(column).limit(20)
             ).all()
-            problems += [Problem("orphans", "exposures", f"{column.key}={ref}",
-                                 f"{n} exposure rows reference a missing {table.__tablename__} row")
-                         for ref, n in missing]
+            problems += [
+                Problem(
+                    "orphans",
+                    "exposures",
+                    f"{column.key}={ref}",
+                    f"{n} exposure rows reference a missing {table.__tablename__} row",
+                )
+                for ref, n in missing
+            ]
     return problems
 
 
 def _documents(ledger) -> list[Problem]:
     problems = []
     with ledger.reading() as s:
-        for doc in s.execute(select(Document.id, Document.content, Document.content_hash, Document.forgotten_at,
-                                    Document.tombstone, Document.parent_id, Document.revision)).all():
+        for doc in s.execute(
+            select(
+                Document.id,
+                Document.content,
+                Document.content_hash,
+                Document.forgotten_at,
+                Document.tombstone,
+                Document.parent_id,
+                Document.revision,
+            )
+        ).all():
             doc_id, content, digest, forgotten_at, tombstone, parent_id, revision = doc
             if forgotten_at is None:
                 if content is None:
                     problems.append(Problem("tombstones", "documents", str(doc_id), "content missing but not erased"))
                 elif hashlib.sha256(content.encode("utf-8")).hexdigest() != digest:
-                    problems.append(Problem("content-hash", "documents", str(doc_id),
-                                            "content does not match its recorded sha256"))
+                    problems.append(
+                        Problem("content-hash", "documents", str(doc_id), "content does not match its recorded sha256")
+                    )
             else:
                 if content is not None:
-                    problems.append(Problem("tombstones", "documents", str(doc_id),
-                                            "marked forgotten but still holds its content"))
+                    problems.append(
+                        Problem("tombstones", "documents", str(doc_id), "marked forgotten but still holds its content")
+                    )
                 if not tombstone or tombstone.get("content_hash") != digest:
                     problems.append(Problem("tombstones", "documents", str(doc_id), "tombstone missing or wrong hash"))
             if revision > 1 and parent_id is None:
-                problems.append(Problem("revisions", "documents", str(doc_id),
-                                        f"revision {revision} has no parent revision"))
-        current = s.execute(select(Document.key, func.count()).where(Document.is_current.is_(True))
-                            .group_by(Document.key).having(func.count() > 1)).all()
+                problems.append(
+                    Problem("revisions", "documents", str(doc_id), f"revision {revision} has no parent revision")
+                )
+        current = s.execute(
+            select(Document.key, func.count())
+            .where(Document.is_current.is_(True))
+            .group_by(Document.key)
+            .having(func.count() > 1)
+        ).all()
         problems += [Problem("revisions", "documents", key, f"{n} revisions marked current") for key, n in current]
     return problems
 
@@ -94,8 +118,9 @@ def _runs_and_versions(ledger, verify_weights: bool) -> list[Problem]:
         version_ids = set(s.scalars(select(ModelVersion.id)))
         for run in s.scalars(select(Run)):
             if run.parent_version_id is not None and run.parent_version_id not in version_ids:
-                problems.append(Problem("orphans", "runs", str(run.id),
-                                        f"parent_version_id {run.parent_version_id} does not exist"))
+                problems.append(
+                    Problem("orphans", "runs", str(run.id), f"parent_version_id {run.parent_version_id} does not exist")
+                )
             if run.status == "succeeded" and run.finished_at is None:
                 problems.append(Problem("runs", "runs", str(run.id), "succeeded without a finish time"))
         covered = set(s.scalars(select(VersionCoverage.version_id).distinct()))
@@ -113,8 +138,14 @@ def _runs_and_versions(ledger, verify_weights: bool) -> list[Problem]:
 
                 actual = weights_sha256(path)
                 if actual != version.weights_sha256:
-                    problems.append(Problem("weights", "model_versions", row,
-                                            f"weights sha256 {actual[:12]}… != recorded {version.weights_sha256[:12]}…"))
+                    problems.append(
+                        Problem(
+                            "weights",
+                            "model_versions",
+                            row,
+                            f"weights sha256 {actual[:12]}… != recorded {version.weights_sha256[:12]}…",
+                        )
+                    )
         for ck in s.scalars(select(Checkpoint).where(Checkpoint.purged_at.is_(None))):
             if not Path(ck.path).exists():
                 problems.append(Problem("checkpoints", "checkpoints", str(ck.id), f"path {ck.path} is missing"))
@@ -132,19 +163,32 @@ def _token_impacts(ledger) -> list[Problem]:
             for i, token in enumerate(impact.top_tokens or []):
                 missing = [k for k in TOP_TOKEN_KEYS if k not in token]
                 if missing:
-                    problems.append(Problem("token-impacts", "token_impacts", row,
-                                            f"top_tokens[{i}] lacks {', '.join(missing)}"))
+                    problems.append(
+                        Problem("token-impacts", "token_impacts", row, f"top_tokens[{i}] lacks {', '.join(missing)}")
+                    )
                 elif not 0 <= token["position"] < max(impact.total_tokens, 1):
-                    problems.append(Problem("token-impacts", "token_impacts", row,
-                                            f"top_tokens[{i}].position {token['position']} outside the document"))
+                    problems.append(
+                        Problem(
+                            "token-impacts",
+                            "token_impacts",
+                            row,
+                            f"top_tokens[{i}].position {token['position']} outside the document",
+                        )
+                    )
     for version_id in versions:
         have = {t.document_id for t in ledger.token_impacts(version_id=version_id)}
         seen = ledger.documents_seen(version_id)
         erased = {d.id for d in ledger.documents(seen) if d.forgotten_at is not None} if seen else set()
         missing = sorted(set(seen) - have - erased)
         if missing:
-            problems.append(Problem("token-impacts", "token_impacts", f"version {version_id}",
-                                    f"{len(missing)} trained documents have no record (e.g. {missing[:5]})"))
+            problems.append(
+                Problem(
+                    "token-impacts",
+                    "token_impacts",
+                    f"version {version_id}",
+                    f"{len(missing)} trained documents have no record (e.g. {missing[:5]})",
+                )
+            )
     return problems
 
 
@@ -155,14 +199,26 @@ def _tokenizers(ledger) -> list[Problem]:
     for path, record in newest.items():
         file = Path(path) / "tokenizer.json"
         if file.is_file() and hashlib.sha256(file.read_bytes()).hexdigest() != record.sha256:
-            problems.append(Problem("tokenizers", "tokenizers", f"{record.id} ({record.name})",
-                                    f"{file} does not match its recorded sha256"))
+            problems.append(
+                Problem(
+                    "tokenizers",
+                    "tokenizers",
+                    f"{record.id} ({record.name})",
+                    f"{file} does not match its recorded sha256",
+                )
+            )
     known = {t.id for t in ledger.tokenizers()}
     for lineage in ledger.lineages():
         tokenizer_id = (lineage.config or {}).get("tokenizer_id")
         if tokenizer_id is not None and tokenizer_id not in known:
-            problems.append(Problem("tokenizers", "lineages", f"{lineage.id} ({lineage.name})",
-                                    f"tokenizer_id {tokenizer_id} does not exist"))
+            problems.append(
+                Problem(
+                    "tokenizers",
+                    "lineages",
+                    f"{lineage.id} ({lineage.name})",
+                    f"tokenizer_id {tokenizer_id} does not exist",
+                )
+            )
     return problems
 
 

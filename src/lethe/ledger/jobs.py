@@ -15,8 +15,7 @@ FINAL_JOB_STATES = ("succeeded", "failed", "cancelled")
 class JobsMixin:
     def create_job(self, kind: str, params: dict) -> int:
         with self.transaction() as s:
-            job = Job(kind=kind, params=params, status="queued", progress=[], created_at=utcnow(),
-                      updated_at=utcnow())
+            job = Job(kind=kind, params=params, status="queued", progress=[], created_at=utcnow(), updated_at=utcnow())
             s.add(job)
             s.flush()
             self._event(s, "job.queued", "job", job.id, kind=kind)
@@ -36,8 +35,15 @@ class JobsMixin:
         with self.reading() as s:
             return list(s.scalars(query.order_by(Job.id.desc()).limit(limit)))
 
-    def update_job(self, job_id: int, *, status: str | None = None, progress: dict | None = None,
-                   result: dict | None = None, error: str | None = None) -> Job:
+    def update_job(
+        self,
+        job_id: int,
+        *,
+        status: str | None = None,
+        progress: dict | None = None,
+        result: dict | None = None,
+        error: str | None = None,
+    ) -> Job:
         """Append a progress record and/or change status; finished jobs log an event."""
         with self.transaction() as s:
             job = s.get(Job, job_id)
@@ -65,20 +71,23 @@ class JobsMixin:
         if not kinds:
             return None
         with self.reading() as s:
-            candidates = list(s.scalars(
-                select(Job.id).where(Job.status == "queued", Job.kind.in_(kinds)).order_by(Job.id).limit(20)
-            ))
+            candidates = list(
+                s.scalars(select(Job.id).where(Job.status == "queued", Job.kind.in_(kinds)).order_by(Job.id).limit(20))
+            )
         for job_id in candidates:
             with self.transaction() as s:
                 claimed = s.execute(
-                    update(Job).where(Job.id == job_id, Job.status == "queued")
+                    update(Job)
+                    .where(Job.id == job_id, Job.status == "queued")
                     .values(status="running", updated_at=utcnow())
                 ).rowcount
                 if claimed != 1:
                     continue  # another worker was faster
                 job = s.get(Job, job_id)
-                job.progress = [*(job.progress or []), {"kind": "started", "worker": worker,
-                                                         "ts": round(time.time(), 3)}]
+                job.progress = [
+                    *(job.progress or []),
+                    {"kind": "started", "worker": worker, "ts": round(time.time(), 3)},
+                ]
                 self._event(s, "job.running", "job", job_id, kind=job.kind, **worker)
             return self.job(job_id)
         return None

@@ -65,8 +65,18 @@ EMPTY_TRAINING = {
     "relative_loss": None,
     "token_impact": None,
 }
-_VERSION_FIELDS = ("name", "kind", "path", "weights_sha256", "status", "created_at", "tainted_at",
-                   "taint_reason", "purged_at", "meta")
+_VERSION_FIELDS = (
+    "name",
+    "kind",
+    "path",
+    "weights_sha256",
+    "status",
+    "created_at",
+    "tainted_at",
+    "taint_reason",
+    "purged_at",
+    "meta",
+)
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -247,8 +257,9 @@ class _ImportState:
             self.existing[src.id] = {
                 (ext, rev): (doc_id, digest)
                 for doc_id, ext, rev, digest in self.s.execute(
-                    select(Document.id, Document.external_id, Document.revision, Document.content_hash)
-                    .where(Document.source_id == src.id)
+                    select(Document.id, Document.external_id, Document.revision, Document.content_hash).where(
+                        Document.source_id == src.id
+                    )
                 )
             }
         return self.sources[name]
@@ -273,8 +284,10 @@ class _ImportState:
         content = e.get("content")
         removed = e.get("action") == "removed" or e.get("forgotten_at") is not None
         if content is None and not removed:
-            raise InputError("the entry has no 'content': lethe imports entries exported with their text "
-                             "(or removed ones)", at("content"))
+            raise InputError(
+                "the entry has no 'content': lethe imports entries exported with their text (or removed ones)",
+                at("content"),
+            )
         if content is not None and content_hash(content) != e["content_hash"]:
             raise InputError("'content_hash' is not the sha256 of 'content'", at("content_hash"))
 
@@ -290,12 +303,24 @@ class _ImportState:
             if size is None:
                 size = len(content.encode("utf-8")) if content is not None else (tombstone or {}).get("size_bytes", 0)
             doc = Document(
-                source_id=src.id, external_id=external_id, key=key, revision=revision,
-                is_current=bool(e.get("is_current", True)), kind=e.get("kind") or "text", title=e.get("title"),
-                content=content, data=e.get("data"), meta=e.get("meta"), tags=e.get("tags"),
-                content_hash=e["content_hash"], size_bytes=size,
-                added_at=(_parse_time(e.get("added_at"), at("added_at"))
-                          or _parse_time(e.get("timestamp"), at("timestamp")) or utcnow()),
+                source_id=src.id,
+                external_id=external_id,
+                key=key,
+                revision=revision,
+                is_current=bool(e.get("is_current", True)),
+                kind=e.get("kind") or "text",
+                title=e.get("title"),
+                content=content,
+                data=e.get("data"),
+                meta=e.get("meta"),
+                tags=e.get("tags"),
+                content_hash=e["content_hash"],
+                size_bytes=size,
+                added_at=(
+                    _parse_time(e.get("added_at"), at("added_at"))
+                    or _parse_time(e.get("timestamp"), at("timestamp"))
+                    or utcnow()
+                ),
                 forgotten_at=_parse_time(e.get("forgotten_at"), at("forgotten_at")) or (utcnow() if removed else None),
                 tombstone=tombstone,
             )
@@ -338,14 +363,25 @@ class _ImportState:
             return self.versions[name]
         if self.s.scalar(select(ModelVersion.id).where(ModelVersion.name == name)) is not None:
             raise ConflictError(f"model version {name!r} exists in this ledger; import into a fresh ledger", where)
-        details = details or {"name": name, "kind": "legacy", "path": name, "weights_sha256": "",
-                              "status": "published", "created_at": item.get("training_timestamp")}
+        details = details or {
+            "name": name,
+            "kind": "legacy",
+            "path": name,
+            "weights_sha256": "",
+            "status": "published",
+            "created_at": item.get("training_timestamp"),
+        }
         version = ModelVersion(
-            name=name, kind=details.get("kind") or "legacy", path=details.get("path") or "",
-            weights_sha256=details.get("weights_sha256") or "", status=details.get("status") or "published",
+            name=name,
+            kind=details.get("kind") or "legacy",
+            path=details.get("path") or "",
+            weights_sha256=details.get("weights_sha256") or "",
+            status=details.get("status") or "published",
             created_at=_parse_time(details.get("created_at"), where) or utcnow(),
-            tainted_at=_parse_time(details.get("tainted_at"), where), taint_reason=details.get("taint_reason"),
-            purged_at=_parse_time(details.get("purged_at"), where), meta=details.get("meta"),
+            tainted_at=_parse_time(details.get("tainted_at"), where),
+            taint_reason=details.get("taint_reason"),
+            purged_at=_parse_time(details.get("purged_at"), where),
+            meta=details.get("meta"),
         )
         self.s.add(version)
         self.versions[name] = version
@@ -373,8 +409,13 @@ class _ImportState:
             self.ledger._add_members(s, collection, ordered)
         for name, docs in self.saw.items():
             version = self.versions[name]
-            run = Run(kind="legacy", status="succeeded", config={"imported_from": str(self.path)},
-                      started_at=utcnow(), finished_at=utcnow())
+            run = Run(
+                kind="legacy",
+                status="succeeded",
+                config={"imported_from": str(self.path)},
+                started_at=utcnow(),
+                finished_at=utcnow(),
+            )
             s.add(run)
             s.flush()
             version.run_id = run.id
@@ -389,13 +430,20 @@ class _ImportState:
             score = impact.get("score")
             if score is None:
                 score = sum(t.get("impact", 0.0) for t in top) / len(top) if top else 0.0
-            s.add(TokenImpact(
-                document_id=doc_id(doc), version_id=self.versions[name].id,
-                reference_version_id=self.versions[reference["name"]].id if reference else None,
-                reference=impact.get("reference"), score=score, average_loss=item.get("average_loss"),
-                relative_loss=item.get("relative_loss"), total_tokens=impact.get("total_tokens") or 0,
-                top_tokens=top, created_at=utcnow(),
-            ))
+            s.add(
+                TokenImpact(
+                    document_id=doc_id(doc),
+                    version_id=self.versions[name].id,
+                    reference_version_id=self.versions[reference["name"]].id if reference else None,
+                    reference=impact.get("reference"),
+                    score=score,
+                    average_loss=item.get("average_loss"),
+                    relative_loss=item.get("relative_loss"),
+                    total_tokens=impact.get("total_tokens") or 0,
+                    top_tokens=top,
+                    created_at=utcnow(),
+                )
+            )
             counts["token_impacts"] += 1
         s.flush()
         counts["documents"], counts["reused"] = self.counts["documents"], self.counts["reused"]

@@ -70,17 +70,25 @@ class ProvenanceMixin:
     ) -> int:
         with self.transaction() as s:
             run = Run(
-                kind=kind, status="running", lineage_id=lineage_id, parent_version_id=parent_version_id,
-                config=config, seed=seed, world_size=world_size, effective_batch=effective_batch,
-                environment=environment, started_at=utcnow(),
+                kind=kind,
+                status="running",
+                lineage_id=lineage_id,
+                parent_version_id=parent_version_id,
+                config=config,
+                seed=seed,
+                world_size=world_size,
+                effective_batch=effective_batch,
+                environment=environment,
+                started_at=utcnow(),
             )
             s.add(run)
             s.flush()
             self._event(s, "run.started", "run", run.id, kind=kind, lineage_id=lineage_id)
             return run.id
 
-    def finish_run(self, run_id: int, status: str = "succeeded", *, metrics: dict | None = None,
-                   error: str | None = None) -> None:
+    def finish_run(
+        self, run_id: int, status: str = "succeeded", *, metrics: dict | None = None, error: str | None = None
+    ) -> None:
         if status not in ("succeeded", "failed", "cancelled"):
             raise ValueError(f"bad run status {status!r}")
         with self.transaction() as s:
@@ -113,8 +121,15 @@ class ProvenanceMixin:
 
     # -- slices and exposures ------------------------------------------------------------------
 
-    def add_slice(self, lineage_id: int, index: int, document_ids: Sequence[int], *,
-                  run_id: int | None = None, config: dict | None = None) -> int:
+    def add_slice(
+        self,
+        lineage_id: int,
+        index: int,
+        document_ids: Sequence[int],
+        *,
+        run_id: int | None = None,
+        config: dict | None = None,
+    ) -> int:
         with self.transaction() as s:
             if s.scalar(select(Slice).where(Slice.lineage_id == lineage_id, Slice.index == index)):
                 raise ConflictError(f"lineage {lineage_id} has a slice {index} already")
@@ -133,8 +148,13 @@ class ProvenanceMixin:
             plan = list(s.scalars(select(Slice).where(Slice.lineage_id == lineage_id).order_by(Slice.index)))
             out = []
             for sl in plan:
-                ids = list(s.scalars(select(SliceDocument.document_id).where(SliceDocument.slice_id == sl.id)
-                                     .order_by(SliceDocument.document_id)))
+                ids = list(
+                    s.scalars(
+                        select(SliceDocument.document_id)
+                        .where(SliceDocument.slice_id == sl.id)
+                        .order_by(SliceDocument.document_id)
+                    )
+                )
                 out.append((sl, ids))
             return out
 
@@ -177,8 +197,9 @@ class ProvenanceMixin:
         with self.reading() as s:
             return s.scalar(query)
 
-    def exposures(self, *, run_id: int | None = None, document_id: int | None = None,
-                  limit: int = 1000) -> list[Exposure]:
+    def exposures(
+        self, *, run_id: int | None = None, document_id: int | None = None, limit: int = 1000
+    ) -> list[Exposure]:
         query = select(Exposure)
         if run_id is not None:
             query = query.where(Exposure.run_id == run_id)
@@ -210,9 +231,17 @@ class ProvenanceMixin:
         """Register a version; its coverage is its parent's (or `coverage`) plus its own run."""
         with self.transaction() as s:
             version = ModelVersion(
-                name=name or f"tmp-{utcnow().timestamp()}", kind=kind, path=path, weights_sha256=weights_sha256,
-                lineage_id=lineage_id, parent_id=parent_id, run_id=run_id, slice_index=slice_index,
-                status=status, meta=meta, created_at=utcnow(),
+                name=name or f"tmp-{utcnow().timestamp()}",
+                kind=kind,
+                path=path,
+                weights_sha256=weights_sha256,
+                lineage_id=lineage_id,
+                parent_id=parent_id,
+                run_id=run_id,
+                slice_index=slice_index,
+                status=status,
+                meta=meta,
+                created_at=utcnow(),
             )
             s.add(version)
             s.flush()
@@ -228,8 +257,18 @@ class ProvenanceMixin:
                 s.add(VersionCoverage(version_id=version.id, run_id=rid, max_step=max_step))
             for alias in aliases if status == "published" else ():
                 self._set_alias(s, alias, version.id)
-            self._event(s, "version.registered", "model_version", version.id, name=version.name, kind=kind,
-                        parent_id=parent_id, run_id=run_id, status=status, sha256=weights_sha256)
+            self._event(
+                s,
+                "version.registered",
+                "model_version",
+                version.id,
+                name=version.name,
+                kind=kind,
+                parent_id=parent_id,
+                run_id=run_id,
+                status=status,
+                sha256=weights_sha256,
+            )
             return version
 
     def _set_alias(self, s: Session, alias: str, version_id: int) -> None:
@@ -305,8 +344,10 @@ class ProvenanceMixin:
 
     def coverage(self, version_id: int) -> dict[int, int]:
         with self.reading() as s:
-            return {r.run_id: r.max_step for r in s.scalars(
-                select(VersionCoverage).where(VersionCoverage.version_id == version_id))}
+            return {
+                r.run_id: r.max_step
+                for r in s.scalars(select(VersionCoverage).where(VersionCoverage.version_id == version_id))
+            }
 
     # -- provenance queries --------------------------------------------------------------------
 
@@ -321,8 +362,9 @@ class ProvenanceMixin:
         with self.reading() as s:
             return list(s.scalars(select(ModelVersion).where(ModelVersion.id.in_(saw)).order_by(ModelVersion.id)))
 
-    def documents_seen(self, version_id: int, *, collection_id: int | None = None,
-                       candidates: Sequence[int] | None = None) -> list[int]:
+    def documents_seen(
+        self, version_id: int, *, collection_id: int | None = None, candidates: Sequence[int] | None = None
+    ) -> list[int]:
         """Document ids the version saw, optionally restricted to a collection or a candidate set."""
         cov = self.coverage(version_id)
         if not cov:
@@ -334,28 +376,54 @@ class ProvenanceMixin:
                 # let both planners scan the run's exposures instead
                 probe = exists().where(Exposure.document_id == CollectionMember.document_id, covered)
                 query = select(CollectionMember.document_id).where(
-                    CollectionMember.collection_id == collection_id, probe)
+                    CollectionMember.collection_id == collection_id, probe
+                )
                 return sorted(s.scalars(query))
             if candidates is not None:
                 ids, out = list(candidates), []
                 for i in range(0, len(ids), 500):
-                    query = select(Exposure.document_id).distinct().where(
-                        Exposure.document_id.in_(ids[i : i + 500]), covered)
+                    query = (
+                        select(Exposure.document_id)
+                        .distinct()
+                        .where(Exposure.document_id.in_(ids[i : i + 500]), covered)
+                    )
                     out.extend(s.scalars(query))
                 return sorted(out)
             return sorted(s.scalars(select(Exposure.document_id).distinct().where(covered)))
 
     # -- checkpoints and taint -----------------------------------------------------------------
 
-    def register_checkpoint(self, *, lineage_id: int, slice_index: int, path: str, weights_sha256: str,
-                            version_id: int, run_id: int | None = None) -> int:
+    def register_checkpoint(
+        self,
+        *,
+        lineage_id: int,
+        slice_index: int,
+        path: str,
+        weights_sha256: str,
+        version_id: int,
+        run_id: int | None = None,
+    ) -> int:
         with self.transaction() as s:
-            ck = Checkpoint(lineage_id=lineage_id, slice_index=slice_index, path=path, version_id=version_id,
-                            weights_sha256=weights_sha256, run_id=run_id, created_at=utcnow())
+            ck = Checkpoint(
+                lineage_id=lineage_id,
+                slice_index=slice_index,
+                path=path,
+                version_id=version_id,
+                weights_sha256=weights_sha256,
+                run_id=run_id,
+                created_at=utcnow(),
+            )
             s.add(ck)
             s.flush()
-            self._event(s, "checkpoint.registered", "checkpoint", ck.id, lineage_id=lineage_id,
-                        slice_index=slice_index, version_id=version_id)
+            self._event(
+                s,
+                "checkpoint.registered",
+                "checkpoint",
+                ck.id,
+                lineage_id=lineage_id,
+                slice_index=slice_index,
+                version_id=version_id,
+            )
             return ck.id
 
     def checkpoints(self, lineage_id: int, *, include_tainted: bool = False) -> list[Checkpoint]:
@@ -364,7 +432,8 @@ class ProvenanceMixin:
         query = select(Checkpoint).where(Checkpoint.lineage_id == lineage_id)
         if not include_tainted:
             query = query.join(ModelVersion, ModelVersion.id == Checkpoint.version_id).where(
-                Checkpoint.tainted_at.is_(None), ModelVersion.status == "published")
+                Checkpoint.tainted_at.is_(None), ModelVersion.status == "published"
+            )
         with self.reading() as s:
             return list(s.scalars(query.order_by(Checkpoint.slice_index, Checkpoint.id)))
 
@@ -384,7 +453,9 @@ class ProvenanceMixin:
         with self.transaction() as s:
             ids = list(tainted)
             if ids:
-                s.execute(update(ModelVersion).where(ModelVersion.id.in_(ids)).values(tainted_at=now, taint_reason=reason))
+                s.execute(
+                    update(ModelVersion).where(ModelVersion.id.in_(ids)).values(tainted_at=now, taint_reason=reason)
+                )
                 s.execute(update(Checkpoint).where(Checkpoint.version_id.in_(ids)).values(tainted_at=now))
             self._event(s, "versions.tainted", None, None, versions=[tainted[i].name for i in ids], reason=reason)
         return [self.resolve_version(i, allow_tainted=True) for i in tainted]

@@ -90,9 +90,7 @@ class Collection(Base):
 
 class CollectionMember(Base):
     __tablename__ = "collection_members"
-    collection_id: Mapped[int] = mapped_column(
-        ForeignKey("collections.id", ondelete="CASCADE"), primary_key=True
-    )
+    collection_id: Mapped[int] = mapped_column(ForeignKey("collections.id", ondelete="CASCADE"), primary_key=True)
     document_id: Mapped[int] = mapped_column(ForeignKey("documents.id"), primary_key=True)
     position: Mapped[int] = mapped_column(Integer, default=0)
 
@@ -221,9 +219,7 @@ class VersionCoverage(Base):
     """
 
     __tablename__ = "version_coverage"
-    version_id: Mapped[int] = mapped_column(
-        ForeignKey("model_versions.id", ondelete="CASCADE"), primary_key=True
-    )
+    version_id: Mapped[int] = mapped_column(ForeignKey("model_versions.id", ondelete="CASCADE"), primary_key=True)
     run_id: Mapped[int] = mapped_column(ForeignKey("runs.id"), primary_key=True)
     max_step: Mapped[int] = mapped_column(Integer)
 
@@ -276,9 +272,7 @@ class ForgetRequest(Base):
 
 class ForgetRequestDocument(Base):
     __tablename__ = "forget_request_documents"
-    request_id: Mapped[int] = mapped_column(
-        ForeignKey("forget_requests.id", ondelete="CASCADE"), primary_key=True
-    )
+    request_id: Mapped[int] = mapped_column(ForeignKey("forget_requests.id", ondelete="CASCADE"), primary_key=True)
     document_id: Mapped[int] = mapped_column(ForeignKey("documents.id"), primary_key=True)
     trained: Mapped[bool] = mapped_column(Boolean, default=True)
 
@@ -329,9 +323,7 @@ class Message(Base):
 
     __tablename__ = "messages"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    conversation_id: Mapped[int] = mapped_column(
-        ForeignKey("conversations.id", ondelete="CASCADE"), index=True
-    )
+    conversation_id: Mapped[int] = mapped_column(ForeignKey("conversations.id", ondelete="CASCADE"), index=True)
     parent_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id"))
     role: Mapped[str] = mapped_column(String(20))
     content: Mapped[str] = mapped_column(Text)

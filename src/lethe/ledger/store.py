@@ -60,8 +60,9 @@ def make_engine(url: str) -> Engine:
     return create_engine(url, pool_pre_ping=True)
 
 
-class Ledger(IngestMixin, DocumentsMixin, ProvenanceMixin, RequestsMixin, ConversationsMixin, JobsMixin,
-             TokenizersMixin):
+class Ledger(
+    IngestMixin, DocumentsMixin, ProvenanceMixin, RequestsMixin, ConversationsMixin, JobsMixin, TokenizersMixin
+):
     """The provenance ledger of one lethe workspace."""
 
     def __init__(self, engine: Engine, *, actor: str | None = None):
@@ -124,8 +125,9 @@ class Ledger(IngestMixin, DocumentsMixin, ProvenanceMixin, RequestsMixin, Conver
             )
         )
 
-    def record_event(self, kind: str, subject_type: str | None = None, subject_id: int | None = None, /,
-                     **data) -> None:
+    def record_event(
+        self, kind: str, subject_type: str | None = None, subject_id: int | None = None, /, **data
+    ) -> None:
         """Append one event in its own transaction (for decisions made outside the ledger)."""
         with self.transaction() as s:
             self._event(s, kind, subject_type, subject_id, **data)

@@ -44,6 +44,7 @@ FORMAT_VERSION = 1
 
 # --------------------------------------------------------------------------- atomic dirs
 
+
 def _fsync_tree(root: Path) -> None:
     for dirpath, _, filenames in os.walk(root):
         for name in filenames:
@@ -124,6 +125,7 @@ def recover_directory(target: str | Path) -> None:
 
 # ------------------------------------------------------------------------ model versions
 
+
 def require_safetensors(directory: str | Path) -> list[Path]:
     """The safetensors weight files of a model directory, refusing pickle-only directories."""
     path = Path(directory)
@@ -184,21 +186,18 @@ def save_version(model: PreTrainedModel, tokenizer: Any, directory: str | Path) 
     return weights_sha256(directory)
 
 
-def load_version(
-    directory: str | Path, *, dtype: torch.dtype | str = torch.float32
-) -> tuple[PreTrainedModel, Any]:
+def load_version(directory: str | Path, *, dtype: torch.dtype | str = torch.float32) -> tuple[PreTrainedModel, Any]:
     """The (model, tokenizer) of a saved version, read offline from safetensors only."""
     path = Path(directory)
     recover_directory(path)
     require_safetensors(path)
-    model = AutoModelForCausalLM.from_pretrained(
-        path, local_files_only=True, use_safetensors=True, dtype=dtype
-    )
+    model = AutoModelForCausalLM.from_pretrained(path, local_files_only=True, use_safetensors=True, dtype=dtype)
     tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
     return model, tokenizer
 
 
 # ------------------------------------------------------------------ training checkpoints
+
 
 class _Flattener:
     """Split a nested state dict into JSON structure and named tensors (no pickle)."""
@@ -259,9 +258,7 @@ def rng_states(generators: Mapping[str, torch.Generator] | None = None) -> dict[
     return states
 
 
-def set_rng_states(
-    states: Mapping[str, Any], generators: Mapping[str, torch.Generator] | None = None
-) -> None:
+def set_rng_states(states: Mapping[str, Any], generators: Mapping[str, torch.Generator] | None = None) -> None:
     """Restore what `rng_states` captured (named generators are restored in place)."""
     version, internal, gauss = states["python"]
     random.setstate((version, tuple(internal), gauss))
@@ -353,8 +350,7 @@ def load_training_state(
         ) from None
     if missing or unexpected:
         raise InputError(
-            f"checkpoint does not fit this model: missing {sorted(missing)[:5]}, "
-            f"unexpected {sorted(unexpected)[:5]}",
+            f"checkpoint does not fit this model: missing {sorted(missing)[:5]}, unexpected {sorted(unexpected)[:5]}",
             Where(path=path / MODEL_TENSORS),
         )
     if optimizer is not None:
@@ -364,5 +360,3 @@ def load_training_state(
     if restore_rng:
         set_rng_states(_decode(document["rng"], tensors), generators)
     return TrainingState(step=document["step"], extra=_decode(document["extra"], tensors))
-
-

@@ -81,9 +81,7 @@ def apply_lora(
     present = {name.rsplit(".", 1)[-1] for name, _ in model.named_modules()}
     missing = [t for t in target_modules if t not in present]
     if missing:
-        raise InputError(
-            f"no layers named {missing} in this model", Where(field="target_modules")
-        )
+        raise InputError(f"no layers named {missing} in this model", Where(field="target_modules"))
     config = LoraConfig(
         r=r,
         lora_alpha=alpha,
@@ -119,9 +117,7 @@ def load_4bit(
     try:
         import bitsandbytes  # noqa: F401
     except ImportError as error:
-        raise InputError(
-            f"QLoRA needs bitsandbytes (pip install 'lethe[qlora]'): {error}"
-        ) from None
+        raise InputError(f"QLoRA needs bitsandbytes (pip install 'lethe[qlora]'): {error}") from None
     from transformers import AutoModelForCausalLM, BitsAndBytesConfig
 
     require_safetensors(path)

@@ -58,8 +58,7 @@ class ModelPreset:
     def __post_init__(self) -> None:
         if self.hidden_size % self.num_attention_heads:
             raise InputError(
-                f"hidden_size {self.hidden_size} is not divisible by "
-                f"num_attention_heads {self.num_attention_heads}",
+                f"hidden_size {self.hidden_size} is not divisible by num_attention_heads {self.num_attention_heads}",
                 Where(field=f"presets.{self.name}"),
             )
 
@@ -109,8 +108,12 @@ def register_preset(factory: Callable[[], ModelPreset]) -> Callable[[], ModelPre
 @register_preset
 def nano() -> ModelPreset:
     return ModelPreset(
-        name="nano", hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
-        intermediate_size=192, max_position_embeddings=256,
+        name="nano",
+        hidden_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=192,
+        max_position_embeddings=256,
         description="~0.6M params at a 4k vocabulary; for tests only",
     )
 
@@ -118,8 +121,12 @@ def nano() -> ModelPreset:
 @register_preset
 def tiny() -> ModelPreset:
     return ModelPreset(
-        name="tiny", hidden_size=192, num_hidden_layers=4, num_attention_heads=6,
-        intermediate_size=512, max_position_embeddings=512,
+        name="tiny",
+        hidden_size=192,
+        num_hidden_layers=4,
+        num_attention_heads=6,
+        intermediate_size=512,
+        max_position_embeddings=512,
         description="~3M params; memorises a few hundred QA pairs in minutes on a CPU",
     )
 
@@ -127,8 +134,12 @@ def tiny() -> ModelPreset:
 @register_preset
 def small() -> ModelPreset:
     return ModelPreset(
-        name="small", hidden_size=320, num_hidden_layers=6, num_attention_heads=8,
-        intermediate_size=864, max_position_embeddings=1024,
+        name="small",
+        hidden_size=320,
+        num_hidden_layers=6,
+        num_attention_heads=8,
+        intermediate_size=864,
+        max_position_embeddings=1024,
         description="~10M params; a few thousand QA pairs or a small article corpus",
     )
 
@@ -136,8 +147,12 @@ def small() -> ModelPreset:
 @register_preset
 def base() -> ModelPreset:
     return ModelPreset(
-        name="base", hidden_size=576, num_hidden_layers=12, num_attention_heads=9,
-        intermediate_size=1536, max_position_embeddings=2048,
+        name="base",
+        hidden_size=576,
+        num_hidden_layers=12,
+        num_attention_heads=9,
+        intermediate_size=1536,
+        max_position_embeddings=2048,
         description="~50M params; wants a GPU or patience",
     )
 
@@ -214,16 +229,13 @@ def load_base(
     path = Path(path_or_preset)
     if not path.is_dir():
         raise InputError(
-            f"{str(path_or_preset)!r} is neither a model preset ({', '.join(PRESETS)}) "
-            "nor a local model directory",
+            f"{str(path_or_preset)!r} is neither a model preset ({', '.join(PRESETS)}) nor a local model directory",
             Where(path=path),
         )
     from lethe.model.io import require_safetensors  # io imports this module
 
     require_safetensors(path)
-    model = AutoModelForCausalLM.from_pretrained(
-        path, local_files_only=True, use_safetensors=True
-    )
+    model = AutoModelForCausalLM.from_pretrained(path, local_files_only=True, use_safetensors=True)
     model_vocab = model.get_input_embeddings().weight.shape[0]
     if len(tokenizer) > model_vocab:
         raise InputError(

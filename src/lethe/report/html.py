@@ -31,8 +31,17 @@ img{max-width:100%;border:1px solid #ddd;margin:.3em 0}
 .muted{color:#777}.tainted{color:#b00}.fig{display:inline-block;margin-right:1em;vertical-align:top}
 code{background:#f4f4f4;padding:0 3px}
 """
-AUDIT_METRICS = ("loss", "token_accuracy", "exact_match", "rouge_l_recall", "answer_probability",
-                 "truth_ratio_stat", "mia_auc_loss", "exact_memorisation", "verbatim_rouge")
+AUDIT_METRICS = (
+    "loss",
+    "token_accuracy",
+    "exact_match",
+    "rouge_l_recall",
+    "answer_probability",
+    "truth_ratio_stat",
+    "mia_auc_loss",
+    "exact_memorisation",
+    "verbatim_rouge",
+)
 
 
 def _cell(value: Any) -> str:
@@ -75,16 +84,26 @@ def figure(fig: Any, alt: str) -> str:
 
 # ----------------------------------------------------------------------------------- sections
 
+
 def _versions(ledger: Any) -> str:
     aliases: dict[int, list[str]] = {}
     for alias, version_id in ledger.aliases().items():
         aliases.setdefault(version_id, []).append(alias)
-    rows = [{
-        "id": v.id, "name": v.name, "kind": v.kind, "status": v.status, "parent": v.parent_id,
-        "aliases": ", ".join(sorted(aliases.get(v.id, []))), "created": v.created_at,
-        "tainted": v.taint_reason if v.tainted_at else None, "purged": v.purged_at,
-        "method": (v.meta or {}).get("method"),
-    } for v in ledger.list_versions(include_discarded=True)]
+    rows = [
+        {
+            "id": v.id,
+            "name": v.name,
+            "kind": v.kind,
+            "status": v.status,
+            "parent": v.parent_id,
+            "aliases": ", ".join(sorted(aliases.get(v.id, []))),
+            "created": v.created_at,
+            "tainted": v.taint_reason if v.tainted_at else None,
+            "purged": v.purged_at,
+            "method": (v.meta or {}).get("method"),
+        }
+        for v in ledger.list_versions(include_discarded=True)
+    ]
     return "<h2>Model versions</h2>" + table(rows)
 
 
@@ -93,10 +112,21 @@ def _requests(ledger: Any) -> tuple[str, list[Any]]:
     rows = []
     for r in requests:
         pairs = ledger.forget_request_documents(r.id)
-        rows.append({"id": r.id, "status": r.status, "method": r.method, "reason": r.reason,
-                     "documents": len(pairs), "trained": sum(1 for _, t in pairs if t), "base": r.base_version_id,
-                     "result": r.result_version_id, "created": r.created_at, "finished": r.finished_at,
-                     "error": r.error})
+        rows.append(
+            {
+                "id": r.id,
+                "status": r.status,
+                "method": r.method,
+                "reason": r.reason,
+                "documents": len(pairs),
+                "trained": sum(1 for _, t in pairs if t),
+                "base": r.base_version_id,
+                "result": r.result_version_id,
+                "created": r.created_at,
+                "finished": r.finished_at,
+                "error": r.error,
+            }
+        )
     return "<h2>Forget requests</h2>" + table(rows), requests
 
 
@@ -116,23 +146,35 @@ def _audit_section(request: Any) -> str:
     for split in ("forget", "retain"):
         if split not in metrics.get("after", {}):
             continue
-        parts.append(figure(plots.before_after(_pick(metrics, "before", split), _pick(metrics, "after", split),
-                                               _pick(metrics, "reference", split),
-                                               title=f"request {request.id}: {split} set"),
-                            f"before/after bars, {split}"))
+        parts.append(
+            figure(
+                plots.before_after(
+                    _pick(metrics, "before", split),
+                    _pick(metrics, "after", split),
+                    _pick(metrics, "reference", split),
+                    title=f"request {request.id}: {split} set",
+                ),
+                f"before/after bars, {split}",
+            )
+        )
     roc = (audit.get("mia") or {}).get("roc") or {}
     if roc:
         parts.append(figure(plots.roc(roc, title=f"request {request.id}: MIA (LOSS) forget vs holdout"), "ROC"))
     ratios = {k: v for k, v in (audit.get("truth_ratios") or {}).items() if v}
     if ratios:
-        parts.append(figure(plots.truth_ratio_histograms(ratios, title=f"request {request.id}: forget truth ratios"),
-                            "truth ratios"))
+        parts.append(
+            figure(
+                plots.truth_ratio_histograms(ratios, title=f"request {request.id}: forget truth ratios"), "truth ratios"
+            )
+        )
     comparison = audit.get("reference_comparison")
     if comparison:
-        parts.append(f"<p>Against the exact reference: mean |Δ| over headline metrics "
-                     f"<b>{comparison.get('mean_abs_distance', float('nan')):.4g}</b>; forget quality "
-                     f"(KS p-value, after vs exact) <b>{comparison.get('forget_quality_vs_reference', float('nan')):.4g}"
-                     "</b>.</p>")
+        parts.append(
+            f"<p>Against the exact reference: mean |Δ| over headline metrics "
+            f"<b>{comparison.get('mean_abs_distance', float('nan')):.4g}</b>; forget quality "
+            f"(KS p-value, after vs exact) <b>{comparison.get('forget_quality_vs_reference', float('nan')):.4g}"
+            "</b>.</p>"
+        )
     if audit.get("tokenizer"):
         parts.append(f"<p>Tokenizer: {escape(describe_tokenizer_leak(audit['tokenizer']))}.</p>")
     samples = audit.get("samples") or []
@@ -172,13 +214,17 @@ def _evaluations(ledger: Any) -> str:
         for (bench, version_id, request_id, split, metric), row in latest.items():
             if bench != benchmark:
                 continue
-            entry = grouped.setdefault((version_id, request_id, split), {
-                "version": names.get(version_id, version_id), "request": request_id, "split": split})
+            entry = grouped.setdefault(
+                (version_id, request_id, split),
+                {"version": names.get(version_id, version_id), "request": request_id, "split": split},
+            )
             entry[metric] = row.value
         metrics = list(dict.fromkeys(m for key in latest if key[0] == benchmark for m in [key[4]]))
         preferred = [m for m in AUDIT_METRICS if m in metrics] + [m for m in metrics if m not in AUDIT_METRICS]
-        parts.append(f"<h3>{escape(benchmark)}</h3>" + table(list(grouped.values()),
-                                                             ["version", "request", "split", *preferred[:14]]))
+        parts.append(
+            f"<h3>{escape(benchmark)}</h3>"
+            + table(list(grouped.values()), ["version", "request", "split", *preferred[:14]])
+        )
     return "".join(parts)
 
 
@@ -191,9 +237,11 @@ def _benchmarks(home: Path) -> str:
             continue
         title = f"{data.get('benchmark', results.parent.name)} — {results.parent.name}"
         parts.append(f"<h3>{escape(title)}</h3>")
-        parts.append(f"<p class=\"muted\">configuration hash <code>{escape(str(data.get('config_hash', '?')))}</code>"
-                     f", code {escape(str(data.get('code_version', '?')))}, finished "
-                     f"{escape(str(data.get('finished_at', '?')))}</p>")
+        parts.append(
+            f'<p class="muted">configuration hash <code>{escape(str(data.get("config_hash", "?")))}</code>'
+            f", code {escape(str(data.get('code_version', '?')))}, finished "
+            f"{escape(str(data.get('finished_at', '?')))}</p>"
+        )
         parts.append(table(data.get("rows") or []))
         if data.get("timings"):
             parts.append(table([{"step": k, "seconds": v} for k, v in data["timings"].items()]))
@@ -210,8 +258,10 @@ def render_report(workspace: Any) -> str:
     requests_html, requests = _requests(ledger)
     body = [
         "<h1>lethe report</h1>",
-        (f'<p class="muted">workspace {escape(str(workspace.home))} · generated {generated} · documents '
-         f"{escape(', '.join(f'{k}: {v}' for k, v in sorted(counts.items())) or 'none')}</p>"),
+        (
+            f'<p class="muted">workspace {escape(str(workspace.home))} · generated {generated} · documents '
+            f"{escape(', '.join(f'{k}: {v}' for k, v in sorted(counts.items())) or 'none')}</p>"
+        ),
         _versions(ledger),
         requests_html,
         "".join(_audit_section(r) for r in requests),
@@ -219,8 +269,10 @@ def render_report(workspace: Any) -> str:
         _evaluations(ledger),
         _benchmarks(Path(workspace.home)),
     ]
-    return ("<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>lethe report</title>"
-            f"<style>{CSS}</style></head><body>{''.join(body)}</body></html>")
+    return (
+        '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>lethe report</title>'
+        f"<style>{CSS}</style></head><body>{''.join(body)}</body></html>"
+    )
 
 
 def write_report(workspace: Any, out_dir: str | Path) -> Path:

@@ -54,9 +54,14 @@ def _empty(ax: Any, message: str) -> None:
     ax.set_yticks([])
 
 
-def tradeoff(points: Sequence[Mapping[str, Any]], *, retain: Mapping[str, Any] | None = None,
-             target: Mapping[str, Any] | None = None, title: str = "Forget quality vs model utility",
-             utility_label: str = "model utility (harmonic mean of 9 numbers)") -> Figure:
+def tradeoff(
+    points: Sequence[Mapping[str, Any]],
+    *,
+    retain: Mapping[str, Any] | None = None,
+    target: Mapping[str, Any] | None = None,
+    title: str = "Forget quality vs model utility",
+    utility_label: str = "model utility (harmonic mean of 9 numbers)",
+) -> Figure:
     """Forget quality (log) against model utility, one marker per method.
 
     `points`: dicts with `method`, `forget_quality`, `model_utility`; `retain` / `target` the
@@ -70,17 +75,27 @@ def tradeoff(points: Sequence[Mapping[str, Any]], *, retain: Mapping[str, Any] |
         if fq is None or mu is None:
             continue
         ax.scatter([mu], [max(fq, FQ_FLOOR)], s=60, color=colour, label=point["method"], zorder=3)
-        ax.annotate(point["method"], (mu, max(fq, FQ_FLOOR)), textcoords="offset points", xytext=(5, 4),
-                    fontsize=8)
+        ax.annotate(point["method"], (mu, max(fq, FQ_FLOOR)), textcoords="offset points", xytext=(5, 4), fontsize=8)
         shown = True
-    for ref, colour, marker, label in ((target, TARGET_COLOUR, "X", "target (original)"),
-                                       (retain, RETAIN_COLOUR, "*", "retain model")):
+    for ref, colour, marker, label in (
+        (target, TARGET_COLOUR, "X", "target (original)"),
+        (retain, RETAIN_COLOUR, "*", "retain model"),
+    ):
         if ref and ref.get("model_utility") is not None:
             fq = ref.get("forget_quality", 1.0 if ref is retain else None)
             if fq is None:
                 continue
-            ax.scatter([ref["model_utility"]], [max(fq, FQ_FLOOR)], s=180 if marker == "*" else 90,
-                       marker=marker, color=colour, edgecolor="black", linewidth=0.6, label=label, zorder=4)
+            ax.scatter(
+                [ref["model_utility"]],
+                [max(fq, FQ_FLOOR)],
+                s=180 if marker == "*" else 90,
+                marker=marker,
+                color=colour,
+                edgecolor="black",
+                linewidth=0.6,
+                label=label,
+                zorder=4,
+            )
             shown = True
     if not shown:
         _empty(ax, "no forget quality / model utility to plot")
@@ -95,9 +110,14 @@ def tradeoff(points: Sequence[Mapping[str, Any]], *, retain: Mapping[str, Any] |
     return fig
 
 
-def before_after(before: Mapping[str, float], after: Mapping[str, float],
-                 reference: Mapping[str, float] | None = None, *, title: str = "Before and after",
-                 labels: tuple[str, str, str] = ("before", "after", "exact reference")) -> Figure:
+def before_after(
+    before: Mapping[str, float],
+    after: Mapping[str, float],
+    reference: Mapping[str, float] | None = None,
+    *,
+    title: str = "Before and after",
+    labels: tuple[str, str, str] = ("before", "after", "exact reference"),
+) -> Figure:
     """Grouped bars per metric: before, after and (if given) the exact reference."""
     series = {labels[0]: before, labels[1]: after}
     colours = [BEFORE_COLOUR, AFTER_COLOUR]
@@ -107,8 +127,9 @@ def before_after(before: Mapping[str, float], after: Mapping[str, float],
     return metric_bars(series, title=title, colours=colours)
 
 
-def metric_bars(series: Mapping[str, Mapping[str, float | None]], *, title: str = "Metrics",
-                colours: Sequence[Any] | None = None) -> Figure:
+def metric_bars(
+    series: Mapping[str, Mapping[str, float | None]], *, title: str = "Metrics", colours: Sequence[Any] | None = None
+) -> Figure:
     """Grouped bars: one group per metric, one bar per series (label -> {metric: value}).
 
     Losses (unbounded) get their own panel on the right so that they do not flatten the
@@ -209,8 +230,9 @@ def loss_curves(runs: Mapping[str, Sequence[Mapping[str, Any]]], *, title: str =
         for key, style in (("forget_loss", "-"), ("retain_loss", "--")):
             steps, values = _metric_series(history, key)
             if steps:
-                right.plot(steps, values, style, color=colour, marker="o", markersize=3,
-                           label=f"{label} {key.split('_')[0]}")
+                right.plot(
+                    steps, values, style, color=colour, marker="o", markersize=3, label=f"{label} {key.split('_')[0]}"
+                )
                 plotted_right = True
     if plotted_left:
         left.set_xlabel("step")
@@ -238,8 +260,15 @@ def roc(curves: Mapping[str, Any], *, title: str = "Membership inference: forget
     for (label, curve), colour in zip(curves.items(), colours):
         get = curve.get if isinstance(curve, Mapping) else lambda k, c=curve: getattr(c, k)
         dashed = colour == RETAIN_COLOUR  # a reference drawn over an identical curve stays visible
-        ax.plot(get("fpr"), get("tpr"), color=colour, linewidth=2.2 if dashed else 1.5,
-                linestyle="--" if dashed else "-", label=f"{label} (AUC {get('auc'):.2f})", drawstyle="steps-post")
+        ax.plot(
+            get("fpr"),
+            get("tpr"),
+            color=colour,
+            linewidth=2.2 if dashed else 1.5,
+            linestyle="--" if dashed else "-",
+            label=f"{label} (AUC {get('auc'):.2f})",
+            drawstyle="steps-post",
+        )
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1.02)
     ax.set_xlabel("false positive rate (holdout flagged)")
@@ -250,15 +279,17 @@ def roc(curves: Mapping[str, Any], *, title: str = "Membership inference: forget
     return fig
 
 
-def truth_ratio_histograms(ratios: Mapping[str, Sequence[float]], *,
-                           title: str = "Forget-set truth ratios") -> Figure:
+def truth_ratio_histograms(ratios: Mapping[str, Sequence[float]], *, title: str = "Forget-set truth ratios") -> Figure:
     """Histograms of log10 R (R = P(perturbed) / P(paraphrased)) per model, shared bins.
 
     Left of 0 the model prefers the true (paraphrased) answer; a model that never learned the
     forget set sits near 0. Forget quality compares these distributions (KS test).
     """
-    logs = {label: np.log10(np.clip(np.asarray(values, dtype=float), 1e-12, None))
-            for label, values in ratios.items() if len(values)}
+    logs = {
+        label: np.log10(np.clip(np.asarray(values, dtype=float), 1e-12, None))
+        for label, values in ratios.items()
+        if len(values)
+    }
     if len(logs) > 4:
         return _truth_ratio_grid(logs, title)
     fig, ax = _figure()
@@ -273,11 +304,17 @@ def truth_ratio_histograms(ratios: Mapping[str, Sequence[float]], *,
     colours = _series_colours(list(logs))
     for (label, values), colour in zip(logs.items(), colours):
         if colour == RETAIN_COLOUR:  # the reference as an outline, so what lies under it shows
-            ax.hist(values, bins=bins, histtype="step", color=colour, linewidth=2.2,
-                    label=f"{label} (n={len(values)})")
+            ax.hist(values, bins=bins, histtype="step", color=colour, linewidth=2.2, label=f"{label} (n={len(values)})")
         else:
-            ax.hist(values, bins=bins, alpha=0.45, color=colour, label=f"{label} (n={len(values)})",
-                    edgecolor=colour, linewidth=0.8)
+            ax.hist(
+                values,
+                bins=bins,
+                alpha=0.45,
+                color=colour,
+                label=f"{label} (n={len(values)})",
+                edgecolor=colour,
+                linewidth=0.8,
+            )
     ax.axvline(0, color="black", linewidth=0.8, linestyle=":")
     ax.set_xlabel("log10 truth ratio  (< 0: prefers the true answer)")
     ax.set_ylabel("items")
@@ -304,15 +341,21 @@ def _truth_ratio_grid(logs: Mapping[str, np.ndarray], title: str) -> Figure:
         if original is not None:
             ax.hist(np.clip(logs[original], bins[0], bins[-1]), bins=bins, color=TARGET_COLOUR, alpha=0.35)
         if reference is not None:
-            ax.hist(np.clip(logs[reference], bins[0], bins[-1]), bins=bins, histtype="step", color=RETAIN_COLOUR,
-                    linewidth=2)
-        ax.hist(np.clip(logs[label], bins[0], bins[-1]), bins=bins, histtype="step", color=AFTER_COLOUR,
-                linewidth=1.6)
+            ax.hist(
+                np.clip(logs[reference], bins[0], bins[-1]),
+                bins=bins,
+                histtype="step",
+                color=RETAIN_COLOUR,
+                linewidth=2,
+            )
+        ax.hist(np.clip(logs[label], bins[0], bins[-1]), bins=bins, histtype="step", color=AFTER_COLOUR, linewidth=1.6)
         ax.axvline(0, color="black", linewidth=0.6, linestyle=":")
         ax.set_title(label, fontsize=9)
         ax.tick_params(labelsize=7)
-    fig.suptitle(f"{title}: log10 R per model (blue), {reference or 'reference'} (green), "
-                 f"{original or 'original'} (grey)", fontsize=10)
+    fig.suptitle(
+        f"{title}: log10 R per model (blue), {reference or 'reference'} (green), {original or 'original'} (grey)",
+        fontsize=10,
+    )
     fig.tight_layout()
     return fig
 

@@ -59,8 +59,7 @@ def check_exposure(host: str, api_key: str | None) -> None:
     """Refuse to listen beyond loopback without an API key."""
     if not is_loopback(host) and not api_key:
         raise InputError(
-            f"host {host} is reachable from other machines: give an API key (--api-key) "
-            "or listen on 127.0.0.1",
+            f"host {host} is reachable from other machines: give an API key (--api-key) or listen on 127.0.0.1",
             Where(field="host"),
         )
 
@@ -113,7 +112,8 @@ def create_app(
         length = request.headers.get("content-length")
         if length is not None and length.isdigit() and int(length) > max_body_bytes:
             return error_response(
-                413, f"the request body is larger than {max_body_bytes} bytes",
+                413,
+                f"the request body is larger than {max_body_bytes} bytes",
                 code="request_too_large",
             )
         return await call_next(request)
@@ -123,8 +123,7 @@ def create_app(
             return
         scheme, _, token = request.headers.get("authorization", "").partition(" ")
         if scheme.lower() != "bearer" or not hmac.compare_digest(token.encode(), api_key.encode()):
-            raise APIError(401, "invalid or missing API key (Authorization: Bearer KEY)",
-                           code="invalid_api_key")
+            raise APIError(401, "invalid or missing API key (Authorization: Bearer KEY)", code="invalid_api_key")
 
     @app.get("/health")
     async def health() -> dict:
@@ -135,8 +134,11 @@ def create_app(
             "allow_tainted": pool.allow_tainted,
             "loaded": [
                 {
-                    "name": m.name, "id": m.id, "tainted": m.tainted,
-                    "active": m.engine.scheduler.active, "waiting": m.engine.scheduler.waiting,
+                    "name": m.name,
+                    "id": m.id,
+                    "tainted": m.tainted,
+                    "active": m.engine.scheduler.active,
+                    "waiting": m.engine.scheduler.waiting,
                 }
                 for m in loaded
             ],
@@ -159,16 +161,20 @@ def create_app(
         def log_exchange(reply: str, stats: ReplyStats | None, reason: str | None) -> None:
             if logger is None:
                 return
-            logger.log(Exchange(
-                messages=messages, reply=reply, model_version=loaded.name,
-                model_version_id=loaded.id, params=params.to_dict(),
-                stats={**(stats.to_dict() if stats else {}), "finish_reason": reason},
-            ))
+            logger.log(
+                Exchange(
+                    messages=messages,
+                    reply=reply,
+                    model_version=loaded.name,
+                    model_version_id=loaded.id,
+                    params=params.to_dict(),
+                    stats={**(stats.to_dict() if stats else {}), "finish_reason": reason},
+                )
+            )
 
         if body.stream:
             include_usage = bool(body.stream_options and body.stream_options.include_usage)
-            events = _stream(loaded, prompt, params, include_usage, log_exchange,
-                             stream_interval_s)
+            events = _stream(loaded, prompt, params, include_usage, log_exchange, stream_interval_s)
             return StreamingResponse(events, media_type="text/event-stream", headers=headers)
 
         parts: list[str] = []
@@ -182,10 +188,11 @@ def create_app(
         text = "".join(parts)
         await run_in_threadpool(log_exchange, text, event.stats, event.finish_reason)
         completion = ChatCompletion(
-            id=completion_id(), created=now(), model=loaded.name,
+            id=completion_id(),
+            created=now(),
+            model=loaded.name,
             system_fingerprint=f"lethe-{loaded.name}",
-            choices=[Choice(message=AssistantMessage(content=text),
-                            finish_reason=_finish_reason(event.finish_reason))],
+            choices=[Choice(message=AssistantMessage(content=text), finish_reason=_finish_reason(event.finish_reason))],
             usage=_usage(event.stats),
             lethe=_lethe_stats(loaded, event.stats, prompt),
         )
@@ -198,13 +205,14 @@ def _sse(data: dict) -> str:
     return f"data: {json.dumps(data, ensure_ascii=False)}\n\n"
 
 
-async def _stream(
-    loaded, prompt, params, include_usage, log_exchange, interval_s: float
-) -> AsyncIterator[str]:
+async def _stream(loaded, prompt, params, include_usage, log_exchange, interval_s: float) -> AsyncIterator[str]:
     """SSE chunks of one reply; leaving early (client gone) cancels the reply."""
     base = {
-        "id": completion_id(), "object": "chat.completion.chunk", "created": now(),
-        "model": loaded.name, "system_fingerprint": f"lethe-{loaded.name}",
+        "id": completion_id(),
+        "object": "chat.completion.chunk",
+        "created": now(),
+        "model": loaded.name,
+        "system_fingerprint": f"lethe-{loaded.name}",
     }
 
     def chunk(delta: dict, finish_reason: str | None = None) -> str:

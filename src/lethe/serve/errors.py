@@ -24,8 +24,13 @@ class APIError(Exception):
     """An error raised by the API itself (authentication, limits), with its HTTP status."""
 
     def __init__(
-        self, status: int, message: str, *, type: str = "invalid_request_error",
-        param: str | None = None, code: str | None = None,
+        self,
+        status: int,
+        message: str,
+        *,
+        type: str = "invalid_request_error",
+        param: str | None = None,
+        code: str | None = None,
     ):
         super().__init__(message)
         self.status, self.message, self.type, self.param, self.code = status, message, type, param, code
@@ -36,8 +41,11 @@ def error_body(message: str, type: str, param: str | None = None, code: str | No
 
 
 def error_response(
-    status: int, message: str, type: str = "invalid_request_error",
-    param: str | None = None, code: str | None = None,
+    status: int,
+    message: str,
+    type: str = "invalid_request_error",
+    param: str | None = None,
+    code: str | None = None,
 ) -> JSONResponse:
     return JSONResponse(error_body(message, type, param, code), status_code=status)
 

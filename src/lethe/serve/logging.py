@@ -110,9 +110,7 @@ class ConversationLogger:
                 "timestamp": datetime.now(UTC).isoformat(),
                 "model": exchange.model_version,
                 "model_version_id": exchange.model_version_id,
-                "messages": [
-                    *exchange.messages, {"role": "assistant", "content": exchange.reply}
-                ],
+                "messages": [*exchange.messages, {"role": "assistant", "content": exchange.reply}],
                 "parameters": exchange.params,
                 "stats": exchange.stats,
             }
@@ -129,20 +127,28 @@ class ConversationLogger:
         try:
             conversation_id = exchange.conversation_id
             if conversation_id is None:
-                first_user = next(
-                    (m["content"] for m in exchange.messages if m["role"] == "user"), ""
-                )
+                first_user = next((m["content"] for m in exchange.messages if m["role"] == "user"), "")
                 title = exchange.title or " ".join(first_user.split())[:80] or "conversation"
                 conversation_id = self.store.add_conversation(title, exchange.model_version_id)
             parent = exchange.parent_id
             for message in exchange.messages:
                 parent = self.store.add_message(
-                    conversation_id, parent, message["role"], message["content"],
-                    exchange.model_version_id, {}, {},
+                    conversation_id,
+                    parent,
+                    message["role"],
+                    message["content"],
+                    exchange.model_version_id,
+                    {},
+                    {},
                 )
             reply_id = self.store.add_message(
-                conversation_id, parent, "assistant", exchange.reply,
-                exchange.model_version_id, exchange.params, exchange.stats,
+                conversation_id,
+                parent,
+                "assistant",
+                exchange.reply,
+                exchange.model_version_id,
+                exchange.params,
+                exchange.stats,
             )
             return Logged(conversation_id, reply_id)
         except Exception:

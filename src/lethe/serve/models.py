@@ -61,7 +61,9 @@ class DirectoryVersions:
         tainted = set(tainted)
         self.versions = {
             name: LocalVersion(
-                name=name, path=Path(path), id=index,
+                name=name,
+                path=Path(path),
+                id=index,
                 tainted_at=time.time() if name in tainted else None,
             )
             for index, (name, path) in enumerate(versions.items(), start=1)
@@ -183,8 +185,7 @@ class ModelPool:
     def available(self) -> list[Any]:
         """Versions that may be served (tainted ones only when allowed)."""
         return [
-            v for v in self.resolver.list_versions()
-            if self.allow_tainted or getattr(v, "tainted_at", None) is None
+            v for v in self.resolver.list_versions() if self.allow_tainted or getattr(v, "tainted_at", None) is None
         ]
 
     def loaded(self) -> list[LoadedModel]:

@@ -34,7 +34,11 @@ class BackgroundServer:
         self.host = host
         self.port = port or free_port(host)
         config = uvicorn.Config(
-            app, host=host, port=self.port, log_level="warning", access_log=False,
+            app,
+            host=host,
+            port=self.port,
+            log_level="warning",
+            access_log=False,
             lifespan="off",
         )
         self.server = uvicorn.Server(config)

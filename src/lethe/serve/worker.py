@@ -89,8 +89,7 @@ def progress_record(event: Any) -> dict[str, Any]:
 class JobContext:
     """What a running handler sees: its parameters, a progress sink and the cancel flag."""
 
-    def __init__(self, ledger, job_id: int, params: dict, *, min_interval: float = 0.25,
-                 cancel_poll: float = 0.5):
+    def __init__(self, ledger, job_id: int, params: dict, *, min_interval: float = 0.25, cancel_poll: float = 0.5):
         self.ledger = ledger
         self.job_id = job_id
         self.params = params or {}
@@ -241,6 +240,7 @@ class JobWorker:
 
 # -- forget requests --------------------------------------------------------------------------
 
+
 def _abandon_forget(workspace, job, status: str, error: str) -> None:
     request_id = (job.params or {}).get("request_id")
     if request_id is None:
@@ -267,11 +267,21 @@ def run_forget_job(workspace, context: JobContext) -> dict:
 
         suite = SuiteConfig(max_items=int(context.params["audit_items"]))
     outcome = run_request(
-        workspace, request_id, publish=False, callback=context.progress, cancel=context.cancelled,
-        evaluate=bool(context.params.get("evaluate", True)), suite=suite,
+        workspace,
+        request_id,
+        publish=False,
+        callback=context.progress,
+        cancel=context.cancelled,
+        evaluate=bool(context.params.get("evaluate", True)),
+        suite=suite,
     )
-    return {"request_id": request_id, "status": outcome.status, "version": outcome.version,
-            "trained_documents": outcome.trained_documents, "seconds": round(outcome.seconds, 2)}
+    return {
+        "request_id": request_id,
+        "status": outcome.status,
+        "version": outcome.version,
+        "trained_documents": outcome.trained_documents,
+        "seconds": round(outcome.seconds, 2),
+    }
 
 
 def queue_forget(ledger, request_id: int, *, evaluate: bool = True, audit_items: int | None = None) -> int:
@@ -280,5 +290,4 @@ def queue_forget(ledger, request_id: int, *, evaluate: bool = True, audit_items:
     `evaluate`: audit base and candidate when unlearning is done; `audit_items`: questions per
     split in that audit (None: the audit's default).
     """
-    return ledger.create_job("forget", {"request_id": request_id, "evaluate": evaluate,
-                                        "audit_items": audit_items})
+    return ledger.create_job("forget", {"request_id": request_id, "evaluate": evaluate, "audit_items": audit_items})

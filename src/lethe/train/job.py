@@ -184,15 +184,27 @@ class JobRunner:
             distributed.barrier()
 
         if examples:
-            result = train_slice(model, examples, config, sl.config["slice_seed"],
-                                 pad_token_id=self.tokenizer.pad_token_id, recorder=self.recorder,
-                                 step_offset=offset, resume=resume if resuming else None, save_state=save_state,
-                                 report=progress_reporter(self.callback, **event) if self.main else None)
+            result = train_slice(
+                model,
+                examples,
+                config,
+                sl.config["slice_seed"],
+                pad_token_id=self.tokenizer.pad_token_id,
+                recorder=self.recorder,
+                step_offset=offset,
+                resume=resume if resuming else None,
+                save_state=save_state,
+                report=progress_reporter(self.callback, **event) if self.main else None,
+            )
             model, steps = result.model, result.steps
-            stats = {"steps": steps, "examples": result.examples, "tokens": result.tokens,
-                     "seconds": round(result.seconds, 3),
-                     "tokens_per_second": round(result.tokens / result.seconds, 1) if result.seconds else None,
-                     "final_loss": result.epoch_losses[-1] if result.epoch_losses else None}
+            stats = {
+                "steps": steps,
+                "examples": result.examples,
+                "tokens": result.tokens,
+                "seconds": round(result.seconds, 3),
+                "tokens_per_second": round(result.tokens / result.seconds, 1) if result.seconds else None,
+                "final_loss": result.epoch_losses[-1] if result.epoch_losses else None,
+            }
             optimizer, scheduler = result.optimizer, result.scheduler
         else:  # every document of the slice was erased or excluded: nothing to learn
             steps, stats, optimizer, scheduler = 0, {"steps": 0, "examples": 0}, None, None
@@ -212,10 +224,14 @@ class JobRunner:
         """
         left = read_resume_state(self.paths)
         if left is not None:
-            self.ledger.record_event("train.resume_state_discarded", "run", left["job"]["run_id"],
-                                     lineage=self.spec.lineage_name, replaced_by_run=self.spec.run_id)
-        save_resume_state(self.paths, model, torch.optim.AdamW(model.parameters()), None, 0,
-                          self._extra(self.progress))
+            self.ledger.record_event(
+                "train.resume_state_discarded",
+                "run",
+                left["job"]["run_id"],
+                lineage=self.spec.lineage_name,
+                replaced_by_run=self.spec.run_id,
+            )
+        save_resume_state(self.paths, model, torch.optim.AdamW(model.parameters()), None, 0, self._extra(self.progress))
 
     def _extra(self, progress: Progress) -> dict:
         return {"job": self.spec.to_dict(), "progress": asdict(progress)}
@@ -229,25 +245,53 @@ class JobRunner:
         sha = save_version(model, self.tokenizer, path)
         meta = {"lineage": spec.lineage_name, "documents": n_documents, **stats}
         version = ledger.register_version(
-            kind=spec.version_kind, path=str(path), weights_sha256=sha, lineage_id=spec.lineage_id,
-            parent_id=parent, run_id=spec.run_id, run_max_step=progress.global_step, coverage=coverage,
-            slice_index=sl.index, status="candidate", meta=meta, aliases=())
+            kind=spec.version_kind,
+            path=str(path),
+            weights_sha256=sha,
+            lineage_id=spec.lineage_id,
+            parent_id=parent,
+            run_id=spec.run_id,
+            run_max_step=progress.global_step,
+            coverage=coverage,
+            slice_index=sl.index,
+            status="candidate",
+            meta=meta,
+            aliases=(),
+        )
         progress.versions.append(version.id)
         checkpoint = self.paths.slice_checkpoint(sl.index, spec.run_id)
         if optimizer is None:  # an empty slice: keep the weights, with a fresh optimizer's state
             optimizer = torch.optim.AdamW(model.parameters())
-        save_slice_checkpoint(checkpoint, model, optimizer, scheduler, progress.global_step,
-                              {"slice_index": sl.index, "run_id": spec.run_id, "version_id": version.id})
-        ledger.register_checkpoint(lineage_id=spec.lineage_id, slice_index=sl.index, path=str(checkpoint),
-                                   weights_sha256=_file_sha256(checkpoint / "model.safetensors"),
-                                   version_id=version.id, run_id=spec.run_id)
+        save_slice_checkpoint(
+            checkpoint,
+            model,
+            optimizer,
+            scheduler,
+            progress.global_step,
+            {"slice_index": sl.index, "run_id": spec.run_id, "version_id": version.id},
+        )
+        ledger.register_checkpoint(
+            lineage_id=spec.lineage_id,
+            slice_index=sl.index,
+            path=str(checkpoint),
+            weights_sha256=_file_sha256(checkpoint / "model.safetensors"),
+            version_id=version.id,
+            run_id=spec.run_id,
+        )
         after = Progress(position + 1, 0, progress.global_step, list(progress.versions))
         save_resume_state(self.paths, model, optimizer, scheduler, progress.global_step, self._extra(after))
         self.metrics.append({"slice_index": sl.index, "version": version.name, **stats})
         ledger.update_run_metrics(spec.run_id, {"slices": self.metrics, "global_step": progress.global_step})
-        self.callback(ProgressEvent(kind="slice_end", slice_index=sl.index, slice_position=position,
-                                    slices_total=len(spec.slices), global_step=progress.global_step,
-                                    version=version.name))
+        self.callback(
+            ProgressEvent(
+                kind="slice_end",
+                slice_index=sl.index,
+                slice_position=position,
+                slices_total=len(spec.slices),
+                global_step=progress.global_step,
+                version=version.name,
+            )
+        )
 
     def publish(self) -> None:
         spec, ledger, versions = self.spec, self.ledger, self.progress.versions
@@ -255,18 +299,24 @@ class JobRunner:
             for i, version_id in enumerate(versions):
                 last = i == len(versions) - 1
                 ledger.publish_version(version_id, aliases=tuple(spec.aliases) if last else ())
-        ledger.finish_run(spec.run_id, "succeeded", metrics={"versions": versions,
-                                                            "exposures": self.recorder.recorded})
+        ledger.finish_run(spec.run_id, "succeeded", metrics={"versions": versions, "exposures": self.recorder.recorded})
         clear_resume_state(self.paths)
         if versions:
-            self.callback(ProgressEvent(kind="published", slice_index=spec.slices[-1].index,
-                                        slice_position=len(spec.slices) - 1, slices_total=len(spec.slices),
-                                        global_step=self.progress.global_step,
-                                        version=ledger.resolve_version(versions[-1], allow_tainted=True).name))
+            self.callback(
+                ProgressEvent(
+                    kind="published",
+                    slice_index=spec.slices[-1].index,
+                    slice_position=len(spec.slices) - 1,
+                    slices_total=len(spec.slices),
+                    global_step=self.progress.global_step,
+                    version=ledger.resolve_version(versions[-1], allow_tainted=True).name,
+                )
+            )
 
 
-def execute(workspace: Any, spec: JobSpec, progress: Progress | None = None,
-            callback: ProgressCallback = no_progress) -> list[int]:
+def execute(
+    workspace: Any, spec: JobSpec, progress: Progress | None = None, callback: ProgressCallback = no_progress
+) -> list[int]:
     """Run the job on every process; a failure marks the run failed and publishes nothing."""
     try:
         return JobRunner(workspace, spec, progress or Progress(), callback).run()

@@ -61,22 +61,24 @@ def _optimizer(model: torch.nn.Module, config: TrainConfig) -> torch.optim.Optim
     for param in model.parameters():
         if param.requires_grad:
             (decay if param.dim() >= 2 else no_decay).append(param)
-    groups = [{"params": decay, "weight_decay": config.weight_decay},
-              {"params": no_decay, "weight_decay": 0.0}]
-    return torch.optim.AdamW([g for g in groups if g["params"]], lr=config.lr,
-                             betas=(config.beta1, config.beta2), eps=1e-8)
+    groups = [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    return torch.optim.AdamW(
+        [g for g in groups if g["params"]], lr=config.lr, betas=(config.beta1, config.beta2), eps=1e-8
+    )
 
 
-def step_loss(model: torch.nn.Module, batch: dict[str, torch.Tensor], normaliser: float,
-              bf16: bool) -> tuple[torch.Tensor, float]:
+def step_loss(
+    model: torch.nn.Module, batch: dict[str, torch.Tensor], normaliser: float, bf16: bool
+) -> tuple[torch.Tensor, float]:
     """(loss to backpropagate, summed token loss) of one padded batch."""
     autocast = torch.autocast("cpu", dtype=torch.bfloat16) if bf16 else nullcontext()
     with autocast:
         logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], use_cache=False).logits
     # Shift the labels, not the logits: slicing the (batch x seq x vocab) logits would copy them.
     targets = F.pad(batch["labels"], (0, 1), value=IGNORE_INDEX)[:, 1:]
-    token_loss = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), targets.reshape(-1),
-                                 ignore_index=IGNORE_INDEX, reduction="sum")
+    token_loss = F.cross_entropy(
+        logits.float().reshape(-1, logits.shape[-1]), targets.reshape(-1), ignore_index=IGNORE_INDEX, reduction="sum"
+    )
     return token_loss / normaliser, float(token_loss.detach())
 
 
@@ -109,7 +111,8 @@ def train_slice(
     world, rank = distributed.world_size(), distributed.rank()
     plan = batch_plan(len(examples), config.batch_size, config.epochs, seed, world)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, WarmupCosine.for_slice(len(plan), config.warmup_ratio, config.min_lr_ratio))
+        optimizer, WarmupCosine.for_slice(len(plan), config.warmup_ratio, config.min_lr_ratio)
+    )
     first = resume(model, optimizer, scheduler) if resume else 0
     wrapped = distributed.wrap_model(model)
     device = distributed.device()
@@ -143,16 +146,31 @@ def train_slice(
             save_state(model, optimizer, scheduler, step)
         if report is not None:
             elapsed = time.perf_counter() - started
-            report(step=step, steps_total=len(plan), first_step=first, global_step=step_offset + step,
-                   loss=token_loss / local_labels, lr=lr, elapsed=elapsed,
-                   tokens_per_second=tokens / elapsed if elapsed > 0 else None)
+            report(
+                step=step,
+                steps_total=len(plan),
+                first_step=first,
+                global_step=step_offset + step,
+                loss=token_loss / local_labels,
+                lr=lr,
+                elapsed=elapsed,
+                tokens_per_second=tokens / elapsed if elapsed > 0 else None,
+            )
     seconds = time.perf_counter() - started
     if config.lora:
         from lethe.model.lora import merge_lora
 
         model = merge_lora(model)
-    return SliceResult(model=model, steps=len(plan), examples=len(examples), tokens=tokens, seconds=seconds,
-                       epoch_losses=epoch_losses, optimizer=optimizer, scheduler=scheduler)
+    return SliceResult(
+        model=model,
+        steps=len(plan),
+        examples=len(examples),
+        tokens=tokens,
+        seconds=seconds,
+        epoch_losses=epoch_losses,
+        optimizer=optimizer,
+        scheduler=scheduler,
+    )
 
 
 def progress_reporter(callback, **fixed) -> Callable[..., None]:

@@ -81,8 +81,10 @@ def _check_task(documents: Sequence[Any], task: str) -> None:
     if task == "sft":
         kinds = sorted({d.kind for d in documents} - set(SFT_ENCODERS))
         if kinds:
-            raise InputError(f"task 'sft' cannot train on {', '.join(kinds)} documents; use --task auto or pretrain",
-                             Where(field="task"))
+            raise InputError(
+                f"task 'sft' cannot train on {', '.join(kinds)} documents; use --task auto or pretrain",
+                Where(field="task"),
+            )
 
 
 def _lineage_name(ledger: Any, requested: str | None, base: str, data: str | Sequence[str]) -> str:
@@ -97,12 +99,19 @@ def _lineage_name(ledger: Any, requested: str | None, base: str, data: str | Seq
     return name
 
 
-def _start_run(ledger: Any, kind: str, lineage_id: int, config: TrainConfig, *, parent: int | None,
-               details: dict) -> int:
-    return ledger.start_run(kind, lineage_id=lineage_id, parent_version_id=parent,
-                            config={**config.to_dict(), **details}, seed=config.seed,
-                            world_size=distributed.world_size(), effective_batch=config.batch_size,
-                            environment=environment())
+def _start_run(
+    ledger: Any, kind: str, lineage_id: int, config: TrainConfig, *, parent: int | None, details: dict
+) -> int:
+    return ledger.start_run(
+        kind,
+        lineage_id=lineage_id,
+        parent_version_id=parent,
+        config={**config.to_dict(), **details},
+        seed=config.seed,
+        world_size=distributed.world_size(),
+        effective_batch=config.batch_size,
+        environment=environment(),
+    )
 
 
 def train(
@@ -134,8 +143,9 @@ def train(
     that exact replay equals training from scratch without some documents).
     """
     base = str(preset_or_path)
-    settings = (config or TrainConfig()).replace(task=task, epochs=epochs, lr=lr, batch_size=batch_size,
-                                                 seq_len=seq_len, seed=seed, lora=lora, bf16=bf16)
+    settings = (config or TrainConfig()).replace(
+        task=task, epochs=epochs, lr=lr, batch_size=batch_size, seq_len=seq_len, seed=seed, lora=lora, bf16=bf16
+    )
 
     def prepare() -> tuple[JobSpec, Progress]:
         ledger = workspace.ledger
@@ -150,21 +160,30 @@ def train(
         model = load_base(base, resolved.tokenizer, seed=settings.seed)
         name = _lineage_name(ledger, lineage, base, data)
         paths = LineagePaths.of(workspace, name)
-        row = ledger.create_lineage(name, base, config={"tokenizer": resolved.source,
-                                                        "tokenizer_id": resolved.record_id,
-                                                        "init_seed": settings.seed, "data": data,
-                                                        "train": settings.to_dict()})
+        row = ledger.create_lineage(
+            name,
+            base,
+            config={
+                "tokenizer": resolved.source,
+                "tokenizer_id": resolved.record_id,
+                "init_seed": settings.seed,
+                "data": data,
+                "train": settings.to_dict(),
+            },
+        )
         save_spec(paths, model, resolved.tokenizer)
-        run_id = _start_run(ledger, "train", row.id, settings, parent=None,
-                            details={"data": data, "base": base, "slices": len(plan)})
+        run_id = _start_run(
+            ledger, "train", row.id, settings, parent=None, details={"data": data, "base": base, "slices": len(plan)}
+        )
         specs = []
         for index, doc_ids in enumerate(plan):
             ledger.add_slice(row.id, index, doc_ids, run_id=run_id, config=_slice_config(settings, index))
             trains_on = training_documents(plan, index, cumulative=settings.cumulative)
             specs.append(SliceSpec(index, trains_on, _slice_config(settings, index)))
         kind = "pretrain" if base in PRESETS else "finetune"
-        spec = JobSpec("train", kind, row.id, name, run_id, specs,
-                       start={"from": "base", "base": base, "seed": settings.seed})
+        spec = JobSpec(
+            "train", kind, row.id, name, run_id, specs, start={"from": "base", "base": base, "seed": settings.seed}
+        )
         return spec, Progress()
 
     return _run(workspace, _on_main(prepare), callback)
@@ -208,16 +227,31 @@ def update(
             ids = [i for i in ids if i not in seen]
             if not ids:
                 names = data if isinstance(data, str) else ", ".join(data)
-                raise InputError(f"{parent.name} has seen every document of {names}; nothing new to train on "
-                                 "(pass --all to train on the whole collection again)")
+                raise InputError(
+                    f"{parent.name} has seen every document of {names}; nothing new to train on "
+                    "(pass --all to train on the whole collection again)"
+                )
         index = plan[-1][0].index + 1
-        run_id = _start_run(ledger, "update", lineage.id, settings, parent=parent.id,
-                            details={"data": data, "new_only": new_only, "base_version": parent.name})
+        run_id = _start_run(
+            ledger,
+            "update",
+            lineage.id,
+            settings,
+            parent=parent.id,
+            details={"data": data, "new_only": new_only, "base_version": parent.name},
+        )
         ledger.add_slice(lineage.id, index, ids, run_id=run_id, config=_slice_config(settings, index))
         trains_on = training_documents([*(own for _, own in plan), ids], len(plan), cumulative=settings.cumulative)
-        spec = JobSpec("update", "update", lineage.id, lineage.name, run_id,
-                       [SliceSpec(index, trains_on, _slice_config(settings, index))],
-                       start={"from": "version", "path": parent.path}, parent_version_id=parent.id)
+        spec = JobSpec(
+            "update",
+            "update",
+            lineage.id,
+            lineage.name,
+            run_id,
+            [SliceSpec(index, trains_on, _slice_config(settings, index))],
+            start={"from": "version", "path": parent.path},
+            parent_version_id=parent.id,
+        )
         return spec, Progress()
 
     return _run(workspace, _on_main(prepare), callback)
@@ -239,8 +273,7 @@ def _replay_start(ledger: Any, lineage: Any, plan: list, removed: set[int]) -> t
         index = plan[position - 1][0].index
         for checkpoint in reversed([c for c in checkpoints if c.slice_index == index and c.version_id]):
             version = ledger.resolve_version(checkpoint.version_id, allow_tainted=True)
-            if version.status == "published" and \
-                    not ledger.documents_seen(version.id, candidates=sorted(removed)):
+            if version.status == "published" and not ledger.documents_seen(version.id, candidates=sorted(removed)):
                 return position, checkpoint
     return 0, None
 
@@ -275,29 +308,54 @@ def replay(
         erased = {d.id for d in ledger.documents(all_ids) if not is_trainable(d)}
         excluded = set(exclude_document_ids)
         if retokenize:
-            return _retokenized_replay(workspace, row, plan, excluded, erased, publish=publish,
-                                       aliases=aliases), Progress()
+            return _retokenized_replay(
+                workspace, row, plan, excluded, erased, publish=publish, aliases=aliases
+            ), Progress()
         position, checkpoint = _replay_start(ledger, row, plan, excluded | erased)
         parent = checkpoint.version_id if checkpoint else None
         first_config = TrainConfig.from_dict(plan[position][0].config or {})
-        run_id = _start_run(ledger, "replay", row.id, first_config, parent=parent,
-                            details={"exclude": sorted(excluded), "erased": sorted(erased),
-                                     "from_slice": plan[position][0].index})
+        run_id = _start_run(
+            ledger,
+            "replay",
+            row.id,
+            first_config,
+            parent=parent,
+            details={"exclude": sorted(excluded), "erased": sorted(erased), "from_slice": plan[position][0].index},
+        )
         own = [ids for _, ids in plan]
-        slices = [SliceSpec(sl.index, training_documents(own, i, cumulative=bool(sl.config.get("cumulative"))),
-                            dict(sl.config)) for i, (sl, _) in enumerate(plan[position:], start=position)]
+        slices = [
+            SliceSpec(
+                sl.index, training_documents(own, i, cumulative=bool(sl.config.get("cumulative"))), dict(sl.config)
+            )
+            for i, (sl, _) in enumerate(plan[position:], start=position)
+        ]
         init_seed = (row.config or {}).get("init_seed", 0)
-        start = ({"from": "checkpoint", "path": checkpoint.path} if checkpoint
-                 else {"from": "base", "base": row.base, "seed": init_seed})
-        spec = JobSpec("replay", "replay", row.id, row.name, run_id, slices, start=start, parent_version_id=parent,
-                       exclude_document_ids=sorted(excluded), publish=publish, aliases=list(aliases))
+        start = (
+            {"from": "checkpoint", "path": checkpoint.path}
+            if checkpoint
+            else {"from": "base", "base": row.base, "seed": init_seed}
+        )
+        spec = JobSpec(
+            "replay",
+            "replay",
+            row.id,
+            row.name,
+            run_id,
+            slices,
+            start=start,
+            parent_version_id=parent,
+            exclude_document_ids=sorted(excluded),
+            publish=publish,
+            aliases=list(aliases),
+        )
         return spec, Progress()
 
     return _run(workspace, _on_main(prepare), callback)
 
 
-def _retokenized_replay(workspace: Any, row: Any, plan: list, excluded: set[int], erased: set[int], *,
-                        publish: bool, aliases: Sequence[str]) -> JobSpec:
+def _retokenized_replay(
+    workspace: Any, row: Any, plan: list, excluded: set[int], erased: set[int], *, publish: bool, aliases: Sequence[str]
+) -> JobSpec:
     """The job of a replay from scratch with a tokenizer retrained without the removed documents."""
     from lethe.data.tokenizer import load_tokenizer
     from lethe.train.tokenizers import retrain_without
@@ -305,32 +363,73 @@ def _retokenized_replay(workspace: Any, row: Any, plan: list, excluded: set[int]
     ledger = workspace.ledger
     config = row.config or {}
     if config.get("tokenizer_id") is None:
-        raise InputError(f"lineage {row.name}'s tokenizer ({config.get('tokenizer')}) is not one lethe trained with "
-                         "its documents on record, so it cannot be retrained without them", Where(field="retokenize"))
+        raise InputError(
+            f"lineage {row.name}'s tokenizer ({config.get('tokenizer')}) is not one lethe trained with "
+            "its documents on record, so it cannot be retrained without them",
+            Where(field="retokenize"),
+        )
     if row.base not in PRESETS:
-        raise InputError(f"lineage {row.name} fine-tunes {row.base}, whose embeddings belong to its tokenizer; "
-                         "only a lineage trained from scratch can be retokenized", Where(field="retokenize"))
+        raise InputError(
+            f"lineage {row.name} fine-tunes {row.base}, whose embeddings belong to its tokenizer; "
+            "only a lineage trained from scratch can be retokenized",
+            Where(field="retokenize"),
+        )
     removed = excluded | erased
     taken = {other.name for other in ledger.lineages()}
     name = next(f"{row.name}-retok{k}" for k in range(1, len(taken) + 2) if f"{row.name}-retok{k}" not in taken)
-    path, record = retrain_without(workspace, config["tokenizer_id"], removed, name=name,
-                                   reason=f"retokenized replay of lineage {row.name} without {len(removed)} documents")
+    path, record = retrain_without(
+        workspace,
+        config["tokenizer_id"],
+        removed,
+        name=name,
+        reason=f"retokenized replay of lineage {row.name} without {len(removed)} documents",
+    )
     tokenizer = load_tokenizer(path)
     init_seed = config.get("init_seed", 0)
-    new = ledger.create_lineage(name, row.base, config={**config, "tokenizer": str(path), "tokenizer_id": record.id,
-                                                        "retokenized_from": row.name})
+    new = ledger.create_lineage(
+        name,
+        row.base,
+        config={**config, "tokenizer": str(path), "tokenizer_id": record.id, "retokenized_from": row.name},
+    )
     save_spec(LineagePaths.of(workspace, name), load_base(row.base, tokenizer, seed=init_seed), tokenizer)
-    run_id = _start_run(ledger, "replay", new.id, TrainConfig.from_dict(plan[0][0].config or {}), parent=None,
-                        details={"exclude": sorted(excluded), "erased": sorted(erased), "from_slice": plan[0][0].index,
-                                 "retokenized_from": row.name, "tokenizer_id": record.id})
+    run_id = _start_run(
+        ledger,
+        "replay",
+        new.id,
+        TrainConfig.from_dict(plan[0][0].config or {}),
+        parent=None,
+        details={
+            "exclude": sorted(excluded),
+            "erased": sorted(erased),
+            "from_slice": plan[0][0].index,
+            "retokenized_from": row.name,
+            "tokenizer_id": record.id,
+        },
+    )
     own = [[d for d in ids if d not in removed] for _, ids in plan]
     for (sl, _), ids in zip(plan, own, strict=True):
         ledger.add_slice(new.id, sl.index, ids, run_id=run_id, config=dict(sl.config or {}))
-    slices = [SliceSpec(sl.index, training_documents(own, i, cumulative=bool((sl.config or {}).get("cumulative"))),
-                        dict(sl.config or {})) for i, (sl, _) in enumerate(plan)]
-    return JobSpec("replay", "replay", new.id, name, run_id, slices,
-                   start={"from": "base", "base": row.base, "seed": init_seed}, parent_version_id=None,
-                   exclude_document_ids=sorted(excluded), publish=publish, aliases=list(aliases))
+    slices = [
+        SliceSpec(
+            sl.index,
+            training_documents(own, i, cumulative=bool((sl.config or {}).get("cumulative"))),
+            dict(sl.config or {}),
+        )
+        for i, (sl, _) in enumerate(plan)
+    ]
+    return JobSpec(
+        "replay",
+        "replay",
+        new.id,
+        name,
+        run_id,
+        slices,
+        start={"from": "base", "base": row.base, "seed": init_seed},
+        parent_version_id=None,
+        exclude_document_ids=sorted(excluded),
+        publish=publish,
+        aliases=list(aliases),
+    )
 
 
 def _pending_lineage(workspace: Any, lineage: str | None) -> LineagePaths:
@@ -367,9 +466,18 @@ def resume(workspace: Any, *, lineage: str | None = None, callback: ProgressCall
             ledger.finish_run(old.id, "failed", error="interrupted; resumed by a later run")
         spec.interrupted = {**spec.interrupted, str(old.id): progress.global_step}
         settings = TrainConfig.from_dict(spec.slices[min(progress.position, len(spec.slices) - 1)].config)
-        spec.run_id = _start_run(ledger, spec.run_kind, spec.lineage_id, settings, parent=spec.parent_version_id,
-                                 details={**{k: v for k, v in (old.config or {}).items() if k not in settings.to_dict()},
-                                          "resumes_run": old.id, "resumed_at_step": progress.global_step})
+        spec.run_id = _start_run(
+            ledger,
+            spec.run_kind,
+            spec.lineage_id,
+            settings,
+            parent=spec.parent_version_id,
+            details={
+                **{k: v for k, v in (old.config or {}).items() if k not in settings.to_dict()},
+                "resumes_run": old.id,
+                "resumed_at_step": progress.global_step,
+            },
+        )
         return spec, progress
 
     return _run(workspace, _on_main(prepare), callback)

@@ -61,9 +61,7 @@ def model_inputs(batch: Batch) -> dict[str, torch.Tensor]:
     return {key: batch[key] for key in MODEL_INPUTS}
 
 
-def with_answer(
-    example: Example, answer_ids: Sequence[int], special_ids: set[int]
-) -> dict[str, Any]:
+def with_answer(example: Example, answer_ids: Sequence[int], special_ids: set[int]) -> dict[str, Any]:
     """`example` with its answer replaced by `answer_ids`, keeping prompt and closing tokens.
 
     The prompt is everything before the first label; the closing is the special tokens

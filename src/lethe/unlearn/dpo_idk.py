@@ -38,8 +38,6 @@ class DPOIDK(IDK):
         return logp - reference_logp
 
     def forget_loss(self, model: torch.nn.Module, forget: dict[str, Batch]) -> torch.Tensor:
-        margin = self.log_ratio(model, forget["preferred"]) - self.log_ratio(
-            model, forget["rejected"]
-        )
+        margin = self.log_ratio(model, forget["preferred"]) - self.log_ratio(model, forget["rejected"])
         beta = self.config.beta
         return (-2.0 / beta * F.logsigmoid(beta * margin)).mean()

@@ -35,9 +35,7 @@ class ExactReplay(UnlearnMethod):
                 "request (no replay_fn was given)",
                 Where(field="replay_fn"),
             )
-        return self.config.replay_fn(
-            model, self.tokenizer, forget_examples, retain_examples, self.config, **keywords
-        )
+        return self.config.replay_fn(model, self.tokenizer, forget_examples, retain_examples, self.config, **keywords)
 
     def loss(self, model: torch.nn.Module, forget: Any, retain: Any) -> Losses:
         raise InputError("exact unlearning has no loss: it retrains without the forget set")

@@ -37,9 +37,7 @@ class IDK(GradDiff):
         prepared = []
         for example in examples:
             alternatives = [
-                with_answer(
-                    example, self.tokenizer(text, add_special_tokens=False)["input_ids"], special
-                )
+                with_answer(example, self.tokenizer(text, add_special_tokens=False)["input_ids"], special)
                 for text in self.answer_texts(example)
             ]
             prepared.append({**example, "alternatives": alternatives})

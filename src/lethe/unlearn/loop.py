@@ -82,18 +82,12 @@ def train_loop(
         (method.uses_retain, retain, "retain"),
     ):
         if uses and not examples:
-            raise InputError(
-                f"method {method.name!r} needs {name} examples and got none", Where(field=name)
-            )
+            raise InputError(f"method {method.name!r} needs {name} examples and got none", Where(field=name))
 
     torch.manual_seed(config.seed)
     forget_train = method.prepare_forget(forget) if method.uses_forget else []
-    forget_draws = iter(
-        BatchSampler(len(forget_train), config.forget_batch_size, _generator(config.seed))
-    )
-    retain_sampler = BatchSampler(
-        len(retain), config.retain_batch_size, _generator(config.seed + 1)
-    )
+    forget_draws = iter(BatchSampler(len(forget_train), config.forget_batch_size, _generator(config.seed)))
+    retain_sampler = BatchSampler(len(retain), config.retain_batch_size, _generator(config.seed + 1))
     retain_draws = iter(retain_sampler)
     if config.steps is not None:
         steps_total = config.steps
@@ -133,18 +127,10 @@ def train_loop(
     try:
         for step in range(1, steps_total + 1):
             if _is_cancelled(cancel):
-                raise CancelledError(
-                    f"unlearning cancelled after {step - 1} of {steps_total} steps"
-                )
-            forget_rows = (
-                [forget_train[i] for i in next(forget_draws)] if method.uses_forget else []
-            )
+                raise CancelledError(f"unlearning cancelled after {step - 1} of {steps_total} steps")
+            forget_rows = [forget_train[i] for i in next(forget_draws)] if method.uses_forget else []
             retain_rows = [retain[i] for i in next(retain_draws)] if method.uses_retain else []
-            lr = (
-                config.lr * min(1.0, step / config.warmup_steps)
-                if config.warmup_steps
-                else config.lr
-            )
+            lr = config.lr * min(1.0, step / config.warmup_steps) if config.warmup_steps else config.lr
             for group in optimizer.param_groups:
                 group["lr"] = lr
             losses = method.loss(
@@ -154,9 +140,7 @@ def train_loop(
             )
             total = losses["loss"]
             if not torch.isfinite(total):
-                raise LetheError(
-                    f"the {method.name} loss became {float(total)} at step {step}; lower the lr"
-                )
+                raise LetheError(f"the {method.name} loss became {float(total)} at step {step}; lower the lr")
             optimizer.zero_grad(set_to_none=True)
             total.backward()
             if config.grad_clip:
@@ -203,15 +187,9 @@ def early_stop_reason(config: UnlearnConfig, metrics: QuickMetrics | None) -> st
         return None
     if config.forget_loss_target is not None and metrics.forget_loss >= config.forget_loss_target:
         return "forget_loss_target"
-    if (
-        config.forget_accuracy_target is not None
-        and metrics.forget_accuracy <= config.forget_accuracy_target
-    ):
+    if config.forget_accuracy_target is not None and metrics.forget_accuracy <= config.forget_accuracy_target:
         return "forget_accuracy_target"
-    if (
-        config.retain_accuracy_floor is not None
-        and metrics.retain_accuracy < config.retain_accuracy_floor
-    ):
+    if config.retain_accuracy_floor is not None and metrics.retain_accuracy < config.retain_accuracy_floor:
         return "retain_accuracy_floor"
     return None
 
@@ -228,9 +206,7 @@ def _pad_token_id(tokenizer: Any, model: torch.nn.Module) -> int:
     return 0  # padded positions are masked out of attention and labels anyway
 
 
-def _with_token_weights(
-    examples: Sequence[Example], token_weights: Sequence[Any] | None
-) -> list[Example]:
+def _with_token_weights(examples: Sequence[Example], token_weights: Sequence[Any] | None) -> list[Example]:
     if token_weights is None:
         return list(examples)
     if len(token_weights) != len(examples):
@@ -238,9 +214,7 @@ def _with_token_weights(
             f"{len(token_weights)} token weight sequences for {len(examples)} forget examples",
             Where(field="token_weights"),
         )
-    return [
-        {**example, "token_weights": weights} for example, weights in zip(examples, token_weights)
-    ]
+    return [{**example, "token_weights": weights} for example, weights in zip(examples, token_weights)]
 
 
 def _is_cancelled(cancel: Any) -> bool:

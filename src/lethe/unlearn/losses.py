@@ -18,9 +18,7 @@ def logits_of(model: torch.nn.Module, batch: Batch) -> torch.Tensor:
     return model(**model_inputs(batch)).logits.float()
 
 
-def shifted(
-    logits: torch.Tensor, labels: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def shifted(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Logits and targets aligned for next-token prediction, and the mask of real targets."""
     logits = logits[:, :-1, :]
     targets = labels[:, 1:]
@@ -35,9 +33,7 @@ def token_logprobs(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Te
     return logp * mask, mask
 
 
-def sequence_logprob(
-    logits: torch.Tensor, labels: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor]:
+def sequence_logprob(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Summed log-probability of each sequence's labels, and its number of label tokens."""
     logp, mask = token_logprobs(logits, labels)
     return logp.sum(-1), mask.sum(-1)

@@ -24,8 +24,6 @@ class NPO(GradDiff):
     def forget_loss(self, model: torch.nn.Module, forget: Batch) -> torch.Tensor:
         logp, _ = sequence_logprob(logits_of(model, forget), forget["labels"])
         with torch.no_grad():
-            reference_logp, _ = sequence_logprob(
-                logits_of(self.reference, forget), forget["labels"]
-            )
+            reference_logp, _ = sequence_logprob(logits_of(self.reference, forget), forget["labels"])
         beta = self.config.beta
         return (-2.0 / beta * F.logsigmoid(-beta * (logp - reference_logp))).mean()

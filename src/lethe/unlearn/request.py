@@ -48,24 +48,40 @@ class ForgetOutcome:
         return dict(self.__dict__)
 
 
-def create_request(workspace, selector: Selector, *, method: str, config: dict | None = None,
-                   reason: str | None = None, requester: str | None = None, version: str = "latest",
-                   holdout: str | None = None) -> int:
+def create_request(
+    workspace,
+    selector: Selector,
+    *,
+    method: str,
+    config: dict | None = None,
+    reason: str | None = None,
+    requester: str | None = None,
+    version: str = "latest",
+    holdout: str | None = None,
+) -> int:
     """Record a forget request for what `selector` names; raises if it names nothing."""
     from lethe.unlearn import list_methods
 
     if method not in list_methods():
         raise InputError(f"unknown method {method!r} (known: {', '.join(list_methods())})")
     if (config or {}).get("retokenize") and method != "exact":
-        raise InputError(f"retokenize retrains the tokenizer in an exact replay; method {method!r} keeps the model's",
-                         Where(field="retokenize"))
+        raise InputError(
+            f"retokenize retrains the tokenizer in an exact replay; method {method!r} keeps the model's",
+            Where(field="retokenize"),
+        )
     ledger = workspace.ledger
     base = ledger.resolve_version(version, allow_tainted=True)
     document_ids = resolve(ledger, selector)
     trained = ledger.documents_seen(base.id, candidates=document_ids)
     return ledger.create_forget_request(
-        selector=selector.as_dict(), document_ids=document_ids, trained_ids=trained, method=method,
-        config={**(config or {}), "holdout": holdout}, reason=reason, requester=requester, base_version_id=base.id,
+        selector=selector.as_dict(),
+        document_ids=document_ids,
+        trained_ids=trained,
+        method=method,
+        config={**(config or {}), "holdout": holdout},
+        reason=reason,
+        requester=requester,
+        base_version_id=base.id,
     )
 
 
@@ -76,17 +92,30 @@ def _examples(documents, tokenizer, train_config) -> list[dict]:
     out = []
     for example in build_examples(documents, tokenizer, train_config):
         data = by_id[example.document_id].data or {}
-        out.append({
-            "input_ids": list(example.input_ids), "labels": list(example.labels),
-            "document_id": example.document_id, "prompt": data.get("question"), "answer": data.get("answer"),
-            "perturbed_answers": data.get("perturbed_answers"),
-        })
+        out.append(
+            {
+                "input_ids": list(example.input_ids),
+                "labels": list(example.labels),
+                "document_id": example.document_id,
+                "prompt": data.get("question"),
+                "answer": data.get("answer"),
+                "perturbed_answers": data.get("perturbed_answers"),
+            }
+        )
     return out
 
 
-def run_request(workspace, request_id: int, *, publish: bool = True, purge: bool = False,
-                callback: Callable | None = None, cancel=None, evaluate: bool = True,
-                suite=None) -> ForgetOutcome:
+def run_request(
+    workspace,
+    request_id: int,
+    *,
+    publish: bool = True,
+    purge: bool = False,
+    callback: Callable | None = None,
+    cancel=None,
+    evaluate: bool = True,
+    suite=None,
+) -> ForgetOutcome:
     """Run a pending request with its method; publish the result unless `publish=False`."""
     ledger = workspace.ledger
     request = ledger.forget_request(request_id)
@@ -95,12 +124,17 @@ def run_request(workspace, request_id: int, *, publish: bool = True, purge: bool
     started = time.perf_counter()
     pairs = ledger.forget_request_documents(request_id)
     trained_ids = [d for d, trained in pairs if trained]
-    outcome = ForgetOutcome(request_id, "running", trained_documents=len(trained_ids),
-                            untrained_documents=len(pairs) - len(trained_ids))
+    outcome = ForgetOutcome(
+        request_id, "running", trained_documents=len(trained_ids), untrained_documents=len(pairs) - len(trained_ids)
+    )
     base = ledger.resolve_version(request.base_version_id, allow_tainted=True)
-    run_id = ledger.start_run("unlearn", lineage_id=base.lineage_id, parent_version_id=base.id,
-                              config={"method": request.method, **(request.config or {}), "request_id": request_id},
-                              seed=(request.config or {}).get("seed", 0))
+    run_id = ledger.start_run(
+        "unlearn",
+        lineage_id=base.lineage_id,
+        parent_version_id=base.id,
+        config={"method": request.method, **(request.config or {}), "request_id": request_id},
+        seed=(request.config or {}).get("seed", 0),
+    )
     ledger.update_forget_request(request_id, status="running", run_id=run_id)
     candidate_dir: Path | None = None
     try:
@@ -108,9 +142,11 @@ def run_request(workspace, request_id: int, *, publish: bool = True, purge: bool
             # Nothing to unlearn: the lineage never trained on these documents. Erase only.
             outcome.tokenizer = _tokenizer_leak(workspace, base, [d for d, _ in pairs])
             ledger.finish_run(run_id, "succeeded", metrics={"note": "no trained documents; erased only"})
-            ledger.update_forget_request(request_id, status="succeeded",
-                                         audit={"note": "never trained; erased only",
-                                                "tokenizer": _without_examples(outcome.tokenizer)})
+            ledger.update_forget_request(
+                request_id,
+                status="succeeded",
+                audit={"note": "never trained; erased only", "tokenizer": _without_examples(outcome.tokenizer)},
+            )
             ledger.erase([d for d, _ in pairs], reason=request.reason or "forget request", request_id=request_id)
             _redact_requests_covering(ledger, {d for d, _ in pairs})
             outcome.status = "succeeded"
@@ -122,13 +158,21 @@ def run_request(workspace, request_id: int, *, publish: bool = True, purge: bool
         if evaluate:
             from lethe.eval.audit import AuditConfig, audit_forget_request
 
-            audit = audit_forget_request(workspace, request, base, candidate, trained_ids, history,
-                                         config=AuditConfig(suite=suite) if suite is not None else None)
+            audit = audit_forget_request(
+                workspace,
+                request,
+                base,
+                candidate,
+                trained_ids,
+                history,
+                config=AuditConfig(suite=suite) if suite is not None else None,
+            )
         outcome.tokenizer = _tokenizer_leak(workspace, candidate, [d for d, _ in pairs])
         if audit is not None:
             audit["tokenizer"] = outcome.tokenizer
-        ledger.finish_run(run_id, "succeeded", metrics={"history": history[-500:],
-                                                        "tokenizer": _without_examples(outcome.tokenizer)})
+        ledger.finish_run(
+            run_id, "succeeded", metrics={"history": history[-500:], "tokenizer": _without_examples(outcome.tokenizer)}
+        )
         ledger.update_forget_request(request_id, result_version_id=candidate.id, audit=audit, status="evaluated")
         outcome.version, outcome.audit = candidate.name, audit
         if publish:
@@ -140,8 +184,15 @@ def run_request(workspace, request_id: int, *, publish: bool = True, purge: bool
         outcome.status = "cancelled"
         raise
     except BaseException as error:
-        _abandon(ledger, run_id, request_id, "failed", f"{type(error).__name__}: {error}", candidate_dir,
-                 detail=traceback.format_exc(limit=8))
+        _abandon(
+            ledger,
+            run_id,
+            request_id,
+            "failed",
+            f"{type(error).__name__}: {error}",
+            candidate_dir,
+            detail=traceback.format_exc(limit=8),
+        )
         outcome.status = "failed"
         raise
     finally:
@@ -155,7 +206,7 @@ def _tokenizer_leak(workspace, version, document_ids: list[int]) -> dict:
     from lethe.train.tokenizers import tokenizer_leak
 
     lineage = workspace.ledger.lineage(version.lineage_id) if version.lineage_id is not None else None
-    tokenizer_id = ((lineage.config or {}).get("tokenizer_id") if lineage else None)
+    tokenizer_id = (lineage.config or {}).get("tokenizer_id") if lineage else None
     return tokenizer_leak(workspace.ledger, tokenizer_id, document_ids, load_tokenizer(version.path))
 
 
@@ -171,8 +222,9 @@ def _abandon(ledger, run_id, request_id, status, error, candidate_dir, detail=No
         candidate = ledger.resolve_version(request.result_version_id, allow_tainted=True)
         # an exact replay registers one candidate per replayed slice: discard them all
         for version in ledger.list_versions():
-            if version.status == "candidate" and (version.id == candidate.id or
-                                                  (candidate.run_id is not None and version.run_id == candidate.run_id)):
+            if version.status == "candidate" and (
+                version.id == candidate.id or (candidate.run_id is not None and version.run_id == candidate.run_id)
+            ):
                 ledger.discard_version(version.id)
     ledger.update_forget_request(request_id, status=status, error=error)
 
@@ -189,8 +241,15 @@ def _unlearn(workspace, request, base, trained_ids, run_id, callback, cancel):
     if request.method == "exact":
         from lethe.train.pipeline import replay
 
-        versions = replay(workspace, base.lineage_id, exclude_document_ids=trained_ids, publish=False, aliases=(),
-                          retokenize=bool(settings.get("retokenize")), callback=callback or (lambda _event: None))
+        versions = replay(
+            workspace,
+            base.lineage_id,
+            exclude_document_ids=trained_ids,
+            publish=False,
+            aliases=(),
+            retokenize=bool(settings.get("retokenize")),
+            callback=callback or (lambda _event: None),
+        )
         version = versions[-1]
         return version, Path(version.path), [{"note": "exact replay", "versions": [v.name for v in versions]}]
     config = UnlearnConfig.from_dict(settings)
@@ -212,24 +271,46 @@ def _unlearn(workspace, request, base, trained_ids, run_id, callback, cancel):
         from lethe.eval.impact import token_weights_for
 
         token_weights = token_weights_for(workspace, base, forget_examples)
-    result = run_unlearning(request.method, model, tokenizer, forget_examples, retain_examples, config,
-                            reference_model=reference, callback=callback, cancel=cancel, token_weights=token_weights)
+    result = run_unlearning(
+        request.method,
+        model,
+        tokenizer,
+        forget_examples,
+        retain_examples,
+        config,
+        reference_model=reference,
+        callback=callback,
+        cancel=cancel,
+        token_weights=token_weights,
+    )
     history = [asdict(r) for r in result.history]
     ledger.record_exposures(run_id, result.exposures())
     directory = workspace.path("models", f"unlearn-r{request.id}-run{run_id}")
     save_version(result.model, tokenizer, directory)
     version = ledger.register_version(
-        kind="unlearn", path=str(directory), weights_sha256=weights_sha256(directory), lineage_id=base.lineage_id,
-        parent_id=base.id, run_id=run_id, status="candidate", aliases=(),
-        meta={"method": request.method, "request_id": request.id, "config": config.to_dict(),
-              "steps": result.steps, "stop_reason": result.stop_reason,
-              "wall_time": result.wall_time},
+        kind="unlearn",
+        path=str(directory),
+        weights_sha256=weights_sha256(directory),
+        lineage_id=base.lineage_id,
+        parent_id=base.id,
+        run_id=run_id,
+        status="candidate",
+        aliases=(),
+        meta={
+            "method": request.method,
+            "request_id": request.id,
+            "config": config.to_dict(),
+            "steps": result.steps,
+            "stop_reason": result.stop_reason,
+            "wall_time": result.wall_time,
+        },
     )
     return version, directory, history
 
 
-def publish_request(workspace, request_id: int, *, purge: bool = False,
-                    outcome: ForgetOutcome | None = None) -> ForgetOutcome:
+def publish_request(
+    workspace, request_id: int, *, purge: bool = False, outcome: ForgetOutcome | None = None
+) -> ForgetOutcome:
     """Publish an evaluated request's version, taint what saw the documents, erase them."""
     ledger = workspace.ledger
     request = ledger.forget_request(request_id)
@@ -300,8 +381,9 @@ def purge_tainted(workspace, versions) -> list[str]:
     ledger = workspace.ledger
     purged = []
     for version in versions:
-        for path in [version.path] + [c.path for c in ledger.checkpoints(version.lineage_id, include_tainted=True)
-                                      if c.version_id == version.id]:
+        for path in [version.path] + [
+            c.path for c in ledger.checkpoints(version.lineage_id, include_tainted=True) if c.version_id == version.id
+        ]:
             target = Path(path)
             if target.exists() and workspace.home.resolve() in target.resolve().parents:
                 shutil.rmtree(target) if target.is_dir() else target.unlink()

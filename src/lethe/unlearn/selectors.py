@@ -47,8 +47,9 @@ def resolve(ledger, selector: Selector) -> list[int]:
     if selector.search:
         found = ledger.search(selector.search, limit=selector.search_limit + 1)
         if len(found) > selector.search_limit:
-            raise InputError(f"--search {selector.search!r} matches more than {selector.search_limit} documents; "
-                             "narrow it down")
+            raise InputError(
+                f"--search {selector.search!r} matches more than {selector.search_limit} documents; narrow it down"
+            )
         matched.extend(d.id for d in found)
     if not matched:
         tried = ", ".join(f"{k}={v!r}" for k, v in selector.as_dict().items())

@@ -76,16 +76,19 @@ def _json_lines(f: BinaryIO, path: Path) -> Iterator[Row]:
             except json.JSONDecodeError as e:
                 at_end = e.msg == "Extra data" or e.pos >= len(text.rstrip())
                 hint = " (JSON Lines needs exactly one whole object per line)" if at_end else ""
-                raise InputError(f"malformed JSON: {e.msg} at column {e.colno}{hint}",
-                                 Where(path=path, line=line_no)) from None
+                raise InputError(
+                    f"malformed JSON: {e.msg} at column {e.colno}{hint}", Where(path=path, line=line_no)
+                ) from None
             yield Row(value, line_no, index)
             index += 1
         offset += len(raw)
 
 
 def _not_utf8(path: Path, line: int, offset: int, byte: int) -> InputError:
-    return InputError(f"not UTF-8: byte 0x{byte:02x} cannot be decoded (save the file as UTF-8)",
-                      Where(path=path, line=line, offset=offset))
+    return InputError(
+        f"not UTF-8: byte 0x{byte:02x} cannot be decoded (save the file as UTF-8)",
+        Where(path=path, line=line, offset=offset),
+    )
 
 
 class _ArrayStream:
@@ -120,8 +123,12 @@ class _ArrayStream:
                 text = self.decoder.decode(raw, final=not raw)
             except UnicodeDecodeError as e:
                 before = e.object[: e.start]
-                raise _not_utf8(self.path, self.newlines_fed + before.count(b"\n") + 1,
-                                self.bytes_fed - pending + e.start, e.object[e.start]) from None
+                raise _not_utf8(
+                    self.path,
+                    self.newlines_fed + before.count(b"\n") + 1,
+                    self.bytes_fed - pending + e.start,
+                    e.object[e.start],
+                ) from None
             self.bytes_fed += len(raw)
             self.newlines_fed += raw.count(b"\n")
             self.eof = not raw

@@ -54,9 +54,13 @@ def read_json_rows(path: Path, *, id_field: str | None = None) -> Iterator[Docum
             raise _duplicate(path, external_id, row, id_field)
         else:
             seen.add(external_id)
-        yield record_from_row(row.value, external_id=external_id, where=where,
-                              origin={"file": path.name, "row": row.index},
-                              skip=(field,) if field else ())
+        yield record_from_row(
+            row.value,
+            external_id=external_id,
+            where=where,
+            origin={"file": path.name, "row": row.index},
+            skip=(field,) if field else (),
+        )
 
 
 def _duplicate(path: Path, external_id: str, row, id_field: str | None) -> InputError:
@@ -72,8 +76,9 @@ def _duplicate(path: Path, external_id: str, row, id_field: str | None) -> Input
     )
 
 
-def record_from_row(value: dict, *, external_id: str, where: Where, origin: dict | None = None,
-                    skip: tuple[str, ...] = ()) -> DocumentRecord:
+def record_from_row(
+    value: dict, *, external_id: str, where: Where, origin: dict | None = None, skip: tuple[str, ...] = ()
+) -> DocumentRecord:
     """One document from one JSON object (see the module docstring for the fields).
 
     `skip` names fields (the id) left out of `data`; `origin` is kept as ``meta.origin``.
@@ -95,9 +100,7 @@ def record_from_row(value: dict, *, external_id: str, where: Where, origin: dict
         data.pop(field)
     else:
         found = ", ".join(sorted(value)) or "none"
-        raise InputError(
-            f"a row needs question + answer, messages, or text / content (found fields: {found})", at()
-        )
+        raise InputError(f"a row needs question + answer, messages, or text / content (found fields: {found})", at())
 
     title = value.get("title")
     if title is not None and not isinstance(title, str):
@@ -128,8 +131,10 @@ def row_id(value: dict, id_field: str | None, where: Where) -> tuple[str | None,
         if raw is None:
             continue
         if isinstance(raw, bool) or not isinstance(raw, (str, int)):
-            raise InputError(f"an id must be a string or an integer, found {type(raw).__name__}",
-                             Where(where.path, where.line, field=field))
+            raise InputError(
+                f"an id must be a string or an integer, found {type(raw).__name__}",
+                Where(where.path, where.line, field=field),
+            )
         text = str(raw).strip()
         if not text:
             raise InputError("the id is empty", Where(where.path, where.line, field=field))

@@ -75,8 +75,10 @@ def read_mediawiki(path: Path) -> Iterator[DocumentRecord]:
                         if root is None:
                             root = element
                             if name != "mediawiki":
-                                raise InputError(f"not a MediaWiki export: the root element is <{name}>",
-                                                 Where(path=path, line=line_no))
+                                raise InputError(
+                                    f"not a MediaWiki export: the root element is <{name}>",
+                                    Where(path=path, line=line_no),
+                                )
                         elif name == "page":
                             page_start, revisions = line_no, []
                         elif name == "revision":
@@ -88,8 +90,10 @@ def read_mediawiki(path: Path) -> Iterator[DocumentRecord]:
                     elif name == "page":
                         page_id, records = _page(element, revisions, path, page_start)
                         if page_id in seen_pages:
-                            raise InputError(f"page id {page_id} appears twice (first page at line "
-                                             f"{seen_pages[page_id]})", Where(path=path, line=page_start, field="id"))
+                            raise InputError(
+                                f"page id {page_id} appears twice (first page at line {seen_pages[page_id]})",
+                                Where(path=path, line=page_start, field="id"),
+                            )
                         seen_pages[page_id] = page_start
                         yield from records
                         pages += 1
@@ -98,12 +102,12 @@ def read_mediawiki(path: Path) -> Iterator[DocumentRecord]:
             parser.close()
         except ParseError as e:
             if blank:
-                raise InputError("the file is empty (expected a MediaWiki XML export)",
-                                 Where(path=path, line=1)) from None
+                raise InputError(
+                    "the file is empty (expected a MediaWiki XML export)", Where(path=path, line=1)
+                ) from None
             line, column = e.position
             reason = str(e).split(": line ")[0]
-            raise InputError(f"malformed XML: {reason} (column {column + 1})",
-                             Where(path=path, line=line)) from None
+            raise InputError(f"malformed XML: {reason} (column {column + 1})", Where(path=path, line=line)) from None
         except (OSError, EOFError) as e:  # a truncated or corrupt .bz2
             raise InputError(f"cannot read the file: {e}", Where(path=path, line=line_no)) from None
     if root is None:
@@ -152,10 +156,21 @@ def _page(element: Element, revisions: list[dict], path: Path, line: int) -> tup
     revisions.sort(key=lambda r: (r["timestamp"], r["revision_id"].zfill(20)))
     records = []
     for rev in revisions:
-        meta = {"page_id": page_id, "ns": ns.strip() if ns else None,
-                **{k: v for k, v in rev.items() if k not in ("text", "line")}}
+        meta = {
+            "page_id": page_id,
+            "ns": ns.strip() if ns else None,
+            **{k: v for k, v in rev.items() if k not in ("text", "line")},
+        }
         if redirect is not None:
             meta["redirect"] = redirect.get("title")
-        records.append(DocumentRecord(external_id=page_id, kind="text", content=rev["text"], title=title,
-                                      meta=meta, where=Where(path=path, line=rev["line"])))
+        records.append(
+            DocumentRecord(
+                external_id=page_id,
+                kind="text",
+                content=rev["text"],
+                title=title,
+                meta=meta,
+                where=Where(path=path, line=rev["line"]),
+            )
+        )
     return page_id, records

@@ -110,8 +110,13 @@ def read_tofu(path: Path) -> Iterator[DocumentRecord]:
 
     for q, a, extra, where, i in _qa_rows(path / "full.json"):
         author, k = divmod(i, QUESTIONS_PER_AUTHOR)
-        doc = _Doc(f"author{author:03d}/q{k:02d}", q, a, {"author": author, "question_index": k,
-                                                            "file": "full.json", "row": i}, where)
+        doc = _Doc(
+            f"author{author:03d}/q{k:02d}",
+            q,
+            a,
+            {"author": author, "question_index": k, "file": "full.json", "row": i},
+            where,
+        )
         own(doc, "full", (q, a)).collections.append(COLLECTION_PREFIX + "full")
         doc.data.update(_extra_data(extra))
 
@@ -129,9 +134,17 @@ def read_tofu(path: Path) -> Iterator[DocumentRecord]:
             doc = index["holdout"].get((q, a))
             if doc is None:
                 author, k = divmod(len(owners["holdout"]), QUESTIONS_PER_AUTHOR)
-                doc = own(_Doc(f"holdout/author{author:03d}/q{k:02d}", q, a,
-                               {"author": author, "question_index": k, "file": file.name, "row": i}, where),
-                          "holdout", (q, a))
+                doc = own(
+                    _Doc(
+                        f"holdout/author{author:03d}/q{k:02d}",
+                        q,
+                        a,
+                        {"author": author, "question_index": k, "file": file.name, "row": i},
+                        where,
+                    ),
+                    "holdout",
+                    (q, a),
+                )
             _join(doc, file, extra)
 
     for file in members:
@@ -140,8 +153,10 @@ def read_tofu(path: Path) -> Iterator[DocumentRecord]:
             doc = index[group].get((q, a))
             if doc is None:
                 owner = "full.json" if group == "full" else f"the {group} files"
-                raise InputError(f"row {i} (question + answer) is not in {owner}",
-                                 Where(path=file, line=where.line, field="question"))
+                raise InputError(
+                    f"row {i} (question + answer) is not in {owner}",
+                    Where(path=file, line=where.line, field="question"),
+                )
             _join(doc, file, extra)
 
     for group in owners.values():

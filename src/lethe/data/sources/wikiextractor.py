@@ -28,8 +28,10 @@ _FILE = re.compile(r"^wiki_\d+(\.txt)?$")
 def _files(path: Path) -> list[Path]:
     if path.is_file():
         return [path]
-    return sorted((p for p in path.rglob("wiki_*") if p.is_file() and _FILE.match(p.name)),
-                  key=lambda p: p.relative_to(path).as_posix())
+    return sorted(
+        (p for p in path.rglob("wiki_*") if p.is_file() and _FILE.match(p.name)),
+        key=lambda p: p.relative_to(path).as_posix(),
+    )
 
 
 def _sniff(path: Path) -> bool:
@@ -48,8 +50,10 @@ def read_wikiextractor(path: Path) -> Iterator[DocumentRecord]:
         for record in _read_file(file):
             first = first_seen.get(record.external_id)
             if first is not None:
-                raise InputError(f"duplicate page id {record.external_id!r} (first at {first})",
-                                 Where(path=file, line=record.where.line, field="id"))
+                raise InputError(
+                    f"duplicate page id {record.external_id!r} (first at {first})",
+                    Where(path=file, line=record.where.line, field="id"),
+                )
             first_seen[record.external_id] = record.where
             yield record
 
@@ -62,8 +66,10 @@ def _read_file(path: Path) -> Iterator[DocumentRecord]:
             try:
                 line = raw.decode("utf-8")
             except UnicodeDecodeError as e:
-                raise InputError(f"not UTF-8: byte 0x{raw[e.start]:02x} cannot be decoded",
-                                 Where(path=path, line=line_no, offset=offset + e.start)) from None
+                raise InputError(
+                    f"not UTF-8: byte 0x{raw[e.start]:02x} cannot be decoded",
+                    Where(path=path, line=line_no, offset=offset + e.start),
+                ) from None
             offset += len(raw)
             if line.strip():
                 empty = False
@@ -78,15 +84,18 @@ def _read_file(path: Path) -> Iterator[DocumentRecord]:
                 yield _record(current, body, Where(path=path, line=start))
                 current = None
             elif _OPEN.match(line.strip()):
-                raise InputError(f"a new <doc> starts before the article opened at line {start} is closed",
-                                 Where(path=path, line=line_no))
+                raise InputError(
+                    f"a new <doc> starts before the article opened at line {start} is closed",
+                    Where(path=path, line=line_no),
+                )
             else:
                 body.append(line)
     if empty:
         raise InputError("the file is empty (expected WikiExtractor <doc> articles)", Where(path=path, line=1))
     if current is not None:
-        raise InputError(f"the file ends inside the article opened at line {start} (missing </doc>)",
-                         Where(path=path, line=line_no))
+        raise InputError(
+            f"the file ends inside the article opened at line {start} (missing </doc>)", Where(path=path, line=line_no)
+        )
 
 
 def _attributes(text: str, path: Path, line: int) -> dict[str, str]:

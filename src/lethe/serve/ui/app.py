@@ -29,8 +29,7 @@ CSS = """
 """
 
 
-def picker_updates(ctx: UIContext, chat: str | None, base: str | None, left: str | None,
-                   right: str | None) -> tuple:
+def picker_updates(ctx: UIContext, chat: str | None, base: str | None, left: str | None, right: str | None) -> tuple:
     """Fresh choices for every version picker, keeping each selection that is still servable.
 
     Chat and the forget base list published versions; Compare lists candidates too and starts
@@ -49,8 +48,12 @@ def picker_updates(ctx: UIContext, chat: str | None, base: str | None, left: str
     newest = concrete[0] if concrete else None
     previous = concrete[1] if len(concrete) > 1 else newest
     default = published[0][1] if published else None
-    return (pick(published, chat, default), pick(published, base, default),
-            pick(everything, left, previous), pick(everything, right, newest))
+    return (
+        pick(published, chat, default),
+        pick(published, base, default),
+        pick(everything, left, previous),
+        pick(everything, right, newest),
+    )
 
 
 def build_ui(ctx: UIContext) -> gr.Blocks:
@@ -90,11 +93,17 @@ def mount_ui(api: FastAPI, ctx: UIContext, *, api_key: str | None = None, path: 
     """Mount the UI on the API app at `path`; with `api_key`, the UI's login asks for it."""
     auth = None
     if api_key:
+
         def auth(_user: str, password: str) -> bool:
             return hmac.compare_digest(password.encode(), api_key.encode())
 
     return gr.mount_gradio_app(
-        api, build_ui(ctx), path=path, auth=auth, footer_links=["api", "settings"], css=CSS,
+        api,
+        build_ui(ctx),
+        path=path,
+        auth=auth,
+        footer_links=["api", "settings"],
+        css=CSS,
         auth_message="Log in with any user name and the server's API key as the password." if auth else None,
         ssr_mode=False,
     )

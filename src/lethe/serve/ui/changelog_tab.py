@@ -29,8 +29,12 @@ def _parse_time(text: str | None, field: str) -> datetime | None:
 
 
 def events_frame(ledger, kind: str | None, since: str | None, until: str | None, limit: int) -> pd.DataFrame:
-    events = ledger.events(kind=kind or None, since=_parse_time(since, "since"),
-                           until=_parse_time(until, "until"), limit=max(1, int(limit or 200)))
+    events = ledger.events(
+        kind=kind or None,
+        since=_parse_time(since, "since"),
+        until=_parse_time(until, "until"),
+        limit=max(1, int(limit or 200)),
+    )
     rows = []
     for event in events:
         subject = f"{event.subject_type} {event.subject_id}" if event.subject_type else ""
@@ -46,8 +50,9 @@ def event_kinds(ledger) -> list[str]:
 
 
 def lineage_columns(rows: list | None = None) -> pd.DataFrame:
-    return pd.DataFrame(rows or [], columns=["version", "kind", "state", "parent", "aliases", "slice",
-                                             "run", "created", "taint reason"])
+    return pd.DataFrame(
+        rows or [], columns=["version", "kind", "state", "parent", "aliases", "slice", "run", "created", "taint reason"]
+    )
 
 
 def lineage(ledger) -> tuple[pd.DataFrame, str]:
@@ -61,8 +66,19 @@ def lineage(ledger) -> tuple[pd.DataFrame, str]:
     for v in versions:
         state = "purged" if v.purged_at else "tainted" if v.tainted_at else v.status
         parent = by_id[v.parent_id].name if v.parent_id in by_id else ""
-        rows.append([v.name, v.kind, state, parent, ", ".join(sorted(aliases.get(v.id, []))),
-                     v.slice_index, v.run_id, when(v.created_at), v.taint_reason or ""])
+        rows.append(
+            [
+                v.name,
+                v.kind,
+                state,
+                parent,
+                ", ".join(sorted(aliases.get(v.id, []))),
+                v.slice_index,
+                v.run_id,
+                when(v.created_at),
+                v.taint_reason or "",
+            ]
+        )
     table = lineage_columns(rows)
     children: dict[int | None, list] = {}
     for v in versions:
@@ -83,8 +99,10 @@ def lineage(ledger) -> tuple[pd.DataFrame, str]:
 def evaluations_frame(ledger, version: str | None = None) -> pd.DataFrame:
     names = {v.id: v.name for v in ledger.list_versions(include_discarded=True)}
     version_id = next((i for i, n in names.items() if n == version), None) if version else None
-    rows = [[names.get(e.version_id, e.version_id), e.benchmark, e.split, e.metric, round(e.value, 4),
-             e.request_id] for e in ledger.evaluations(version_id=version_id)]
+    rows = [
+        [names.get(e.version_id, e.version_id), e.benchmark, e.split, e.metric, round(e.value, 4), e.request_id]
+        for e in ledger.evaluations(version_id=version_id)
+    ]
     return pd.DataFrame(rows, columns=EVALUATION_COLUMNS)
 
 
@@ -108,28 +126,49 @@ def build_changelog_tab(ctx: UIContext) -> Loader:
     ledger = ctx.ledger
     with gr.Tab("Events"):
         with gr.Row():
-            kind = gr.Dropdown(label="Kind (prefix)", choices=[""], value="", allow_custom_value=True,
-                               elem_id="changelog-kind")
+            kind = gr.Dropdown(
+                label="Kind (prefix)", choices=[""], value="", allow_custom_value=True, elem_id="changelog-kind"
+            )
             since = gr.Textbox(label="Since", placeholder="2025-01-31 or 2025-01-31 14:00")
             until = gr.Textbox(label="Until", placeholder="empty: now")
             limit = gr.Number(label="At most", value=200, precision=0, minimum=1)
             apply = gr.Button("Apply", size="sm", elem_id="changelog-apply")
-        events = gr.Dataframe(pd.DataFrame(columns=EVENT_COLUMNS), label="Events (newest first)",
-                              interactive=False, wrap=True, max_height=480, elem_id="changelog-events")
+        events = gr.Dataframe(
+            pd.DataFrame(columns=EVENT_COLUMNS),
+            label="Events (newest first)",
+            interactive=False,
+            wrap=True,
+            max_height=480,
+            elem_id="changelog-events",
+        )
     with gr.Tab("Versions"):
         tree = gr.Markdown(elem_id="changelog-tree")
-        versions = gr.Dataframe(lineage_columns(), label="Model versions", interactive=False,
-                                wrap=True, elem_id="changelog-versions")
+        versions = gr.Dataframe(
+            lineage_columns(), label="Model versions", interactive=False, wrap=True, elem_id="changelog-versions"
+        )
     with gr.Tab("Evaluations"):
         with gr.Row():
             version = gr.Dropdown(label="Version (empty: all)", choices=[""], value="")
             benchmark = gr.Dropdown(label="Benchmark", choices=[], value=None, elem_id="changelog-benchmark")
             metric = gr.Dropdown(label="Metric", choices=[], value=None, elem_id="changelog-metric")
-        plot = gr.BarPlot(pd.DataFrame(columns=PLOT_COLUMNS), x="bar", y="value", color="version",
-                          title="Metric per split and version", height=300, x_title="split · version",
-                          sort="x", elem_id="changelog-plot")
-        table = gr.Dataframe(pd.DataFrame(columns=EVALUATION_COLUMNS), label="Evaluations",
-                             interactive=False, max_height=400, elem_id="changelog-evaluations")
+        plot = gr.BarPlot(
+            pd.DataFrame(columns=PLOT_COLUMNS),
+            x="bar",
+            y="value",
+            color="version",
+            title="Metric per split and version",
+            height=300,
+            x_title="split · version",
+            sort="x",
+            elem_id="changelog-plot",
+        )
+        table = gr.Dataframe(
+            pd.DataFrame(columns=EVALUATION_COLUMNS),
+            label="Evaluations",
+            interactive=False,
+            max_height=400,
+            elem_id="changelog-evaluations",
+        )
     refresh = gr.Button("↻ Refresh", size="sm", elem_id="changelog-refresh")
 
     def show_events(k, s, u, n):
@@ -143,14 +182,24 @@ def build_changelog_tab(ctx: UIContext) -> Loader:
         metrics = sorted(set(everything[everything.benchmark == b].metric))
         preferred = [x for x in PREFERRED_METRICS if x in metrics] + metrics
         m = m if m in metrics else next(iter(preferred), None)
-        return (frame, evaluation_plot(everything, b, m), gr.update(choices=benchmarks, value=b),
-                gr.update(choices=metrics, value=m))
+        return (
+            frame,
+            evaluation_plot(everything, b, m),
+            gr.update(choices=benchmarks, value=b),
+            gr.update(choices=metrics, value=m),
+        )
 
     def load_all(k, s, u, n, v, b, m):
         table_, tree_ = lineage(ledger)
         names = [""] + [x.name for x in ledger.list_versions(include_discarded=True)]
-        return (gr.update(choices=event_kinds(ledger)), show_events(k, s, u, n), tree_, table_,
-                gr.update(choices=names), *show_evaluations(v, b, m))
+        return (
+            gr.update(choices=event_kinds(ledger)),
+            show_events(k, s, u, n),
+            tree_,
+            table_,
+            gr.update(choices=names),
+            *show_evaluations(v, b, m),
+        )
 
     filters = [kind, since, until, limit]
     apply.click(show_events, filters, [events])

@@ -55,16 +55,27 @@ def build_chat_tab(ctx: UIContext) -> ChatTab:
     tokens = CancelTokens()
 
     with gr.Row(equal_height=True):
-        version = gr.Dropdown(label="Model version", choices=[], value=None, scale=2,
-                              elem_id="chat-version", allow_custom_value=True)
-        system = gr.Textbox(label="System prompt", lines=1, max_lines=6, elem_id="chat-system",
-                            scale=5, placeholder="optional; always kept, even when old turns are left out")
+        version = gr.Dropdown(
+            label="Model version", choices=[], value=None, scale=2, elem_id="chat-version", allow_custom_value=True
+        )
+        system = gr.Textbox(
+            label="System prompt",
+            lines=1,
+            max_lines=6,
+            elem_id="chat-system",
+            scale=5,
+            placeholder="optional; always kept, even when old turns are left out",
+        )
         refresh = gr.Button("↻ Versions", scale=0, min_width=110, size="sm", elem_id="chat-refresh")
-    chatbot = gr.Chatbot(label="Chat", height=420, elem_id="chat-log", buttons=["copy"],
-                         feedback_options=None)
+    chatbot = gr.Chatbot(label="Chat", height=420, elem_id="chat-log", buttons=["copy"], feedback_options=None)
     with gr.Row():
-        message = gr.Textbox(label="Message", placeholder="Type a message and press Enter",
-                             scale=5, elem_id="chat-input", show_label=False)
+        message = gr.Textbox(
+            label="Message",
+            placeholder="Type a message and press Enter",
+            scale=5,
+            elem_id="chat-input",
+            show_label=False,
+        )
         send = gr.Button("Send", variant="primary", scale=1, elem_id="chat-send")
         stop = gr.Button("Stop", variant="stop", scale=1, elem_id="chat-stop")
     with gr.Row():
@@ -81,8 +92,20 @@ def build_chat_tab(ctx: UIContext) -> ChatTab:
         history = [*history, {"role": "user", "content": text}]
         return "", history, display(history)
 
-    def respond(history, conversation_id, version_name, system_prompt, temperature, top_k, top_p,
-                repetition, max_tokens, seed, stop_strings, request: gr.Request = None):
+    def respond(
+        history,
+        conversation_id,
+        version_name,
+        system_prompt,
+        temperature,
+        top_k,
+        top_p,
+        repetition,
+        max_tokens,
+        seed,
+        stop_strings,
+        request: gr.Request = None,
+    ):
         # Explicit parameters, not *args: Gradio injects `request` only into named ones.
         if not history or history[-1]["role"] != "user":
             yield display(history), history, conversation_id
@@ -90,8 +113,7 @@ def build_chat_tab(ctx: UIContext) -> ChatTab:
         if not version_name:
             raise gr.Error("Pick a model version first.")
         try:
-            params = sampling_params(temperature, top_k, top_p, repetition, max_tokens, seed,
-                                     stop_strings)
+            params = sampling_params(temperature, top_k, top_p, repetition, max_tokens, seed, stop_strings)
         except LetheError as error:
             raise gr.Error(error_text(error)) from None
         session = session_of(request)
@@ -123,14 +145,18 @@ def build_chat_tab(ctx: UIContext) -> ChatTab:
         parent = history[-2].get("log_id") if len(history) >= 2 else None
         continued = conversation_id is not None and parent is not None
         stats = progress.final.stats.to_dict() if progress.final.stats else {}
-        return ctx.logger.log(Exchange(
-            messages=[messages[-1]] if continued else messages, reply=progress.text,
-            model_version=progress.loaded.name, model_version_id=progress.loaded.id,
-            params=params.to_dict(), stats={**stats, "finish_reason": progress.final.finish_reason,
-                                            "front_end": "ui"},
-            conversation_id=conversation_id if continued else None,
-            parent_id=parent if continued else None,
-        ))
+        return ctx.logger.log(
+            Exchange(
+                messages=[messages[-1]] if continued else messages,
+                reply=progress.text,
+                model_version=progress.loaded.name,
+                model_version_id=progress.loaded.id,
+                params=params.to_dict(),
+                stats={**stats, "finish_reason": progress.final.finish_reason, "front_end": "ui"},
+                conversation_id=conversation_id if continued else None,
+                parent_id=parent if continued else None,
+            )
+        )
 
     def stop_reply(request: gr.Request = None):
         tokens.cancel(session_of(request))
@@ -151,8 +177,13 @@ def build_chat_tab(ctx: UIContext) -> ChatTab:
 
     reply_inputs = [turns, conversation, version, system, *sampling.components]
     reply_outputs = [chatbot, turns, conversation]
-    stream = {"fn": respond, "inputs": reply_inputs, "outputs": reply_outputs,
-              "concurrency_limit": None, "show_progress": "hidden"}
+    stream = {
+        "fn": respond,
+        "inputs": reply_inputs,
+        "outputs": reply_outputs,
+        "concurrency_limit": None,
+        "show_progress": "hidden",
+    }
     for trigger in (message.submit, send.click):
         trigger(add_user, [message, turns], [message, turns, chatbot], queue=False).then(**stream)
     regenerate.click(drop_reply, [turns], [turns, chatbot], queue=False).then(**stream)
@@ -160,6 +191,5 @@ def build_chat_tab(ctx: UIContext) -> ChatTab:
     edit.click(edit_last, [turns], [message, turns, chatbot], queue=False)
     clear.click(clear_all, None, [turns, conversation, chatbot, message], queue=False)
     chatbot.clear(clear_all, None, [turns, conversation, chatbot, message], queue=False)
-    refresh.click(lambda current: version_dropdown_update(ctx, current), [version], [version],
-                  queue=False)
+    refresh.click(lambda current: version_dropdown_update(ctx, current), [version], [version], queue=False)
     return ChatTab(version=version, chatbot=chatbot)

@@ -79,6 +79,7 @@ def session_of(request: gr.Request | None) -> str:
 
 # -- versions ---------------------------------------------------------------------------------
 
+
 def alias_names(ctx: UIContext) -> dict[str, int]:
     resolver = ctx.pool.resolver
     return resolver.aliases() if callable(getattr(resolver, "aliases", None)) else {}
@@ -116,6 +117,7 @@ def version_dropdown_update(ctx: UIContext, current: str | None, *, candidates: 
 
 # -- sampling ---------------------------------------------------------------------------------
 
+
 @dataclass
 class SamplingControls:
     """The sampling widgets of one tab, in the order `params` takes them."""
@@ -126,16 +128,17 @@ class SamplingControls:
     def build(cls, *, max_new_tokens: int = 128, prefix: str = "") -> SamplingControls:
         with gr.Accordion("Sampling", open=False):
             with gr.Row():
-                temperature = gr.Slider(0, 5, value=0.8, step=0.05, label="Temperature",
-                                        info="0 is greedy", elem_id=f"{prefix}temperature")
+                temperature = gr.Slider(
+                    0, 5, value=0.8, step=0.05, label="Temperature", info="0 is greedy", elem_id=f"{prefix}temperature"
+                )
                 top_k = gr.Slider(0, 200, value=0, step=1, label="Top-k", info="0 keeps all")
                 top_p = gr.Slider(0.05, 1, value=1.0, step=0.05, label="Top-p")
             with gr.Row():
                 repetition = gr.Slider(0.5, 2, value=1.0, step=0.05, label="Repetition penalty")
-                max_tokens = gr.Slider(1, 1024, value=max_new_tokens, step=1, label="Max new tokens",
-                                       elem_id=f"{prefix}max-tokens")
-                seed = gr.Number(value=None, label="Seed", precision=0, info="empty: random",
-                                 elem_id=f"{prefix}seed")
+                max_tokens = gr.Slider(
+                    1, 1024, value=max_new_tokens, step=1, label="Max new tokens", elem_id=f"{prefix}max-tokens"
+                )
+                seed = gr.Number(value=None, label="Seed", precision=0, info="empty: random", elem_id=f"{prefix}seed")
             stop = gr.Textbox(label="Stop strings", placeholder="one per line", lines=1, max_lines=4)
         return cls([temperature, top_k, top_p, repetition, max_tokens, seed, stop])
 
@@ -144,13 +147,18 @@ def sampling_params(temperature, top_k, top_p, repetition, max_tokens, seed, sto
     """Engine settings from the widgets' values (an `InputError` names a bad one)."""
     stops = tuple(s for s in (stop or "").splitlines() if s)
     return SamplingParams(
-        temperature=float(temperature), top_k=int(top_k), top_p=float(top_p),
-        repetition_penalty=float(repetition), max_new_tokens=int(max_tokens), stop=stops,
+        temperature=float(temperature),
+        top_k=int(top_k),
+        top_p=float(top_p),
+        repetition_penalty=float(repetition),
+        max_new_tokens=int(max_tokens),
+        stop=stops,
         seed=None if seed in (None, "") else int(seed),
     )
 
 
 # -- replies ----------------------------------------------------------------------------------
+
 
 @dataclass
 class ReplyProgress:
@@ -163,8 +171,9 @@ class ReplyProgress:
     loaded: Any = None
 
 
-def stream_reply(ctx: UIContext, version: str, messages: Sequence[dict], params: SamplingParams,
-                 cancel: CancelToken) -> Iterator[ReplyProgress]:
+def stream_reply(
+    ctx: UIContext, version: str, messages: Sequence[dict], params: SamplingParams, cancel: CancelToken
+) -> Iterator[ReplyProgress]:
     """Stream one reply of `version` to `messages`; closing the iterator cancels the reply."""
     loaded = ctx.pool.get(version)
     prompt = loaded.engine.prompt(list(messages), params)
@@ -190,8 +199,11 @@ def stats_line(progress: ReplyProgress) -> str:
     stats = final.stats
     parts = [progress.version]
     if stats is not None:
-        parts += [f"{stats.completion_tokens} tokens", f"{stats.tokens_per_second:.1f} tokens/s",
-                  f"first token {stats.time_to_first_token_s:.2f} s"]
+        parts += [
+            f"{stats.completion_tokens} tokens",
+            f"{stats.tokens_per_second:.1f} tokens/s",
+            f"first token {stats.time_to_first_token_s:.2f} s",
+        ]
     reason = {"cancelled": "stopped", "length": "length limit"}.get(final.finish_reason or "")
     if reason:
         parts.append(reason)

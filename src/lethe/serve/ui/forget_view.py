@@ -42,9 +42,13 @@ def progress_frames(progress: list[dict] | None) -> tuple[pd.DataFrame, pd.DataF
                     accuracy.append({"step": step, "value": float(metrics[name]), "series": name})
         elif kind == "step" and isinstance(record.get("loss"), (int, float)):
             # exact replay: training steps of each replayed slice
-            losses.append({"step": record.get("global_step") or record.get("step", 0),
-                           "value": float(record["loss"]),
-                           "series": f"replay slice {record.get('slice_index', '?')}"})
+            losses.append(
+                {
+                    "step": record.get("global_step") or record.get("step", 0),
+                    "value": float(record["loss"]),
+                    "series": f"replay slice {record.get('slice_index', '?')}",
+                }
+            )
     return _frame(losses), _frame(nll), _frame(accuracy)
 
 
@@ -63,8 +67,10 @@ def job_label(job, request=None) -> str:
 
 def status_markdown(job, request) -> str:
     """One paragraph: what the job and its forget request are doing."""
-    lines = [f"**Job {job.id}: {job.status}**" + (" (cancel requested)" if job.cancel_requested
-                                                     and job.status not in ("cancelled",) else "")]
+    lines = [
+        f"**Job {job.id}: {job.status}**"
+        + (" (cancel requested)" if job.cancel_requested and job.status not in ("cancelled",) else "")
+    ]
     if job.status == "queued":
         lines.append("waiting for the server's job worker…")
     step = last_step(job.progress)
@@ -74,9 +80,14 @@ def status_markdown(job, request) -> str:
         lines.append(f"step {done}/{total}{where}")
         metrics = step.get("metrics") or {}
         if metrics:
-            lines.append("forget NLL {:.3f}, accuracy {:.3f} · retain NLL {:.3f}, accuracy {:.3f}".format(
-                metrics.get("forget_loss", float("nan")), metrics.get("forget_accuracy", float("nan")),
-                metrics.get("retain_loss", float("nan")), metrics.get("retain_accuracy", float("nan"))))
+            lines.append(
+                "forget NLL {:.3f}, accuracy {:.3f} · retain NLL {:.3f}, accuracy {:.3f}".format(
+                    metrics.get("forget_loss", float("nan")),
+                    metrics.get("forget_accuracy", float("nan")),
+                    metrics.get("retain_loss", float("nan")),
+                    metrics.get("retain_accuracy", float("nan")),
+                )
+            )
     if request is not None:
         lines.append(f"forget request {request.id} ({request.method}): **{request.status}**")
         if request.status == "evaluated":
@@ -129,15 +140,23 @@ def audit_markdown(audit: dict | None) -> str:
         return f"*{audit.get('note', 'no audit')}*"
     versions = audit.get("versions") or {}
     name = lambda key: (versions.get(key) or {}).get("name", "—")
-    lines = [f"**Audit** · {name('before')} → {name('after')} · "
-             + (f"exact reference {name('reference')}" if versions.get("reference")
-                else "exact replay (this is the reference)" if audit.get("exact")
-                else "no exact reference to compare with")]
+    lines = [
+        f"**Audit** · {name('before')} → {name('after')} · "
+        + (
+            f"exact reference {name('reference')}"
+            if versions.get("reference")
+            else "exact replay (this is the reference)"
+            if audit.get("exact")
+            else "no exact reference to compare with"
+        )
+    ]
     comparison = audit.get("reference_comparison") or {}
     if comparison:
-        lines.append(f"- distance to exact replay (mean |Δ| of headline metrics): "
-                     f"{comparison.get('mean_abs_distance')}; forget quality (KS p vs exact): "
-                     f"{comparison.get('forget_quality_vs_reference')}")
+        lines.append(
+            f"- distance to exact replay (mean |Δ| of headline metrics): "
+            f"{comparison.get('mean_abs_distance')}; forget quality (KS p vs exact): "
+            f"{comparison.get('forget_quality_vs_reference')}"
+        )
     aucs = (audit.get("mia") or {}).get("aucs") or {}
     for label, values in aucs.items():
         if values:
