@@ -82,6 +82,15 @@ class DirectoryVersions:
         return list(self.versions.values())
 
 
+def _weights_sha256(path: Path) -> str | None:
+    from lethe.model.io import weights_sha256
+
+    try:
+        return weights_sha256(path)
+    except InputError:
+        return None
+
+
 def load_model_directory(path: str | Path):
     """(model, tokenizer) of a saved version, read offline."""
     from lethe.model.io import load_version
@@ -99,6 +108,8 @@ class LoadedModel:
     path: Path
     engine: ChatEngine
     tainted: bool = False
+    weights_sha256: str | None = None
+    """SHA-256 of the safetensors files (as the ledger records it, or computed at load)."""
     loaded_at: float = field(default_factory=time.time)
 
 
@@ -134,8 +145,9 @@ class ModelPool:
         except NotFoundError as error:
             raise NotFoundError(error.message, Where(field="model")) from None
         if version.tainted_at is not None and not self.allow_tainted:
+            reason = getattr(version, "taint_reason", None) or "it saw data since forgotten"
             raise ConflictError(
-                f"model version {version.name} is tainted (it saw data since forgotten); "
+                f"model version {version.name} is tainted ({reason}); "
                 "serve it only with an explicit override (allow_tainted / --allow-tainted)",
                 Where(field="model"),
             )
@@ -162,6 +174,7 @@ class ModelPool:
                 path=path,
                 engine=ChatEngine(model, tokenizer, self.engine_config),
                 tainted=version.tainted_at is not None,
+                weights_sha256=getattr(version, "weights_sha256", None) or _weights_sha256(path),
             )
             self._loaded[version.name] = loaded
             self._evict()
@@ -187,6 +200,13 @@ class ModelPool:
         return [
             v for v in self.resolver.list_versions() if self.allow_tainted or getattr(v, "tainted_at", None) is None
         ]
+
+    def latest_name(self) -> str | None:
+        """The version ``latest`` names now (None when there is none)."""
+        try:
+            return self.resolver.resolve_version("latest", allow_tainted=True).name
+        except NotFoundError:
+            return None
 
     def loaded(self) -> list[LoadedModel]:
         with self._lock:
