@@ -23,6 +23,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from lethe.errors import CancelledError, ConflictError, InputError, Where
+from lethe.unlearn.config import UnlearnConfig
 from lethe.unlearn.selectors import Selector, redact_selector, resolve
 
 RETAIN_CAP = 2000
@@ -69,6 +70,7 @@ def create_request(
             f"retokenize retrains the tokenizer in an exact replay; method {method!r} keeps the model's",
             Where(field="retokenize"),
         )
+    UnlearnConfig.from_dict(config or {}, also=("retokenize",))  # unknown settings are refused here
     ledger = workspace.ledger
     # Before any model exists there is nothing to unlearn: the request only erases.
     no_model = version == "latest" and "latest" not in ledger.aliases() and not ledger.list_versions()
@@ -240,7 +242,6 @@ def _unlearn(workspace, request, base, trained_ids, run_id, callback, cancel):
     from lethe.model.io import load_version, save_version, weights_sha256
     from lethe.train.config import lineage_config
     from lethe.unlearn import run_unlearning
-    from lethe.unlearn.config import UnlearnConfig
 
     ledger = workspace.ledger
     settings = {k: v for k, v in (request.config or {}).items() if k != "holdout"}
