@@ -42,6 +42,7 @@ def serve(
         base_dir=ws.home,
         engine_config=EngineConfig(max_batch_size=max_batch_size),
     )
+    pool.watch(1.0)  # follow `latest` when a forget request publishes, from any process
     logger = None if no_log else ConversationLogger(ws.ledger, LoggingConfig.from_env())
     api = create_app(pool, logger=logger, api_key=api_key, host=host, allowed_hosts=tuple(allowed_host))
     worker = None

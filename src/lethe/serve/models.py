@@ -9,6 +9,7 @@ more than `max_loaded` are held.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections import OrderedDict
@@ -18,7 +19,9 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from lethe.chat.engine import ChatEngine, EngineConfig
-from lethe.errors import ConflictError, InputError, NotFoundError, Where
+from lethe.errors import ConflictError, InputError, LetheError, NotFoundError, Where
+
+log = logging.getLogger(__name__)
 
 
 class VersionInfo(Protocol):
@@ -136,6 +139,10 @@ class ModelPool:
         self.base_dir = Path(base_dir) if base_dir is not None else None
         self._loaded: OrderedDict[str, LoadedModel] = OrderedDict()
         self._lock = threading.Lock()
+        self._watching = threading.Event()
+        self._watcher: threading.Thread | None = None
+        self.latest_seen: str | None = None
+        """The version ``latest`` named at the watcher's last look."""
 
     def resolve(self, ref: str) -> VersionInfo:
         """The version `ref` names, refusing a tainted one unless allowed."""
@@ -201,6 +208,32 @@ class ModelPool:
             v for v in self.resolver.list_versions() if self.allow_tainted or getattr(v, "tainted_at", None) is None
         ]
 
+    # -- following `latest` ------------------------------------------------------------------
+
+    def watch(self, interval_s: float = 1.0) -> ModelPool:
+        """Follow ``latest`` live: every `interval_s`, read the aliases (one small query) and,
+        when ``latest`` moved (a forget request published, from any process sharing the
+        ledger), load the new version at once, so the next request gets it warm. Replies
+        already running keep the engine they started on."""
+        if self._watcher is None:
+            self._watching.set()
+            self._watcher = threading.Thread(target=self._watch, args=(interval_s,), name="lethe-latest", daemon=True)
+            self._watcher.start()
+        return self
+
+    def _watch(self, interval_s: float) -> None:
+        while self._watching.is_set():
+            try:
+                name = self.latest_name()
+                if name is not None and name != self.latest_seen:
+                    self.latest_seen = name
+                    self.get("latest")
+            except LetheError as error:  # a tainted or missing latest: requests will say so
+                log.warning("not loading latest: %s", error)
+            except Exception:
+                log.exception("watching latest failed")
+            time.sleep(interval_s)
+
     def latest_name(self) -> str | None:
         """The version ``latest`` names now (None when there is none)."""
         try:
@@ -213,6 +246,7 @@ class ModelPool:
             return list(self._loaded.values())
 
     def close(self) -> None:
+        self._watching.clear()
         with self._lock:
             for loaded in self._loaded.values():
                 loaded.engine.close()
