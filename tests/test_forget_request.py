@@ -10,8 +10,7 @@ import pytest
 
 from lethe.errors import ConflictError, InputError
 from lethe.eval.suite import SuiteConfig
-from lethe.unlearn.request import create_request, discard_request, publish_request, run_request
-from lethe.unlearn.selectors import Selector
+from lethe.forget import Selector, create_request, discard_request, publish_request, run_request
 
 
 @pytest.fixture
@@ -121,7 +120,7 @@ def test_unpublished_candidate_then_publish_with_purge(trained):
 
 def test_a_failing_audit_discards_the_candidate(trained, monkeypatch):
     ws, _, versions = trained
-    from lethe.eval import audit
+    from lethe.forget import audit
 
     def broken(*args, **kwargs):
         raise RuntimeError("audit broke")
