@@ -46,11 +46,14 @@ class ApproximateUnlearning(Strategy):
         self.name = method
 
     def check(self, settings: dict[str, Any]) -> None:
+        from lethe.unlearn.config import UnlearnConfig
+
         if settings.get("retokenize"):
             raise InputError(
                 f"retokenize retrains the tokenizer in an exact replay; method {self.name!r} keeps the model's",
                 Where(field="retokenize"),
             )
+        UnlearnConfig.from_dict(settings)  # unknown or invalid settings are refused here
 
     def unlearn(self, context: StrategyContext) -> Candidate:
         from lethe.model.io import load_version, save_version, weights_sha256
