@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import hmac
 import ipaddress
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
@@ -138,7 +138,7 @@ def create_app(
     check_exposure(host, api_key)
     limits = limits or ServeLimits()
     if max_body_bytes is not None:
-        limits = ServeLimits(**{**limits.__dict__, "max_body_bytes": max_body_bytes})
+        limits = replace(limits, max_body_bytes=max_body_bytes)
     app = FastAPI(
         title="lethe",
         version=lethe.__version__,
@@ -217,7 +217,7 @@ def create_app(
         if n > limits.max_n:
             raise APIError(400, f"n: at most {limits.max_n} choices per request", param="n", code="invalid_value")
 
-    def log_exchange(loaded: LoadedModel, prompt: Prompt, body: ChatCompletionRequest, reply: Reply) -> None:
+    def log_exchange(loaded: LoadedModel, prompt: Prompt, reply: Reply) -> None:
         if logger is None:
             return
         logger.log(
@@ -249,7 +249,7 @@ def create_app(
 
         async def finished(reply: Reply) -> None:
             metrics.observe_reply(loaded.name, reply)
-            await run_in_threadpool(log_exchange, loaded, prompt, body, reply)
+            await run_in_threadpool(log_exchange, loaded, prompt, reply)
 
         if body.stream:
             include_usage = bool(body.stream_options and body.stream_options.include_usage)
