@@ -1,9 +1,11 @@
 """The `UnlearnMethod` base class and the registry that finds methods by name.
 
 A method is a small class that says which batches it needs and overrides one loss; the
-shared loop (`lethe.unlearn.loop`) does everything else: drawing forget and retain batches,
-stepping the optimizer, progress, cancellation, early stopping, LoRA and the merge. Adding
-a method is one new file with ``@register_method("name")`` and one test.
+shared loop (`lethe.unlearn.loop`, over the step engine `lethe.train.steps`) does everything
+else: drawing forget and retain batches, stepping the optimizer, progress, cancellation,
+early stopping, LoRA and the merge, devices and processes. Adding a method is one new file
+with ``@register_method("name")`` and one test. The loop imports this module, never the
+other way round.
 """
 
 from __future__ import annotations
@@ -35,13 +37,16 @@ class UnlearnMethod:
     `needs_reference` (the loop provides `self.reference`, a frozen copy of the original
     model), `model_to_train` (train another model than the one given, e.g. a student),
     `setup` / `teardown` (around the steps), `forget_batch` (how drawn forget examples become
-    the batch `loss` receives) and `run` (replace the loop altogether, as `exact` does).
+    the batch `loss` receives), `place` (move the method's own models to the training device)
+    and `run` with `replaces_loop` (replace the loop altogether, as `exact` does).
     """
 
     name: ClassVar[str] = ""
     uses_forget: bool = True
     uses_retain: bool = True
     needs_reference: ClassVar[bool] = False
+    replaces_loop: ClassVar[bool] = False
+    """`run_unlearning` calls `run` instead of the shared loop."""
 
     def __init__(self, config: UnlearnConfig, tokenizer: Any, *, pad_token_id: int = 0):
         self.config = config
@@ -72,6 +77,12 @@ class UnlearnMethod:
     def teardown(self, model: torch.nn.Module) -> None:
         """Called after the last step, before any merge, even when the run fails."""
 
+    def place(self, device: torch.device) -> None:
+        """Move the models the method keeps (the reference, a teacher) to `device`."""
+        for value in vars(self).values():
+            if isinstance(value, torch.nn.Module):
+                value.to(device)
+
     def run(
         self,
         model: torch.nn.Module,
@@ -79,9 +90,8 @@ class UnlearnMethod:
         retain_examples: Sequence[Example],
         **keywords: Any,
     ) -> UnlearnResult:
-        from lethe.unlearn.loop import train_loop  # the loop imports this module
-
-        return train_loop(self, model, forget_examples, retain_examples, **keywords)
+        """The whole run, for a method with `replaces_loop`."""
+        raise NotImplementedError(f"{self.name} runs in the shared loop")
 
 
 def register_method(name: str) -> Callable[[M], M]:

@@ -22,6 +22,8 @@ from lethe.unlearn.result import UnlearnResult
 
 @register_method("exact")
 class ExactReplay(UnlearnMethod):
+    replaces_loop = True
+
     def run(
         self,
         model: torch.nn.Module,

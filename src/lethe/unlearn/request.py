@@ -23,6 +23,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from lethe.errors import CancelledError, ConflictError, InputError, Where
+from lethe.train import distributed
 from lethe.unlearn.selectors import Selector, redact_selector, resolve
 
 RETAIN_CAP = 2000
@@ -134,6 +135,7 @@ def run_request(
         parent_version_id=base.id,
         config={"method": request.method, **(request.config or {}), "request_id": request_id},
         seed=(request.config or {}).get("seed", 0),
+        world_size=distributed.world_size(),
     )
     ledger.update_forget_request(request_id, status="running", run_id=run_id)
     candidate_dir: Path | None = None
@@ -231,30 +233,31 @@ def _abandon(ledger, run_id, request_id, status, error, candidate_dir, detail=No
 
 def _unlearn(workspace, request, base, trained_ids, run_id, callback, cancel):
     """Produce the candidate version; returns (version, its directory, progress history)."""
-    from lethe.model.io import load_version, save_version, weights_sha256
+    from lethe.data.tokenizer import load_tokenizer
+    from lethe.model.io import save_version, weights_sha256
     from lethe.train.config import lineage_config
-    from lethe.unlearn import run_unlearning
     from lethe.unlearn.config import UnlearnConfig
+    from lethe.unlearn.loop import unlearn_version
 
     ledger = workspace.ledger
     settings = {k: v for k, v in (request.config or {}).items() if k != "holdout"}
     if request.method == "exact":
         from lethe.train.pipeline import replay
 
-        versions = replay(
+        versions = distributed.run_everywhere(
+            replay,
             workspace,
             base.lineage_id,
             exclude_document_ids=trained_ids,
             publish=False,
             aliases=(),
             retokenize=bool(settings.get("retokenize")),
-            callback=callback or (lambda _event: None),
+            main_only={"callback": callback or (lambda _event: None)},
         )
         version = versions[-1]
         return version, Path(version.path), [{"note": "exact replay", "versions": [v.name for v in versions]}]
     config = UnlearnConfig.from_dict(settings)
-    model, tokenizer = load_version(base.path)
-    reference, _ = load_version(base.path)
+    tokenizer = load_tokenizer(base.path)
     train_config = lineage_config(ledger, base.lineage_id)
     forget_docs = ledger.documents(trained_ids)
     seen = ledger.documents_seen(base.id)
@@ -271,17 +274,15 @@ def _unlearn(workspace, request, base, trained_ids, run_id, callback, cancel):
         from lethe.eval.impact import token_weights_for
 
         token_weights = token_weights_for(workspace, base, forget_examples)
-    result = run_unlearning(
+    result = distributed.run_everywhere(  # under `accelerate launch`, on every process
+        unlearn_version,
+        base.path,
         request.method,
-        model,
-        tokenizer,
         forget_examples,
         retain_examples,
         config,
-        reference_model=reference,
-        callback=callback,
-        cancel=cancel,
         token_weights=token_weights,
+        main_only={"callback": callback, "cancel": cancel},
     )
     history = [asdict(r) for r in result.history]
     ledger.record_exposures(run_id, result.exposures())
