@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 import torch
 
+from lethe.forget.requests import create_request, run_request
+from lethe.forget.selectors import Selector
 from lethe.train import train
 from lethe.train.config import TrainConfig
-from lethe.unlearn.request import create_request, run_request
-from lethe.unlearn.selectors import Selector
 from train_helpers import make_workspace
 
 torch.set_num_threads(1)

@@ -141,9 +141,8 @@ def test_progress_record_of_library_events():
 def test_forget_job_runs_a_request_to_an_evaluated_candidate(ws):
     """The registered `forget` handler on a real nano model (audit off: the UI test covers it)."""
     from lethe.data.synth_ingest import ingest_synthetic_world
+    from lethe.forget import Selector, create_request
     from lethe.train.pipeline import train
-    from lethe.unlearn.request import create_request
-    from lethe.unlearn.selectors import Selector
 
     ingest_synthetic_world(ws.ledger, entities=6, seed=11)
     versions = train(

@@ -64,11 +64,16 @@ def run_unlearning(
     """
     method_class = get_method(method)
     runner = method_class(config, tokenizer, pad_token_id=_pad_token_id(tokenizer, model))
-    keywords = {"reference_model": reference_model, "callback": callback, "cancel": cancel}
-    if runner.replaces_loop:
-        return runner.run(model, forget_examples, retain_examples, token_weights=token_weights, **keywords)
     return unlearn_loop(
-        runner, model, forget_examples, retain_examples, token_weights=token_weights, recorder=recorder, **keywords
+        runner,
+        model,
+        forget_examples,
+        retain_examples,
+        reference_model=reference_model,
+        callback=callback,
+        cancel=cancel,
+        token_weights=token_weights,
+        recorder=recorder,
     )
 
 
