@@ -42,6 +42,17 @@ class Store:
         self.messages.append((conversation_id, parent_id, role, content, version_id))
         return len(self.messages)
 
+    def log_exchange(self, conversation_id, parent_id, messages, reply, *, version_id, params, stats, title):
+        if conversation_id is None:
+            conversation_id = self.add_conversation(title, version_id)
+        for message in messages:
+            parent_id = self.add_message(
+                conversation_id, parent_id, message["role"], message["content"], version_id, {}, {}
+            )
+        return conversation_id, self.add_message(
+            conversation_id, parent_id, "assistant", reply, version_id, params, stats
+        )
+
 
 def make_chat(engine, lines, store=None, **kw):  # noqa: F811
     models = {"v1": Served("v1", 1, engine), "v2": Served("v2", 2, engine)}
