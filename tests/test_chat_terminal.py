@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import pytest
 
 from lethe.chat import ChatEngine, SamplingParams
-from lethe.chat.terminal import TerminalChat, parse_params
+from lethe.chat.terminal import TerminalChat, parse_sampling
 from lethe.errors import InputError, NotFoundError
 from lethe.serve.logging import ConversationLogger
 from test_chat_fixtures import engine, nano  # noqa: F401  (fixtures)
@@ -121,7 +121,7 @@ def test_no_logger_means_no_log(engine):  # noqa: F811
     assert chat.conversation_id is None
 
 
-def test_parse_params_rejects_unknown_names():
+def test_parse_sampling_rejects_unknown_names():
     with pytest.raises(InputError):
-        parse_params(SamplingParams(), ["warmth=3"])
-    assert parse_params(SamplingParams(), ["seed=4", "ignore_eos=true"]).seed == 4
+        parse_sampling(SamplingParams(), ["warmth=3"])
+    assert parse_sampling(SamplingParams(), ["seed=4", "ignore_eos=true"]).seed == 4

@@ -214,7 +214,7 @@ def run_tofu_bench(
     whole = {"benchmark": "tofu", "config": config.to_dict(), "data": data_files, "code": code_version()}
     key = config_hash(whole)
     out = Path(out_dir) if out_dir else workspace.path("bench", f"tofu-{key[:12]}")
-    cached = _cached_result(out, key)
+    cached = cached_result(out, key)
     if cached is not None and not rerun:
         progress(f"results cached at {out} (configuration hash {key[:12]})")
         return {**cached, "cache": "hit", "out_dir": str(out)}
@@ -288,7 +288,7 @@ def run_tofu_bench(
     )
 
 
-def _cached_result(out: Path, key: str) -> dict[str, Any] | None:
+def cached_result(out: Path, key: str) -> dict[str, Any] | None:
     import json
 
     try:
@@ -364,7 +364,7 @@ def render_bench(result: dict[str, Any]) -> Any:
     from rich.table import Table
     from rich.text import Text
 
-    from lethe.bench.output import COLUMNS, _fmt
+    from lethe.bench.output import COLUMNS, fmt
 
     rows = result["rows"]
     compact = {
@@ -387,7 +387,7 @@ def render_bench(result: dict[str, Any]) -> Any:
     for k, h in present:
         table.add_column(h, justify="left" if k == "model" else "right")
     for row in rows:
-        table.add_row(*(_fmt(row.get(k)) for k, _ in present))
+        table.add_row(*(fmt(row.get(k)) for k, _ in present))
     stages = Table(title="stages")
     for column in ("stage", "status", "seconds"):
         stages.add_column(column, justify="right" if column == "seconds" else "left")

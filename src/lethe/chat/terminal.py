@@ -37,7 +37,7 @@ class ServedModel(Protocol):
     engine: ChatEngine
 
 
-def parse_params(params: SamplingParams, assignments: list[str]) -> SamplingParams:
+def parse_sampling(params: SamplingParams, assignments: list[str]) -> SamplingParams:
     """`params` with ``name=value`` assignments applied (values parsed per field type)."""
     fields = typing.get_type_hints(SamplingParams)
     changes: dict[str, Any] = {}
@@ -140,7 +140,7 @@ class TerminalChat:
             self.write("(new conversation)\n")
         elif command == "/params":
             if rest:
-                self.params = parse_params(self.params, shlex.split(rest))
+                self.params = parse_sampling(self.params, shlex.split(rest))
             shown = " ".join(f"{k}={v}" for k, v in self.params.to_dict().items())
             self.write(shown + "\n")
         elif command == "/model":

@@ -9,14 +9,14 @@ so a failed run publishes nothing.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import torch
 
+from lethe.digests import weights_sha256
 from lethe.errors import LetheError
-from lethe.model.io import save_version
+from lethe.model.io import MODEL_TENSORS, save_version
 from lethe.model.presets import load_base
 from lethe.train import distributed
 from lethe.train.checkpointing import (
@@ -86,7 +86,7 @@ class JobSpec:
 
 
 @dataclass
-class Progress:
+class ResumePoint:
     """Where a job stands: what the resume state records besides the weights."""
 
     position: int = 0
@@ -96,14 +96,6 @@ class Progress:
     """Steps of the job so far (the numbering of exposures, continued across resumes)."""
     versions: list[int] = field(default_factory=list)
     """Candidate versions registered so far, in slice order."""
-
-
-def _file_sha256(path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _merge_coverage(*parts: dict) -> dict[int, int]:
@@ -117,7 +109,7 @@ def _merge_coverage(*parts: dict) -> dict[int, int]:
 class JobRunner:
     """Runs one `JobSpec` on this process; ledger and files are written by the main process only."""
 
-    def __init__(self, workspace: Any, spec: JobSpec, progress: Progress, callback: ProgressCallback):
+    def __init__(self, workspace: Any, spec: JobSpec, progress: ResumePoint, callback: ProgressCallback):
         self.workspace = workspace
         self.ledger = workspace.ledger
         self.spec = spec
@@ -179,7 +171,7 @@ class JobRunner:
 
         def save_state(m, optimizer, scheduler, step: int) -> None:
             if self.main:
-                state = Progress(position, step, offset + step, list(progress.versions))
+                state = ResumePoint(position, step, offset + step, list(progress.versions))
                 save_resume_state(self.paths, m, optimizer, scheduler, offset + step, self._extra(state))
             distributed.barrier()
 
@@ -234,7 +226,7 @@ class JobRunner:
             )
         save_resume_state(self.paths, model, torch.optim.AdamW(model.parameters()), None, 0, self._extra(self.progress))
 
-    def _extra(self, progress: Progress) -> dict:
+    def _extra(self, progress: ResumePoint) -> dict:
         return {"job": self.spec.to_dict(), "progress": asdict(progress)}
 
     def _finish_slice(self, position, model, optimizer, scheduler, stats: dict, n_documents: int) -> None:
@@ -275,11 +267,11 @@ class JobRunner:
             lineage_id=spec.lineage_id,
             slice_index=sl.index,
             path=str(checkpoint),
-            weights_sha256=_file_sha256(checkpoint / "model.safetensors"),
+            weights_sha256=weights_sha256(checkpoint, files=[MODEL_TENSORS]),
             version_id=version.id,
             run_id=spec.run_id,
         )
-        after = Progress(position + 1, 0, progress.global_step, list(progress.versions))
+        after = ResumePoint(position + 1, 0, progress.global_step, list(progress.versions))
         save_resume_state(self.paths, model, optimizer, scheduler, progress.global_step, self._extra(after))
         self.metrics.append({"slice_index": sl.index, "version": version.name, **stats})
         ledger.update_run_metrics(spec.run_id, {"slices": self.metrics, "global_step": progress.global_step})
@@ -316,11 +308,11 @@ class JobRunner:
 
 
 def execute(
-    workspace: Any, spec: JobSpec, progress: Progress | None = None, callback: ProgressCallback = no_progress
+    workspace: Any, spec: JobSpec, progress: ResumePoint | None = None, callback: ProgressCallback = no_progress
 ) -> list[int]:
     """Run the job on every process; a failure marks the run failed and publishes nothing."""
     try:
-        return JobRunner(workspace, spec, progress or Progress(), callback).run()
+        return JobRunner(workspace, spec, progress or ResumePoint(), callback).run()
     except BaseException as error:
         if distributed.is_main_process():
             status = "cancelled" if isinstance(error, KeyboardInterrupt) else "failed"
