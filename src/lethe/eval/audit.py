@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from lethe.eval import mia, tofu_math
+from lethe.eval.general import descends_from_base, general_documents
 from lethe.eval.suite import (
     HOLDOUT,
     SuiteConfig,
@@ -143,8 +144,12 @@ def build_audit(
     config: AuditConfig | None = None,
     info: dict[str, Any] | None = None,
     tokenizers: dict[str, Any] | None = None,
+    general: list[Any] | None = None,
 ) -> dict[str, Any]:
     """The audit of one forget operation, from the models and the document sets (JSON-ready).
+
+    `general`: general-knowledge QA (`lethe.eval.general`) for a model fine-tuned from a
+    pretrained base, scored before and after like any split.
 
     `forget`, `retain`, `holdout`: documents (ledger rows or dicts); `reference_model`: the
     exact-replay model if there is one; `info`: request and version descriptions copied in;
@@ -157,6 +162,8 @@ def build_audit(
     splits = {"forget": forget, "retain": retain}
     if holdout:
         splits[HOLDOUT] = holdout
+    if general:
+        splits["general"] = general
     models = {"before": before_model, "after": after_model}
     if reference_model is not None:
         models["reference"] = reference_model
@@ -288,6 +295,7 @@ def audit_forget_request(
         retain_ids = sorted(random.Random(config.suite.seed).sample(retain_ids, config.retain_documents))
     retain_docs = load_split_documents(ledger, retain_ids)
     holdout_docs = _holdout_documents(ledger, request, set(seen))
+    base_model = descends_from_base(ledger, base)
     before_model, tokenizer = load_version(version_path(workspace, base))
     after_model, after_tokenizer = load_version(version_path(workspace, candidate))
     reference_model, reference_tokenizer = (
@@ -307,6 +315,8 @@ def audit_forget_request(
             "reference": _version_info(reference),
         },
         "exact": request.method == "exact",
+        "base_model": base_model,
+        "pretraining_data": "not on record" if base_model else None,
     }
     audit = build_audit(
         before_model,
@@ -320,6 +330,7 @@ def audit_forget_request(
         config=config,
         info=info,
         tokenizers={"after": after_tokenizer, "reference": reference_tokenizer},
+        general=general_documents() if base_model else None,
     )
     if store:
         meta = {"config": config.to_dict(), "role": None}

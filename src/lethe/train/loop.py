@@ -50,6 +50,8 @@ class SliceResult:
     """Mean step loss of each epoch (this process's share; complete epochs only)."""
     optimizer: torch.optim.Optimizer | None = None
     scheduler: object | None = None
+    adapter: object | None = None
+    """The LoRA/QLoRA adapter of the slice (`lethe.model.adapters.Adapter`), before merging."""
 
 
 def _label_count(example: Example) -> int:
@@ -102,10 +104,14 @@ def train_slice(
     exposures up to that step are flushed); `report(**fields)` receives step progress.
     """
     torch.manual_seed(seed)
-    if config.lora:
-        from lethe.model.lora import apply_lora
+    adapters = None
+    if config.lora or config.qlora:
+        from lethe.model.adapters import AdapterTraining
 
-        model = apply_lora(model, r=config.lora_r, alpha=config.lora_alpha, seed=seed)
+        adapters = AdapterTraining(
+            model, r=config.lora_r, alpha=config.lora_alpha, seed=seed, quantized=config.qlora, bf16=config.bf16
+        )
+        model = adapters.model
     model.train()
     optimizer = _optimizer(model, config)
     world, rank = distributed.world_size(), distributed.rank()
@@ -141,7 +147,8 @@ def train_slice(
         if step % steps_per_epoch == 0 or step == len(plan):
             epoch_losses.append(epoch_loss / max(1, epoch_tokens))
             epoch_loss, epoch_tokens = 0.0, 0
-        if save_state is not None and step % config.save_every == 0 and step < len(plan):
+        # A 4-bit model's weights cannot be saved and restored exactly: QLoRA resumes at slice boundaries.
+        if save_state is not None and not config.qlora and step % config.save_every == 0 and step < len(plan):
             recorder.flush()
             save_state(model, optimizer, scheduler, step)
         if report is not None:
@@ -157,10 +164,9 @@ def train_slice(
                 tokens_per_second=tokens / elapsed if elapsed > 0 else None,
             )
     seconds = time.perf_counter() - started
-    if config.lora:
-        from lethe.model.lora import merge_lora
-
-        model = merge_lora(model)
+    adapter = None
+    if adapters is not None:
+        model, adapter = adapters.finish()
     return SliceResult(
         model=model,
         steps=len(plan),
@@ -170,6 +176,7 @@ def train_slice(
         epoch_losses=epoch_losses,
         optimizer=optimizer,
         scheduler=scheduler,
+        adapter=adapter,
     )
 
 
