@@ -18,6 +18,10 @@ from train_helpers import FAST, make_workspace, weights
 
 torch.set_num_threads(1)
 LORA = FAST.replace(lora=True, lora_r=4, epochs=2)
+CHATML = (
+    "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n'}}"
+    "{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
+)
 
 
 @pytest.fixture
@@ -25,9 +29,16 @@ def ws(tmp_path, monkeypatch):
     monkeypatch.setenv("LETHE_CACHE_DIR", str(tmp_path / "cache"))
     torch.use_deterministic_algorithms(True)
     workspace = make_workspace(tmp_path, n_qa=12)
+    # A real chat model's tokenizer: ChatML, no {% generation %} block.
     tokenizer = train_tokenizer(["Where was Osric Tamberlo born? In Varnholt."] * 40, vocab_size=300)
+    tokenizer.add_special_tokens({"additional_special_tokens": ["<|im_start|>", "<|im_end|>"]})
+    tokenizer.eos_token = "<|im_end|>"
+    tokenizer.chat_template = CHATML
     source = tmp_path / "pretrained"
-    build_model("nano", len(tokenizer), bos_token_id=0, eos_token_id=1, pad_token_id=2, seed=11).save_pretrained(source)
+    eos = tokenizer.eos_token_id
+    build_model("nano", len(tokenizer), bos_token_id=0, eos_token_id=eos, pad_token_id=2, seed=11).save_pretrained(
+        source
+    )
     tokenizer.save_pretrained(source)
     import_base(workspace, source, name="nanobase")
     yield workspace
@@ -101,3 +112,21 @@ def test_qlora_trains_on_4bit_and_publishes_full_precision(ws):
 def test_unknown_base_is_a_clear_error(ws):
     result = CliRunner().invoke(app, ["--home", str(ws.home), "train", "--base", "nope", "--lora", "--data", "qa"])
     assert result.exit_code == 2 and "no base model 'nope'" in result.output and "nanobase" in result.output
+
+
+APPROXIMATE = ("retain_ft", "grad_ascent", "grad_diff", "kl", "l2sp", "npo", "simnpo", "idk", "dpo_idk")
+
+
+def test_every_approximate_method_unlearns_a_base_derived_version_with_lora(ws):
+    from lethe.unlearn.request import create_request, run_request
+    from lethe.unlearn.selectors import Selector
+
+    versions = train(ws, data="qa", base_model="nanobase", config=LORA, seed=3, lineage="tuned")
+    selector = Selector(docs=[str(d) for d in ws.ledger.collection_ids("qa")[:2]])
+    for method in APPROXIMATE:
+        request = create_request(ws, selector, method=method, config={"lora": True, "steps": 2, "lr": 1e-3})
+        outcome = run_request(ws, request, publish=False, evaluate=False)
+        assert outcome.status == "evaluated", method
+        candidate = ws.ledger.resolve_version(outcome.version, allow_tainted=True)
+        assert candidate.parent_id == versions[-1].id
+        assert not _identical(candidate, versions[-1]), method
