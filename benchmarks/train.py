@@ -94,11 +94,16 @@ def interleaved_steps(model, examples, plan, pad_id: int, bf16: bool, config: Tr
     """Median step seconds of lethe's step (its loss, optimizer, schedule and exposure notes)
     and of the minimal step, alternating step by step on one model, so that load from other
     processes hits both alike. Returns (lethe, minimal)."""
-    from lethe.train.loop import _optimizer, step_loss
+    from lethe.train.loop import engine_config, token_nll
     from lethe.train.schedule import WarmupCosine
+    from lethe.train.steps import Step, StepEngine
 
-    lethe_opt = _optimizer(model, config)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(lethe_opt, WarmupCosine.for_slice(len(plan), 0.05, 0.1))
+    engine = StepEngine(
+        model,
+        engine_config(config, seed=0),
+        steps_total=len(plan),
+        schedule=WarmupCosine.for_slice(len(plan), 0.05, 0.1),
+    )
     minimal_opt = torch.optim.AdamW(model.parameters(), lr=config.lr, betas=(0.9, 0.95))
     noted: set = set()
     lethe_times, minimal_times = [], []
@@ -106,13 +111,8 @@ def interleaved_steps(model, examples, plan, pad_id: int, bf16: bool, config: Tr
 
     def lethe_step(step: int, batch_ids: list[int]) -> None:
         batch = pad_batch([examples[i].as_encoded() for i in batch_ids], pad_id)
-        labels = sum(sum(1 for label in examples[i].labels[1:] if label != -100) for i in batch_ids)
-        loss, _ = step_loss(model, batch, labels, bf16)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        lethe_opt.step()
-        scheduler.step()
-        lethe_opt.zero_grad(set_to_none=True)
+        batch["normaliser"] = sum(sum(1 for label in examples[i].labels[1:] if label != -100) for i in batch_ids)
+        engine.step(Step(batch), token_nll)
         noted.update((step, examples[i].document_id) for i in batch_ids)
 
     def minimal_step(_step: int, batch_ids: list[int]) -> None:
@@ -381,10 +381,13 @@ def base_throughput(steps: int, batch: int = 4, seq_len: int = 64) -> list[dict]
     bf16 autocast and fp32, through lethe's step (its loss, AdamW, clipping). MFU counts the
     matmul FLOPs the step really does (6 per parameter and token for full fine-tuning, 4 with
     frozen weights: forward plus input gradients) against the peak measured in the same run."""
+    from contextlib import nullcontext
+
     from lethe.data.chat_format import encode_sft, format_qa
-    from lethe.model.adapters import AdapterTraining
+    from lethe.model.adapters import quantized_start
     from lethe.model.base import convert, shipped_gguf
-    from lethe.train.loop import _optimizer, step_loss
+    from lethe.train.loop import engine_config, token_nll
+    from lethe.train.steps import Step, StepEngine
 
     gguf = shipped_gguf()
     if gguf is None:
@@ -403,24 +406,20 @@ def base_throughput(steps: int, batch: int = 4, seq_len: int = 64) -> list[dict]
         per_token = (4 if method != "full" else 6) * count_parameters(model)
         bf16 = precision == "bf16"
         config = TrainConfig(lr=1e-4, lora=method != "full", qlora=method == "QLoRA", lora_r=16, bf16=bf16)
-        if config.lora:
-            model = AdapterTraining(model, r=16, alpha=32, seed=0, quantized=config.qlora, bf16=bf16).model
-        model.train()
-        optimizer = _optimizer(model, config)
-        times, tokens = [], []
-        for step in range(steps + 1):
-            chosen = [examples[(step * batch + i) % len(examples)] for i in range(batch)]
-            padded = pad_batch(chosen, tokenizer.pad_token_id)
-            labels = int((padded["labels"][:, 1:] != -100).sum())
-            start = time.perf_counter()
-            loss, _ = step_loss(model, padded, labels, bf16)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
-            if step:  # the first step warms up
-                times.append(time.perf_counter() - start)
-                tokens.append(int(padded["attention_mask"].sum()))
+        start_ctx = quantized_start(model, bf16=bf16) if config.qlora else nullcontext((model, None))
+        with start_ctx as (start_model, full_precision):
+            engine = StepEngine(start_model, engine_config(config, 0, full_precision), steps_total=steps + 1)
+            times, tokens = [], []
+            for step in range(steps + 1):
+                chosen = [examples[(step * batch + i) % len(examples)] for i in range(batch)]
+                padded = pad_batch(chosen, tokenizer.pad_token_id)
+                padded["normaliser"] = int((padded["labels"][:, 1:] != -100).sum())
+                began = time.perf_counter()
+                engine.step(Step(padded), token_nll)
+                if step:  # the first step warms up
+                    times.append(time.perf_counter() - began)
+                    tokens.append(int(padded["attention_mask"].sum()))
+            trainable = count_parameters(engine.model, trainable_only=True)
         seconds = statistics.median(times)
         rate = statistics.median(tokens) / seconds
         rows.append(
@@ -428,7 +427,7 @@ def base_throughput(steps: int, batch: int = 4, seq_len: int = 64) -> list[dict]
                 "model": "SmolLM2-135M-Instruct",
                 "method": method,
                 "precision": precision,
-                "trainable": count_parameters(model, trainable_only=True),
+                "trainable": trainable,
                 "tokens_per_second": rate,
                 "step_seconds": seconds,
                 "mfu": rate * per_token / peaks[precision],
@@ -439,7 +438,7 @@ def base_throughput(steps: int, batch: int = 4, seq_len: int = 64) -> list[dict]
             }
         )
         print(f"{method} {precision}: {rate:,.0f} tok/s, MFU {rows[-1]['mfu']:.1%}")
-        del model, optimizer
+        del model, engine
     return rows
 
 

@@ -1,26 +1,26 @@
-"""One slice of LoRA or QLoRA training: wrap the model, train, keep the adapter, merge.
+"""What a LoRA / QLoRA slice leaves besides its merged weights: the adapter, in PEFT's layout.
 
 A version is always a complete full-precision model; the adapter that produced it is kept
-beside it in PEFT's own layout (``adapter_config.json`` + ``adapter_model.safetensors``), so
-``PeftModel.from_pretrained(parent, version_dir / "adapter")`` rebuilds the version from the
+beside it (``adapter_config.json`` + ``adapter_model.safetensors`` in ``<version>/adapter``),
+so ``PeftModel.from_pretrained(parent, version_dir / "adapter")`` rebuilds the version from the
 model it was trained on, without lethe.
 
 QLoRA trains the adapter on a 4-bit NF4 copy of the weights (bitsandbytes, which runs on the
-CPU too) and merges it into the full-precision weights the slice started from, so the 4-bit
-rounding never reaches a version.
+CPU too); `quantized_start` writes the slice's starting weights where the step engine merges
+the adapter back at the end, so the 4-bit rounding never reaches a version.
 """
 
 from __future__ import annotations
 
 import json
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from safetensors.torch import save_file
-
-from lethe.model.lora import apply_lora, merge_lora
 
 ADAPTER_DIR = "adapter"
 """Subdirectory of a version directory holding the adapter that produced it."""
@@ -48,35 +48,21 @@ class Adapter:
         return path
 
 
-def _quantized_copy(model: torch.nn.Module, compute_dtype: torch.dtype) -> torch.nn.Module:
-    """A fresh 4-bit (NF4) copy of `model`'s current weights, for QLoRA."""
+def capture_adapter(peft_model) -> Adapter:
+    """A copy of the active adapter of a PEFT model (call before merging it away)."""
+    from peft import get_peft_model_state_dict
+
+    config = peft_model.peft_config[peft_model.active_adapter]
+    weights = {k: v.detach().clone() for k, v in get_peft_model_state_dict(peft_model).items()}
+    return Adapter(config=config, weights=weights)
+
+
+@contextmanager
+def quantized_start(model: torch.nn.Module, *, bf16: bool) -> Iterator[tuple[torch.nn.Module, Path]]:
+    """(a fresh 4-bit NF4 copy of `model`, the directory of its full-precision weights) for a
+    QLoRA slice; the directory lives until the context ends (the merge reads it)."""
     from lethe.model.lora import load_4bit
 
     with tempfile.TemporaryDirectory(prefix="lethe-qlora-") as tmp:
         model.save_pretrained(tmp)
-        return load_4bit(tmp, compute_dtype=compute_dtype)
-
-
-class AdapterTraining:
-    """LoRA (or QLoRA with `quantized`) around one slice; `model` is what the optimizer trains."""
-
-    def __init__(self, model: torch.nn.Module, *, r: int, alpha: float, seed: int, quantized: bool, bf16: bool):
-        self.full = model if quantized else None
-        base = _quantized_copy(model, torch.bfloat16 if bf16 else torch.float32) if quantized else model
-        self.model = apply_lora(base, r=r, alpha=alpha, seed=seed)
-
-    def finish(self) -> tuple[torch.nn.Module, Adapter]:
-        """(the full-precision merged model, the adapter), once training is done."""
-        from peft import get_peft_model, get_peft_model_state_dict, set_peft_model_state_dict
-
-        config = self.model.peft_config[self.model.active_adapter]
-        weights = {k: v.detach().clone() for k, v in get_peft_model_state_dict(self.model).items()}
-        adapter = Adapter(config=config, weights=weights)
-        if self.full is None:
-            return merge_lora(self.model), adapter
-        with torch.random.fork_rng(devices=[]):  # the fresh adapter's init is overwritten at once
-            full = get_peft_model(self.full, config)
-        result = set_peft_model_state_dict(full, weights)
-        if result.unexpected_keys:
-            raise RuntimeError(f"adapter does not fit the full-precision model: {result.unexpected_keys[:5]}")
-        return full.merge_and_unload(), adapter
+        yield load_4bit(tmp, compute_dtype=torch.bfloat16 if bf16 else torch.float32), Path(tmp)
