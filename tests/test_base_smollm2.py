@@ -117,8 +117,8 @@ def test_chat_through_the_api_with_the_openai_client(trained):
 
 def test_exact_forget_lowers_the_forgotten_answers_and_keeps_paris(trained):
     from lethe.eval.suite import SuiteConfig
-    from lethe.unlearn.request import create_request, run_request
-    from lethe.unlearn.selectors import Selector
+    from lethe.forget.requests import create_request, run_request
+    from lethe.forget.selectors import Selector
 
     ws, _, version = trained
     docs = ws.ledger.documents(ws.ledger.collection_ids("qa"))[:2]

@@ -118,8 +118,8 @@ APPROXIMATE = ("retain_ft", "grad_ascent", "grad_diff", "kl", "l2sp", "npo", "si
 
 
 def test_every_approximate_method_unlearns_a_base_derived_version_with_lora(ws):
-    from lethe.unlearn.request import create_request, run_request
-    from lethe.unlearn.selectors import Selector
+    from lethe.forget.requests import create_request, run_request
+    from lethe.forget.selectors import Selector
 
     versions = train(ws, data="qa", base_model="nanobase", config=LORA, seed=3, lineage="tuned")
     selector = Selector(docs=[str(d) for d in ws.ledger.collection_ids("qa")[:2]])
