@@ -151,11 +151,12 @@ def weights_sha256(directory: str | Path) -> str:
     return digests.weights_sha256(directory)
 
 
-def save_version(model: PreTrainedModel, tokenizer: Any, directory: str | Path) -> str:
+def save_version(model: PreTrainedModel, tokenizer: Any, directory: str | Path, *, adapter: Any = None) -> str:
     """Write `model` and `tokenizer` as one HF directory, atomically; return the weights hash.
 
     A PEFT model must be merged first (`lethe.model.lora.merge_lora`): a version is always a
-    complete model that loads without lethe.
+    complete model that loads without lethe. `adapter` (a `lethe.model.adapters.Adapter`), the
+    LoRA adapter the weights were merged from, is kept in the ``adapter/`` subdirectory.
     """
     if hasattr(model, "peft_config"):
         raise InputError(
@@ -173,6 +174,10 @@ def save_version(model: PreTrainedModel, tokenizer: Any, directory: str | Path) 
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
         require_safetensors(tmp)
+        if adapter is not None:
+            from lethe.model.adapters import ADAPTER_DIR
+
+            adapter.save(tmp / ADAPTER_DIR)
     return weights_sha256(directory)
 
 

@@ -198,13 +198,13 @@ class JobRunner:
                 "tokens_per_second": round(result.tokens / result.seconds, 1) if result.seconds else None,
                 "final_loss": result.epoch_losses[-1] if result.epoch_losses else None,
             }
-            optimizer, scheduler = result.optimizer, result.scheduler
+            optimizer, scheduler, adapter = result.optimizer, result.scheduler, result.adapter
         else:  # every document of the slice was erased or excluded: nothing to learn
-            steps, stats, optimizer, scheduler = 0, {"steps": 0, "examples": 0}, None, None
+            steps, stats, optimizer, scheduler, adapter = 0, {"steps": 0, "examples": 0}, None, None, None
         progress.global_step = offset + steps
         self.recorder.flush()
         if self.main:
-            self._finish_slice(position, model, optimizer, scheduler, stats, len(documents))
+            self._finish_slice(position, model, optimizer, scheduler, stats, len(documents), adapter)
         distributed.barrier()
         progress.position, progress.step_in_slice = position + 1, 0
         return model
@@ -229,13 +229,15 @@ class JobRunner:
     def _extra(self, progress: ResumePoint) -> dict:
         return {"job": self.spec.to_dict(), "progress": asdict(progress)}
 
-    def _finish_slice(self, position, model, optimizer, scheduler, stats: dict, n_documents: int) -> None:
+    def _finish_slice(self, position, model, optimizer, scheduler, stats: dict, n_documents: int, adapter=None) -> None:
         spec, progress, ledger = self.spec, self.progress, self.ledger
         sl = spec.slices[position]
         parent = progress.versions[-1] if progress.versions else spec.parent_version_id
         coverage = _merge_coverage(ledger.coverage(parent) if parent else {}, spec.interrupted)
         path = self.paths.version(sl.index, spec.run_id)
-        sha = save_version(model, self.tokenizer, path)
+        if adapter is not None:
+            adapter.base = self._adapter_base(parent)
+        sha = save_version(model, self.tokenizer, path, adapter=adapter)
         meta = {"lineage": spec.lineage_name, "documents": n_documents, **stats}
         version = ledger.register_version(
             kind=spec.version_kind,
@@ -285,6 +287,14 @@ class JobRunner:
                 version=version.name,
             )
         )
+
+    def _adapter_base(self, parent: int | None) -> str | None:
+        """The directory of the weights a slice's adapter was trained on: its parent version's, the
+        restored checkpoint's, or the base model's."""
+        if parent is not None:
+            return self.ledger.resolve_version(parent, allow_tainted=True).path
+        start = self.spec.start
+        return str(start.get("path") or start.get("base"))
 
     def publish(self) -> None:
         spec, ledger, versions = self.spec, self.ledger, self.progress.versions

@@ -114,6 +114,16 @@ def _start_run(
     )
 
 
+def _base_provenance(record: Any) -> dict:
+    """What a lineage records of the base it fine-tunes: provenance starts there."""
+    return {
+        "base_model": record.name,
+        "base_model_id": record.id,
+        "base_weights_sha256": record.weights_sha256,
+        "pretraining_data": record.pretraining_data,
+    }
+
+
 def train(
     workspace: Any,
     *,
@@ -132,17 +142,21 @@ def train(
     tokenizer: str | None = None,
     slice_plan: Sequence[Sequence[int]] | None = None,
     config: TrainConfig | None = None,
+    base_model: str | None = None,
     callback: ProgressCallback = no_progress,
 ) -> list:
     """Train a new lineage on collection(s) `data` in `slices` slices; returns its versions.
 
-    `preset_or_path` is a model preset (`nano`, `tiny`, ...) or a local HF model directory.
+    `preset_or_path` is a model preset (`nano`, `tiny`, ...) or a local HF model directory;
+    `base_model` names a base imported with `lethe base add` instead (its own tokenizer and
+    chat template are used; the lineage records which base it descends from).
     `config` gives every hyperparameter at once; keyword arguments that are not None
     override it (defaults: `TrainConfig`'s).
     `slice_plan` fixes the slices' document ids instead of the seeded split (used to check
     that exact replay equals training from scratch without some documents).
     """
-    base = str(preset_or_path)
+    base_record = workspace.ledger.base_model(base_model) if base_model else None
+    base = base_record.path if base_record else str(preset_or_path)
     settings = (config or TrainConfig()).replace(
         task=task, epochs=epochs, lr=lr, batch_size=batch_size, seq_len=seq_len, seed=seed, lora=lora, bf16=bf16
     )
@@ -170,6 +184,7 @@ def train(
                 "data": data,
                 "train": settings.to_dict(),
                 "slice_plan": "given" if slice_plan is not None else KEY_HASH,
+                **(_base_provenance(base_record) if base_record else {}),
             },
         )
         save_spec(paths, model, resolved.tokenizer)
