@@ -166,7 +166,8 @@ def _json_variant(layout: str, rows: list[dict], victim: int, field: str, poison
     encoded = [json.dumps(r) for r in rows]
     row = encoded[victim]
     if poison == "duplicate":
-        encoded[victim] = row[:-1] + ', "text": "again"}'
+        first_key = next(iter(rows[victim]))  # repeat a key the row really has
+        encoded[victim] = row[:-1] + f', "{first_key}": "again"' + "}"
     else:
         encoded[victim] = row[:-1] + f', "{field}": {POISONS[poison]}' + "}"
     if layout == "lines":
