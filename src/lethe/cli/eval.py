@@ -83,14 +83,25 @@ def eval_tofu_logs(
 def audit(
     request: int = typer.Argument(..., help="Forget request id."),
     refresh: bool = typer.Option(False, "--refresh", help="Recompute even if the request has an audit."),
+    robustness: bool = typer.Option(
+        True,
+        "--robustness/--no-robustness",
+        help="Also attack the candidate, the exact model and the target (relearning, quantisation, "
+        "paraphrase, multi-hop, extraction); --no-robustness for speed.",
+    ),
     json: bool = JsonOption,
 ) -> None:
     """A forget request's audit: metrics before and after, exact reference, MIA, sample answers."""
     from lethe.eval.audit import audit_request
     from lethe.eval.audit_render import render_audit
 
+    probes = None
+    if robustness:
+        from lethe.eval.robustness import ProbeConfig
+
+        probes = ProbeConfig()
     with err_console.status(f"auditing request {request}"):
-        result = audit_request(workspace(), request, refresh=refresh)
+        result = audit_request(workspace(), request, refresh=refresh, robustness=probes)
     if json:
         print_json(result)
     else:
