@@ -181,3 +181,7 @@ def test_lethe_audit_runs_the_suite_and_stores_rows(trained_workspace):
     }
     rendered = runner.invoke(app, ["audit", str(request_id)])
     assert "robustness" in rendered.stdout and "quantisation" in rendered.stdout
+    from lethe.report.html import render_report
+
+    html = render_report(ws)
+    assert f"request {request_id}: robustness" in html and "robustness: candidate vs exact vs target" in html

@@ -81,6 +81,8 @@ class TofuBenchConfig:
     max_new_tokens: int = 200
     eval_batch_size: int = 16
     seed: int = 0
+    robustness: bool = True
+    """Run the robustness suite (`lethe.eval.robustness`) on every model."""
 
     def replace(self, **changes: Any) -> TofuBenchConfig:
         """A copy with the given fields changed; `None` values mean "keep"."""
@@ -274,6 +276,22 @@ def run_tofu_bench(
         label: evaluate_stage(ctx, label, model, splits, eval_config, trained, "tofu")
         for label, model in models.items()
     }
+    robust = {}
+    if config.robustness:
+        from lethe.bench.robustness import bench_robustness
+
+        robust = bench_robustness(
+            ctx,
+            out,
+            models,
+            splits["forget"],
+            splits["retain"],
+            train_settings,
+            trained,
+            "retain",
+            "TOFU " + config.split,
+            seed=config.seed,
+        )
     return finish(
         ctx,
         out,
@@ -284,7 +302,7 @@ def run_tofu_bench(
         "retain",
         "TOFU " + config.split,
         started,
-        extra={"authors": plan.to_dict()},
+        extra={**robust, "authors": plan.to_dict()},
     )
 
 

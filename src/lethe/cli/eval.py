@@ -144,6 +144,9 @@ def bench_tofu(
     eval_items: int = typer.Option(None, "--eval-items", help="Items per evaluation split (default 100)."),
     max_new_tokens: int = typer.Option(None, "--max-new-tokens", help="Longest greedy answer (default 200)."),
     seed: int = typer.Option(None, "--seed"),
+    robustness: bool = typer.Option(
+        None, "--robustness/--no-robustness", help="Attack every model with the robustness suite (default on)."
+    ),
     out: Path = typer.Option(None, "--out", help="Results directory (default: <home>/bench/tofu-<hash>)."),
     rerun: bool = typer.Option(False, "--rerun", help="Recompute every stage, ignoring cached results."),
     json: bool = JsonOption,
@@ -165,6 +168,7 @@ def bench_tofu(
         eval_items=eval_items,
         max_new_tokens=max_new_tokens,
         seed=seed,
+        robustness=robustness,
     )
     result = run_tofu_bench(workspace(), config, out_dir=out, rerun=rerun, progress=_progress())
     if json:
@@ -189,6 +193,9 @@ def bench_synth(
     eval_items: int = typer.Option(None, "--eval-items", help="Items per evaluation split (default 100)."),
     max_new_tokens: int = typer.Option(None, "--max-new-tokens", help="Longest greedy answer (default 48)."),
     seed: int = typer.Option(None, "--seed"),
+    robustness: bool = typer.Option(
+        None, "--robustness/--no-robustness", help="Attack every model with the robustness suite (default on)."
+    ),
     out: Path = typer.Option(None, "--out", help="Results directory (default: <home>/bench/synth-<hash>)."),
     rerun: bool = typer.Option(False, "--rerun", help="Recompute every stage, ignoring cached results."),
     json: bool = JsonOption,
@@ -212,6 +219,7 @@ def bench_synth(
         eval_items=eval_items,
         max_new_tokens=max_new_tokens,
         seed=seed,
+        robustness=robustness,
     )
     result = run_synth_bench(workspace(), config, out_dir=out, rerun=rerun, progress=_progress())
     if json:
