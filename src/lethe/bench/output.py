@@ -16,6 +16,7 @@ from typing import Any
 from lethe.eval.tofu import compare_records
 from lethe.eval.tofu_math import model_utility
 from lethe.report import plots
+from lethe.report.robustness import robustness_markdown
 
 COLUMNS = (
     ("model", "model"),
@@ -182,7 +183,7 @@ def render_markdown(result: dict[str, Any]) -> str:
         "",
         markdown(result["rows"]),
         "",
-        *robustness_markdown(result.get("robustness")),
+        *robustness_markdown(result.get("robustness"), _fmt),
         "## Stages (wall time)",
         "",
         "| stage | status | seconds |",
@@ -192,23 +193,3 @@ def render_markdown(result: dict[str, Any]) -> str:
         lines.append(f"| {stage['stage']} | {stage['status']} | {stage['seconds']:.1f} |")
     lines += ["", "## Configuration", "", "```json", json.dumps(result["config"], indent=2, default=str), "```", ""]
     return "\n".join(lines)
-
-
-def robustness_markdown(robustness: dict[str, Any] | None) -> list[str]:
-    """The robustness section of results.md: each probe variant's headline metric per model."""
-    if not robustness or not robustness.get("probes"):
-        return []
-    from lethe.report.robustness import robustness_series
-
-    series = robustness_series(robustness)
-    groups = list(dict.fromkeys(g for values in series.values() for g in values))
-    lines = [
-        "## Robustness (the forget set under attack; higher = more of it back)",
-        "",
-        "| probe / variant (metric) | " + " | ".join(series) + " |",
-        "|---|" + "---:|" * len(series),
-    ]
-    for group in groups:
-        cells = [_fmt(series[name].get(group)) for name in series]
-        lines.append(f"| {group.replace(chr(10), ' ')} | " + " | ".join(cells) + " |")
-    return [*lines, ""]

@@ -61,3 +61,22 @@ def robustness_panel(result: dict[str, Any] | None, *, title: str = "Robustness"
         + figure(robustness_figure(result, title=title), "robustness: candidate vs exact vs target")
         + table(rows)
     )
+
+
+def robustness_markdown(result: dict[str, Any] | None, fmt: Any = None, *, heading: str = "## ") -> list[str]:
+    """Markdown lines: a heading and a table of each probe variant's headline metric per model."""
+    if not result or not result.get("probes"):
+        return []
+    fmt = fmt or (lambda value: "" if value is None else f"{value:.3f}")
+    series = robustness_series(result)
+    groups = list(dict.fromkeys(g for values in series.values() for g in values))
+    lines = [
+        f"{heading}Robustness (the forget set under attack; higher = more of it back)",
+        "",
+        "| probe / variant (metric) | " + " | ".join(series) + " |",
+        "|---|" + "---:|" * len(series),
+    ]
+    for group in groups:
+        cells = [fmt(series[name].get(group)) for name in series]
+        lines.append(f"| {group.replace(chr(10), ' ')} | " + " | ".join(cells) + " |")
+    return [*lines, ""]

@@ -275,6 +275,11 @@ def run_forget_job(workspace, context: JobContext) -> dict:
         evaluate=bool(context.params.get("evaluate", True)),
         suite=suite,
     )
+    if context.params.get("robustness") and outcome.audit is not None:
+        from lethe.eval.audit import audit_request
+        from lethe.eval.robustness import ProbeConfig
+
+        audit_request(workspace, request_id, robustness=ProbeConfig())  # adds the attacks to the stored audit
     return {
         "request_id": request_id,
         "status": outcome.status,
@@ -284,10 +289,14 @@ def run_forget_job(workspace, context: JobContext) -> dict:
     }
 
 
-def queue_forget(ledger, request_id: int, *, evaluate: bool = True, audit_items: int | None = None) -> int:
+def queue_forget(
+    ledger, request_id: int, *, evaluate: bool = True, audit_items: int | None = None, robustness: bool = False
+) -> int:
     """Queue a job that runs forget request `request_id`; the job id.
 
     `evaluate`: audit base and candidate when unlearning is done; `audit_items`: questions per
-    split in that audit (None: the audit's default).
+    split in that audit (None: the audit's default); `robustness`: add the robustness suite
+    (`lethe.eval.robustness`) to that audit.
     """
-    return ledger.create_job("forget", {"request_id": request_id, "evaluate": evaluate, "audit_items": audit_items})
+    params = {"request_id": request_id, "evaluate": evaluate, "audit_items": audit_items, "robustness": robustness}
+    return ledger.create_job("forget", params)

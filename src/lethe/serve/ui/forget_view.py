@@ -162,6 +162,12 @@ def audit_markdown(audit: dict | None) -> str:
         if values:
             shown = ", ".join(f"{k} {v:.3f}" for k, v in values.items() if isinstance(v, (int, float)))
             lines.append(f"- membership inference AUC ({label}; 0.5 = chance): {shown}")
+    if audit.get("robustness"):
+        from lethe.report.robustness import robustness_markdown
+
+        lines.append(
+            "\n" + "\n".join(robustness_markdown(audit["robustness"], heading="**")).replace(")\n", ")**\n", 1)
+        )
     if audit.get("tokenizer"):
         from lethe.eval.audit_render import describe_tokenizer_leak
 
