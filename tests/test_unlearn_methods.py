@@ -329,6 +329,8 @@ TESTED = {
     "distill",
     "impact_ga",
     "exact",
+    "rmu",  # test_unlearn_rmu_undial_sam.py
+    "undial",  # test_unlearn_rmu_undial_sam.py
 }
 
 

@@ -18,7 +18,9 @@ from lethe.unlearn import (  # noqa: F401  (each module registers its method)
     l2sp,
     npo,
     retain_ft,
+    rmu,
     simnpo,
+    undial,
 )
 from lethe.unlearn.base import UnlearnMethod, get_method, list_methods, register_method
 from lethe.unlearn.config import UnlearnConfig
