@@ -138,9 +138,8 @@ def test_progress_record_of_library_events():
 def test_forget_job_runs_a_request_to_an_evaluated_candidate(ws):
     """The registered `forget` handler on a real nano model (audit off: the UI test covers it)."""
     from lethe.data.synth_ingest import ingest_synthetic_world
+    from lethe.forget import Selector, create_request
     from lethe.train.pipeline import train
-    from lethe.unlearn.request import create_request
-    from lethe.unlearn.selectors import Selector
 
     ingest_synthetic_world(ws.ledger, entities=6, seed=11)
     versions = train(
@@ -169,8 +168,7 @@ def test_a_forget_job_can_attack_its_candidate(ws):
     """The UI's "attack it too": the audit the job stores carries the robustness suite."""
     from lethe.data.synth_ingest import ingest_synthetic_world
     from lethe.train.pipeline import train
-    from lethe.unlearn.request import create_request
-    from lethe.unlearn.selectors import Selector
+    from lethe.forget import Selector, create_request
 
     ingest_synthetic_world(ws.ledger, entities=6, seed=11)
     train(ws, data="synth/qa", preset_or_path="nano", slices=1, epochs=2, batch_size=16, seq_len=96, lr=3e-3, seed=0)

@@ -59,6 +59,17 @@ def _encode_chat(tokenizer: PreTrainedTokenizerBase, messages: list[Message]) ->
     return list(encoded["input_ids"])
 
 
+def _message_overhead(tokenizer: PreTrainedTokenizerBase) -> int:
+    """Tokens the chat template adds around one message (role markers, end of turn)."""
+    user, assistant = {"role": "user", "content": ""}, {"role": "assistant", "content": ""}
+    try:
+        one = len(_encode_chat(tokenizer, [user]))
+        three = len(_encode_chat(tokenizer, [user, assistant, user]))
+    except Exception:  # noqa: BLE001  (a template that refuses empty turns: a fair guess)
+        return 4
+    return max(1, (three - one) // 2)
+
+
 class ReplyStream:
     """A blocking iterator over one reply's events.
 
@@ -111,6 +122,8 @@ class ChatEngine:
         if not getattr(tokenizer, "chat_template", None):
             raise InputError("the tokenizer has no chat template", Where(field="chat_template"))
         self.stop_token_ids = stop_token_ids if stop_token_ids is not None else default_stop_token_ids(model, tokenizer)
+        self._overhead: int | None = None
+        self._token_texts: dict[int, str] = {}
         self.scheduler = BatchScheduler(
             model,
             tokenizer,
@@ -126,7 +139,30 @@ class ChatEngine:
         params = params or SamplingParams()
         reserve = max(self.config.min_reply_tokens, min(params.max_new_tokens, self.context_length // 2))
         budget = self.context_length - min(reserve, self.context_length - 1)
-        return fit_prompt([dict(m) for m in messages], lambda ms: _encode_chat(self.tokenizer, ms), budget)
+        return fit_prompt(
+            [dict(m) for m in messages], lambda ms: _encode_chat(self.tokenizer, ms), budget, self._message_tokens
+        )
+
+    def encode_text(self, text: str) -> list[int]:
+        """Token ids of a plain text prompt (no chat template), as the tokenizer adds specials."""
+        return list(self.tokenizer(text)["input_ids"])
+
+    def token_text(self, token_id: int) -> str:
+        """One token's text, cached (log probabilities name every token they list)."""
+        text = self._token_texts.get(token_id)
+        if text is None:
+            text = self.tokenizer.decode([token_id], skip_special_tokens=False, clean_up_tokenization_spaces=False)
+            self._token_texts[token_id] = text
+        return text
+
+    def _message_tokens(self, messages: list[Message]) -> list[int]:
+        """Each message's tokens in the template (content tokenized once, in one batch)."""
+        if not messages:
+            return []
+        if self._overhead is None:
+            self._overhead = _message_overhead(self.tokenizer)
+        contents = self.tokenizer([m["content"] for m in messages], add_special_tokens=False)["input_ids"]
+        return [self._overhead + len(ids) for ids in contents]
 
     def _request(self, prompt_ids: Sequence[int], params: SamplingParams, emit, cancel):
         ids = list(prompt_ids)

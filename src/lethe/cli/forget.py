@@ -55,8 +55,7 @@ def forget(
     json: bool = JsonOption,
 ) -> None:
     """Forget documents: unlearn them with a method, publish a new version, erase their content."""
-    from lethe.unlearn.request import create_request, run_request
-    from lethe.unlearn.selectors import Selector, resolve
+    from lethe.forget import Selector, create_request, resolve, run_request
 
     ws = workspace()
     doc_refs = [d.strip() for item in (docs or []) for d in item.split(",") if d.strip()]
@@ -149,7 +148,7 @@ def requests_show(request_id: int) -> None:
 @requests_app.command("publish")
 def requests_publish(request_id: int, purge: bool = typer.Option(False, "--purge"), json: bool = JsonOption) -> None:
     """Publish an evaluated request's candidate: taint, erase, move `latest`."""
-    from lethe.unlearn.request import publish_request
+    from lethe.forget import publish_request
 
     outcome = publish_request(workspace(), request_id, purge=purge)
     if json:
@@ -161,7 +160,7 @@ def requests_publish(request_id: int, purge: bool = typer.Option(False, "--purge
 @requests_app.command("discard")
 def requests_discard(request_id: int) -> None:
     """Discard an evaluated request's candidate; nothing is erased."""
-    from lethe.unlearn.request import discard_request
+    from lethe.forget import discard_request
 
     discard_request(workspace(), request_id)
     console.print(f"request {request_id} discarded")
@@ -169,10 +168,10 @@ def requests_discard(request_id: int) -> None:
 
 @requests_app.command("methods")
 def requests_methods(json: bool = JsonOption) -> None:
-    """The unlearning methods lethe knows."""
-    from lethe.unlearn import list_methods
+    """The methods a forget request can use: exact replay and the approximate unlearning methods."""
+    from lethe.forget import list_strategies
 
-    names = list_methods()
+    names = list_strategies()
     if json:
         emit(names, True)
     else:

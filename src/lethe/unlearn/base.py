@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 import torch
 
-from lethe.errors import InputError, Where
+from lethe.registry import Registry
 from lethe.unlearn.batches import Batch, Example, collate
 from lethe.unlearn.config import UnlearnConfig
 
@@ -24,7 +24,10 @@ if TYPE_CHECKING:
 Losses = dict[str, torch.Tensor]
 """The step's total under ``"loss"`` (what is backpropagated) and named parts for the log."""
 
-METHODS: dict[str, type[UnlearnMethod]] = {}
+METHODS: Registry[type[UnlearnMethod]] = Registry(
+    "unlearning method", plural="methods", package="lethe.unlearn", field="method"
+)
+"""Every module of `lethe.unlearn` is imported on the first lookup, so a method is one new file."""
 M = TypeVar("M", bound="type[UnlearnMethod]")
 
 
@@ -35,13 +38,16 @@ class UnlearnMethod:
     `needs_reference` (the loop provides `self.reference`, a frozen copy of the original
     model), `model_to_train` (train another model than the one given, e.g. a student),
     `setup` / `teardown` (around the steps), `forget_batch` (how drawn forget examples become
-    the batch `loss` receives) and `run` (replace the loop altogether, as `exact` does).
+    the batch `loss` receives) and `run` (replace the loop altogether).
     """
 
     name: ClassVar[str] = ""
     uses_forget: bool = True
     uses_retain: bool = True
     needs_reference: ClassVar[bool] = False
+    needs_token_weights: ClassVar[bool] = False
+    """The forget examples must carry per-token weights (token impact); whoever runs the
+    method computes them first (`lethe.eval.impact.token_weights_for`)."""
 
     def __init__(self, config: UnlearnConfig, tokenizer: Any, *, pad_token_id: int = 0):
         self.config = config
@@ -88,10 +94,8 @@ def register_method(name: str) -> Callable[[M], M]:
     """Class decorator: make an `UnlearnMethod` subclass available as `name`."""
 
     def register(cls: M) -> M:
-        if name in METHODS:
-            raise ValueError(f"unlearning method {name!r} registered twice")
+        METHODS.add(name, cls)
         cls.name = name
-        METHODS[name] = cls
         return cls
 
     return register
@@ -99,18 +103,12 @@ def register_method(name: str) -> Callable[[M], M]:
 
 def get_method(name: str) -> type[UnlearnMethod]:
     """The method registered as `name`, or an `InputError` listing the known ones."""
-    try:
-        return METHODS[name]
-    except KeyError:
-        raise InputError(
-            f"unknown unlearning method {name!r}; known methods: {', '.join(list_methods())}",
-            Where(field="method"),
-        ) from None
+    return METHODS.get(name)
 
 
 def list_methods() -> list[str]:
     """Names of the registered methods, sorted."""
-    return sorted(METHODS)
+    return METHODS.names()
 
 
 def frozen_copy(model: torch.nn.Module) -> torch.nn.Module:
