@@ -167,8 +167,8 @@ def test_forget_job_runs_a_request_to_an_evaluated_candidate(ws):
 def test_a_forget_job_can_attack_its_candidate(ws):
     """The UI's "attack it too": the audit the job stores carries the robustness suite."""
     from lethe.data.synth_ingest import ingest_synthetic_world
-    from lethe.train.pipeline import train
     from lethe.forget import Selector, create_request
+    from lethe.train.pipeline import train
 
     ingest_synthetic_world(ws.ledger, entities=6, seed=11)
     train(ws, data="synth/qa", preset_or_path="nano", slices=1, epochs=2, batch_size=16, seq_len=96, lr=3e-3, seed=0)

@@ -35,7 +35,7 @@ COLUMNS = (
     ("world_facts_rouge_l_recall", "world facts ROUGE-L"),
     ("mia_auc_loss", "MIA AUC loss"),
     ("mia_auc_min_k_plus_plus", "MIA AUC Min-K%++"),
-    ("privleak_loss", "PrivLeak loss"),
+    ("privleak_loss", "PrivLeak loss (%)"),
     ("unlearn_seconds", "unlearn s"),
     ("steps", "steps"),
     ("eval_seconds", "eval s"),

@@ -152,7 +152,9 @@ def audit_request(
     ledger = workspace.ledger
     request = ledger.forget_request(request_id)
     forget_ids = [d for d, trained in ledger.forget_request_documents(request_id) if trained]
-    readable = request.result_version_id is not None and any(d.content is not None for d in ledger.documents(forget_ids))
+    readable = request.result_version_id is not None and any(
+        d.content is not None for d in ledger.documents(forget_ids)
+    )
     if not readable:
         return {**audit, "robustness_note": "the forget documents are erased: no robustness suite can run now"}
     audit = {**audit, "robustness": request_robustness(workspace, request, forget_ids, robustness)}

@@ -47,8 +47,8 @@ def run_forget_job(workspace: Workspace, context: JobContext) -> dict:
         suite=suite,
     )
     if context.params.get("robustness") and outcome.audit is not None:
-        from lethe.forget.audit import audit_request
         from lethe.eval.robustness import ProbeConfig
+        from lethe.forget.audit import audit_request
 
         audit_request(workspace, request_id, robustness=ProbeConfig())  # adds the attacks to the stored audit
     return {

@@ -29,8 +29,8 @@ def request_robustness(
 ) -> dict[str, Any]:
     """Run the probes on a request's candidate, its exact reference (found in the ledger
     when not given) and its base version; store each model's rows; return the result."""
-    from lethe.forget.audit import find_reference
     from lethe.eval.suite import version_path
+    from lethe.forget.audit import find_reference
     from lethe.model.io import load_version
     from lethe.train.config import lineage_config
 

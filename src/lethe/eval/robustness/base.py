@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar, TypeVar
 
 from lethe.errors import InputError, Where
+from lethe.registry import Registry
 
 Metrics = dict[str, float]
 
@@ -129,7 +130,8 @@ class Probe:
         raise NotImplementedError
 
 
-PROBES: dict[str, type[Probe]] = {}
+PROBES: Registry[type[Probe]] = Registry("robustness probe", package="lethe.eval.robustness", field="probes")
+"""Every probe, by name; the package's modules are imported on the first lookup."""
 P = TypeVar("P", bound="type[Probe]")
 
 
@@ -137,10 +139,8 @@ def register_probe(name: str) -> Callable[[P], P]:
     """Class decorator: make a `Probe` subclass available as `name`."""
 
     def register(cls: P) -> P:
-        if name in PROBES and PROBES[name] is not cls:
-            raise ValueError(f"robustness probe {name!r} registered twice")
         cls.name = name
-        PROBES[name] = cls
+        PROBES.add(name, cls)
         return cls
 
     return register
@@ -148,18 +148,9 @@ def register_probe(name: str) -> Callable[[P], P]:
 
 def get_probe(name: str) -> type[Probe]:
     """The probe registered as `name`, or an `InputError` listing the known ones."""
-    import lethe.eval.robustness  # noqa: F401  (registers the built-in probes)
-
-    try:
-        return PROBES[name]
-    except KeyError:
-        raise InputError(
-            f"unknown robustness probe {name!r}; known probes: {', '.join(list_probes())}", Where(field="probes")
-        ) from None
+    return PROBES.get(name)
 
 
 def list_probes() -> list[str]:
-    """Names of the registered probes, in the order they run."""
-    import lethe.eval.robustness  # noqa: F401
-
-    return list(PROBES)
+    """Names of the registered probes, sorted (the order they run in)."""
+    return PROBES.names()
