@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 
 import httpx
@@ -14,23 +15,45 @@ import openai
 import pytest
 
 from lethe.serve.api import create_app
-from lethe.serve.models import ModelPool
+from lethe.serve.models import ModelPool, load_model_directory
 from lethe.serve.server import BackgroundServer
-from ui_helpers import slow_loader
 
 USER = [{"role": "user", "content": "Who is it?"}]
+
+
+def gated_loader(gate: threading.Event):
+    """Loads versions; the first one loaded decodes only while `gate` is set."""
+    loads = []
+
+    def load(path):
+        model, tokenizer = load_model_directory(path)
+        if not loads:
+            forward = model.forward
+
+            def gated_forward(*args, **kwargs):
+                assert gate.wait(120), "the gate never opened"
+                return forward(*args, **kwargs)
+
+            model.forward = gated_forward
+        loads.append(path)
+        return model, tokenizer
+
+    return load
 
 
 @pytest.mark.slow
 def test_latest_moves_after_a_cli_forget_and_the_tainted_version_is_refused(trained_workspace):
     ws, world, _ = trained_workspace
     entity = next(e for e in world.entities if any(d["group"] == "train" for d in world.documents_of(e.id)))
-    pool = ModelPool(ws.ledger, base_dir=ws.home, loader=slow_loader(0.02)).watch(0.5)
+    gate = threading.Event()
+    gate.set()
+    pool = ModelPool(ws.ledger, base_dir=ws.home, loader=gated_loader(gate)).watch(0.5)
     with BackgroundServer(create_app(pool)) as server:
         client = openai.OpenAI(base_url=server.base_url, api_key="unused", max_retries=0, timeout=60)
         old = client.chat.completions.create(model="latest", messages=USER, max_tokens=2).model
+        gate.clear()  # the old version's reply now waits mid-stream, through the publish
         stream = client.chat.completions.create(
-            model="latest", messages=USER, max_tokens=60, stream=True, extra_body={"ignore_eos": True}
+            model="latest", messages=USER, max_tokens=20, stream=True, extra_body={"ignore_eos": True}
         )
         first = next(iter(stream))
         forget = subprocess.run(
@@ -47,10 +70,6 @@ def test_latest_moves_after_a_cli_forget_and_the_tainted_version_is_refused(trai
         new = ws.ledger.resolve_version(published["version"]).name
         assert new != old
 
-        rest = list(stream)  # the reply that was streaming finishes, on the weights it began with
-        assert {first.model, *(c.model for c in rest)} == {old}
-        assert [c.choices[0].finish_reason for c in rest if c.choices][-1] == "length"
-
         deadline = time.monotonic() + 3
         while pool.latest_seen != new or new not in {m.name for m in pool.loaded()}:
             assert time.monotonic() < deadline, "the server did not follow latest"
@@ -60,6 +79,12 @@ def test_latest_moves_after_a_cli_forget_and_the_tainted_version_is_refused(trai
         with pytest.raises(openai.ConflictError) as refused:
             client.chat.completions.create(model=old, messages=USER, max_tokens=2)
         assert f"forget request {published['request_id']}" in refused.value.body["message"]
+
+        gate.set()  # the reply that was streaming all along finishes, on the weights it began with
+        rest = list(stream)
+        assert {first.model, *(c.model for c in rest)} == {old}
+        text = "".join(c.choices[0].delta.content or "" for c in rest if c.choices)
+        assert text and [c.choices[0].finish_reason for c in rest if c.choices][-1] == "length"
     pool.close()
     override = ModelPool(ws.ledger, base_dir=ws.home, allow_tainted=True)
     assert override.get(old).tainted

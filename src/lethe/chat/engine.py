@@ -10,7 +10,9 @@ cancellation and statistics live here once.
 from __future__ import annotations
 
 import asyncio
+import collections
 import queue
+import threading
 from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass
 
@@ -200,19 +202,34 @@ class ChatEngine:
     ) -> AsyncIterator[ReplyEvent]:
         """`stream` for asyncio; cancelling the consuming task cancels the reply."""
         loop = asyncio.get_running_loop()
-        events: asyncio.Queue[ReplyEvent] = asyncio.Queue()
+        # Events cross threads through a deque; the loop is woken once per batch of events
+        # rather than once per token (each wake-up is a syscall and a turn of the loop,
+        # competing with the decoding thread for the GIL).
+        pending: collections.deque[ReplyEvent] = collections.deque()
+        ready = asyncio.Event()
+        wake_scheduled = threading.Event()
+
+        def wake() -> None:
+            wake_scheduled.clear()
+            ready.set()
 
         def emit(event: ReplyEvent) -> None:
-            loop.call_soon_threadsafe(events.put_nowait, event)
+            pending.append(event)
+            if not wake_scheduled.is_set():
+                wake_scheduled.set()
+                loop.call_soon_threadsafe(wake)
 
         request = self._request(prompt_ids, params or SamplingParams(), emit, cancel)
         self.scheduler.submit(request)
         try:
             while True:
-                event = await events.get()
-                yield event
-                if event.done:
-                    return
+                await ready.wait()
+                ready.clear()
+                while pending:
+                    event = pending.popleft()
+                    yield event
+                    if event.done:
+                        return
         finally:
             request.cancel.cancel()
 

@@ -10,6 +10,7 @@ from lethe.cli.app import JsonOption, app, console, emit, workspace
 from lethe.cli.progress import progress_callback
 from lethe.errors import InputError
 from lethe.eval.audit_render import describe_tokenizer_leak
+from lethe.train.distributed import main_driven
 
 requests_app = typer.Typer(help="Forget requests: list, show, publish or discard a candidate.", no_args_is_help=True)
 app.add_typer(requests_app, name="requests")
@@ -30,6 +31,7 @@ def parse_params(params: list[str]) -> dict:
 
 
 @app.command()
+@main_driven  # under `accelerate launch` the other processes take part in the unlearning only
 def forget(
     docs: list[str] = typer.Option(None, "--docs", help="Document ids or keys (repeat, or comma-separate)."),
     collection: str = typer.Option(None, "--collection", help="Forget every document of a collection."),

@@ -19,7 +19,6 @@ from typing import Any
 import torch
 from torch.func import functional_call
 
-from lethe.errors import InputError, Where
 from lethe.unlearn.base import Losses, UnlearnMethod
 
 
@@ -37,11 +36,6 @@ class _LossOf(torch.nn.Module):
 
 def sharpness_aware(method: UnlearnMethod) -> UnlearnMethod:
     """`method` with its loss replaced by the SAM loss at radius `method.config.sam_rho`."""
-    if type(method).run is not UnlearnMethod.run:
-        raise InputError(
-            f"sam_rho applies to loss-based methods; {method.name!r} does not train with a loss",
-            Where(field="sam_rho"),
-        )
     plain_loss = method.loss
     rho = method.config.sam_rho
 
