@@ -1,0 +1,132 @@
+"""The workspace scan: every file under the workspace, database files included, searched byte by
+byte for the strings of forgotten documents.
+
+The needles are the request's `ForgottenStrings` (subject names, name words of 5+ letters,
+distinctive bigrams and trigrams), matched case-insensitively with any one to three
+non-alphanumeric bytes between words (`Jane Doe`, `jane_doe`, `JANE-DOE`), and, for non-ASCII
+strings, in their UTF-8 (NFC and NFD) and JSON `\\u` escaped forms. A hit lists the path and
+which string: that is what `grep -rIa` and `strings` would show. Files are read in blocks with
+an overlap, so a large weights file costs a pass of I/O and no memory.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import unicodedata
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from lethe.forget.distinctive import ForgottenStrings, normalise
+
+BLOCK = 1 << 22
+SCAN_NAME_WORD_MIN = 5
+"""Shorter single words are too likely to turn up by chance in binary weights."""
+
+
+@dataclass(frozen=True)
+class ScanHit:
+    path: str
+    """Relative to the workspace."""
+    string: str
+    """The normalised string found (the receipt lists its hash, not the string)."""
+    count: int
+
+    @property
+    def kind(self) -> str:
+        return "tokenizer" if is_tokenizer_file(self.path) else "other"
+
+
+def is_tokenizer_file(path: str) -> bool:
+    """A vocabulary file: `tokenizer.json`, `vocab.json`, `merges.txt`, `tokenizer_config.json`."""
+    return Path(path).name in ("tokenizer.json", "vocab.json", "merges.txt", "tokenizer_config.json")
+
+
+def _forms(string: str) -> set[str]:
+    forms = set()
+    for cased in {string, string.lower(), string.upper(), string.title()}:
+        forms |= {unicodedata.normalize("NFC", cased), unicodedata.normalize("NFD", cased)}
+    forms |= {json.dumps(f)[1:-1] for f in list(forms)}  # \u escapes, as an ASCII JSON writer keeps them
+    return forms
+
+
+def _pattern(strings: Iterable[str]) -> re.Pattern[bytes] | None:
+    alternatives = set()
+    for string in strings:
+        for form in _forms(string):
+            words = [re.escape(w.encode()) for w in re.split(r"[^\w\\]+", form) if w]
+            if words:
+                alternatives.add(rb"[^0-9A-Za-z]{1,3}".join(words))
+    if not alternatives:
+        return None
+    return re.compile(b"(" + b"|".join(sorted(alternatives, key=len, reverse=True)) + b")", re.IGNORECASE)
+
+
+def needles(strings: ForgottenStrings) -> list[str]:
+    words = {w for w in strings.name_words if len(w) >= SCAN_NAME_WORD_MIN}
+    surfaces = {s for s in strings.surfaces if len(normalise(s)) >= SCAN_NAME_WORD_MIN}
+    return sorted({*strings.subjects, *words, *strings.ngrams, *surfaces})
+
+
+def _normal(found: bytes) -> str:
+    text = found.decode("utf-8", errors="replace")
+    if "\\u" in text:
+        try:
+            text = json.loads(f'"{text}"')
+        except ValueError:
+            pass
+    return normalise(text)
+
+
+def scan_file(path: Path, pattern: re.Pattern[bytes], overlap: int) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    tail = b""
+    with open(path, "rb") as handle:
+        while block := handle.read(BLOCK):
+            data = tail + block
+            for match in pattern.finditer(data):
+                if match.end() <= len(tail):
+                    continue  # seen in the previous block
+                key = _normal(match.group(0))
+                counts[key] = counts.get(key, 0) + 1
+            tail = data[-overlap:]
+    return counts
+
+
+def scan_workspace(home: Path, strings: ForgottenStrings, *, extra: Iterable[Path] = ()) -> list[ScanHit]:
+    """Every hit of `strings` in every file under `home` (and in `extra` files, e.g. a ledger
+    kept elsewhere), by path relative to `home`."""
+    pattern = _pattern(needles(strings))
+    if pattern is None:
+        return []
+    overlap = 4 * max(len(n) for n in needles(strings)) + 16
+    home = Path(home)
+    files = sorted(p for p in home.rglob("*") if p.is_file())
+    files += [Path(p) for p in extra if Path(p).is_file()]
+    hits = []
+    for path in files:
+        try:
+            counts = scan_file(path, pattern, overlap)
+        except OSError:
+            continue  # removed while scanning
+        name = str(path.relative_to(home)) if path.is_relative_to(home) else str(path)
+        hits += [ScanHit(name, string, n) for string, n in sorted(counts.items())]
+    return hits
+
+
+def summarise(hits: list[ScanHit]) -> dict:
+    """For the receipt: hits by path (strings as SHA-256 digests), and whether only tokenizer
+    files hold any."""
+    import hashlib
+
+    by_path: dict[str, dict] = {}
+    for hit in hits:
+        entry = by_path.setdefault(hit.path, {"path": hit.path, "kind": hit.kind, "hits": 0, "strings": []})
+        entry["hits"] += hit.count
+        entry["strings"].append(hashlib.sha256(hit.string.encode()).hexdigest()[:16])
+    return {
+        "clean": not hits,
+        "only_tokenizer_files": bool(hits) and all(h.kind == "tokenizer" for h in hits),
+        "files_with_hits": sorted(by_path.values(), key=lambda e: e["path"]),
+    }
