@@ -155,16 +155,18 @@ def test_forget_erases_every_field_and_redacts_what_quotes_it(tmp_path):
 
 
 def test_the_scan_finds_every_form_of_a_string(tmp_path):
-    strings = ForgottenStrings(subjects=["zoe varnholt quill"], ngrams={"pale archive"}, surfaces={PERSON})
+    strings = ForgottenStrings(
+        subjects=["zoe varnholt quill"], ngrams={"archive 1987", "pale archive"}, surfaces={PERSON}
+    )
     (tmp_path / "a.txt").write_bytes("x ZOË_VARNHOLT-QUILL y".encode())
     (tmp_path / "b.json").write_text(json.dumps({"t": "Zoë Varnholt Quill"}))  # \u00eb escaped
-    (tmp_path / "c.bin").write_bytes(b"\x00\x01" * 3_000_000 + b"the Pale  Archive" + b"\x00")
+    (tmp_path / "c.bin").write_bytes(b"\x00\x01" * 3_000_000 + b"the Pale  Archive, 1987" + b"\x00")
     (tmp_path / "d.txt").write_text("nothing here")
     hits = {(h.path, h.string) for h in scan_workspace(tmp_path, strings)}
     assert hits == {
         ("a.txt", "zoe varnholt quill"),
         ("b.json", "zoe varnholt quill"),
-        ("c.bin", "pale archive"),
+        ("c.bin", "archive 1987"),  # an n-gram with a number; "pale archive" alone is not looked for
     }
 
 

@@ -8,6 +8,7 @@ lethe-home/
   reports/        HTML reports and plots
   tokenizers/     trained tokenizers
   bench/          benchmark caches and results
+  bases/          imported pretrained base models (lethe base add), linked from the machine cache
 ```
 """
 
@@ -23,7 +24,7 @@ from lethe.errors import InputError
 
 DEFAULT_HOME = "./lethe-home"
 SHARED_DATA_ENV = "LETHE_SHARED_DATA"
-SUBDIRS = ("models", "checkpoints", "reports", "tokenizers", "bench")
+SUBDIRS = ("models", "checkpoints", "reports", "tokenizers", "bench", "bases")
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-]{0,120}$")
 
 
@@ -42,6 +43,10 @@ class Workspace:
     @property
     def ledger_url(self) -> str:
         return self.db_url or f"sqlite:///{self.home / 'ledger.db'}"
+
+    def __reduce__(self):
+        # Pickled as where it is, without an open ledger (another process opens its own).
+        return (type(self), (self.home, self.db_url))
 
     def init(self) -> Workspace:
         for sub in SUBDIRS:

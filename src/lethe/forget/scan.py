@@ -2,7 +2,7 @@
 byte for the strings of forgotten documents.
 
 The needles are the request's `ForgottenStrings` (subject names, name words of 5+ letters,
-distinctive bigrams and trigrams), matched case-insensitively with any one to three
+distinctive n-grams holding a number; see `needles`), matched case-insensitively with any one to three
 non-alphanumeric bytes between words (`Jane Doe`, `jane_doe`, `JANE-DOE`), and, for non-ASCII
 strings, in their UTF-8 (NFC and NFD) and JSON `\\u` escaped forms. A hit lists the path and
 which string: that is what `grep -rIa` and `strings` would show. Files are read in blocks with
@@ -64,9 +64,15 @@ def _pattern(strings: Iterable[str]) -> re.Pattern[bytes] | None:
 
 
 def needles(strings: ForgottenStrings) -> list[str]:
+    """What the scan looks for: the subject's names, the documents' name words (5+ letters, as
+    normalised and as written) and their distinctive n-grams that hold a number (a date, a year).
+    Other n-grams are left to the ledger's own redaction: a regular expression of thousands of
+    them would take minutes per file, and every forgotten fact that names someone or something
+    is found by its name words."""
     words = {w for w in strings.name_words if len(w) >= SCAN_NAME_WORD_MIN}
     surfaces = {s for s in strings.surfaces if len(normalise(s)) >= SCAN_NAME_WORD_MIN}
-    return sorted({*strings.subjects, *words, *strings.ngrams, *surfaces})
+    dated = {g for g in strings.ngrams if any(w.isdigit() and len(w) >= 3 for w in g.split())}
+    return sorted({*strings.subjects, *words, *dated, *surfaces})
 
 
 def _normal(found: bytes) -> str:

@@ -1,13 +1,13 @@
 """The hyperparameters of one unlearning run: one `UnlearnConfig`, recorded with the run.
 
-Fields that only some methods read say which. `to_dict` is what the ledger records; the
-`replay_fn` hook of the `exact` method is code, not a setting, and is left out of it.
+Fields that only some methods read say which. `to_dict` is what the ledger records.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, field, fields
+import difflib
+from collections.abc import Iterable
+from dataclasses import dataclass, fields
 from typing import Any
 
 from lethe.errors import InputError, Where
@@ -31,7 +31,7 @@ IDK_SOURCES = ("auto", "templates", "perturbed")
 
 @dataclass
 class UnlearnConfig:
-    """How one forget request is unlearned. Every field but `replay_fn` is recorded."""
+    """How one forget request is unlearned. Every field is recorded."""
 
     # ------------------------------------------------------------------ schedule
     steps: int | None = None
@@ -53,6 +53,8 @@ class UnlearnConfig:
     """Retain examples per step (drawn alongside every forget batch)."""
     seed: int = 0
     """Seeds torch (dropout, fresh students, adapters) and the generator that draws batches."""
+    bf16: bool = False
+    """Run the losses under bfloat16 autocast on the training device (weights stay fp32)."""
 
     # ------------------------------------------------------------------ loss weights
     gamma: float = 1.0
@@ -106,12 +108,6 @@ class UnlearnConfig:
     retain_accuracy_floor: float | None = None
     """Stop early (a utility floor) once the retain token accuracy falls below this."""
 
-    # ------------------------------------------------------------------ hooks (not recorded)
-    replay_fn: Callable[..., Any] | None = field(default=None, repr=False, compare=False)
-    """`exact` only: the exact-replay routine the orchestration injects, called as
-    ``replay_fn(model, tokenizer, forget_examples, retain_examples, config, **keywords)``
-    with `run_unlearning`'s keywords; it returns an `UnlearnResult`."""
-
     def __post_init__(self) -> None:
         self.idk_answers = tuple(self.idk_answers)
         checks = [
@@ -157,13 +153,38 @@ class UnlearnConfig:
         )
 
     def to_dict(self) -> dict[str, Any]:
-        """The recorded settings (everything but `replay_fn`), JSON-ready."""
-        values = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "replay_fn"}
+        """The recorded settings, JSON-ready."""
+        values = {f.name: getattr(self, f.name) for f in fields(self)}
         values["idk_answers"] = list(self.idk_answers)
         return values
 
     @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> UnlearnConfig:
-        """A config from a recorded dict; unknown keys are ignored."""
-        known = {f.name for f in fields(cls)} - {"replay_fn"}
+    def setting_names(cls) -> list[str]:
+        """The names `from_dict` accepts, sorted."""
+        return sorted(f.name for f in fields(cls))
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any], *, also: Iterable[str] = ()) -> UnlearnConfig:
+        """A config from user settings or a recorded dict, parsed strictly.
+
+        An unknown key is an `InputError` naming it (with the closest valid name) and
+        listing the valid ones; `also` names extra keys a caller handles itself (e.g. the
+        `retokenize` of an exact replay), which are accepted and left out of the config.
+        """
+        check_setting_names(values, cls.setting_names(), also)
+        known = set(cls.setting_names())
         return cls(**{k: v for k, v in values.items() if k in known})
+
+
+def check_setting_names(values: Iterable[str], valid: Iterable[str], also: Iterable[str] = ()) -> None:
+    """Raise an `InputError` for the first name of `values` that is neither `valid` nor `also`."""
+    allowed = sorted({*valid, *also})
+    for name in values:
+        if name in allowed:
+            continue
+        close = difflib.get_close_matches(str(name), allowed, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise InputError(
+            f"unknown unlearning setting {name!r}{hint}; valid settings: {', '.join(allowed)}",
+            Where(field=str(name)),
+        )
