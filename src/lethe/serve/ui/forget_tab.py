@@ -246,6 +246,7 @@ def build_forget_tab(ctx: UIContext) -> ForgetTab:
                 reason=why or None,
                 requester="web-ui",
                 version=base_version or "latest",
+                mentions="redact",  # other documents naming the subject get a redacted revision
             )
             job_id = queue_forget(
                 ctx.ledger,
