@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 
 from lethe.bench.synth import SynthBenchConfig, run_synth_bench
@@ -42,4 +44,15 @@ def test_synth_bench_with_exact_replay_as_reference(tmp_path) -> None:
     target_id = result["models"]["target"]["version_id"]
     assert bench_ws.ledger.documents_seen(target_id, candidates=forget_ids)
     assert not bench_ws.ledger.documents_seen(replayed.id, candidates=forget_ids)
+    robustness = result["robustness"]  # every model under the same attacks, rows in the bench ledger
+    assert robustness["roles"] == {"target": "target", "exact": "exact", "grad_ascent": "grad_ascent"}
+    for probe in ("relearning", "quantisation", "paraphrase", "extraction"):
+        for by_model in robustness["probes"][probe].values():
+            assert set(by_model) == {"target", "exact", "grad_ascent"}
+    assert set(robustness["probes"]["quantisation"]) == {"int8", "int4"}
+    stored = bench_ws.ledger.evaluations(version_id=target_id, benchmark="robustness")
+    assert {row.split for row in stored} >= {"quantisation/int4", "relearning/forget_k50", "paraphrase/rephrased"}
+    out = Path(result["out_dir"])
+    assert (out / "robustness.png").stat().st_size > 10_000
+    assert "## Robustness" in (out / "results.md").read_text()
     assert run_synth_bench(ws, config)["cache"] == "hit"

@@ -86,8 +86,8 @@ def test_roc_points() -> None:
 
 def test_privleak_follows_muse() -> None:
     assert privleak(0.5, 0.5) == 0.0
-    assert privleak(1.0, 0.5) == pytest.approx(-1.0)  # a memorising model: MUSE's -100 %
-    assert privleak(0.25, 0.5) == pytest.approx(0.5)  # over-unlearned: positive
+    assert privleak(1.0, 0.5) == pytest.approx(-100.0)  # a memorising model: MUSE's -100 %
+    assert privleak(0.25, 0.5) == pytest.approx(50.0)  # over-unlearned: positive, in percent
     assert privleak(0.6, 0.6) == 0.0
     with pytest.raises(InputError):
         privleak(0.7, 1.0)

@@ -49,7 +49,7 @@ def test_metrics_agree_with_a_direct_computation(trained) -> None:
     qa = result.splits["holdout"].qa
     item = qa.items[1]
     prompt = question_prompt_ids(tokenizer, item.question)
-    answer = answer_ids(tokenizer, item.answer)
+    answer = answer_ids(tokenizer, item.answer, end=True)  # scored with its closing token, as TOFU does
     with torch.no_grad():
         logits = model(torch.tensor([prompt + answer])).logits[0].float()
     log_probs = torch.log_softmax(logits[len(prompt) - 1 : -1], -1)
@@ -57,7 +57,7 @@ def test_metrics_agree_with_a_direct_computation(trained) -> None:
     assert qa.loss[1] == pytest.approx(nll, rel=1e-4)
     losses = []
     for variant in [item.paraphrased_answer, *item.perturbed_answers]:
-        ids = answer_ids(tokenizer, variant)
+        ids = answer_ids(tokenizer, variant, end=True)
         with torch.no_grad():
             lg = model(torch.tensor([prompt + ids])).logits[0].float()
         lp = torch.log_softmax(lg[len(prompt) - 1 : -1], -1)

@@ -25,9 +25,12 @@ def _assert_same_weights(a, b):
 
 
 def test_resume_after_a_failure_mid_slice_matches_an_uninterrupted_run(tmp_path):
-    ws = make_workspace(tmp_path, n_qa=16, n_text=2)
+    # Slices are a hash of each document's key, so their sizes vary: enough documents that slice 1
+    # has more than the 5 steps the crash waits for.
+    ws = make_workspace(tmp_path, n_qa=40, n_text=2)
     config = FAST.replace(save_every=3)
     reference = train(ws, data=["qa", "text"], preset_or_path="nano", slices=2, config=config, lineage="ref")
+    assert ws.ledger.run(reference[1].run_id).metrics["slices"][-1]["steps"] > 5
 
     def crash(event):
         if event.kind == "step" and event.slice_index == 1 and event.step == 5:

@@ -319,6 +319,8 @@ TESTED = {
     "dpo_idk",
     "distill",
     "impact_ga",
+    "rmu",  # test_unlearn_rmu_undial_sam.py
+    "undial",  # test_unlearn_rmu_undial_sam.py
 }
 
 

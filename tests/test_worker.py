@@ -167,6 +167,26 @@ def test_forget_job_runs_a_request_to_an_evaluated_candidate(ws):
     assert ws.ledger.resolve_version("latest").id == versions[-1].id  # publishing is the user's call
 
 
+def test_a_forget_job_can_attack_its_candidate(ws):
+    """The UI's "attack it too": the audit the job stores carries the robustness suite."""
+    from lethe.data.synth_ingest import ingest_synthetic_world
+    from lethe.forget import Selector, create_request
+    from lethe.train.pipeline import train
+
+    ingest_synthetic_world(ws.ledger, entities=6, seed=11)
+    train(ws, data="synth/qa", preset_or_path="nano", slices=1, epochs=2, batch_size=16, seq_len=96, lr=3e-3, seed=0)
+    documents = ws.ledger.list_documents(kind="qa", limit=3)
+    request_id = create_request(
+        ws, Selector(docs=[str(d.id) for d in documents]), method="grad_diff", config={"steps": 2, "eval_every": 0}
+    )
+    job_id = queue_forget(ws.ledger, request_id, audit_items=4, robustness=True)
+    assert JobWorker(ws).run_next() == job_id
+    assert ws.ledger.job(job_id).status == "succeeded", ws.ledger.job(job_id).error
+    audit = ws.ledger.forget_request(request_id).audit
+    assert audit["metrics"] and audit["robustness"]["roles"] == {"after": "candidate", "before": "target"}
+    assert {"int8", "int4"} == set(audit["robustness"]["probes"]["quantisation"])
+
+
 def test_workers_on_one_ledger_claim_each_job_exactly_once(ledger_url):
     """Four workers, each with its own connection, race for 40 jobs: none runs twice or is lost."""
     from lethe.ledger import Ledger

@@ -16,6 +16,7 @@ from typing import Any
 from lethe.eval.tofu import compare_records
 from lethe.eval.tofu_math import model_utility
 from lethe.report import plots
+from lethe.report.robustness import robustness_markdown
 
 COLUMNS = (
     ("model", "model"),
@@ -34,7 +35,7 @@ COLUMNS = (
     ("world_facts_rouge_l_recall", "world facts ROUGE-L"),
     ("mia_auc_loss", "MIA AUC loss"),
     ("mia_auc_min_k_plus_plus", "MIA AUC Min-K%++"),
-    ("privleak_loss", "PrivLeak loss"),
+    ("privleak_loss", "PrivLeak loss (%)"),
     ("unlearn_seconds", "unlearn s"),
     ("steps", "steps"),
     ("eval_seconds", "eval s"),
@@ -182,6 +183,7 @@ def render_markdown(result: dict[str, Any]) -> str:
         "",
         markdown(result["rows"]),
         "",
+        *robustness_markdown(result.get("robustness"), fmt),
         "## Stages (wall time)",
         "",
         "| stage | status | seconds |",

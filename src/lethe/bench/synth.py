@@ -61,6 +61,8 @@ class SynthBenchConfig:
     """Synthetic answers are one short sentence."""
     eval_batch_size: int = 16
     seed: int = 0
+    robustness: bool = True
+    """Run the robustness suite (`lethe.eval.robustness`) on every model."""
 
     def replace(self, **changes: Any) -> SynthBenchConfig:
         return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
@@ -191,6 +193,22 @@ def run_synth_bench(
         label: evaluate_stage(ctx, label, model, splits, eval_config, trained, "synth")
         for label, model in models.items()
     }
+    robust = {}
+    if config.robustness:
+        from lethe.bench.robustness import bench_robustness
+
+        robust = bench_robustness(
+            ctx,
+            out,
+            models,
+            splits["forget"],
+            splits["retain"],
+            train_settings,
+            trained,
+            "exact",
+            "synthetic world",
+            seed=config.seed,
+        )
     return finish(
         ctx,
         out,
@@ -201,5 +219,5 @@ def run_synth_bench(
         "exact",
         "synthetic world",
         started,
-        extra={"forgotten_entities": forgotten},
+        extra={**robust, "forgotten_entities": forgotten},
     )

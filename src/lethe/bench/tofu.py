@@ -88,6 +88,8 @@ class TofuBenchConfig:
     max_new_tokens: int = 200
     eval_batch_size: int = 16
     seed: int = 0
+    robustness: bool = True
+    """Run the robustness suite (`lethe.eval.robustness`) on every model."""
 
     def replace(self, **changes: Any) -> TofuBenchConfig:
         """A copy with the given fields changed; `None` values mean "keep"."""
@@ -299,6 +301,22 @@ def run_tofu_bench(
         label: evaluate_stage(ctx, label, model, splits, eval_config, trained, "tofu")
         for label, model in models.items()
     }
+    robust = {}
+    if config.robustness:
+        from lethe.bench.robustness import bench_robustness
+
+        robust = bench_robustness(
+            ctx,
+            out,
+            models,
+            splits["forget"],
+            splits["retain"],
+            train_settings,
+            trained,
+            "retain",
+            "TOFU " + config.split,
+            seed=config.seed,
+        )
     return finish(
         ctx,
         out,
@@ -310,6 +328,7 @@ def run_tofu_bench(
         "TOFU " + config.split,
         started,
         extra={
+            **robust,
             "authors": plan.to_dict(),
             "base_model": base_record.name if base_record else None,
             "pretraining_data": base_record.pretraining_data if base_record else None,

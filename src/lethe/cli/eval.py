@@ -83,14 +83,25 @@ def eval_tofu_logs(
 def audit(
     request: int = typer.Argument(..., help="Forget request id."),
     refresh: bool = typer.Option(False, "--refresh", help="Recompute even if the request has an audit."),
+    robustness: bool = typer.Option(
+        True,
+        "--robustness/--no-robustness",
+        help="Also attack the candidate, the exact model and the target (relearning, quantisation, "
+        "paraphrase, multi-hop, extraction); --no-robustness for speed.",
+    ),
     json: bool = JsonOption,
 ) -> None:
     """A forget request's audit: metrics before and after, exact reference, MIA, sample answers."""
     from lethe.eval.audit_render import render_audit
     from lethe.forget.audit import audit_request
 
+    probes = None
+    if robustness:
+        from lethe.eval.robustness import ProbeConfig
+
+        probes = ProbeConfig()
     with err_console.status(f"auditing request {request}"):
-        result = audit_request(workspace(), request, refresh=refresh)
+        result = audit_request(workspace(), request, refresh=refresh, robustness=probes)
     if json:
         print_json(result)
     else:
@@ -138,6 +149,9 @@ def bench_tofu(
     eval_items: int = typer.Option(None, "--eval-items", help="Items per evaluation split (default 100)."),
     max_new_tokens: int = typer.Option(None, "--max-new-tokens", help="Longest greedy answer (default 200)."),
     seed: int = typer.Option(None, "--seed"),
+    robustness: bool = typer.Option(
+        None, "--robustness/--no-robustness", help="Attack every model with the robustness suite (default on)."
+    ),
     out: Path = typer.Option(None, "--out", help="Results directory (default: <home>/bench/tofu-<hash>)."),
     rerun: bool = typer.Option(False, "--rerun", help="Recompute every stage, ignoring cached results."),
     json: bool = JsonOption,
@@ -162,6 +176,7 @@ def bench_tofu(
         eval_items=eval_items,
         max_new_tokens=max_new_tokens,
         seed=seed,
+        robustness=robustness,
     )
     result = run_tofu_bench(workspace(), config, out_dir=out, rerun=rerun, progress=_progress())
     if json:
@@ -186,6 +201,9 @@ def bench_synth(
     eval_items: int = typer.Option(None, "--eval-items", help="Items per evaluation split (default 100)."),
     max_new_tokens: int = typer.Option(None, "--max-new-tokens", help="Longest greedy answer (default 48)."),
     seed: int = typer.Option(None, "--seed"),
+    robustness: bool = typer.Option(
+        None, "--robustness/--no-robustness", help="Attack every model with the robustness suite (default on)."
+    ),
     out: Path = typer.Option(None, "--out", help="Results directory (default: <home>/bench/synth-<hash>)."),
     rerun: bool = typer.Option(False, "--rerun", help="Recompute every stage, ignoring cached results."),
     json: bool = JsonOption,
@@ -209,6 +227,7 @@ def bench_synth(
         eval_items=eval_items,
         max_new_tokens=max_new_tokens,
         seed=seed,
+        robustness=robustness,
     )
     result = run_synth_bench(workspace(), config, out_dir=out, rerun=rerun, progress=_progress())
     if json:

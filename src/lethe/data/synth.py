@@ -14,6 +14,7 @@ import random
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from lethe.data.synth_probes import inbound_relations, probe_questions
 from lethe.data.synth_text import render_article, render_qa
 from lethe.data.synth_world import Entity, Sampler, sample_entities
 from lethe.errors import InputError, Where
@@ -88,7 +89,8 @@ def generate_world(entities: int, seed: int, holdout_fraction: float = 0.1) -> W
 
     An article's ``data`` lists the entity ids it ``mentions``; a QA record's ``data`` holds
     ``question``, ``answer``, ``short_answer`` (verbatim in the article),
-    ``paraphrased_answer``, ``perturbed_answers`` and the ``fact`` key. A QA ``content`` is
+    ``paraphrased_answer``, ``perturbed_answers``, the ``fact`` key and, for the robustness
+    probes, ``paraphrased_questions`` and ``indirect_questions`` (`synth_probes`). A QA ``content`` is
     the question and the answer on two lines.
     """
     if entities < 5:
@@ -101,8 +103,10 @@ def generate_world(entities: int, seed: int, holdout_fraction: float = 0.1) -> W
     for entity in members:
         sampler.pools.setdefault((entity.kind, entity.group), []).append(entity)
     world = World(seed=seed, entities=members)
+    inbound = inbound_relations(members)
     for entity in members:
         text_rng = random.Random(f"{seed}/{entity.id}")
+        probe_rng = random.Random(f"{seed}/{entity.id}/probes")
         tags = [SOURCE, entity.kind]
         mentions = sorted({f.ref for f in entity.facts if f.ref})
         world.documents.append(
@@ -120,6 +124,7 @@ def generate_world(entities: int, seed: int, holdout_fraction: float = 0.1) -> W
         for index, fact in enumerate(entity.facts):
             qa = render_qa(entity, fact, sampler, text_rng)
             qa["mentions"] = [fact.ref] if fact.ref else []
+            qa.update(probe_questions(entity, fact, inbound.get(entity.id, []), probe_rng))
             world.documents.append(
                 {
                     "external_id": f"{entity.id}/qa/{index:02d}",

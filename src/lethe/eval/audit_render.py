@@ -97,6 +97,10 @@ def render_audit(audit: dict[str, Any]) -> Any:
         for attack in attacks:
             mia_table.add_row(attack, *(_fmt(aucs[label].get(attack)) for label in aucs))
         parts.append(mia_table)
+    if audit.get("robustness"):
+        parts.append(render_robustness(audit["robustness"]))
+    elif audit.get("robustness_note"):
+        parts.append(Text(f"robustness: {audit['robustness_note']}"))
     if audit.get("tokenizer"):
         parts.append(Text(f"tokenizer: {describe_tokenizer_leak(audit['tokenizer'])}"))
     samples = audit.get("samples") or []
@@ -113,3 +117,21 @@ def render_audit(audit: dict[str, Any]) -> Any:
         parts.append(sample_table)
     parts.append(Text(f"computed in {audit.get('seconds', 0):.1f} s", style="dim"))
     return Group(*parts)
+
+
+def render_robustness(result: dict[str, Any]) -> Any:
+    """A rich Table of a robustness result: each probe variant's headline metric per model."""
+    from rich.table import Table
+
+    from lethe.eval.robustness.runner import headline_rows
+
+    roles = result.get("roles") or {}
+    labels = list(result.get("labels") or [])
+    table = Table(title="robustness: the forget set under attack (higher = more of it back)")
+    for column in ("probe", "variant", "metric"):
+        table.add_column(column)
+    for label in labels:
+        table.add_column(roles.get(label, label), justify="right")
+    for row in headline_rows(result):
+        table.add_row(row["probe"], row["variant"], row["metric"], *(_fmt(row.get(label)) for label in labels))
+    return table

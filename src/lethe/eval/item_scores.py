@@ -33,6 +33,9 @@ class ScoreSettings:
     generate: bool = True
     text_prefix_tokens: int = 32
     text_target_tokens: int = 48
+    answer_end: bool = True
+    """Score each answer with the token that ends it (end of turn, else EOS), as TOFU and
+    open-unlearning do; False scores the answer's text tokens only (lethe before 2026-12)."""
 
 
 @dataclass
@@ -117,7 +120,7 @@ def score_qa(model: Any, tokenizer: Any, items: Sequence[QAItem], settings: Scor
     items = list(items)
     pad = pad_id_of(tokenizer)
     prompts = [question_prompt_ids(tokenizer, it.question, settings.system_prompt) for it in items]
-    answers = [_nonempty(answer_ids(tokenizer, it.answer), tokenizer) for it in items]
+    answers = [_nonempty(answer_ids(tokenizer, it.answer, end=settings.answer_end), tokenizer) for it in items]
     scores = _score_sorted(model, prompts, answers, settings.batch_size, pad)
     loss = np.array([s.loss for s in scores])
     result = QAScores(
@@ -166,7 +169,7 @@ def _score_variants(
         for kind, answer in variants:
             owners.append((index, kind))
             var_prompts.append(prompts[index])
-            var_answers.append(_nonempty(answer_ids(tokenizer, answer), tokenizer))
+            var_answers.append(_nonempty(answer_ids(tokenizer, answer, end=settings.answer_end), tokenizer))
     if not owners:
         return
     scored = _score_sorted(model, var_prompts, var_answers, settings.batch_size, pad)

@@ -128,9 +128,13 @@ def question_prompt_ids(tokenizer: Any, question: str, system: str | None = None
     return list(tokenizer(question, add_special_tokens=True)["input_ids"])
 
 
-def answer_ids(tokenizer: Any, answer: str) -> list[int]:
-    """Token ids of an answer as it follows the prompt (no special tokens)."""
-    return list(tokenizer(answer, add_special_tokens=False)["input_ids"])
+def answer_ids(tokenizer: Any, answer: str, *, end: bool = False) -> list[int]:
+    """Token ids of an answer as it follows the prompt (no special tokens); with `end`, the
+    token that closes the answer (`stop_id`: end of turn, else EOS) is appended, as TOFU's and
+    open-unlearning's labels include it and as lethe trains answers."""
+    ids = list(tokenizer(answer, add_special_tokens=False)["input_ids"])
+    closing = stop_id(tokenizer) if end else None
+    return ids + [closing] if closing is not None else ids
 
 
 def stop_id(tokenizer: Any) -> int | None:

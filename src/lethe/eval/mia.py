@@ -149,14 +149,15 @@ def roc_points(member_scores: ArrayLike, non_member_scores: ArrayLike) -> RocCur
 
 @register_metric("privleak")
 def privleak(auc_unlearned: float, auc_retrain: float) -> float:
-    """MUSE's PrivLeak, from two AUCs in lethe's orientation (1.0 = members identified).
+    """MUSE's PrivLeak in percent, from two AUCs in lethe's orientation (1.0 = members identified).
 
     MUSE defines PrivLeak = (AUC_unlearn - AUC_retrain) / AUC_retrain with AUCs of forget
     (members) vs holdout scored the other way round, so that its AUC is 1 - ours: a model that
-    still memorises the forget set has MUSE-AUC near 0 and PrivLeak near -1 (-100 %). This
-    function converts, so the value equals MUSE's published numbers:
-    ((1 - a_u) - (1 - a_r)) / (1 - a_r). Near 0 = like retraining; negative = the forget set is
-    still detectable (under-unlearning); positive = over-unlearning.
+    still memorises the forget set has MUSE-AUC near 0 and PrivLeak near -100 %. This
+    function converts, and returns open-unlearning's units (×100, as MUSE's tables print it):
+    100 · ((1 - a_u) - (1 - a_r)) / (1 - a_r). Near 0 = like retraining; negative = the forget
+    set is still detectable (under-unlearning); positive = over-unlearning. Where the retrained
+    model's AUC is 1.0 it is undefined (open-unlearning divides by 1e-10 instead).
     """
     for name, value in (("auc_unlearned", auc_unlearned), ("auc_retrain", auc_retrain)):
         if not 0.0 <= value <= 1.0:
@@ -167,7 +168,7 @@ def privleak(auc_unlearned: float, auc_retrain: float) -> float:
             "PrivLeak is undefined when the retrained model's AUC is 1.0",
             Where(field="auc_retrain"),
         )
-    return (muse_unlearned - muse_retrain) / muse_retrain
+    return 100.0 * (muse_unlearned - muse_retrain) / muse_retrain
 
 
 def attack_scores(

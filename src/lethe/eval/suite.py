@@ -65,6 +65,9 @@ class SuiteConfig:
     """Tokens of a text document given as the prompt."""
     text_target_tokens: int = 48
     """Tokens of its continuation that memorisation is measured on."""
+    answer_end: bool = True
+    """Score QA answers with their closing token (end of turn, else EOS), as TOFU and
+    open-unlearning do; False scores the answer text only."""
 
     def replace(self, **changes: Any) -> SuiteConfig:
         """A copy with the given fields changed; `None` values mean "keep"."""

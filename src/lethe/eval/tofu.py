@@ -50,6 +50,8 @@ class TofuEvalConfig:
     batch_size: int = 16
     min_k: float = 0.2
     system_prompt: str | None = None
+    answer_end: bool = True
+    """Score answers with their closing token, as TOFU's labels include it."""
 
     def settings(self) -> ScoreSettings:
         return ScoreSettings(
@@ -58,6 +60,7 @@ class TofuEvalConfig:
             min_k=self.min_k,
             system_prompt=self.system_prompt,
             generate=True,
+            answer_end=self.answer_end,
         )
 
     def to_dict(self) -> dict[str, Any]:

@@ -140,9 +140,34 @@ def audit_forget_request(
     return audit
 
 
-def audit_request(workspace: Workspace, request_id: int, *, refresh: bool = False) -> dict[str, Any]:
+def audit_request(
+    workspace: Workspace, request_id: int, *, refresh: bool = False, robustness: Any = None
+) -> dict[str, Any]:
     """What `lethe audit REQUEST` shows: the stored audit, or a fresh one (`refresh`, or none
-    stored) saved into the request. A fresh audit needs the forget documents' content."""
+    stored) saved into the request. A fresh audit needs the forget documents' content.
+
+    `robustness` (a `lethe.eval.robustness.ProbeConfig`) adds the robustness suite when the
+    audit has none yet (or on `refresh`), while the documents can still be read.
+    """
+    audit = _suite_audit(workspace, request_id, refresh=refresh)
+    if robustness is None or ("robustness" in audit and not refresh):
+        return audit
+    from lethe.forget.robustness import request_robustness
+
+    ledger = workspace.ledger
+    request = ledger.forget_request(request_id)
+    forget_ids = [d for d, trained in ledger.forget_request_documents(request_id) if trained]
+    readable = request.result_version_id is not None and any(
+        d.content is not None for d in ledger.documents(forget_ids)
+    )
+    if not readable:
+        return {**audit, "robustness_note": "the forget documents are erased: no robustness suite can run now"}
+    audit = {**audit, "robustness": request_robustness(workspace, request, forget_ids, robustness)}
+    ledger.update_forget_request(request_id, audit=audit)
+    return audit
+
+
+def _suite_audit(workspace: Workspace, request_id: int, *, refresh: bool) -> dict[str, Any]:
     ledger = workspace.ledger
     request = ledger.forget_request(request_id)
     if request.audit and not refresh and "metrics" in request.audit:

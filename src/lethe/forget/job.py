@@ -46,6 +46,11 @@ def run_forget_job(workspace: Workspace, context: JobContext) -> dict:
         evaluate=bool(context.params.get("evaluate", True)),
         suite=suite,
     )
+    if context.params.get("robustness") and outcome.audit is not None:
+        from lethe.eval.robustness import ProbeConfig
+        from lethe.forget.audit import audit_request
+
+        audit_request(workspace, request_id, robustness=ProbeConfig())  # adds the attacks to the stored audit
     return {
         "request_id": request_id,
         "status": outcome.status,
@@ -64,10 +69,14 @@ def abandon_forget_job(workspace: Workspace, job: Any, status: str, error: str) 
         abandon_request(workspace.ledger, request_id, status, error)
 
 
-def queue_forget(ledger: Ledger, request_id: int, *, evaluate: bool = True, audit_items: int | None = None) -> int:
+def queue_forget(
+    ledger: Ledger, request_id: int, *, evaluate: bool = True, audit_items: int | None = None, robustness: bool = False
+) -> int:
     """Queue a job that runs forget request `request_id`; the job id.
 
     `evaluate`: audit base and candidate when unlearning is done; `audit_items`: questions per
-    split in that audit (None: the audit's default).
+    split in that audit (None: the audit's default); `robustness`: add the robustness suite
+    (`lethe.eval.robustness`) to that audit.
     """
-    return ledger.create_job(KIND, {"request_id": request_id, "evaluate": evaluate, "audit_items": audit_items})
+    params = {"request_id": request_id, "evaluate": evaluate, "audit_items": audit_items, "robustness": robustness}
+    return ledger.create_job(KIND, params)

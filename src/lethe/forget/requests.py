@@ -18,14 +18,17 @@ import shutil
 import time
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from lethe.errors import CancelledError, ConflictError
+from lethe.errors import CancelledError, ConflictError, InputError
 from lethe.forget.cleanup import abandon_request, candidates_of
+from lethe.forget.erasure import erase_for_request, record_scan, record_tokenizer_purge
+from lethe.forget.mentions import mentions_for_request, recorded
 from lethe.forget.selectors import Selector, redact_selector, resolve
 from lethe.forget.strategies import StrategyContext, strategy_for
+from lethe.forget.tokenizer_purge import purge_old_tokenizer, taint_tokenizer_users
 from lethe.train import distributed
 
 if TYPE_CHECKING:
@@ -63,21 +66,33 @@ def create_request(
     requester: str | None = None,
     version: str = "latest",
     holdout: str | None = None,
+    mentions: str | None = None,
+    mention_choices: dict | None = None,
 ) -> int:
-    """Record a forget request for what `selector` names; raises if it names nothing."""
+    """Record a forget request for what `selector` names; raises if it names nothing.
+
+    `mentions` (`redact`, `drop` or `keep`; default `redact` with a search selector, else
+    `keep`) and `mention_choices` decide what happens to other documents naming the subject
+    (`lethe.forget.mentions`)."""
     strategy_for(method).check(config or {})
     ledger = workspace.ledger
     # Before any model exists there is nothing to unlearn: the request only erases.
     no_model = version == "latest" and "latest" not in ledger.aliases() and not ledger.list_versions()
     base = None if no_model else ledger.resolve_version(version, allow_tainted=True)
     document_ids = resolve(ledger, selector)
+    named = resolve(ledger, replace(selector, search=None)) if selector.docs or selector.collection else []
+    found, document_ids = mentions_for_request(
+        ledger, document_ids, search=selector.search, named=named, mode=mentions, choices=mention_choices
+    )
+    if not document_ids:
+        raise InputError("every document the selector matches is a mention kept as it is; nothing to forget")
     trained = ledger.documents_seen(base.id, candidates=document_ids) if base else []
     return ledger.create_forget_request(
         selector=selector.as_dict(),
         document_ids=document_ids,
         trained_ids=trained,
         method=method,
-        config={**(config or {}), "holdout": holdout},
+        config={**(config or {}), "holdout": holdout, "mentions": recorded(found)},
         reason=reason,
         requester=requester,
         base_version_id=base.id if base else None,
@@ -130,8 +145,9 @@ def run_request(
                 status="succeeded",
                 audit={"note": "never trained; erased only", "tokenizer": _without_examples(outcome.tokenizer)},
             )
-            ledger.erase([d for d, _ in pairs], reason=request.reason or "forget request", request_id=request_id)
             _redact_requests_covering(ledger, {d for d, _ in pairs})
+            _, strings = erase_for_request(ledger, request, [d for d, _ in pairs])
+            record_scan(workspace, request_id, strings)
             outcome.status = "succeeded"
             return outcome
         made = strategy_for(request.method).unlearn(
@@ -223,18 +239,34 @@ def publish_request(
     version = ledger.publish_version(result.id)
     reason = f"forget request {request_id}" + (f": {request.reason}" if request.reason else "")
     tainted = ledger.taint([d for d, trained in pairs if trained], reason=reason, keep=[version.id])
-    ledger.erase([d for d, _ in pairs], reason=request.reason or "forget request", request_id=request_id)
     from lethe.eval.audit import redact_tokenizer_leak
 
     _redact_requests_covering(ledger, {d for d, _ in pairs})
+    _, strings = erase_for_request(ledger, request, [d for d, _ in pairs])
     outcome.audit = _redacted_audit(outcome.audit, redact_selector(request.selector))
     outcome.tokenizer = redact_tokenizer_leak(outcome.tokenizer)
     outcome.tainted = [v.name for v in tainted]
+    old_tokenizer = _retokenized_from(ledger, request, result)
+    if purge and old_tokenizer is not None:
+        tainted += taint_tokenizer_users(ledger, old_tokenizer, reason=f"{reason} (tokenizer)", keep=[version.id])
+        outcome.tainted = [v.name for v in tainted]
     if purge:
         outcome.purged = purge_tainted(workspace, tainted)
+    if purge and old_tokenizer is not None:
+        record_tokenizer_purge(ledger, request_id, purge_old_tokenizer(workspace, old_tokenizer))
     ledger.update_forget_request(request_id, status="succeeded")
+    record_scan(workspace, request_id, strings)
     outcome.status, outcome.version = "succeeded", version.name
     return outcome
+
+
+def _retokenized_from(ledger, request, result) -> int | None:
+    """The tokenizer a retokenized replay replaced (None when the request did not retokenize)."""
+    if not (request.config or {}).get("retokenize") or result.lineage_id is None:
+        return None
+    new = ledger.lineage(result.lineage_id).config or {}
+    old = new.get("retokenized_from")
+    return (ledger.lineage(old).config or {}).get("tokenizer_id") if old else None
 
 
 def _redact_requests_covering(ledger, erased: set[int]) -> None:

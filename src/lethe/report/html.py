@@ -19,6 +19,7 @@ from typing import Any
 
 from lethe.eval.audit_render import describe_tokenizer_leak
 from lethe.report import plots
+from lethe.report.robustness import robustness_panel
 
 CSS = """
 body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;margin:2em auto;max-width:1200px;color:#222;
@@ -175,6 +176,7 @@ def _audit_section(request: Any) -> str:
             f"(KS p-value, after vs exact) <b>{comparison.get('forget_quality_vs_reference', float('nan')):.4g}"
             "</b>.</p>"
         )
+    parts.append(robustness_panel(audit.get("robustness"), title=f"request {request.id}: robustness"))
     if audit.get("tokenizer"):
         parts.append(f"<p>Tokenizer: {escape(describe_tokenizer_leak(audit['tokenizer']))}.</p>")
     samples = audit.get("samples") or []

@@ -85,6 +85,18 @@ class UnlearnConfig:
     distill_temperature: float = 1.0
     """`distill`: softmax temperature of the teacher and student distributions."""
 
+    rmu_layer: int | None = None
+    """`rmu`: index of the decoder layer whose hidden states are misdirected; `None` is the
+    middle layer."""
+    steering_coeff: float = 5.0
+    """`rmu`: norm of the random direction forget-set hidden states are pulled to (the WMDP
+    paper uses 6.5 on 7B models, open-unlearning 2 on TOFU)."""
+    undial_strength: float = 10.0
+    """`undial`: how much the answer token's logit is lowered in the distillation target."""
+    sam_rho: float = 0.0
+    """Sharpness-aware minimisation radius for any loss-based method (`unlearn/sam.py`): each
+    step's loss is taken at the weights moved ρ uphill; 0 turns it off (0.01–0.1 usual)."""
+
     # ------------------------------------------------------------------ LoRA
     lora: bool = False
     """Train a LoRA adapter instead of all weights, merged into the model at the end."""
@@ -128,6 +140,10 @@ class UnlearnConfig:
                 f"must be one of {', '.join(IDK_SOURCES)}",
             ),
             (self.distill_temperature > 0, "distill_temperature", "must be positive"),
+            (self.rmu_layer is None or self.rmu_layer >= 0, "rmu_layer", "must be >= 0 (or None)"),
+            (self.steering_coeff > 0, "steering_coeff", "must be positive"),
+            (self.undial_strength >= 0, "undial_strength", "must be >= 0"),
+            (self.sam_rho >= 0, "sam_rho", "must be >= 0"),
             (self.lora_r >= 1, "lora_r", "must be at least 1"),
             (self.eval_every >= 0, "eval_every", "must be >= 0"),
             (self.eval_max_examples >= 1, "eval_max_examples", "must be at least 1"),

@@ -64,6 +64,10 @@ def run_unlearning(
     """
     method_class = get_method(method)
     runner = method_class(config, tokenizer, pad_token_id=_pad_token_id(tokenizer, model))
+    if config.sam_rho > 0:
+        from lethe.unlearn.sam import sharpness_aware
+
+        runner = sharpness_aware(runner)
     return unlearn_loop(
         runner,
         model,

@@ -133,6 +133,11 @@ def build_forget_tab(ctx: UIContext) -> ForgetTab:
                 audit_items = gr.Number(
                     label="Audit questions per split", value=64, precision=0, minimum=1, elem_id="forget-audit-items"
                 )
+                robust = gr.Checkbox(
+                    label="Attack it too (relearning, quantisation, paraphrase, multi-hop, extraction)",
+                    value=False,
+                    elem_id="forget-robustness",
+                )
             run = gr.Button("Unlearn", variant="primary", elem_id="forget-run")
     gr.Markdown("### 3 · Progress")
     with gr.Row():
@@ -223,7 +228,9 @@ def build_forget_tab(ctx: UIContext) -> ForgetTab:
             gr.Info("No current document matches.", duration=4)
         return gr.update(choices=choices, value=[value for _, value in choices][:1] if len(choices) == 1 else [])
 
-    def start(selected, why, method_name, base_version, n_steps, rate, b, a, size, every, more, audit_it, items):
+    def start(
+        selected, why, method_name, base_version, n_steps, rate, b, a, size, every, more, audit_it, items, attack
+    ):
         from lethe.forget import Selector, create_request, strategy_for
 
         if not selected:
@@ -239,9 +246,14 @@ def build_forget_tab(ctx: UIContext) -> ForgetTab:
                 reason=why or None,
                 requester="web-ui",
                 version=base_version or "latest",
+                mentions="redact",  # other documents naming the subject get a redacted revision
             )
             job_id = queue_forget(
-                ctx.ledger, request_id, evaluate=bool(audit_it), audit_items=int(items) if items else None
+                ctx.ledger,
+                request_id,
+                evaluate=bool(audit_it),
+                audit_items=int(items) if items else None,
+                robustness=bool(attack),
             )
         except LetheError as error:
             raise gr.Error(error_text(error)) from None
@@ -277,7 +289,7 @@ def build_forget_tab(ctx: UIContext) -> ForgetTab:
     query.submit(do_search, [query, collection], [found])
     run.click(
         start,
-        [found, reason, method, base, steps, lr, beta, alpha, batch, eval_every, extra, evaluate, audit_items],
+        [found, reason, method, base, steps, lr, beta, alpha, batch, eval_every, extra, evaluate, audit_items, robust],
         [job_picker, outcome, timer],
     )
     job_picker.change(render, [job_picker], rendered, show_progress="hidden")
