@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 from rich.table import Table
 
-from lethe.cli.app import JsonOption, app, console, emit, workspace
+from lethe.cli.app import JsonOption, app, console, emit, new_workspace
 from lethe.cli.progress import progress_callback
 
 SUMMARY_ROWS = (
@@ -40,7 +40,7 @@ def demo(
         config.entities = entities
     if seed is not None:
         config.seed = seed
-    ws = workspace()
+    ws = new_workspace()
     say = (lambda _text: None) if json else console.print
     with progress_callback(not json) as callback:
         result = run_demo(ws, config, say=say, progress=callback)

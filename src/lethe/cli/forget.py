@@ -6,7 +6,7 @@ import json as jsonlib
 
 import typer
 
-from lethe.cli.app import JsonOption, app, console, emit, workspace
+from lethe.cli.app import JsonOption, app, console, emit, plural, workspace
 from lethe.cli.progress import progress_callback
 from lethe.errors import InputError
 from lethe.eval.audit_render import describe_tokenizer_leak
@@ -77,7 +77,11 @@ def forget(
         if json:
             emit({"documents": ids, "trained_by": base.name, "trained": trained}, True)
         else:
-            console.print(f"{len(ids)} documents match; {len(trained)} were trained by {base.name}.")
+            trained_set = set(trained)
+            console.print(f"would forget {plural(len(ids), 'document')} ({len(trained)} trained by {base.name}):")
+            for d in ws.ledger.documents(ids):
+                mark = f"trained by {base.name}" if d.id in trained_set else "never trained"
+                console.print(f"  {d.id:>6}  {d.key}  {(d.title or '')[:60]!r}  ({mark})", highlight=False)
         return
     request_id = create_request(
         ws, selector, method=method, config=config, reason=reason, requester=requester, version=version, holdout=holdout
@@ -86,7 +90,7 @@ def forget(
     untrained = [d for d, t in pairs if not t]
     if not json:
         console.print(
-            f"Forget request [bold]{request_id}[/]: {len(pairs)} documents "
+            f"Forget request [bold]{request_id}[/]: {plural(len(pairs), 'document')} "
             f"({len(pairs) - len(untrained)} trained, {len(untrained)} never trained), method {method}"
         )
         if untrained:

@@ -9,6 +9,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from lethe.cli.app import JsonOption, app, console, emit, err_console, workspace
+from lethe.errors import InputError
 
 tokenizer_app = typer.Typer(help="Tokenizers trained on ledger documents.", no_args_is_help=True)
 app.add_typer(tokenizer_app, name="tokenizer")
@@ -143,7 +144,7 @@ def train_command(
             versions = pipeline.resume(ws, lineage=lineage, callback=bars)
         else:
             if not data:
-                raise typer.BadParameter("name at least one collection with --data", param_hint="--data")
+                raise InputError(_which_data(ws))
             config = TrainConfig().replace(save_every=save_every, cumulative=cumulative)
             versions = pipeline.train(
                 ws,
@@ -278,3 +279,15 @@ def tokenizer_ls_command(json: bool = JsonOption) -> None:
         for t in ledger.tokenizers()
     ]
     emit(rows, json, rows=rows, title="tokenizers")
+
+
+def _which_data(ws) -> str:
+    """What to pass as --data: the collections at hand, largest first (a tokenizer covers them all)."""
+    found = sorted(ws.ledger.collections(), key=lambda pair: -pair[1])
+    if not found:
+        return (
+            "nothing to train on yet: add documents (`lethe data add` or `lethe data synth`), then `--data COLLECTION`"
+        )
+    shown = ", ".join(f"{c.name} ({n:,})" for c, n in found[:6])
+    more = f", … {len(found) - 6} more (`lethe data collections`)" if len(found) > 6 else ""
+    return f"name the collection(s) to train on with --data, e.g. --data {found[0][0].name}; collections: {shown}{more}"

@@ -11,7 +11,6 @@ whenever the server listens beyond loopback.
 from __future__ import annotations
 
 import hmac
-import ipaddress
 import json
 import time
 from collections.abc import AsyncIterator
@@ -23,8 +22,8 @@ from starlette.concurrency import run_in_threadpool
 import lethe
 from lethe.chat.prompt import Prompt
 from lethe.chat.reply import ReplyStats
-from lethe.errors import InputError, Where
 from lethe.serve.errors import APIError, error_body, error_response, install_error_handlers
+from lethe.serve.exposure import check_exposure, is_loopback  # noqa: F401 (re-exported)
 from lethe.serve.logging import ConversationLogger, Exchange
 from lethe.serve.models import LoadedModel, ModelPool
 from lethe.serve.openai_schema import (
@@ -43,25 +42,6 @@ from lethe.serve.openai_schema import (
 MAX_BODY_BYTES = 4 * 1024 * 1024
 VERSION_HEADER = "X-Lethe-Model-Version"
 STREAM_INTERVAL_S = 0.02
-
-
-def is_loopback(host: str) -> bool:
-    """True for addresses only this machine can reach (``localhost``, 127.0.0.0/8, ::1)."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
-
-
-def check_exposure(host: str, api_key: str | None) -> None:
-    """Refuse to listen beyond loopback without an API key."""
-    if not is_loopback(host) and not api_key:
-        raise InputError(
-            f"host {host} is reachable from other machines: give an API key (--api-key) or listen on 127.0.0.1",
-            Where(field="host"),
-        )
 
 
 def _usage(stats: ReplyStats) -> Usage:

@@ -204,6 +204,7 @@ class JobRunner:
                 "seconds": round(result.seconds, 3),
                 "tokens_per_second": round(result.tokens / result.seconds, 1) if result.seconds else None,
                 "final_loss": result.epoch_losses[-1] if result.epoch_losses else None,
+                "epoch_losses": [round(loss, 5) for loss in result.epoch_losses],  # the report's curves
             }
             optimizer, scheduler = result.optimizer, result.scheduler
         else:  # every document of the slice was erased or excluded: nothing to learn
