@@ -57,3 +57,13 @@ def test_bad_selectors_say_what_is_wrong(trained_workspace):
     assert "999999" in out
     out = invoke("forget", "--docs", "1", "--method", "magic", code=2)
     assert "unknown method 'magic'" in out
+
+
+def test_unknown_method_settings_are_refused_by_name(trained_workspace):
+    ws, _, _ = trained_workspace
+    before = ws.ledger.forget_requests(limit=10)
+    out = invoke("forget", "--docs", "1", "--method", "npo", "-p", "betta=0.1", code=2)
+    assert "'betta'" in out and "did you mean 'beta'" in out
+    assert "valid settings:" in out and "alpha" in out and "lora_r" in out
+    assert "Traceback" not in out
+    assert ws.ledger.forget_requests(limit=10) == before  # nothing recorded

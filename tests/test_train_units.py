@@ -9,20 +9,47 @@ from lethe.errors import InputError
 from lethe.train.config import TrainConfig
 from lethe.train.examples import build_examples
 from lethe.train.schedule import WarmupCosine, batch_plan
-from lethe.train.slices import plan_slices, slice_seed
+from lethe.train.slices import lineage_planner, plan_slices, slice_seed
 
 
 def test_slice_plan_is_seeded_complete_and_ordered():
-    ids = list(range(100, 137))
-    plan = plan_slices(ids, 4, seed=7)
-    assert plan == plan_slices(ids, 4, seed=7)
-    assert plan != plan_slices(ids, 4, seed=8)
-    assert sorted(d for s in plan for d in s) == ids
-    assert [len(s) for s in plan] in ([9, 9, 10, 9], [9, 10, 9, 9], [10, 9, 9, 9], [9, 9, 9, 10])
-    assert all(s == sorted(s) for s in plan)
+    docs = [(i, f"src:doc{i}") for i in range(100, 137)]
+    plan = plan_slices(docs, 4, seed=7)
+    assert plan == plan_slices(docs, 4, seed=7)
+    assert plan != plan_slices(docs, 4, seed=8)
+    assert sorted(d for s in plan for d in s) == [i for i, _ in docs]
+    assert all(s == sorted(s) for s in plan) and all(plan)
     assert slice_seed(7, 0) != slice_seed(7, 1) and slice_seed(7, 1) == slice_seed(7, 1)
     with pytest.raises(InputError):
-        plan_slices([1, 2], 3, seed=0)
+        plan_slices([(1, "a"), (2, "b")], 3, seed=0)
+    with pytest.raises(InputError, match="unknown slice planner"):
+        plan_slices(docs, 2, seed=0, planner="random")
+
+
+def test_removing_documents_never_moves_another_one():
+    docs = [(i, f"wiki:{i * 37}") for i in range(400)]
+    plan = plan_slices(docs, 5, seed=3)
+    removed = {i for i, _ in docs[::7]}
+    smaller = plan_slices([d for d in docs if d[0] not in removed], 5, seed=3)
+    assert smaller == [[d for d in s if d not in removed] for s in plan]
+    # the slice follows the stable key, not the id: re-ingested under other ids, same slices
+    renumbered = plan_slices([(i + 1000, key) for i, key in docs], 5, seed=3)
+    assert renumbered == [[d + 1000 for d in s] for s in plan]
+    # roughly even: a binomial spread around n/k
+    assert all(50 <= len(s) <= 110 for s in plan)
+    # every revision of a document (same key) lands in one slice
+    with_revision = plan_slices([*docs, (999, docs[0][1])], 5, seed=3)
+    assert next(s for s in with_revision if docs[0][0] in s) == next(s for s in with_revision if 999 in s)
+
+
+def test_the_old_shuffle_planner_is_kept_for_lineages_trained_with_it():
+    docs = [(i, f"k{i}") for i in range(100, 137)]
+    plan = plan_slices(docs, 4, seed=7, planner="shuffle")
+    assert [len(s) for s in plan] in ([9, 9, 10, 9], [9, 10, 9, 9], [10, 9, 9, 9], [9, 9, 9, 10])
+    assert lineage_planner({}) == "shuffle" and lineage_planner({"slice_plan": "key-hash"}) == "key-hash"
+    # what `shuffle` did wrong: removing one document moves others to another slice
+    fewer = plan_slices(docs[1:], 4, seed=7, planner="shuffle")
+    assert fewer != [[d for d in s if d != docs[0][0]] for s in plan]
 
 
 def test_batch_plan_covers_every_example_each_epoch_and_feeds_every_process():

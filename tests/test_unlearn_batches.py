@@ -77,8 +77,14 @@ def test_config_checks_and_records_itself():
     config = UnlearnConfig(beta=0.2, lora=True, replay_fn=lambda *a, **k: None)
     recorded = config.to_dict()
     assert "replay_fn" not in recorded and recorded["beta"] == 0.2
-    restored = UnlearnConfig.from_dict({**recorded, "unknown_key": 1})
+    restored = UnlearnConfig.from_dict(recorded)
     assert restored == config and restored.replay_fn is None
+    with pytest.raises(
+        InputError, match=r"unknown unlearning setting 'unknown_key'.*valid settings: alpha, beta"
+    ) as error:
+        UnlearnConfig.from_dict({**recorded, "unknown_key": 1})
+    assert error.value.where.field == "unknown_key"
+    assert UnlearnConfig.from_dict({"retokenize": True}, also=("retokenize",)) == UnlearnConfig()
     import json
 
     json.dumps(recorded)

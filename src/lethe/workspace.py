@@ -8,6 +8,7 @@ lethe-home/
   reports/        HTML reports and plots
   tokenizers/     trained tokenizers
   bench/          benchmark caches and results
+  bases/          imported pretrained base models (lethe base add), linked from the machine cache
 ```
 """
 
@@ -23,7 +24,7 @@ from lethe.errors import InputError
 
 DEFAULT_HOME = "./lethe-home"
 SHARED_DATA_ENV = "LETHE_SHARED_DATA"
-SUBDIRS = ("models", "checkpoints", "reports", "tokenizers", "bench")
+SUBDIRS = ("models", "checkpoints", "reports", "tokenizers", "bench", "bases")
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-]{0,120}$")
 
 

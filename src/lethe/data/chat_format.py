@@ -6,6 +6,7 @@ them), with ``-100`` wherever no loss is taken (prompt, system and user turns, p
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import TypedDict
 
@@ -37,29 +38,75 @@ def format_qa(question: str, answer: str, *, system: str | None = None) -> list[
     return messages
 
 
-def _require_generation_markers(tokenizer: PreTrainedTokenizerBase) -> None:
-    template = tokenizer.chat_template or ""
-    if "{% generation %}" not in template and "{%- generation %}" not in template:
+def has_generation_markers(tokenizer: PreTrainedTokenizerBase) -> bool:
+    """Whether the chat template marks assistant tokens with a ``{% generation %}`` block."""
+    return re.search(r"\{%-?\s*generation\s*-?%\}", tokenizer.chat_template or "") is not None
+
+
+def _render(tokenizer: PreTrainedTokenizerBase, messages: Sequence[Message], *, generation_prompt: bool) -> str:
+    return tokenizer.apply_chat_template(list(messages), tokenize=False, add_generation_prompt=generation_prompt)
+
+
+def assistant_spans(
+    tokenizer: PreTrainedTokenizerBase, messages: Sequence[Message]
+) -> tuple[str, list[tuple[int, int]]]:
+    """The rendered conversation and the character span of each assistant reply in it.
+
+    Real chat templates (ChatML, Llama 3, ...) carry no ``{% generation %}`` block, so a
+    reply is found by rendering the conversation up to it twice: with the generation prompt
+    (everything before the reply) and with the reply (everything up to its end-of-turn).
+    The difference is the reply and its closing marker; trailing whitespace the template
+    adds after the marker is left out, so the model learns to stop, not to print a newline.
+    """
+    if not tokenizer.chat_template:
         raise InputError(
-            "the tokenizer's chat template has no {% generation %} block, so assistant "
-            "tokens cannot be told apart; train the tokenizer with lethe",
+            "the tokenizer has no chat template, so a conversation cannot be rendered; "
+            "use a chat model's tokenizer or one trained with lethe",
             Where(field="chat_template"),
         )
+    full = _render(tokenizer, messages, generation_prompt=False)
+    spans: list[tuple[int, int]] = []
+    for i, message in enumerate(messages):
+        if message.get("role") != "assistant":
+            continue
+        before = _render(tokenizer, messages[:i], generation_prompt=True)
+        through = _render(tokenizer, messages[: i + 1], generation_prompt=False)
+        if not (through.startswith(before) and full.startswith(through)):
+            raise InputError(
+                "the chat template does not render a conversation as a prefix of its continuation, "
+                "so the assistant tokens cannot be found",
+                Where(field="chat_template"),
+            )
+        end = len(through.rstrip())
+        if end > len(before):
+            spans.append((len(before), end))
+    return full, spans
+
+
+def _assistant_mask(tokenizer: PreTrainedTokenizerBase, messages: Sequence[Message]) -> tuple[list[int], list[bool]]:
+    """Token ids of the rendered conversation, and which of them belong to an assistant reply."""
+    if has_generation_markers(tokenizer):
+        encoded = tokenizer.apply_chat_template(
+            list(messages), tokenize=True, return_dict=True, return_assistant_tokens_mask=True
+        )
+        return list(encoded["input_ids"]), [bool(k) for k in encoded["assistant_masks"]]
+    text, spans = assistant_spans(tokenizer, messages)
+    encoded = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+    mask = [any(lo <= start < hi for lo, hi in spans) for start, _ in encoded["offset_mapping"]]
+    return list(encoded["input_ids"]), mask
 
 
 def encode_sft(tokenizer: PreTrainedTokenizerBase, messages: Sequence[Message], max_len: int) -> Encoded:
     """Token ids of a conversation, with labels only on the assistant turns.
 
-    Each assistant turn's closing ``<|end|>`` is a label too, so the model learns to stop.
-    Sequences longer than `max_len` are cut at the end; if no assistant token survives the
-    cut, that is an error rather than a silent no-op example.
+    Each assistant turn's end-of-turn marker (``<|end|>``, ``<|im_end|>``, ...) is a label
+    too, so the model learns to stop. Templates with a ``{% generation %}`` block (lethe's own)
+    mark the reply themselves; any other template is rendered with and without each reply
+    (`assistant_spans`). Sequences longer than `max_len` are cut at the end; if no assistant
+    token survives the cut, that is an error rather than a silent no-op example.
     """
-    _require_generation_markers(tokenizer)
-    encoded = tokenizer.apply_chat_template(
-        list(messages), tokenize=True, return_dict=True, return_assistant_tokens_mask=True
-    )
-    input_ids = list(encoded["input_ids"])[:max_len]
-    mask = list(encoded["assistant_masks"])[:max_len]
+    ids, mask = _assistant_mask(tokenizer, messages)
+    input_ids, mask = ids[:max_len], mask[:max_len]
     labels = [tok if keep else IGNORE_INDEX for tok, keep in zip(input_ids, mask)]
     if all(label == IGNORE_INDEX for label in labels):
         has_assistant = any(m.get("role") == "assistant" for m in messages)

@@ -106,6 +106,30 @@ class Lineage(Base):
     created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
 
 
+class BaseModelRecord(Base):
+    """A pretrained base model imported with `lethe base add` (a local HF directory or GGUF file).
+
+    Provenance starts here: what the base learned before lethe saw it is outside the ledger,
+    and `pretraining_data` says so in every record.
+    """
+
+    __tablename__ = "base_models"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    source_path: Mapped[str] = mapped_column(Text)
+    source_kind: Mapped[str] = mapped_column(String(20))  # gguf, hf
+    source_sha256: Mapped[str] = mapped_column(String(64))
+    path: Mapped[str] = mapped_column(Text)  # the converted directory in the workspace
+    weights_sha256: Mapped[str] = mapped_column(String(64))
+    license: Mapped[str | None] = mapped_column(String(200))
+    parameters: Mapped[int] = mapped_column(BigInteger)
+    architecture: Mapped[str | None] = mapped_column(String(100))
+    quantization: Mapped[str | None] = mapped_column(String(200))  # GGUF tensor types: how weights were rounded
+    pretraining_data: Mapped[str] = mapped_column(Text, default="not on record")
+    meta: Mapped[dict | None] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+
+
 class Run(Base):
     """A train / update / unlearn / replay / eval / impact run."""
 

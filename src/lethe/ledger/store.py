@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from lethe.errors import InputError
 from lethe.ledger import migrate
+from lethe.ledger.base_models import BaseModelsMixin
 from lethe.ledger.conversations import ConversationsMixin
 from lethe.ledger.documents import DocumentsMixin
 from lethe.ledger.ingest import IngestMixin
@@ -61,7 +62,14 @@ def make_engine(url: str) -> Engine:
 
 
 class Ledger(
-    IngestMixin, DocumentsMixin, ProvenanceMixin, RequestsMixin, ConversationsMixin, JobsMixin, TokenizersMixin
+    IngestMixin,
+    DocumentsMixin,
+    ProvenanceMixin,
+    RequestsMixin,
+    ConversationsMixin,
+    JobsMixin,
+    TokenizersMixin,
+    BaseModelsMixin,
 ):
     """The provenance ledger of one lethe workspace."""
 

@@ -28,7 +28,7 @@ from lethe.train.environment import environment
 from lethe.train.examples import SFT_ENCODERS, is_trainable
 from lethe.train.job import JobSpec, Progress, SliceSpec, execute
 from lethe.train.progress import ProgressCallback, no_progress
-from lethe.train.slices import plan_slices, slice_seed, training_documents
+from lethe.train.slices import KEY_HASH, plan_slices, slice_seed, training_documents
 from lethe.train.tokenizers import document_ids, resolve_tokenizer
 
 
@@ -155,7 +155,7 @@ def train(
             known = set(ids)
             plan = [sorted(set(s) & known) for s in slice_plan]
         else:
-            plan = plan_slices(ids, slices, settings.seed)
+            plan = plan_slices([(d.id, d.key) for d in documents], slices, settings.seed)
         resolved = resolve_tokenizer(workspace, tokenizer, base, documents)
         model = load_base(base, resolved.tokenizer, seed=settings.seed)
         name = _lineage_name(ledger, lineage, base, data)
@@ -169,6 +169,7 @@ def train(
                 "init_seed": settings.seed,
                 "data": data,
                 "train": settings.to_dict(),
+                "slice_plan": "given" if slice_plan is not None else KEY_HASH,
             },
         )
         save_spec(paths, model, resolved.tokenizer)

@@ -6,7 +6,8 @@ Fields that only some methods read say which. `to_dict` is what the ledger recor
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import difflib
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -163,7 +164,32 @@ class UnlearnConfig:
         return values
 
     @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> UnlearnConfig:
-        """A config from a recorded dict; unknown keys are ignored."""
-        known = {f.name for f in fields(cls)} - {"replay_fn"}
+    def setting_names(cls) -> list[str]:
+        """The names `from_dict` accepts, sorted."""
+        return sorted(f.name for f in fields(cls) if f.name != "replay_fn")
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any], *, also: Iterable[str] = ()) -> UnlearnConfig:
+        """A config from user settings or a recorded dict, parsed strictly.
+
+        An unknown key is an `InputError` naming it (with the closest valid name) and
+        listing the valid ones; `also` names extra keys a caller handles itself (e.g. the
+        `retokenize` of an exact replay), which are accepted and left out of the config.
+        """
+        check_setting_names(values, cls.setting_names(), also)
+        known = set(cls.setting_names())
         return cls(**{k: v for k, v in values.items() if k in known})
+
+
+def check_setting_names(values: Iterable[str], valid: Iterable[str], also: Iterable[str] = ()) -> None:
+    """Raise an `InputError` for the first name of `values` that is neither `valid` nor `also`."""
+    allowed = sorted({*valid, *also})
+    for name in values:
+        if name in allowed:
+            continue
+        close = difflib.get_close_matches(str(name), allowed, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise InputError(
+            f"unknown unlearning setting {name!r}{hint}; valid settings: {', '.join(allowed)}",
+            Where(field=str(name)),
+        )

@@ -23,6 +23,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from lethe.errors import CancelledError, ConflictError, InputError, Where
+from lethe.unlearn.config import UnlearnConfig
 from lethe.unlearn.selectors import Selector, redact_selector, resolve
 
 RETAIN_CAP = 2000
@@ -69,10 +70,13 @@ def create_request(
             f"retokenize retrains the tokenizer in an exact replay; method {method!r} keeps the model's",
             Where(field="retokenize"),
         )
+    UnlearnConfig.from_dict(config or {}, also=("retokenize",))  # unknown settings are refused here
     ledger = workspace.ledger
-    base = ledger.resolve_version(version, allow_tainted=True)
+    # Before any model exists there is nothing to unlearn: the request only erases.
+    no_model = version == "latest" and "latest" not in ledger.aliases() and not ledger.list_versions()
+    base = None if no_model else ledger.resolve_version(version, allow_tainted=True)
     document_ids = resolve(ledger, selector)
-    trained = ledger.documents_seen(base.id, candidates=document_ids)
+    trained = ledger.documents_seen(base.id, candidates=document_ids) if base else []
     return ledger.create_forget_request(
         selector=selector.as_dict(),
         document_ids=document_ids,
@@ -81,7 +85,7 @@ def create_request(
         config={**(config or {}), "holdout": holdout},
         reason=reason,
         requester=requester,
-        base_version_id=base.id,
+        base_version_id=base.id if base else None,
     )
 
 
@@ -127,11 +131,15 @@ def run_request(
     outcome = ForgetOutcome(
         request_id, "running", trained_documents=len(trained_ids), untrained_documents=len(pairs) - len(trained_ids)
     )
-    base = ledger.resolve_version(request.base_version_id, allow_tainted=True)
+    base = (
+        ledger.resolve_version(request.base_version_id, allow_tainted=True)
+        if request.base_version_id is not None
+        else None
+    )
     run_id = ledger.start_run(
         "unlearn",
-        lineage_id=base.lineage_id,
-        parent_version_id=base.id,
+        lineage_id=base.lineage_id if base else None,
+        parent_version_id=base.id if base else None,
         config={"method": request.method, **(request.config or {}), "request_id": request_id},
         seed=(request.config or {}).get("seed", 0),
     )
@@ -140,7 +148,7 @@ def run_request(
     try:
         if not trained_ids:
             # Nothing to unlearn: the lineage never trained on these documents. Erase only.
-            outcome.tokenizer = _tokenizer_leak(workspace, base, [d for d, _ in pairs])
+            outcome.tokenizer = _tokenizer_leak(workspace, base, [d for d, _ in pairs]) if base else None
             ledger.finish_run(run_id, "succeeded", metrics={"note": "no trained documents; erased only"})
             ledger.update_forget_request(
                 request_id,
@@ -234,7 +242,6 @@ def _unlearn(workspace, request, base, trained_ids, run_id, callback, cancel):
     from lethe.model.io import load_version, save_version, weights_sha256
     from lethe.train.config import lineage_config
     from lethe.unlearn import run_unlearning
-    from lethe.unlearn.config import UnlearnConfig
 
     ledger = workspace.ledger
     settings = {k: v for k, v in (request.config or {}).items() if k != "holdout"}

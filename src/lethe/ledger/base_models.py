@@ -1,0 +1,91 @@
+"""Pretrained base models: where a lineage that does not start from random weights starts."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from lethe.errors import ConflictError, NotFoundError
+from lethe.ledger.schema import BaseModelRecord, utcnow
+
+PRETRAINING_DATA = "not on record"
+
+
+class BaseModelsMixin:
+    def add_base_model(
+        self,
+        *,
+        name: str,
+        source_path: str,
+        source_kind: str,
+        source_sha256: str,
+        path: str,
+        weights_sha256: str,
+        parameters: int,
+        license: str | None = None,
+        architecture: str | None = None,
+        quantization: str | None = None,
+        meta: dict | None = None,
+    ) -> tuple[BaseModelRecord, bool]:
+        """Record a converted base; (record, created). The same weights under the same name are
+        recorded once; other weights under a taken name are a `ConflictError`."""
+        with self.transaction() as s:
+            existing = s.scalar(select(BaseModelRecord).where(BaseModelRecord.name == name))
+            if existing is not None:
+                if existing.weights_sha256 == weights_sha256:
+                    return existing, False
+                raise ConflictError(
+                    f"a base model named {name!r} exists already with other weights "
+                    f"({existing.source_path}); choose another --name"
+                )
+            row = BaseModelRecord(
+                name=name,
+                source_path=source_path,
+                source_kind=source_kind,
+                source_sha256=source_sha256,
+                path=path,
+                weights_sha256=weights_sha256,
+                license=license,
+                parameters=parameters,
+                architecture=architecture,
+                quantization=quantization,
+                pretraining_data=PRETRAINING_DATA,
+                meta=meta,
+                created_at=utcnow(),
+            )
+            s.add(row)
+            s.flush()
+            self._event(
+                s,
+                "base.added",
+                "base_model",
+                row.id,
+                name=name,
+                source=source_path,
+                source_sha256=source_sha256,
+                weights_sha256=weights_sha256,
+                parameters=parameters,
+                pretraining_data=PRETRAINING_DATA,
+            )
+            return row, True
+
+    def base_models(self) -> list[BaseModelRecord]:
+        with self.reading() as s:
+            return list(s.scalars(select(BaseModelRecord).order_by(BaseModelRecord.id)))
+
+    def base_model(self, ref: str | int) -> BaseModelRecord:
+        """The base model named (or numbered) `ref`."""
+        with self.reading() as s:
+            query = select(BaseModelRecord)
+            if isinstance(ref, int) or str(ref).isdigit():
+                row = s.get(BaseModelRecord, int(ref))
+            else:
+                row = s.scalar(query.where(BaseModelRecord.name == str(ref)))
+            if row is None:
+                known = ", ".join(s.scalars(select(BaseModelRecord.name))) or "none yet"
+                raise NotFoundError(f"no base model {ref!r} (known: {known}; add one with `lethe base add`)")
+            return row
+
+    def base_model_at(self, path: str) -> BaseModelRecord | None:
+        """The base model whose converted directory is `path` (None: not an imported base)."""
+        with self.reading() as s:
+            return s.scalar(select(BaseModelRecord).where(BaseModelRecord.path == str(path)))
