@@ -92,3 +92,33 @@ def test_readiness_notices(trained_workspace):
     assert latest.meta["final_loss"] > 1.0 and len(latest.meta["epoch_losses"]) == 2
     [notice] = version_notices(ws.ledger)
     assert "looks undertrained" in notice
+
+
+def test_the_conversation_log_names_every_version_that_answered(trained_workspace):
+    from lethe.chat.sampling import SamplingParams
+    from lethe.chat.terminal import TerminalChat
+    from lethe.serve.logging import ConversationLogger
+    from lethe.serve.models import ModelPool
+
+    ws, _world, versions = trained_workspace
+    first, second = versions[-1].name, versions[0].name
+    lines = ["hello", f"/model {second}", "and again"]
+    pool = ModelPool(ws.ledger, base_dir=ws.home)
+    logger = ConversationLogger(ws.ledger)
+    try:
+        chat = TerminalChat(
+            pool.get,
+            first,
+            read=lambda _prompt: lines.pop(0) if lines else (_ for _ in ()).throw(EOFError()),
+            write=lambda _text: None,
+            logger=logger,
+            params=SamplingParams(temperature=0, max_new_tokens=4),
+        )
+        chat.run()
+    finally:
+        logger.close(timeout=5.0)
+        pool.close()
+    listed = json.loads(invoke("log", "conversations", "--json").output)
+    assert [c["answered_by"] for c in listed] == [f"{first}, {second}"]
+    messages = json.loads(invoke("log", "conversations", str(listed[0]["id"]), "--json").output)
+    assert [m["version"] for m in messages if m["role"] == "assistant"] == [first, second]

@@ -242,6 +242,10 @@ def run_demo(
     result.summary = _summary(ledger, exact_id, fast_id, config.fast_method)
     with step("publish the exact version; taint and erase"):
         discard_request(ws, fast_id)
+        # the demo, not a user, chose: it keeps the fast candidate only to compare with the exact one
+        ledger.update_forget_request(
+            fast_id, error=f"discarded by the demo: it publishes the exact replay; {config.fast_method} was for comparison"
+        )
         outcome = publish_request(ws, exact_id)
         result.versions.update(
             {"published": outcome.version, "tainted": ", ".join(outcome.tainted), config.fast_method: fast_version.name}

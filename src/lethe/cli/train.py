@@ -6,9 +6,9 @@ from pathlib import Path
 from typing import Self
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from lethe.cli.app import JsonOption, app, console, emit, err_console, workspace
+from lethe.cli.progress import StageProgress, slice_label
 from lethe.errors import InputError
 
 tokenizer_app = typer.Typer(help="Tokenizers trained on ledger documents.", no_args_is_help=True)
@@ -16,54 +16,42 @@ app.add_typer(tokenizer_app, name="tokenizer")
 
 
 class ProgressBars:
-    """Turns training `ProgressEvent`s into one rich progress bar per slice (stderr)."""
+    """Turns training `ProgressEvent`s into one progress bar per slice (stderr), named for the job's kind."""
 
     def __init__(self, enabled: bool):
         self.enabled = enabled
-        self.bars = Progress(
-            TextColumn("[bold]{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("loss {task.fields[loss]}"),
-            TextColumn("{task.fields[speed]} tok/s"),
-            TextColumn("ETA {task.fields[eta]}"),
-            TimeElapsedColumn(),
-            console=err_console,
-            transient=False,
-            disable=not enabled,
-        )
-        self.task = None
+        self.stages = StageProgress(err_console) if enabled else None
 
     def __enter__(self) -> Self:
-        self.bars.__enter__()
+        if self.stages is not None:
+            self.stages.__enter__()
         return self
 
     def __exit__(self, *exc) -> None:
-        self.bars.__exit__(*exc)
+        if self.stages is not None:
+            self.stages.finish()
+            self.stages.__exit__(*exc)
 
     def __call__(self, event) -> None:
-        if not self.enabled:
+        if self.stages is None:
             return
         if event.kind == "slice_start":
-            self.task = self.bars.add_task(
-                f"slice {event.slice_index} ({event.slice_position + 1}/{event.slices_total})",
-                total=None,
-                loss="-",
-                speed="-",
-                eta="-",
-            )
-        elif event.kind == "step" and self.task is not None:
+            self.stages.finish()
+            self.stages.start(slice_label(event))
+        elif event.kind == "step":
             eta = event.eta
-            self.bars.update(
-                self.task,
-                completed=event.step,
-                total=event.steps_total,
-                loss=f"{event.loss:.3f}" if event.loss is not None else "-",
-                speed=f"{event.tokens_per_second:,.0f}" if event.tokens_per_second else "-",
-                eta=f"{eta:.0f}s" if eta is not None else "-",
+            info = " ".join(
+                part
+                for part in (
+                    f"loss {event.loss:.3f}" if event.loss is not None else "",
+                    f"{event.tokens_per_second:,.0f} tok/s" if event.tokens_per_second else "",
+                    f"ETA {eta:.0f}s" if eta is not None else "",
+                )
+                if part
             )
-        elif event.kind == "slice_end" and self.task is not None:
-            self.bars.update(self.task, description=f"slice {event.slice_index} → {event.version}")
+            self.stages.update(event.step, event.steps_total or None, info)
+        elif event.kind == "slice_end":
+            self.stages.finish(f"{slice_label(event)} → {event.version}")
 
 
 def _version_rows(versions) -> list[dict]:

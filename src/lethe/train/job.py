@@ -169,7 +169,12 @@ class JobRunner:
         excluded = set(spec.exclude_document_ids)
         documents = self.ledger.documents([d for d in sl.document_ids if d not in excluded])
         examples = build_examples(documents, self.tokenizer, config)
-        event = {"slice_index": sl.index, "slice_position": position, "slices_total": len(spec.slices)}
+        event = {
+            "slice_index": sl.index,
+            "slice_position": position,
+            "slices_total": len(spec.slices),
+            "run_kind": spec.run_kind,
+        }
         self.callback(ProgressEvent(kind="slice_start", global_step=progress.global_step, **event))
         resuming = progress.step_in_slice > 0
         offset = progress.global_step - progress.step_in_slice
@@ -291,6 +296,7 @@ class JobRunner:
                 slices_total=len(spec.slices),
                 global_step=progress.global_step,
                 version=version.name,
+                run_kind=spec.run_kind,
             )
         )
 
@@ -311,6 +317,7 @@ class JobRunner:
                     slices_total=len(spec.slices),
                     global_step=self.progress.global_step,
                     version=ledger.resolve_version(versions[-1], allow_tainted=True).name,
+                    run_kind=spec.run_kind,
                 )
             )
 

@@ -39,6 +39,8 @@ class ProgressEvent:
     """Seconds since the slice (or resume) started."""
     version: str | None = None
     """Name of the version registered (`slice_end`, `published`)."""
+    run_kind: str = "train"
+    """The job's kind, `train`, `update` or `replay`: what a progress label should call it."""
 
     @property
     def eta(self) -> float | None:
