@@ -244,7 +244,8 @@ def run_demo(
         discard_request(ws, fast_id)
         # the demo, not a user, chose: it keeps the fast candidate only to compare with the exact one
         ledger.update_forget_request(
-            fast_id, error=f"discarded by the demo: it publishes the exact replay; {config.fast_method} was for comparison"
+            fast_id,
+            error=f"discarded by the demo: it publishes the exact replay; {config.fast_method} was for comparison",
         )
         outcome = publish_request(ws, exact_id)
         result.versions.update(
