@@ -21,7 +21,7 @@ DEMO_HOME ?= ./lethe-demo
 
 demo: setup
 	rm -rf $(DEMO_HOME)
-	$(VENV)/bin/lethe --home $(DEMO_HOME) demo
+	$(VENV)/bin/lethe --home $(DEMO_HOME) demo --summary benchmarks/results/demo.json
 
 test: setup
 	$(VENV)/bin/ruff check src tests benchmarks

@@ -46,4 +46,6 @@ def test_quick_demo_runs_the_whole_story():
     assert all(published.id not in {v.id for v in ledger.versions_that_saw(d)} for d in forgotten)
     assert fast_request.audit["reference_comparison"] is not None  # audited against the exact replay
     assert (ws.home / "reports" / "report.html").stat().st_size > 10_000
+    written = json.loads((ws.home / "reports" / "demo-summary.json").read_text())
+    assert written["summary"] == out["summary"] and written["config"]["preset"] == "nano"
     assert check(ledger) == []

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
 from rich.table import Table
 
@@ -30,6 +32,9 @@ def demo(
     quick: bool = typer.Option(False, "--quick", help="A nano model on a small world (~2 minutes)."),
     entities: int = typer.Option(None, "--entities", help="Entities in the generated world."),
     seed: int = typer.Option(None, "--seed", help="Seed of the world and of every run."),
+    summary: Path = typer.Option(
+        None, "--summary", help="Also write the summary JSON here (it is always in the workspace's reports/)."
+    ),
     json: bool = JsonOption,
 ) -> None:
     """Generate a world, train in slices plus a weekly update, chat, forget (exact and fast), audit, report."""
@@ -44,6 +49,10 @@ def demo(
     say = (lambda _text: None) if json else console.print
     with progress_callback(not json) as callback:
         result = run_demo(ws, config, say=say, progress=callback)
+    if summary is not None:
+        from lethe.demo import write_summary
+
+        write_summary(result, config, summary)
     if json:
         emit(result.as_dict(), True)
         return
