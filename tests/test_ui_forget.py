@@ -46,12 +46,12 @@ def status(page) -> str:
 
 
 DRAWN_LINE = """(chart) => [...document.querySelectorAll(`${chart} svg .mark-line path`)]
-    .some(p => (p.getAttribute('d') || '').split(/[LM]/).length > 3
+    .some(p => (p.getAttribute('d') || '').split(/[LM]/).length > 2
                && !['', 'none', 'transparent'].includes(p.getAttribute('stroke') || ''))"""
 
 
-def wait_drawn(page, chart: str, timeout: float = 15_000) -> None:
-    """Wait until the chart has drawn a visible line of several points (stroked marks in its SVG)."""
+def wait_drawn(page, chart: str, timeout: float = 60_000) -> None:
+    """Wait until the chart has drawn a visible line (a stroked mark of two points or more in its SVG)."""
     page.wait_for_function(DRAWN_LINE, arg=chart, timeout=timeout)
 
 
