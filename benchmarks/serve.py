@@ -65,17 +65,21 @@ def build_version(preset: str, directory: Path) -> None:
     save_version(model, tokenizer, directory)
 
 
-def serve_main(directory: str, port: int, threads: int) -> None:
-    """The server process: the API over one version, no logging."""
+def serve_main(directory: str, port: int, threads: int, max_batch_size: int = 16) -> None:
+    """The server process: the API over one version; exchanges are POSTed to ``LOGGING_URL``
+    when it is set (the soak sets a dead one), never written to a ledger."""
     torch.set_num_threads(threads)
     from lethe.chat.engine import EngineConfig
-    from lethe.serve.api import create_app
+    from lethe.serve.api import ServeLimits, create_app
+    from lethe.serve.logging import ConversationLogger, LoggingConfig
     from lethe.serve.models import DirectoryVersions, ModelPool
     from lethe.serve.server import run
 
-    pool = ModelPool(DirectoryVersions({"bench": directory}), engine_config=EngineConfig(max_batch_size=16))
+    pool = ModelPool(DirectoryVersions({"bench": directory}), engine_config=EngineConfig(max_batch_size=max_batch_size))
     pool.get("bench")
-    run(create_app(pool), port=port, log_level="warning")
+    config = LoggingConfig.from_env()
+    logger = ConversationLogger(None, config) if config.url else None
+    run(create_app(pool, logger=logger, limits=ServeLimits(max_n=1)), port=port, log_level="warning")
 
 
 # -- measurements ---------------------------------------------------------------------------
@@ -172,13 +176,17 @@ async def _clients(url: str, clients: int, requests_each: int, tokens: int) -> d
     return {"runs": runs, "tokens": sum(r["tokens"] for r in runs), "wall_s": wall}
 
 
-def start_server(directory: Path, threads: int) -> tuple[subprocess.Popen, str]:
+def start_server(
+    directory: Path, threads: int, env: dict | None = None, max_batch_size: int = 16
+) -> tuple[subprocess.Popen, str]:
     from lethe.serve.server import free_port
 
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, __file__, "--serve-only", str(directory), "--port", str(port), "--threads", str(threads)],
+        [sys.executable, __file__, "--serve-only", str(directory), "--port", str(port), "--threads", str(threads)]
+        + ["--max-batch-size", str(max_batch_size)],
         stdout=subprocess.DEVNULL,
+        env={**os.environ, **(env or {})},
     )
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 120
@@ -205,11 +213,21 @@ def main() -> None:
     parser.add_argument("--requests-per-client", type=int, default=2)
     parser.add_argument("--threads", type=int, default=1, help="torch threads (engine, server)")
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument(
+        "--soak", type=float, metavar="SECONDS", help="instead: the soak (32 streaming clients, dead LOGGING_URL)"
+    )
+    parser.add_argument("--soak-clients", type=int, default=32)
+    parser.add_argument("--max-batch-size", type=int, default=16, help=argparse.SUPPRESS)
     parser.add_argument("--serve-only", metavar="DIR", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_only:
-        serve_main(args.serve_only, args.port, args.threads)
+        serve_main(args.serve_only, args.port, args.threads, args.max_batch_size)
+        return
+    if args.soak:
+        from soak import soak
+
+        soak(args, build_version, start_server, _http_request)
         return
 
     torch.set_num_threads(args.threads)

@@ -93,11 +93,16 @@ def interleaved_steps(model, examples, plan, pad_id: int, bf16: bool, config: Tr
     """Median step seconds of lethe's step (its loss, optimizer, schedule and exposure notes)
     and of the minimal step, alternating step by step on one model, so that load from other
     processes hits both alike. Returns (lethe, minimal)."""
-    from lethe.train.loop import _optimizer, step_loss
+    from lethe.train.loop import engine_config, token_nll
     from lethe.train.schedule import WarmupCosine
+    from lethe.train.steps import Step, StepEngine
 
-    lethe_opt = _optimizer(model, config)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(lethe_opt, WarmupCosine.for_slice(len(plan), 0.05, 0.1))
+    engine = StepEngine(
+        model,
+        engine_config(config, seed=0),
+        steps_total=len(plan),
+        schedule=WarmupCosine.for_slice(len(plan), 0.05, 0.1),
+    )
     minimal_opt = torch.optim.AdamW(model.parameters(), lr=config.lr, betas=(0.9, 0.95))
     noted: set = set()
     lethe_times, minimal_times = [], []
@@ -105,13 +110,8 @@ def interleaved_steps(model, examples, plan, pad_id: int, bf16: bool, config: Tr
 
     def lethe_step(step: int, batch_ids: list[int]) -> None:
         batch = pad_batch([examples[i].as_encoded() for i in batch_ids], pad_id)
-        labels = sum(sum(1 for label in examples[i].labels[1:] if label != -100) for i in batch_ids)
-        loss, _ = step_loss(model, batch, labels, bf16)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        lethe_opt.step()
-        scheduler.step()
-        lethe_opt.zero_grad(set_to_none=True)
+        batch["normaliser"] = sum(sum(1 for label in examples[i].labels[1:] if label != -100) for i in batch_ids)
+        engine.step(Step(batch), token_nll)
         noted.update((step, examples[i].document_id) for i in batch_ids)
 
     def minimal_step(_step: int, batch_ids: list[int]) -> None:

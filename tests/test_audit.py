@@ -9,14 +9,10 @@ import torch
 
 from eval_helpers import documents, trained_pair, workspace_with_models
 from lethe.errors import ConflictError
-from lethe.eval.audit import (
-    AuditConfig,
-    audit_forget_request,
-    audit_request,
-    build_audit,
-)
+from lethe.eval.audit import AuditConfig, build_audit
 from lethe.eval.audit_render import render_audit
 from lethe.eval.suite import SuiteConfig
+from lethe.forget.audit import audit_forget_request, audit_request
 
 torch.set_num_threads(1)
 CONFIG = AuditConfig(suite=SuiteConfig(max_new_tokens=40, batch_size=4), samples=2)

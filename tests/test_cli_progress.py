@@ -9,7 +9,6 @@ from rich.console import Console
 
 from lethe.cli.progress import progress_callback
 from lethe.train.progress import ProgressEvent
-from lethe.unlearn.progress import UnlearnProgress
 
 
 def plain_console() -> tuple[Console, io.StringIO]:
@@ -34,12 +33,12 @@ def test_labels_name_the_stage_and_never_show_an_unknown_total():
     out, buffer = plain_console()
     with progress_callback(True, out=out, heartbeat=3600) as callback:
         callback(slice_event("slice_start", "train"))
-        callback(slice_event("step", "train", step=10, loss=1.5))
+        callback(slice_event("step", "train", step=10, losses={"loss": 1.5}))
         callback(slice_event("slice_end", "train", version="v3"))
         callback(slice_event("slice_start", "replay"))
         callback(slice_event("slice_end", "replay", version="v7"))
         for step in (1, 2):
-            callback(UnlearnProgress(step=step, steps_total=2, losses={"loss": -7.3}))
+            callback(ProgressEvent(kind="unlearn", step=step, steps_total=2, losses={"loss": -7.3}))
     text = buffer.getvalue()
     assert "train slice 2 (1/2): started" in text and "train slice 2 (1/2) → v3: done" in text
     assert "replay slice 2 (1/2): started" in text
@@ -53,7 +52,7 @@ def test_a_log_file_gets_a_line_while_a_long_step_runs():
     out, buffer = plain_console()
     with progress_callback(True, out=out, heartbeat=0.3) as callback:
         callback(slice_event("slice_start", "update"))
-        callback(slice_event("step", "update", step=3, loss=2.0))
+        callback(slice_event("step", "update", step=3, losses={"loss": 2.0}))
         time.sleep(1.2)  # one long step: no event arrives, the heartbeat still speaks
         lines = [line for line in buffer.getvalue().splitlines() if "step 3/10" in line]
     assert len(lines) >= 2, buffer.getvalue()

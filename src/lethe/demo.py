@@ -138,11 +138,10 @@ def run_demo(
     """Run the demo in `workspace` (which should be empty); returns timings and the summary."""
     from lethe.data.synth_ingest import ingest_synthetic_world
     from lethe.eval.suite import SuiteConfig
+    from lethe.forget import Selector, create_request, discard_request, publish_request, run_request
     from lethe.train.config import TrainConfig
     from lethe.train.pipeline import train, update
     from lethe.train.tokenizers import train_workspace_tokenizer
-    from lethe.unlearn.request import create_request, discard_request, publish_request, run_request
-    from lethe.unlearn.selectors import Selector
 
     config = config or DemoConfig()
     result = DemoResult()

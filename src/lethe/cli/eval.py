@@ -1,7 +1,7 @@
 """`lethe eval`, `lethe audit`, `lethe report` and `lethe bench`: measuring forgetting.
 
 Each command parses its arguments and calls one library function: `lethe.eval.suite`,
-`lethe.eval.tofu_logs`, `lethe.eval.audit`, `lethe.report.html`, `lethe.bench`.
+`lethe.eval.tofu_logs`, `lethe.forget.audit`, `lethe.report.html`, `lethe.bench`.
 """
 
 from __future__ import annotations
@@ -86,8 +86,8 @@ def audit(
     json: bool = JsonOption,
 ) -> None:
     """A forget request's audit: metrics before and after, exact reference, MIA, sample answers."""
-    from lethe.eval.audit import audit_request
     from lethe.eval.audit_render import render_audit
+    from lethe.forget.audit import audit_request
 
     with err_console.status(f"auditing request {request}"):
         result = audit_request(workspace(), request, refresh=refresh)

@@ -10,6 +10,7 @@ from lethe.cli.app import JsonOption, app, console, emit, plural, workspace
 from lethe.cli.progress import progress_callback
 from lethe.errors import InputError
 from lethe.eval.audit_render import describe_tokenizer_leak
+from lethe.train.distributed import main_driven
 
 requests_app = typer.Typer(help="Forget requests: list, show, publish or discard a candidate.", no_args_is_help=True)
 app.add_typer(requests_app, name="requests")
@@ -30,6 +31,7 @@ def parse_params(params: list[str]) -> dict:
 
 
 @app.command()
+@main_driven  # under `accelerate launch` the other processes take part in the unlearning only
 def forget(
     docs: list[str] = typer.Option(None, "--docs", help="Document ids or keys (repeat, or comma-separate)."),
     collection: str = typer.Option(None, "--collection", help="Forget every document of a collection."),
@@ -55,8 +57,7 @@ def forget(
     json: bool = JsonOption,
 ) -> None:
     """Forget documents: unlearn them with a method, publish a new version, erase their content."""
-    from lethe.unlearn.request import create_request, run_request
-    from lethe.unlearn.selectors import Selector, resolve
+    from lethe.forget import Selector, create_request, resolve, run_request
 
     ws = workspace()
     doc_refs = [d.strip() for item in (docs or []) for d in item.split(",") if d.strip()]
@@ -153,7 +154,7 @@ def requests_show(request_id: int) -> None:
 @requests_app.command("publish")
 def requests_publish(request_id: int, purge: bool = typer.Option(False, "--purge"), json: bool = JsonOption) -> None:
     """Publish an evaluated request's candidate: taint, erase, move `latest`."""
-    from lethe.unlearn.request import publish_request
+    from lethe.forget import publish_request
 
     outcome = publish_request(workspace(), request_id, purge=purge)
     if json:
@@ -165,7 +166,7 @@ def requests_publish(request_id: int, purge: bool = typer.Option(False, "--purge
 @requests_app.command("discard")
 def requests_discard(request_id: int) -> None:
     """Discard an evaluated request's candidate; nothing is erased."""
-    from lethe.unlearn.request import discard_request
+    from lethe.forget import discard_request
 
     discard_request(workspace(), request_id)
     console.print(f"request {request_id} discarded")
@@ -173,10 +174,10 @@ def requests_discard(request_id: int) -> None:
 
 @requests_app.command("methods")
 def requests_methods(json: bool = JsonOption) -> None:
-    """The unlearning methods lethe knows."""
-    from lethe.unlearn import list_methods
+    """The methods a forget request can use: exact replay and the approximate unlearning methods."""
+    from lethe.forget import list_strategies
 
-    names = list_methods()
+    names = list_strategies()
     if json:
         emit(names, True)
     else:

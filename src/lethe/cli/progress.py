@@ -123,7 +123,7 @@ def progress_callback(enabled: bool, *, out: Console | None = None, heartbeat: f
         state = {"unlearning": False}
 
         def callback(event) -> None:
-            if hasattr(event, "losses"):  # an unlearning step
+            if event.kind == "unlearn":  # an unlearning step
                 if not state["unlearning"] or event.step < stages.completed:  # a new unlearning run
                     stages.finish()
                     stages.start("unlearning", event.steps_total)

@@ -14,15 +14,14 @@ never-trained holdout documents it reports
   documents with the greedy answers of each model;
 * the loss curve of the unlearning run, when its progress history is given.
 
-The result is JSON-ready. It runs *before* the documents are erased (the orchestration calls
-it between unlearning and publishing): afterwards the ledger no longer holds their content.
+The result is JSON-ready. It runs *before* the documents are erased (`lethe.forget.audit`
+loads the versions and documents from the ledger and calls it between unlearning and publishing): afterwards the ledger no longer holds their content.
 Note that the samples quote forgotten questions and answers; `AuditConfig.samples = 0` leaves
 them out where the audit itself must not hold forgotten text.
 """
 
 from __future__ import annotations
 
-import random
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -34,9 +33,7 @@ from lethe.eval.suite import (
     HOLDOUT,
     SuiteConfig,
     SuiteResult,
-    load_split_documents,
     run_suite,
-    version_path,
 )
 
 BENCHMARK = "audit"
@@ -212,152 +209,6 @@ def _mia_section(results: dict[str, SuiteResult]) -> dict[str, Any]:
             a: mia.privleak(after[a], reference[a]) for a in after if a in reference and reference[a] < 1.0
         }
     return section
-
-
-# ----------------------------------------------------------------------------- the ledger side
-
-
-def _version_info(version: Any) -> dict[str, Any] | None:
-    if version is None:
-        return None
-    return {"id": version.id, "name": version.name, "kind": version.kind}
-
-
-def find_reference(ledger: Any, request: Any, forget_ids: list[int]) -> Any:
-    """The exact-replay version for the same documents and base, if the ledger has one."""
-    if request.method == "exact":
-        return None  # the request's own result is the exact model
-    wanted = set(forget_ids)
-    for other in ledger.forget_requests(limit=1000):
-        if (
-            other.id == request.id
-            or other.method != "exact"
-            or other.result_version_id is None
-            or other.status not in ("evaluated", "succeeded")
-            or other.base_version_id != request.base_version_id
-        ):
-            continue
-        if {d for d, trained in ledger.forget_request_documents(other.id) if trained} == wanted:
-            return ledger.resolve_version(other.result_version_id, allow_tainted=True)
-    return None
-
-
-def _holdout_documents(ledger: Any, request: Any, seen: set[int]) -> list[Any]:
-    name = (request.config or {}).get("holdout")
-    names = [name] if name else [c.name for c, _ in ledger.collections() if "holdout" in c.name]
-    ids = [i for n in names for i in ledger.collection_ids(n) if i not in seen]
-    return [d for d in ledger.documents(ids) if d.content is not None] if ids else []
-
-
-def audit_forget_request(
-    workspace: Any,
-    request: Any,
-    base: Any,
-    candidate: Any,
-    forget_ids: list[int],
-    history: list[dict[str, Any]] | None = None,
-    *,
-    reference: Any = None,
-    config: AuditConfig | None = None,
-    store: bool = True,
-) -> dict[str, Any]:
-    """Audit a request from the ledger: load the versions and documents, `build_audit`, and
-    store each model's suite metrics as benchmark `audit` with the request id.
-
-    `request`: a `ForgetRequest` row or id; `base`, `candidate`: versions (rows, ids or names);
-    `reference`: the exact-replay version (found with `find_reference` when not given).
-    Call it before the documents are erased.
-    """
-    from lethe.model.io import load_version
-
-    config = config or AuditConfig()
-    ledger = workspace.ledger
-    if isinstance(request, int):
-        request = ledger.forget_request(request)
-    base = ledger.resolve_version(getattr(base, "id", base), allow_tainted=True)
-    candidate = ledger.resolve_version(getattr(candidate, "id", candidate), allow_tainted=True)
-    if reference is None:
-        reference = find_reference(ledger, request, forget_ids)
-    elif not hasattr(reference, "path"):
-        reference = ledger.resolve_version(reference, allow_tainted=True)
-    forget_docs = load_split_documents(ledger, list(forget_ids))
-    seen = ledger.documents_seen(base.id)
-    excluded = set(forget_ids)
-    retain_ids = [d for d in seen if d not in excluded]
-    if len(retain_ids) > config.retain_documents:
-        retain_ids = sorted(random.Random(config.suite.seed).sample(retain_ids, config.retain_documents))
-    retain_docs = load_split_documents(ledger, retain_ids)
-    holdout_docs = _holdout_documents(ledger, request, set(seen))
-    before_model, tokenizer = load_version(version_path(workspace, base))
-    after_model, after_tokenizer = load_version(version_path(workspace, candidate))
-    reference_model, reference_tokenizer = (
-        load_version(version_path(workspace, reference)) if reference is not None else (None, None)
-    )
-    info = {
-        "request": {
-            "id": request.id,
-            "method": request.method,
-            "reason": request.reason,
-            "selector": request.selector,
-            "forget_documents": len(forget_ids),
-        },
-        "versions": {
-            "before": _version_info(base),
-            "after": _version_info(candidate),
-            "reference": _version_info(reference),
-        },
-        "exact": request.method == "exact",
-    }
-    audit = build_audit(
-        before_model,
-        after_model,
-        tokenizer,
-        forget=forget_docs,
-        retain=retain_docs,
-        holdout=holdout_docs,
-        reference_model=reference_model,
-        history=history,
-        config=config,
-        info=info,
-        tokenizers={"after": after_tokenizer, "reference": reference_tokenizer},
-    )
-    if store:
-        meta = {"config": config.to_dict(), "role": None}
-        for label, version in (("before", base), ("after", candidate), ("reference", reference)):
-            if version is not None and label in audit["metrics"]:
-                ledger.add_evaluations(
-                    version.id, BENCHMARK, audit["metrics"][label], request_id=request.id, meta={**meta, "role": label}
-                )
-    return audit
-
-
-def audit_request(workspace: Any, request_id: int, *, refresh: bool = False) -> dict[str, Any]:
-    """What `lethe audit REQUEST` shows: the stored audit, or a fresh one (`refresh`, or none
-    stored) saved into the request. A fresh audit needs the forget documents' content."""
-    from lethe.errors import ConflictError
-
-    ledger = workspace.ledger
-    request = ledger.forget_request(request_id)
-    if request.audit and not refresh and "metrics" in request.audit:
-        return request.audit
-    if request.base_version_id is None or request.result_version_id is None:
-        if request.audit:
-            return request.audit
-        raise ConflictError(f"forget request {request_id} is {request.status} and has no result version to audit")
-    forget_ids = [d for d, trained in ledger.forget_request_documents(request_id) if trained]
-    if all(d.content is None for d in ledger.documents(forget_ids)) if forget_ids else True:
-        if request.audit:
-            return request.audit
-        raise ConflictError(
-            f"forget request {request_id}'s documents are erased: an audit of them can no longer be computed "
-            "(audits are made before erasure, by the request itself)"
-        )
-    history = (ledger.run(request.run_id).metrics or {}).get("history") if request.run_id else None
-    audit = audit_forget_request(
-        workspace, request, request.base_version_id, request.result_version_id, forget_ids, history
-    )
-    ledger.update_forget_request(request_id, audit=audit)
-    return audit
 
 
 REDACTED = "[erased]"

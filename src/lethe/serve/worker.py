@@ -25,6 +25,7 @@ from dataclasses import asdict, dataclass, is_dataclass
 from typing import Any, Self
 
 from lethe.errors import CancelledError
+from lethe.forget import job as forget_job
 
 log = logging.getLogger(__name__)
 
@@ -240,54 +241,5 @@ class JobWorker:
 
 # -- forget requests --------------------------------------------------------------------------
 
-
-def _abandon_forget(workspace, job, status: str, error: str) -> None:
-    request_id = (job.params or {}).get("request_id")
-    if request_id is None:
-        return
-    ledger = workspace.ledger
-    request = ledger.forget_request(request_id)
-    if request.status in ("pending", "running"):
-        if request.run_id is not None and ledger.run(request.run_id).status == "running":
-            ledger.finish_run(request.run_id, status, error=error)
-        if request.result_version_id is not None:
-            ledger.discard_version(request.result_version_id)
-        ledger.update_forget_request(request_id, status=status, error=error)
-
-
-@job_handler("forget", abandon=_abandon_forget)
-def run_forget_job(workspace, context: JobContext) -> dict:
-    """Run a recorded forget request into an evaluated candidate (publishing is the user's call)."""
-    from lethe.unlearn.request import run_request
-
-    request_id = int(context.params["request_id"])
-    suite = None
-    if context.params.get("audit_items"):
-        from lethe.eval.suite import SuiteConfig
-
-        suite = SuiteConfig(max_items=int(context.params["audit_items"]))
-    outcome = run_request(
-        workspace,
-        request_id,
-        publish=False,
-        callback=context.progress,
-        cancel=context.cancelled,
-        evaluate=bool(context.params.get("evaluate", True)),
-        suite=suite,
-    )
-    return {
-        "request_id": request_id,
-        "status": outcome.status,
-        "version": outcome.version,
-        "trained_documents": outcome.trained_documents,
-        "seconds": round(outcome.seconds, 2),
-    }
-
-
-def queue_forget(ledger, request_id: int, *, evaluate: bool = True, audit_items: int | None = None) -> int:
-    """Queue a job that runs forget request `request_id`; the job id.
-
-    `evaluate`: audit base and candidate when unlearning is done; `audit_items`: questions per
-    split in that audit (None: the audit's default).
-    """
-    return ledger.create_job("forget", {"request_id": request_id, "evaluate": evaluate, "audit_items": audit_items})
+job_handler(forget_job.KIND, abandon=forget_job.abandon_forget_job)(forget_job.run_forget_job)
+queue_forget = forget_job.queue_forget

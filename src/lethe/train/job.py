@@ -32,9 +32,9 @@ from lethe.train.checkpointing import (
 )
 from lethe.train.config import TrainConfig
 from lethe.train.examples import build_examples
-from lethe.train.loop import progress_reporter, train_slice
+from lethe.train.exposures import ExposureRecorder
+from lethe.train.loop import train_slice
 from lethe.train.progress import ProgressCallback, ProgressEvent, no_progress
-from lethe.train.provenance import ExposureRecorder
 
 
 @dataclass
@@ -199,7 +199,8 @@ class JobRunner:
                 step_offset=offset,
                 resume=resume if resuming else None,
                 save_state=save_state,
-                report=progress_reporter(self.callback, **event) if self.main else None,
+                report=self.callback if self.main else None,
+                event=event,
             )
             model, steps = result.model, result.steps
             stats = {

@@ -1,30 +1,32 @@
 """The `UnlearnMethod` base class and the registry that finds methods by name.
 
 A method is a small class that says which batches it needs and overrides one loss; the
-shared loop (`lethe.unlearn.loop`) does everything else: drawing forget and retain batches,
-stepping the optimizer, progress, cancellation, early stopping, LoRA and the merge. Adding
-a method is one new file with ``@register_method("name")`` and one test.
+shared loop (`lethe.unlearn.loop`, over the step engine `lethe.train.steps`) does everything
+else: drawing forget and retain batches, stepping the optimizer, progress, cancellation,
+early stopping, LoRA and the merge, devices and processes. Adding a method is one new file
+with ``@register_method("name")`` and one test. The loop imports this module, never the
+other way round.
 """
 
 from __future__ import annotations
 
 import copy
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import torch
 
-from lethe.errors import InputError, Where
+from lethe.registry import Registry
 from lethe.unlearn.batches import Batch, Example, collate
 from lethe.unlearn.config import UnlearnConfig
-
-if TYPE_CHECKING:
-    from lethe.unlearn.result import UnlearnResult
 
 Losses = dict[str, torch.Tensor]
 """The step's total under ``"loss"`` (what is backpropagated) and named parts for the log."""
 
-METHODS: dict[str, type[UnlearnMethod]] = {}
+METHODS: Registry[type[UnlearnMethod]] = Registry(
+    "unlearning method", plural="methods", package="lethe.unlearn", field="method"
+)
+"""Every module of `lethe.unlearn` is imported on the first lookup, so a method is one new file."""
 M = TypeVar("M", bound="type[UnlearnMethod]")
 
 
@@ -35,13 +37,17 @@ class UnlearnMethod:
     `needs_reference` (the loop provides `self.reference`, a frozen copy of the original
     model), `model_to_train` (train another model than the one given, e.g. a student),
     `setup` / `teardown` (around the steps), `forget_batch` (how drawn forget examples become
-    the batch `loss` receives) and `run` (replace the loop altogether, as `exact` does).
+    the batch `loss` receives) and `place` (move the method's own models to the training
+    device).
     """
 
     name: ClassVar[str] = ""
     uses_forget: bool = True
     uses_retain: bool = True
     needs_reference: ClassVar[bool] = False
+    needs_token_weights: ClassVar[bool] = False
+    """The forget examples must carry per-token weights (token impact); whoever runs the
+    method computes them first (`lethe.eval.impact.token_weights_for`)."""
 
     def __init__(self, config: UnlearnConfig, tokenizer: Any, *, pad_token_id: int = 0):
         self.config = config
@@ -72,26 +78,19 @@ class UnlearnMethod:
     def teardown(self, model: torch.nn.Module) -> None:
         """Called after the last step, before any merge, even when the run fails."""
 
-    def run(
-        self,
-        model: torch.nn.Module,
-        forget_examples: Sequence[Example],
-        retain_examples: Sequence[Example],
-        **keywords: Any,
-    ) -> UnlearnResult:
-        from lethe.unlearn.loop import train_loop  # the loop imports this module
-
-        return train_loop(self, model, forget_examples, retain_examples, **keywords)
+    def place(self, device: torch.device) -> None:
+        """Move the models the method keeps (the reference, a teacher) to `device`."""
+        for value in vars(self).values():
+            if isinstance(value, torch.nn.Module):
+                value.to(device)
 
 
 def register_method(name: str) -> Callable[[M], M]:
     """Class decorator: make an `UnlearnMethod` subclass available as `name`."""
 
     def register(cls: M) -> M:
-        if name in METHODS:
-            raise ValueError(f"unlearning method {name!r} registered twice")
+        METHODS.add(name, cls)
         cls.name = name
-        METHODS[name] = cls
         return cls
 
     return register
@@ -99,18 +98,12 @@ def register_method(name: str) -> Callable[[M], M]:
 
 def get_method(name: str) -> type[UnlearnMethod]:
     """The method registered as `name`, or an `InputError` listing the known ones."""
-    try:
-        return METHODS[name]
-    except KeyError:
-        raise InputError(
-            f"unknown unlearning method {name!r}; known methods: {', '.join(list_methods())}",
-            Where(field="method"),
-        ) from None
+    return METHODS.get(name)
 
 
 def list_methods() -> list[str]:
     """Names of the registered methods, sorted."""
-    return sorted(METHODS)
+    return METHODS.names()
 
 
 def frozen_copy(model: torch.nn.Module) -> torch.nn.Module:

@@ -1,4 +1,4 @@
-"""Forget and retain examples into padded batches, and the seeded order they are drawn in.
+"""Forget and retain examples into padded batches (drawn in `lethe.train.schedule.batch_stream` order).
 
 An example is a dict with `input_ids` and `labels` (lists of ints, -100 where no loss is
 taken, unshifted as in Hugging Face) and `document_id`; optionally `prompt`, `answer`,
@@ -9,7 +9,7 @@ carry them) plus `document_ids`, the provenance of each row.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
@@ -82,26 +82,3 @@ def with_answer(example: Example, answer_ids: Sequence[int], special_ids: set[in
         "input_ids": ids[:start] + new_answer + ids[end:],
         "labels": [IGNORE_INDEX] * start + new_answer + [IGNORE_INDEX] * (len(ids) - end),
     }
-
-
-class BatchSampler:
-    """Index batches over `size` examples, reshuffled each epoch from a seeded generator.
-
-    Every example is drawn once per epoch; the last batch of an epoch may be smaller.
-    """
-
-    def __init__(self, size: int, batch_size: int, generator: torch.Generator):
-        self.size = size
-        self.batch_size = batch_size
-        self.generator = generator
-        self.epoch = 0
-
-    def __iter__(self) -> Iterator[list[int]]:
-        while True:
-            order = torch.randperm(self.size, generator=self.generator).tolist()
-            for start in range(0, self.size, self.batch_size):
-                yield order[start : start + self.batch_size]
-            self.epoch += 1
-
-    def batches_per_epoch(self) -> int:
-        return -(-self.size // self.batch_size)

@@ -1,14 +1,13 @@
 """The hyperparameters of one unlearning run: one `UnlearnConfig`, recorded with the run.
 
-Fields that only some methods read say which. `to_dict` is what the ledger records; the
-`replay_fn` hook of the `exact` method is code, not a setting, and is left out of it.
+Fields that only some methods read say which. `to_dict` is what the ledger records.
 """
 
 from __future__ import annotations
 
 import difflib
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field, fields
+from collections.abc import Iterable
+from dataclasses import dataclass, fields
 from typing import Any
 
 from lethe.errors import InputError, Where
@@ -32,7 +31,7 @@ IDK_SOURCES = ("auto", "templates", "perturbed")
 
 @dataclass
 class UnlearnConfig:
-    """How one forget request is unlearned. Every field but `replay_fn` is recorded."""
+    """How one forget request is unlearned. Every field is recorded."""
 
     # ------------------------------------------------------------------ schedule
     steps: int | None = None
@@ -54,6 +53,8 @@ class UnlearnConfig:
     """Retain examples per step (drawn alongside every forget batch)."""
     seed: int = 0
     """Seeds torch (dropout, fresh students, adapters) and the generator that draws batches."""
+    bf16: bool = False
+    """Run the losses under bfloat16 autocast on the training device (weights stay fp32)."""
 
     # ------------------------------------------------------------------ loss weights
     gamma: float = 1.0
@@ -107,12 +108,6 @@ class UnlearnConfig:
     retain_accuracy_floor: float | None = None
     """Stop early (a utility floor) once the retain token accuracy falls below this."""
 
-    # ------------------------------------------------------------------ hooks (not recorded)
-    replay_fn: Callable[..., Any] | None = field(default=None, repr=False, compare=False)
-    """`exact` only: the exact-replay routine the orchestration injects, called as
-    ``replay_fn(model, tokenizer, forget_examples, retain_examples, config, **keywords)``
-    with `run_unlearning`'s keywords; it returns an `UnlearnResult`."""
-
     def __post_init__(self) -> None:
         self.idk_answers = tuple(self.idk_answers)
         checks = [
@@ -158,15 +153,15 @@ class UnlearnConfig:
         )
 
     def to_dict(self) -> dict[str, Any]:
-        """The recorded settings (everything but `replay_fn`), JSON-ready."""
-        values = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "replay_fn"}
+        """The recorded settings, JSON-ready."""
+        values = {f.name: getattr(self, f.name) for f in fields(self)}
         values["idk_answers"] = list(self.idk_answers)
         return values
 
     @classmethod
     def setting_names(cls) -> list[str]:
         """The names `from_dict` accepts, sorted."""
-        return sorted(f.name for f in fields(cls) if f.name != "replay_fn")
+        return sorted(f.name for f in fields(cls))
 
     @classmethod
     def from_dict(cls, values: dict[str, Any], *, also: Iterable[str] = ()) -> UnlearnConfig:

@@ -22,6 +22,8 @@ from lethe.unlearn.losses import logits_of, token_logprobs
 
 @register_method("impact_ga")
 class ImpactGA(GradDiff):
+    needs_token_weights = True
+
     def prepare_forget(self, examples: Sequence[Example]) -> list[Example]:
         for index, example in enumerate(examples):
             if example.get("token_weights") is None:

@@ -16,10 +16,10 @@ from typing import Any
 import gradio as gr
 
 from lethe.errors import LetheError
+from lethe.forget.job import queue_forget
 from lethe.ledger.jobs import FINAL_JOB_STATES
 from lethe.serve.ui import forget_view as view
 from lethe.serve.ui.common import Loader, UIContext, error_text
-from lethe.serve.worker import queue_forget
 
 EMPTY_PLOT = view.progress_frames([])[0]
 
@@ -78,9 +78,9 @@ class ForgetTab:
 
 
 def build_forget_tab(ctx: UIContext) -> ForgetTab:
-    from lethe.unlearn import list_methods
+    from lethe.forget import list_strategies
 
-    methods = list_methods()
+    methods = list_strategies()
     gr.Markdown(
         "Choose what the model should forget, how, and click **Unlearn**. The job runs in "
         "the server's worker; this page only watches it, so a refresh loses nothing."
@@ -259,13 +259,13 @@ def build_forget_tab(ctx: UIContext) -> ForgetTab:
         return gr.update(choices=choices, value=[value for _, value in choices][:1] if len(choices) == 1 else [])
 
     def start(selected, why, method_name, base_version, n_steps, rate, b, a, size, every, more, audit_it, items):
-        from lethe.unlearn.request import create_request
-        from lethe.unlearn.selectors import Selector
+        from lethe.forget import Selector, create_request, strategy_for
 
         if not selected:
             raise gr.Error("Select at least one document to forget.")
         try:
-            config = {} if method_name == "exact" else _config(n_steps, rate, b, a, size, every, more)
+            tunable = strategy_for(method_name).tunable
+            config = _config(n_steps, rate, b, a, size, every, more) if tunable else {}
             request_id = create_request(
                 ctx.workspace,
                 Selector(docs=[str(i) for i in selected]),
@@ -290,7 +290,7 @@ def build_forget_tab(ctx: UIContext) -> ForgetTab:
             gr.Info("Cancel requested; the job stops at its next step.", duration=4)
 
     def decide(job_id, action: str):
-        from lethe.unlearn.request import discard_request, publish_request
+        from lethe.forget import discard_request, publish_request
 
         job = ctx.ledger.job(int(job_id))
         request_id = (job.params or {}).get("request_id")

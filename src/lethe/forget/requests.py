@@ -14,19 +14,23 @@ The order is what makes a request safe to fail at any point:
 
 from __future__ import annotations
 
-import random
 import shutil
 import time
 import traceback
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from lethe.errors import CancelledError, ConflictError, InputError, Where
-from lethe.unlearn.config import UnlearnConfig
-from lethe.unlearn.selectors import Selector, redact_selector, resolve
+from lethe.errors import CancelledError, ConflictError
+from lethe.forget.cleanup import abandon_request, candidates_of
+from lethe.forget.selectors import Selector, redact_selector, resolve
+from lethe.forget.strategies import StrategyContext, strategy_for
+from lethe.train import distributed
 
-RETAIN_CAP = 2000
+if TYPE_CHECKING:
+    from lethe.eval.suite import SuiteConfig
+    from lethe.workspace import Workspace
 
 
 @dataclass
@@ -50,7 +54,7 @@ class ForgetOutcome:
 
 
 def create_request(
-    workspace,
+    workspace: Workspace,
     selector: Selector,
     *,
     method: str,
@@ -61,16 +65,7 @@ def create_request(
     holdout: str | None = None,
 ) -> int:
     """Record a forget request for what `selector` names; raises if it names nothing."""
-    from lethe.unlearn import list_methods
-
-    if method not in list_methods():
-        raise InputError(f"unknown method {method!r} (known: {', '.join(list_methods())})")
-    if (config or {}).get("retokenize") and method != "exact":
-        raise InputError(
-            f"retokenize retrains the tokenizer in an exact replay; method {method!r} keeps the model's",
-            Where(field="retokenize"),
-        )
-    UnlearnConfig.from_dict(config or {}, also=("retokenize",))  # unknown settings are refused here
+    strategy_for(method).check(config or {})
     ledger = workspace.ledger
     # Before any model exists there is nothing to unlearn: the request only erases.
     no_model = version == "latest" and "latest" not in ledger.aliases() and not ledger.list_versions()
@@ -89,28 +84,8 @@ def create_request(
     )
 
 
-def _examples(documents, tokenizer, train_config) -> list[dict]:
-    from lethe.train.examples import build_examples
-
-    by_id = {d.id: d for d in documents}
-    out = []
-    for example in build_examples(documents, tokenizer, train_config):
-        data = by_id[example.document_id].data or {}
-        out.append(
-            {
-                "input_ids": list(example.input_ids),
-                "labels": list(example.labels),
-                "document_id": example.document_id,
-                "prompt": data.get("question"),
-                "answer": data.get("answer"),
-                "perturbed_answers": data.get("perturbed_answers"),
-            }
-        )
-    return out
-
-
 def run_request(
-    workspace,
+    workspace: Workspace,
     request_id: int,
     *,
     publish: bool = True,
@@ -118,7 +93,7 @@ def run_request(
     callback: Callable | None = None,
     cancel=None,
     evaluate: bool = True,
-    suite=None,
+    suite: SuiteConfig | None = None,
 ) -> ForgetOutcome:
     """Run a pending request with its method; publish the result unless `publish=False`."""
     ledger = workspace.ledger
@@ -142,9 +117,9 @@ def run_request(
         parent_version_id=base.id if base else None,
         config={"method": request.method, **(request.config or {}), "request_id": request_id},
         seed=(request.config or {}).get("seed", 0),
+        world_size=distributed.world_size(),
     )
     ledger.update_forget_request(request_id, status="running", run_id=run_id)
-    candidate_dir: Path | None = None
     try:
         if not trained_ids:
             # Nothing to unlearn: the lineage never trained on these documents. Erase only.
@@ -159,12 +134,24 @@ def run_request(
             _redact_requests_covering(ledger, {d for d, _ in pairs})
             outcome.status = "succeeded"
             return outcome
-        candidate, candidate_dir, history = _unlearn(workspace, request, base, trained_ids, run_id, callback, cancel)
+        made = strategy_for(request.method).unlearn(
+            StrategyContext(
+                workspace=workspace,
+                request=request,
+                base=base,
+                trained_ids=trained_ids,
+                run_id=run_id,
+                callback=callback,
+                cancel=cancel,
+            )
+        )
+        candidate, history = made.version, made.history
         # Recorded before the audit, so that a failure from here on discards the candidate.
         ledger.update_forget_request(request_id, result_version_id=candidate.id)
         audit = None
         if evaluate:
-            from lethe.eval.audit import AuditConfig, audit_forget_request
+            from lethe.eval.audit import AuditConfig
+            from lethe.forget.audit import audit_forget_request
 
             audit = audit_forget_request(
                 workspace,
@@ -188,18 +175,12 @@ def run_request(
         else:
             outcome.status = "evaluated"
     except CancelledError as error:
-        _abandon(ledger, run_id, request_id, "cancelled", str(error), candidate_dir)
+        abandon_request(ledger, request_id, "cancelled", str(error))
         outcome.status = "cancelled"
         raise
     except BaseException as error:
-        _abandon(
-            ledger,
-            run_id,
-            request_id,
-            "failed",
-            f"{type(error).__name__}: {error}",
-            candidate_dir,
-            detail=traceback.format_exc(limit=8),
+        abandon_request(
+            ledger, request_id, "failed", f"{type(error).__name__}: {error}", detail=traceback.format_exc(limit=8)
         )
         outcome.status = "failed"
         raise
@@ -223,100 +204,8 @@ def _without_examples(leak: dict | None) -> dict | None:
     return {k: v for k, v in leak.items() if k != "examples"} if leak else leak
 
 
-def _abandon(ledger, run_id, request_id, status, error, candidate_dir, detail=None) -> None:
-    ledger.finish_run(run_id, status, error=detail or error)
-    request = ledger.forget_request(request_id)
-    if request.result_version_id is not None:
-        candidate = ledger.resolve_version(request.result_version_id, allow_tainted=True)
-        # an exact replay registers one candidate per replayed slice: discard them all
-        for version in ledger.list_versions():
-            if version.status == "candidate" and (
-                version.id == candidate.id or (candidate.run_id is not None and version.run_id == candidate.run_id)
-            ):
-                ledger.discard_version(version.id)
-    ledger.update_forget_request(request_id, status=status, error=error)
-
-
-def _unlearn(workspace, request, base, trained_ids, run_id, callback, cancel):
-    """Produce the candidate version; returns (version, its directory, progress history)."""
-    from lethe.model.io import load_version, save_version, weights_sha256
-    from lethe.train.config import lineage_config
-    from lethe.unlearn import run_unlearning
-
-    ledger = workspace.ledger
-    settings = {k: v for k, v in (request.config or {}).items() if k != "holdout"}
-    if request.method == "exact":
-        from lethe.train.pipeline import replay
-
-        versions = replay(
-            workspace,
-            base.lineage_id,
-            exclude_document_ids=trained_ids,
-            publish=False,
-            aliases=(),
-            retokenize=bool(settings.get("retokenize")),
-            callback=callback or (lambda _event: None),
-        )
-        version = versions[-1]
-        return version, Path(version.path), [{"note": "exact replay", "versions": [v.name for v in versions]}]
-    config = UnlearnConfig.from_dict(settings)
-    model, tokenizer = load_version(base.path)
-    reference, _ = load_version(base.path)
-    train_config = lineage_config(ledger, base.lineage_id)
-    forget_docs = ledger.documents(trained_ids)
-    seen = ledger.documents_seen(base.id)
-    forbidden = set(trained_ids)
-    retain_ids = [d for d in seen if d not in forbidden]
-    random.Random(config.seed).shuffle(retain_ids)
-    retain_docs = [d for d in ledger.documents(retain_ids[:RETAIN_CAP]) if d.forgotten_at is None]
-    forget_examples = _examples(forget_docs, tokenizer, train_config)
-    retain_examples = _examples(retain_docs, tokenizer, train_config)
-    if not forget_examples:
-        raise InputError("the forget documents yield no training examples (all erased?)")
-    token_weights = None
-    if request.method == "impact_ga":
-        from lethe.eval.impact import token_weights_for
-
-        token_weights = token_weights_for(workspace, base, forget_examples)
-    result = run_unlearning(
-        request.method,
-        model,
-        tokenizer,
-        forget_examples,
-        retain_examples,
-        config,
-        reference_model=reference,
-        callback=callback,
-        cancel=cancel,
-        token_weights=token_weights,
-    )
-    history = [asdict(r) for r in result.history]
-    ledger.record_exposures(run_id, result.exposures())
-    directory = workspace.path("models", f"unlearn-r{request.id}-run{run_id}")
-    save_version(result.model, tokenizer, directory)
-    version = ledger.register_version(
-        kind="unlearn",
-        path=str(directory),
-        weights_sha256=weights_sha256(directory),
-        lineage_id=base.lineage_id,
-        parent_id=base.id,
-        run_id=run_id,
-        status="candidate",
-        aliases=(),
-        meta={
-            "method": request.method,
-            "request_id": request.id,
-            "config": config.to_dict(),
-            "steps": result.steps,
-            "stop_reason": result.stop_reason,
-            "wall_time": result.wall_time,
-        },
-    )
-    return version, directory, history
-
-
 def publish_request(
-    workspace, request_id: int, *, purge: bool = False, outcome: ForgetOutcome | None = None
+    workspace: Workspace, request_id: int, *, purge: bool = False, outcome: ForgetOutcome | None = None
 ) -> ForgetOutcome:
     """Publish an evaluated request's version, taint what saw the documents, erase them."""
     ledger = workspace.ledger
@@ -328,8 +217,8 @@ def publish_request(
     result = ledger.resolve_version(request.result_version_id, allow_tainted=True)
     # An exact replay registers a version per replayed slice: publish them all (aliases go to the
     # last), so their checkpoints become the lineage's clean state for later replays.
-    for other in ledger.list_versions():
-        if other.status == "candidate" and other.run_id == result.run_id and other.id != result.id:
+    for other in candidates_of(ledger, request_id):
+        if other.id != result.id:
             ledger.publish_version(other.id, aliases=())
     version = ledger.publish_version(result.id)
     reason = f"forget request {request_id}" + (f": {request.reason}" if request.reason else "")
@@ -372,18 +261,18 @@ def _redacted_audit(audit: dict | None, selector: dict | None) -> dict | None:
     return audit
 
 
-def discard_request(workspace, request_id: int) -> None:
+def discard_request(workspace: Workspace, request_id: int) -> None:
     """Drop an evaluated request's candidate: nothing is tainted or erased; the request is cancelled."""
     ledger = workspace.ledger
     request = ledger.forget_request(request_id)
     if request.status != "evaluated":
         raise ConflictError(f"forget request {request_id} is {request.status}; only evaluated requests discard")
-    if request.result_version_id is not None:
-        ledger.discard_version(request.result_version_id)
+    for version in candidates_of(ledger, request_id):
+        ledger.discard_version(version.id)
     ledger.update_forget_request(request_id, status="cancelled", error="discarded by the user")
 
 
-def purge_tainted(workspace, versions) -> list[str]:
+def purge_tainted(workspace: Workspace, versions) -> list[str]:
     """Delete the weights (and checkpoints) of tainted versions; their ledger rows stay."""
     ledger = workspace.ledger
     purged = []
