@@ -122,3 +122,15 @@ def test_the_conversation_log_names_every_version_that_answered(trained_workspac
     assert [c["answered_by"] for c in listed] == [f"{first}, {second}"]
     messages = json.loads(invoke("log", "conversations", str(listed[0]["id"]), "--json").output)
     assert [m["version"] for m in messages if m["role"] == "assistant"] == [first, second]
+
+
+def test_the_data_tab_tells_training_from_descent(trained_workspace):
+    from lethe.serve.ui.data_tab import exposures_frames
+
+    ws, _world, versions = trained_workspace
+    first, second = versions[0], versions[1]
+    only_first = sorted(set(ws.ledger.documents_seen(first.id)))[0]
+    saw, _runs = exposures_frames(ws.ledger, only_first)
+    how = dict(zip(saw["version"], saw["how"]))
+    assert how[first.name] == "trained on it"
+    assert how[second.name] == f"descends from {first.name}, which trained on it"
