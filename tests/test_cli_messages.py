@@ -129,7 +129,7 @@ def test_the_data_tab_tells_training_from_descent(trained_workspace):
 
     ws, _world, versions = trained_workspace
     first, second = versions[0], versions[1]
-    only_first = sorted(set(ws.ledger.documents_seen(first.id)))[0]
+    only_first = min(ws.ledger.documents_seen(first.id))
     saw, _runs = exposures_frames(ws.ledger, only_first)
     how = dict(zip(saw["version"], saw["how"]))
     assert how[first.name] == "trained on it"

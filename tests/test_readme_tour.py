@@ -31,7 +31,15 @@ SHRINK = [
     (r"--split forget10", "--split forget01 --methods npo --vocab-size 512 --preset nano"),
 ]
 # inputs a test does not have, and commands that serve until interrupted
-SKIP = ("pages-meta-history", "dump.xml.bz2", "curl ", "source .venv", "lethe serve", "lethe data curate", "enwiki-2015")
+SKIP = (
+    "pages-meta-history",
+    "dump.xml.bz2",
+    "curl ",
+    "source .venv",
+    "lethe serve",
+    "lethe data curate",
+    "enwiki-2015",
+)
 
 
 def tour_commands() -> list[str]:
