@@ -160,12 +160,16 @@ def unlearn_notes() -> str:
     rows = data["rows"]
     last = next(r for r in rows if r["kind"] == "exact" and r.get("slices_replayed") == 1)
     retok = next((r for r in rows if "retokenize" in r["method"]), None)
+    cpu = data["baseline_cpu_seconds"]
     text = (
-        f"Exact replay of the last of {data['config']['slices']} slices costs **{last['seconds'] / baseline:.1%}** of "
-        f"full retraining (target ≤{data['target']['max_ratio']:.0%}), and the cost grows with the slices replayed."
+        f"Exact replay of the last of {data['config']['slices']} slices costs **{last['cpu_seconds'] / cpu:.1%}** of "
+        f"full retraining in CPU time ({last['seconds'] / baseline:.1%} in wall time, on cores shared with other "
+        f"work; target ≤{data['target']['max_ratio']:.0%}), and the cost grows with the slices replayed."
     )
     if retok is not None:
-        text += f" With `--retokenize` every slice is replayed from scratch: {retok['seconds'] / baseline:.1%}."
+        text += (
+            f" With `--retokenize` every slice is replayed from scratch: {retok['cpu_seconds'] / cpu:.1%} in CPU time."
+        )
     return text + "\n"
 
 

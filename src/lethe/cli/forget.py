@@ -16,7 +16,7 @@ requests_app = typer.Typer(help="Forget requests: list, show, publish or discard
 app.add_typer(requests_app, name="requests")
 
 
-def parse_params(params: list[str]) -> dict:
+def parse_settings(params: list[str]) -> dict:
     """`key=value` pairs; values are read as JSON when they parse (numbers, booleans), else text."""
     out = {}
     for item in params:
@@ -62,7 +62,7 @@ def forget(
     ws = workspace()
     doc_refs = [d.strip() for item in (docs or []) for d in item.split(",") if d.strip()]
     selector = Selector(docs=doc_refs, collection=collection, search=search)
-    config = parse_params(param or [])
+    config = parse_settings(param or [])
     if lora:
         config["lora"] = True
     if steps is not None:

@@ -8,12 +8,19 @@ model version and the weights that produced it (``model``, ``system_fingerprint`
 ``X-Lethe-Model-Version`` / ``X-Lethe-Weights-Sha256`` headers and the ``lethe`` field).
 A Bearer key is required whenever the server listens beyond loopback; only loopback names
 and the configured host are answered (421 otherwise); failed logins are rate-limited.
+
+Every chat reply is logged as an exchange of a `ChatSession`. A request without an
+``X-Lethe-Conversation`` header starts a new conversation, and a non-streamed response names
+its id in that header; a request with ``X-Lethe-Conversation: <id>`` continues that
+conversation (an unknown id is a 404): only the messages after those it shares with the logged
+conversation are logged, so a client resending the whole history (as OpenAI clients do) logs
+each message once, and an edited turn branches the conversation there.
 """
 
 from __future__ import annotations
 
 import hmac
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
@@ -21,6 +28,7 @@ from starlette.concurrency import run_in_threadpool
 
 import lethe
 from lethe.chat.prompt import MAX_CHARS_PER_TOKEN, Prompt
+from lethe.chat.session import ChatSession
 from lethe.serve.completions import (
     ChoiceRun,
     Reply,
@@ -33,7 +41,7 @@ from lethe.serve.completions import (
 from lethe.serve.errors import APIError, install_error_handlers
 from lethe.serve.exposure import check_exposure, is_loopback  # noqa: F401 (re-exported)
 from lethe.serve.guards import AttemptLimiter, BodyLimit, HostAllowlist, LoginRateLimit, client_of
-from lethe.serve.logging import ConversationLogger, Exchange
+from lethe.serve.logging import ConversationLogger
 from lethe.serve.metrics import ServeMetrics
 from lethe.serve.models import LoadedModel, ModelPool
 from lethe.serve.openai_schema import (
@@ -51,6 +59,7 @@ from lethe.serve.openai_schema import (
 
 MAX_BODY_BYTES = 4 * 1024 * 1024
 VERSION_HEADER = "X-Lethe-Model-Version"
+CONVERSATION_HEADER = "X-Lethe-Conversation"
 WEIGHTS_HEADER = "X-Lethe-Weights-Sha256"
 STREAM_INTERVAL_S = 0.02
 
@@ -96,6 +105,19 @@ def _lethe_stats(loaded: LoadedModel, replies: list[Reply], dropped: int = 0) ->
         tokens_per_second=stats.tokens_per_second if stats else None,
         dropped_messages=dropped,
     )
+
+
+def _session(logger: ConversationLogger | None, conversation: str | None, history: list[dict]) -> ChatSession | None:
+    """The chat session a request continues (named by `CONVERSATION_HEADER`), or a new one."""
+    if logger is None:
+        return None
+    if conversation is None:
+        return ChatSession(sink=logger, front_end="api")
+    if not conversation.strip().isdigit():
+        raise APIError(400, f"{CONVERSATION_HEADER} must be a conversation id (an integer)", param=CONVERSATION_HEADER)
+    if logger.store is None:  # nothing to continue from: the exchange is only posted on
+        return ChatSession(sink=logger, front_end="api")
+    return ChatSession.continue_from(logger, logger.store, int(conversation), history, front_end="api")
 
 
 def create_app(
@@ -197,22 +219,28 @@ def create_app(
         if n > limits.max_n:
             raise APIError(400, f"n: at most {limits.max_n} choices per request", param="n", code="invalid_value")
 
-    def log_exchange(loaded: LoadedModel, prompt: Prompt, body: ChatCompletionRequest, reply: Reply) -> None:
-        if logger is None:
-            return
-        logger.log(
-            Exchange(
-                messages=prompt.messages,  # what the model saw, not the history it was sent
-                reply=reply.text,
-                model_version=loaded.name,
-                model_version_id=loaded.id,
-                params=reply.params.to_dict(),
-                stats={**(reply.stats.to_dict() if reply.stats else {}), "finish_reason": reply.finish_reason},
-            )
+    def log_exchange(
+        loaded: LoadedModel, prompt: Prompt, history: list[dict], session: ChatSession | None, reply: Reply
+    ) -> int | None:
+        """Log one choice as an exchange of (a copy of) `session`; the conversation's id."""
+        if session is None:
+            return None
+        session = replace(session, messages=list(session.messages), unlogged=list(session.unlogged))
+        # A new conversation records what the model saw, not the history it was sent; a
+        # continued one the messages after those the log holds already.
+        new = prompt.messages if session.conversation_id is None else history[len(session.messages) :]
+        logged = session.record(
+            new,
+            reply.text,
+            model_version=loaded.name,
+            model_version_id=loaded.id,
+            params=reply.params.to_dict(),
+            stats={**(reply.stats.to_dict() if reply.stats else {}), "finish_reason": reply.finish_reason},
         )
+        return logged.conversation_id
 
     @app.post("/v1/chat/completions", dependencies=[Depends(authorize)])
-    async def chat_completions(body: ChatCompletionRequest):
+    async def chat_completions(body: ChatCompletionRequest, request: Request):
         if len(body.messages) > limits.max_messages:
             raise APIError(
                 400,
@@ -223,13 +251,20 @@ def create_app(
         check_n(body.n)
         params = [body.sampling_params(body.logprob_count(), seed_offset=i) for i in range(body.n)]
         loaded = await run_in_threadpool(pool.get, body.model)
-        prompt = await run_in_threadpool(loaded.engine.prompt, body.message_dicts(), params[0])
+        history = body.message_dicts()
+        prompt = await run_in_threadpool(loaded.engine.prompt, history, params[0])
         runs = [ChoiceRun(i, p) for i, p in enumerate(params)]
         headers = version_headers(loaded)
+        conversation = request.headers.get(CONVERSATION_HEADER)
+        session = await run_in_threadpool(_session, logger, conversation, history)
+        if session is not None and session.conversation_id is not None:
+            headers[CONVERSATION_HEADER] = str(session.conversation_id)
 
         async def finished(reply: Reply) -> None:
             metrics.observe_reply(loaded.name, reply)
-            await run_in_threadpool(log_exchange, loaded, prompt, body, reply)
+            conversation_id = await run_in_threadpool(log_exchange, loaded, prompt, history, session, reply)
+            if conversation_id is not None:
+                headers.setdefault(CONVERSATION_HEADER, str(conversation_id))
 
         if body.stream:
             include_usage = bool(body.stream_options and body.stream_options.include_usage)

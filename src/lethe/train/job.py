@@ -9,14 +9,14 @@ so a failed run publishes nothing.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import torch
 
+from lethe.digests import weights_sha256
 from lethe.errors import LetheError
-from lethe.model.io import save_version
+from lethe.model.io import MODEL_TENSORS, save_version
 from lethe.model.presets import load_base
 from lethe.train import distributed
 from lethe.train.checkpointing import (
@@ -86,7 +86,7 @@ class JobSpec:
 
 
 @dataclass
-class Progress:
+class ResumePoint:
     """Where a job stands: what the resume state records besides the weights."""
 
     position: int = 0
@@ -96,14 +96,6 @@ class Progress:
     """Steps of the job so far (the numbering of exposures, continued across resumes)."""
     versions: list[int] = field(default_factory=list)
     """Candidate versions registered so far, in slice order."""
-
-
-def _file_sha256(path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _merge_coverage(*parts: dict) -> dict[int, int]:
@@ -117,7 +109,7 @@ def _merge_coverage(*parts: dict) -> dict[int, int]:
 class JobRunner:
     """Runs one `JobSpec` on this process; ledger and files are written by the main process only."""
 
-    def __init__(self, workspace: Any, spec: JobSpec, progress: Progress, callback: ProgressCallback):
+    def __init__(self, workspace: Any, spec: JobSpec, progress: ResumePoint, callback: ProgressCallback):
         self.workspace = workspace
         self.ledger = workspace.ledger
         self.spec = spec
@@ -184,7 +176,7 @@ class JobRunner:
 
         def save_state(m, optimizer, scheduler, step: int) -> None:
             if self.main:
-                state = Progress(position, step, offset + step, list(progress.versions))
+                state = ResumePoint(position, step, offset + step, list(progress.versions))
                 save_resume_state(self.paths, m, optimizer, scheduler, offset + step, self._extra(state))
             distributed.barrier()
 
@@ -212,13 +204,13 @@ class JobRunner:
                 "final_loss": result.epoch_losses[-1] if result.epoch_losses else None,
                 "epoch_losses": [round(loss, 5) for loss in result.epoch_losses],  # the report's curves
             }
-            optimizer, scheduler = result.optimizer, result.scheduler
+            optimizer, scheduler, adapter = result.optimizer, result.scheduler, result.adapter
         else:  # every document of the slice was erased or excluded: nothing to learn
-            steps, stats, optimizer, scheduler = 0, {"steps": 0, "examples": 0}, None, None
+            steps, stats, optimizer, scheduler, adapter = 0, {"steps": 0, "examples": 0}, None, None, None
         progress.global_step = offset + steps
         self.recorder.flush()
         if self.main:
-            self._finish_slice(position, model, optimizer, scheduler, stats, len(documents))
+            self._finish_slice(position, model, optimizer, scheduler, stats, len(documents), adapter)
         distributed.barrier()
         progress.position, progress.step_in_slice = position + 1, 0
         return model
@@ -240,16 +232,18 @@ class JobRunner:
             )
         save_resume_state(self.paths, model, torch.optim.AdamW(model.parameters()), None, 0, self._extra(self.progress))
 
-    def _extra(self, progress: Progress) -> dict:
+    def _extra(self, progress: ResumePoint) -> dict:
         return {"job": self.spec.to_dict(), "progress": asdict(progress)}
 
-    def _finish_slice(self, position, model, optimizer, scheduler, stats: dict, n_documents: int) -> None:
+    def _finish_slice(self, position, model, optimizer, scheduler, stats: dict, n_documents: int, adapter=None) -> None:
         spec, progress, ledger = self.spec, self.progress, self.ledger
         sl = spec.slices[position]
         parent = progress.versions[-1] if progress.versions else spec.parent_version_id
         coverage = _merge_coverage(ledger.coverage(parent) if parent else {}, spec.interrupted)
         path = self.paths.version(sl.index, spec.run_id)
-        sha = save_version(model, self.tokenizer, path)
+        if adapter is not None:
+            adapter.base = self._adapter_base(parent)
+        sha = save_version(model, self.tokenizer, path, adapter=adapter)
         meta = {"lineage": spec.lineage_name, "documents": n_documents, **stats}
         version = ledger.register_version(
             kind=spec.version_kind,
@@ -281,11 +275,11 @@ class JobRunner:
             lineage_id=spec.lineage_id,
             slice_index=sl.index,
             path=str(checkpoint),
-            weights_sha256=_file_sha256(checkpoint / "model.safetensors"),
+            weights_sha256=weights_sha256(checkpoint, files=[MODEL_TENSORS]),
             version_id=version.id,
             run_id=spec.run_id,
         )
-        after = Progress(position + 1, 0, progress.global_step, list(progress.versions))
+        after = ResumePoint(position + 1, 0, progress.global_step, list(progress.versions))
         save_resume_state(self.paths, model, optimizer, scheduler, progress.global_step, self._extra(after))
         self.metrics.append({"slice_index": sl.index, "version": version.name, **stats})
         ledger.update_run_metrics(spec.run_id, {"slices": self.metrics, "global_step": progress.global_step})
@@ -300,6 +294,14 @@ class JobRunner:
                 run_kind=spec.run_kind,
             )
         )
+
+    def _adapter_base(self, parent: int | None) -> str | None:
+        """The directory of the weights a slice's adapter was trained on: its parent version's, the
+        restored checkpoint's, or the base model's."""
+        if parent is not None:
+            return self.ledger.resolve_version(parent, allow_tainted=True).path
+        start = self.spec.start
+        return str(start.get("path") or start.get("base"))
 
     def publish(self) -> None:
         spec, ledger, versions = self.spec, self.ledger, self.progress.versions
@@ -324,11 +326,11 @@ class JobRunner:
 
 
 def execute(
-    workspace: Any, spec: JobSpec, progress: Progress | None = None, callback: ProgressCallback = no_progress
+    workspace: Any, spec: JobSpec, progress: ResumePoint | None = None, callback: ProgressCallback = no_progress
 ) -> list[int]:
     """Run the job on every process; a failure marks the run failed and publishes nothing."""
     try:
-        return JobRunner(workspace, spec, progress or Progress(), callback).run()
+        return JobRunner(workspace, spec, progress or ResumePoint(), callback).run()
     except BaseException as error:
         if distributed.is_main_process():
             status = "cancelled" if isinstance(error, KeyboardInterrupt) else "failed"

@@ -17,11 +17,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
 from lethe.data.chat_format import IGNORE_INDEX, pad_batch
+from lethe.model.adapters import capture_adapter
 from lethe.model.lora import LoraSettings
 from lethe.train import distributed
 from lethe.train.config import TrainConfig
@@ -52,15 +54,22 @@ class SliceResult:
     """Mean step loss of each epoch (this process's share; complete epochs only)."""
     optimizer: torch.optim.Optimizer | None = None
     scheduler: object | None = None
+    adapter: object | None = None
+    """The LoRA/QLoRA adapter of the slice (`lethe.model.adapters.Adapter`), before merging."""
 
 
 def _label_count(example: Example) -> int:
     return sum(1 for label in example.labels[1:] if label != IGNORE_INDEX)
 
 
-def engine_config(config: TrainConfig, seed: int) -> EngineConfig:
-    """The step engine's settings for a slice trained with `config` and `seed`."""
-    adapters = AdapterSettings(LoraSettings(r=config.lora_r, alpha=config.lora_alpha)) if config.lora else None
+def engine_config(config: TrainConfig, seed: int, qlora_base: Path | None = None) -> EngineConfig:
+    """The step engine's settings for a slice trained with `config` and `seed` (`qlora_base`:
+    the full-precision weights a QLoRA adapter is merged into)."""
+    adapters = (
+        AdapterSettings(LoraSettings(r=config.lora_r, alpha=config.lora_alpha), base_path=qlora_base)
+        if config.lora or config.qlora
+        else None
+    )
     return EngineConfig(
         lr=config.lr,
         weight_decay=config.weight_decay,
@@ -105,10 +114,49 @@ def train_slice(
     exposures up to that step are flushed); `report` receives a `ProgressEvent` per step,
     with the fields of `event` (the slice's place in its job).
     """
+    if config.qlora:
+        from lethe.model.adapters import quantized_start
+
+        with quantized_start(model, bf16=config.bf16) as (quantized, full_precision):
+            # A 4-bit model's weights cannot be saved and restored exactly: QLoRA resumes at slice boundaries.
+            return _train_slice(
+                quantized,
+                examples,
+                config,
+                seed,
+                pad_token_id,
+                recorder,
+                step_offset,
+                resume,
+                None,
+                report,
+                event,
+                qlora_base=full_precision,
+            )
+    return _train_slice(
+        model, examples, config, seed, pad_token_id, recorder, step_offset, resume, save_state, report, event
+    )
+
+
+def _train_slice(
+    model,
+    examples,
+    config,
+    seed,
+    pad_token_id,
+    recorder,
+    step_offset,
+    resume,
+    save_state,
+    report,
+    event,
+    *,
+    qlora_base: Path | None = None,
+) -> SliceResult:
     world, rank = distributed.world_size(), distributed.rank()
     plan = batch_plan(len(examples), config.batch_size, config.epochs, seed, world)
     schedule = WarmupCosine.for_slice(len(plan), config.warmup_ratio, config.min_lr_ratio)
-    engine = StepEngine(model, engine_config(config, seed), steps_total=len(plan), schedule=schedule)
+    engine = StepEngine(model, engine_config(config, seed, qlora_base), steps_total=len(plan), schedule=schedule)
     if resume is not None:
         engine.resume(resume)
     labels = [_label_count(e) for e in examples]
@@ -143,6 +191,7 @@ def train_slice(
         save_every=config.save_every,
         on_step=on_step,
     )
+    adapter = capture_adapter(engine.model) if engine.config.adapters is not None else None
     return SliceResult(
         model=engine.finish(),
         steps=len(plan),
@@ -152,4 +201,5 @@ def train_slice(
         epoch_losses=epoch_losses,
         optimizer=engine.optimizer,
         scheduler=engine.scheduler,
+        adapter=adapter,
     )

@@ -17,7 +17,7 @@ from typing import Any, ClassVar, TypeVar
 import torch
 
 from lethe.registry import Registry
-from lethe.unlearn.batches import Batch, Example, collate
+from lethe.unlearn.batches import Batch, UnlearnExample, collate
 from lethe.unlearn.config import UnlearnConfig
 
 Losses = dict[str, torch.Tensor]
@@ -62,11 +62,11 @@ class UnlearnMethod:
         raise NotImplementedError
 
     # ----------------------------------------------------------------- hooks
-    def prepare_forget(self, examples: Sequence[Example]) -> list[Example]:
+    def prepare_forget(self, examples: Sequence[UnlearnExample]) -> list[UnlearnExample]:
         """The forget examples as this method trains on them (checked, possibly extended)."""
         return list(examples)
 
-    def forget_batch(self, examples: Sequence[Example]) -> Any:
+    def forget_batch(self, examples: Sequence[UnlearnExample]) -> Any:
         return collate(examples, self.pad_token_id)
 
     def model_to_train(self, model: torch.nn.Module) -> torch.nn.Module:

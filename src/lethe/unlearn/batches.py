@@ -17,13 +17,14 @@ import torch
 from lethe.data.chat_format import IGNORE_INDEX, pad_batch
 from lethe.errors import InputError, Where
 
-Example = Mapping[str, Any]
+UnlearnExample = Mapping[str, Any]
+"""A forget or retain example (not a training `lethe.train.examples.Example`: a plain mapping)."""
 Batch = dict[str, Any]
 
 MODEL_INPUTS = ("input_ids", "attention_mask")
 
 
-def check_examples(examples: Sequence[Example], name: str) -> None:
+def check_examples(examples: Sequence[UnlearnExample], name: str) -> None:
     """Raise an `InputError` naming the first example that cannot be trained on."""
     for index, example in enumerate(examples):
         where = Where(field=f"{name}[{index}]")
@@ -39,7 +40,7 @@ def check_examples(examples: Sequence[Example], name: str) -> None:
             raise InputError("token_weights are not aligned with labels", where)
 
 
-def collate(examples: Sequence[Example], pad_token_id: int) -> Batch:
+def collate(examples: Sequence[UnlearnExample], pad_token_id: int) -> Batch:
     """Right-padded tensors of `examples`, with their `document_ids`."""
     batch: Batch = pad_batch(
         [{"input_ids": list(e["input_ids"]), "labels": list(e["labels"])} for e in examples],
@@ -61,7 +62,7 @@ def model_inputs(batch: Batch) -> dict[str, torch.Tensor]:
     return {key: batch[key] for key in MODEL_INPUTS}
 
 
-def with_answer(example: Example, answer_ids: Sequence[int], special_ids: set[int]) -> dict[str, Any]:
+def with_answer(example: UnlearnExample, answer_ids: Sequence[int], special_ids: set[int]) -> dict[str, Any]:
     """`example` with its answer replaced by `answer_ids`, keeping prompt and closing tokens.
 
     The prompt is everything before the first label; the closing is the special tokens

@@ -27,7 +27,7 @@ from lethe.train.schedule import WarmupConstant, batch_stream, epoch_batches
 from lethe.train.slices import derive_seed
 from lethe.train.steps import AdapterSettings, EngineConfig, Losses, Recorder, Step, StepEngine
 from lethe.unlearn.base import UnlearnMethod, frozen_copy, get_method
-from lethe.unlearn.batches import Example, check_examples, collate
+from lethe.unlearn.batches import UnlearnExample, check_examples, collate
 from lethe.unlearn.config import UnlearnConfig
 from lethe.unlearn.progress import QuickMetrics, quick_metrics
 from lethe.unlearn.result import BatchDraw, UnlearnResult
@@ -37,8 +37,8 @@ def run_unlearning(
     method: str,
     model: torch.nn.Module,
     tokenizer: Any,
-    forget_examples: Sequence[Example],
-    retain_examples: Sequence[Example],
+    forget_examples: Sequence[UnlearnExample],
+    retain_examples: Sequence[UnlearnExample],
     config: UnlearnConfig,
     *,
     reference_model: torch.nn.Module | None = None,
@@ -80,8 +80,8 @@ def run_unlearning(
 def unlearn_version(
     path: str,
     method: str,
-    forget_examples: Sequence[Example],
-    retain_examples: Sequence[Example],
+    forget_examples: Sequence[UnlearnExample],
+    retain_examples: Sequence[UnlearnExample],
     config: UnlearnConfig,
     **keywords: Any,
 ) -> UnlearnResult:
@@ -102,8 +102,8 @@ def unlearn_version(
 def unlearn_loop(
     method: UnlearnMethod,
     model: torch.nn.Module,
-    forget_examples: Sequence[Example],
-    retain_examples: Sequence[Example],
+    forget_examples: Sequence[UnlearnExample],
+    retain_examples: Sequence[UnlearnExample],
     *,
     reference_model: torch.nn.Module | None = None,
     callback: ProgressCallback | None = None,
@@ -260,7 +260,9 @@ def _pad_token_id(tokenizer: Any, model: torch.nn.Module) -> int:
     return 0  # padded positions are masked out of attention and labels anyway
 
 
-def _with_token_weights(examples: Sequence[Example], token_weights: Sequence[Any] | None) -> list[Example]:
+def _with_token_weights(
+    examples: Sequence[UnlearnExample], token_weights: Sequence[Any] | None
+) -> list[UnlearnExample]:
     if token_weights is None:
         return list(examples)
     if len(token_weights) != len(examples):

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import torch
 
 from lethe.train.steps import to_device
-from lethe.unlearn.batches import Example, collate
+from lethe.unlearn.batches import UnlearnExample, collate
 from lethe.unlearn.losses import logits_of, mean_nll, token_accuracy
 
 
@@ -34,7 +34,7 @@ class QuickMetrics:
 
 @torch.no_grad()
 def measure(
-    model: torch.nn.Module, examples: Sequence[Example], pad_token_id: int, batch_size: int
+    model: torch.nn.Module, examples: Sequence[UnlearnExample], pad_token_id: int, batch_size: int
 ) -> tuple[float, float]:
     """NLL per label token and teacher-forced accuracy of `model` on `examples`."""
     if not examples:
@@ -56,8 +56,8 @@ def measure(
 
 def quick_metrics(
     model: torch.nn.Module,
-    forget: Sequence[Example],
-    retain: Sequence[Example],
+    forget: Sequence[UnlearnExample],
+    retain: Sequence[UnlearnExample],
     pad_token_id: int,
     batch_size: int,
 ) -> QuickMetrics:
