@@ -9,7 +9,6 @@ import typer
 from lethe.cli.app import JsonOption, app, console, emit, plural, workspace
 from lethe.cli.progress import progress_callback
 from lethe.errors import InputError
-from lethe.eval.audit_render import describe_tokenizer_leak
 from lethe.train.distributed import main_driven
 
 requests_app = typer.Typer(help="Forget requests: list, show, publish or discard a candidate.", no_args_is_help=True)
@@ -108,6 +107,8 @@ def forget(
     if outcome.tainted:
         console.print(f"  tainted (serving needs --allow-tainted): {', '.join(outcome.tainted)}")
     if outcome.tokenizer:
+        from lethe.eval.audit_render import describe_tokenizer_leak  # torch: only when there is a result
+
         console.print(f"  tokenizer: {describe_tokenizer_leak(outcome.tokenizer)}", highlight=False)
     if outcome.purged:
         console.print(f"  purged weights: {', '.join(outcome.purged)}")
