@@ -24,7 +24,7 @@ DEMO_HOME ?= ./lethe-demo
 
 demo: setup
 	rm -rf $(DEMO_HOME)
-	$(VENV)/bin/lethe --home $(DEMO_HOME) demo
+	$(VENV)/bin/lethe --home $(DEMO_HOME) demo --summary benchmarks/results/demo.json
 
 # The same story on the real pretrained SmolLM2-135M-Instruct, fine-tuned with LoRA (< 15 min here).
 demo-real: setup

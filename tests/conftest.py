@@ -42,6 +42,14 @@ def isolated_workspace(tmp_path, monkeypatch):
     return home
 
 
+@pytest.fixture
+def initialized_workspace(isolated_workspace):
+    """The isolated workspace after `lethe init` (every CLI command but init refuses a missing one)."""
+    from lethe.workspace import Workspace
+
+    return Workspace(home=isolated_workspace).init()
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _torch_threads():
     try:

@@ -67,7 +67,7 @@ def test_other_weights_under_a_taken_name_conflict(hf_dir, tmp_path):
     assert [b.name for b in ws.ledger.base_models()] == ["b"]
 
 
-def test_cli_add_and_ls(hf_dir):
+def test_cli_add_and_ls(initialized_workspace, hf_dir):
     runner = CliRunner()
     added = runner.invoke(app, ["base", "add", str(hf_dir), "--name", "tinybase", "--json"])
     assert added.exit_code == 0, added.output
@@ -77,7 +77,7 @@ def test_cli_add_and_ls(hf_dir):
     assert rows[0]["pretraining_data"] == "not on record" and rows[0]["kind"] == "hf"
 
 
-def test_a_file_that_is_neither(tmp_path):
+def test_a_file_that_is_neither(initialized_workspace, tmp_path):
     path = tmp_path / "notes.txt"
     path.write_text("hello")
     result = CliRunner().invoke(app, ["base", "add", str(path)])

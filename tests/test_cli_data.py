@@ -13,6 +13,7 @@ from lethe.cli.ledger import log_app
 from lethe.workspace import Workspace
 
 runner = CliRunner()
+pytestmark = pytest.mark.usefixtures("initialized_workspace")  # every command but init needs one
 
 
 def run(*args: str, env: dict | None = None) -> str:
@@ -95,6 +96,7 @@ def test_export_and_import_json_between_workspaces(tmp_path):
     out = tmp_path / "changelog.json"
     assert run_json("ledger", "export-json", str(out))["entries"] == 2
     other = {"LETHE_HOME": str(tmp_path / "other-home")}
+    run("init", env=other)
     imported = run_json("ledger", "import-json", str(out), env=other)
     assert imported["documents"] == 2
     again = tmp_path / "again.json"

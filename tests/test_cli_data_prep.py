@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from typer.testing import CliRunner
 
 from lethe.cli import app
 from lethe.workspace import Workspace
 
 runner = CliRunner()
+pytestmark = pytest.mark.usefixtures("initialized_workspace")  # every command but init needs one
 
 
 def run(*args):

@@ -97,7 +97,7 @@ def test_eval_version_audit_and_report(tmp_path, monkeypatch) -> None:
     assert "Audit of forget request" in (out / "report.html").read_text()
 
 
-def test_bench_commands_pass_their_options(tmp_path, monkeypatch) -> None:
+def test_bench_commands_pass_their_options(tmp_path, monkeypatch, initialized_workspace) -> None:
     from lethe.bench import synth, tofu
 
     seen = {}

@@ -45,6 +45,16 @@ def status(page) -> str:
     return page.inner_text("#forget-status")
 
 
+DRAWN_LINE = """(chart) => [...document.querySelectorAll(`${chart} svg .mark-line path`)]
+    .some(p => (p.getAttribute('d') || '').split(/[LM]/).length > 2
+               && !['', 'none', 'transparent'].includes(p.getAttribute('stroke') || ''))"""
+
+
+def wait_drawn(page, chart: str, timeout: float = 60_000) -> None:
+    """Wait until the chart has drawn a visible line (a stroked mark of two points or more in its SVG)."""
+    page.wait_for_function(DRAWN_LINE, arg=chart, timeout=timeout)
+
+
 def select_document(page, doc) -> None:
     page.locator("#forget-query").locator("textarea, input").first.fill(doc.data["question"])
     page.click("#forget-search")
@@ -69,6 +79,10 @@ def test_a_job_shows_live_progress_survives_a_refresh_and_cancels(setup):
         f"(() => {{ const m = /step (\\d+)\\/3000/.exec(document.querySelector('#forget-status').innerText);"
         f" return m && +m[1] > {first}; }})()"
     )  # the timer keeps reading progress from the ledger
+    for chart in ("#forget-loss-plot", "#forget-nll-plot", "#forget-acc-plot"):
+        wait_drawn(page, chart)  # drawn while the job runs, not once it has ended
+    assert "running" in status(page)
+    screenshot(page, "ui-forget-live-charts")
     page.reload(wait_until="load")
     page.wait_for_selector("#chat-input textarea")
     open_tab(page, "Forget")
@@ -115,6 +129,11 @@ def test_forget_end_to_end_then_the_new_version_is_in_the_chat(setup):
     wait_text(page, "#forget-outcome", "Published")
     assert ws.ledger.resolve_version("latest").name == "v3"
     assert ws.ledger.document(doc.id).content is None  # erased on publication
+    # the search results refresh: the erased document (and its text) leaves them
+    page.wait_for_function(
+        "(id) => ![...document.querySelectorAll('#forget-results label')].some(l => l.innerText.startsWith(`#${id} `))",
+        arg=doc.id,
+    )
 
     open_tab(page, "Chat")
     page.wait_for_function("document.querySelector('#chat-version input').value.includes('v3')")
@@ -130,6 +149,8 @@ def test_changelog_and_data_tabs(setup):
     page = browser.page
     open_tab(page, "Changelog")
     wait_text(page, "#changelog-events", "forget.succeeded")
+    actor = page.locator("#changelog-events th", has_text="actor").first
+    assert actor.bounding_box()["width"] >= 60  # readable, not squeezed into vertical letters
     screenshot(page, "ui-changelog")
     page.get_by_role("tab", name="Versions").click()
     wait_text(page, "#changelog-tree", "v3 [unlearn")
@@ -147,6 +168,7 @@ def test_changelog_and_data_tabs(setup):
     page.click("#data-open")
     wait_text(page, "#data-header", "Forgotten")
     wait_text(page, "#data-saw", "v2")  # exposures: the versions that saw it
+    wait_text(page, "#data-saw", "trained on it")
     page.locator("#data-doc-id input").fill(str(shown.id))
     page.click("#data-open")
     page.wait_for_selector("#data-text mark")  # token-impact highlighting

@@ -49,6 +49,7 @@ class Workspace:
         return (type(self), (self.home, self.db_url))
 
     def init(self) -> Workspace:
+        check_ledger_url(self.ledger_url, need_ledger=False)
         for sub in SUBDIRS:
             (self.home / sub).mkdir(parents=True, exist_ok=True)
         _ = self.ledger  # creates and migrates the database
@@ -57,6 +58,20 @@ class Workspace:
     @property
     def exists(self) -> bool:
         return (self.home / "models").is_dir()
+
+    def require(self) -> Workspace:
+        """This workspace, if `lethe init` made it; a missing one is an error, never a new one.
+
+        A typo in `--home` or `--db` would otherwise create an empty workspace and answer from it.
+        """
+        if self.db_url is not None:  # the database the user named explicitly is checked first
+            check_ledger_url(self.db_url)
+        if not self.exists:
+            hint = "" if self.home == Path(DEFAULT_HOME).resolve() else f" --home {self.home}"
+            raise InputError(f"no lethe workspace at {self.home}; run `lethe{hint} init` to create one")
+        if self.db_url is None:
+            check_ledger_url(self.ledger_url, init_hint=False)
+        return self
 
     @cached_property
     def ledger(self):
@@ -85,6 +100,71 @@ class Workspace:
 
     def reports_dir(self) -> Path:
         return self.home / "reports"
+
+
+SUPPORTED_DATABASES = "SQLite (sqlite:///PATH) or PostgreSQL (postgresql://USER:PASS@HOST/DB)"
+
+
+def display_url(url: str) -> str:
+    """`url` with its password hidden, for messages."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:  # not a URL SQLAlchemy can parse: show the part after any credentials
+        return url.split("@")[-1]
+
+
+def check_ledger_url(url: str, *, init_hint: bool = True, need_ledger: bool = True) -> None:
+    """Refuse a ledger URL that names no existing lethe ledger, in one sentence.
+
+    SQLite: the file must exist (SQLite would create it). Other URLs: the driver must be installed,
+    the server must answer within a few seconds, and the database must hold lethe's schema.
+    With `need_ledger=False` (for `lethe init`) only the URL and the server are checked.
+    """
+    import sqlalchemy
+    from sqlalchemy import exc
+
+    run_init = "run `lethe --db URL init` to create one" if init_hint else "run `lethe init` to create one"
+    if "://" not in url:
+        raise InputError(f"not a database URL: {url!r}; lethe's ledger runs on {SUPPORTED_DATABASES}")
+    scheme = url.split("://", 1)[0].split("+", 1)[0].lower()
+    shown = display_url(url)
+    connect_args: dict = {}
+    if scheme == "sqlite":
+        path = url.split(":///", 1)[-1]
+        if path in ("", ":memory:"):
+            raise InputError(f"{url!r} is an in-memory database, which holds no ledger between commands")
+        if not Path(path).is_file():
+            if need_ledger:
+                raise InputError(f"no lethe ledger at {path}; {run_init}")
+            return  # `lethe init` creates it
+    elif scheme in ("postgresql", "postgres"):
+        connect_args = {"connect_timeout": 5}
+        if url.startswith("postgresql://"):
+            url = "postgresql+psycopg://" + url[len("postgresql://") :]
+    else:
+        raise InputError(f"unsupported database URL {shown}: lethe's ledger runs on {SUPPORTED_DATABASES}")
+    try:
+        engine = sqlalchemy.create_engine(url, connect_args=connect_args)
+    except (exc.ArgumentError, exc.NoSuchModuleError, ImportError) as error:
+        raise InputError(f"cannot use database URL {shown}: {_first_line(error)}") from None
+    try:
+        with engine.connect() as connection:
+            has_ledger = sqlalchemy.inspect(connection).has_table("alembic_version")
+    except (exc.DBAPIError, exc.ArgumentError, ImportError) as error:
+        raise InputError(f"cannot reach the ledger database {shown}: {_first_line(error)}") from None
+    finally:
+        engine.dispose()
+    if need_ledger and not has_ledger:
+        raise InputError(f"no lethe ledger in the database {shown}; {run_init}")
+
+
+def _first_line(error: BaseException) -> str:
+    origin = getattr(error, "orig", None) or error
+    lines = [line.strip() for line in str(origin).splitlines() if line.strip()]
+    return lines[0] if lines else type(origin).__name__
 
 
 def shared_data_dir() -> Path:

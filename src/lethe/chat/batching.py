@@ -192,7 +192,7 @@ class BatchScheduler:
             return
         ids = torch.tensor([request.prompt_ids], dtype=torch.long, device=self.device)
         cache = GrowingCache()
-        output = self.model(input_ids=ids, past_key_values=cache, use_cache=True, logits_to_keep=1)
+        output = self.model(input_ids=ids, cache=cache, use_cache=True, logits_to_keep=1)
         row = len(self._sampler)
         self._sampler.add(request.params, request.prompt_ids)
         (token,) = self._sampler.sample(output.logits[:, -1, :], rows=[row])
@@ -200,7 +200,7 @@ class BatchScheduler:
         if self._advance(sequence, token, logprob):
             self._sampler.select(list(range(row)))
             return
-        self._cache.append(output.past_key_values, len(request.prompt_ids))
+        self._cache.append(output.cache, len(request.prompt_ids))
         self._active.append(sequence)
 
     def _step(self) -> None:
@@ -213,7 +213,7 @@ class BatchScheduler:
             input_ids=tokens,
             attention_mask=mask.to(self.device),
             position_ids=positions.to(self.device),
-            past_key_values=self._cache.cache,
+            cache=self._cache.cache,
             use_cache=True,
         )
         self._cache.advance(mask)

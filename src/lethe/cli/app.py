@@ -12,12 +12,33 @@ import click
 import typer
 from rich.console import Console
 from rich.table import Table
-from typer.core import TyperGroup
+from typer.core import TyperArgument, TyperGroup, TyperOption
 
+from lethe import __version__
 from lethe.errors import LetheError
+from lethe.threads import apply_threads
 from lethe.workspace import Workspace
 
 err_console = Console(stderr=True)
+
+
+# Help that reads like a mature CLI: a flag takes no value, so it shows no `<bool>`, and a
+# required argument is PATH (click's convention), not `{path}`.
+_option_type = TyperOption.display_type_rich
+
+
+def _flag_type(self: TyperOption, ctx: click.Context) -> str | None:
+    return None if self.is_flag else _option_type(self, ctx)
+
+
+def _argument_usage(self: TyperArgument) -> str:
+    name = self.display_name_raw.upper()
+    name = name if self.required else f"[{name}]"
+    return name + ("..." if self.nargs != 1 else "")
+
+
+TyperOption.display_type_rich = _flag_type
+TyperArgument._usage_display_name = _argument_usage
 
 
 class LetheGroup(TyperGroup):
@@ -36,7 +57,7 @@ app = typer.Typer(
     help="Train small chatbots whose every training example is on record, serve them, and make them forget on request.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    add_completion=False,
+    add_completion=True,
     cls=LetheGroup,
 )
 # One message is one line whatever the terminal's width, so paths in it stay whole for grep and
@@ -50,10 +71,21 @@ class State:
     db: str | None = None
 
     def workspace(self) -> Workspace:
+        """The workspace `lethe init` made; a missing one (or its database) is an error."""
+        return Workspace.from_env(self.home, self.db).require()
+
+    def new_workspace(self) -> Workspace:
+        """The workspace named by the options, whether or not it exists yet (`init`, `demo`)."""
         return Workspace.from_env(self.home, self.db)
 
 
 state = State()
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        console.print(f"lethe {__version__}")
+        raise typer.Exit()
 
 
 @app.callback()
@@ -66,18 +98,22 @@ def main_options(
         None,
         "--threads",
         envvar="LETHE_THREADS",
-        help="CPU threads for PyTorch (default: all cores; 1 on a busy machine).",
+        help="CPU threads for PyTorch (default: the cores free right now, idle threads sleeping; see LETHE_THREAD_POLICY).",
+    ),
+    version: bool = typer.Option(
+        False, "--version", is_eager=True, callback=_print_version, help="Print lethe's version and exit."
     ),
 ) -> None:
     state.home, state.db = home, db
-    if threads:
-        import torch
-
-        torch.set_num_threads(threads)
+    apply_threads(threads)  # through the environment: torch is imported only by commands that need it
 
 
 def workspace() -> Workspace:
     return state.workspace()
+
+
+def new_workspace() -> Workspace:
+    return state.new_workspace()
 
 
 def ledger():
@@ -137,6 +173,11 @@ def emit(
         print_table(rows, columns, title)
     else:
         console.print(result)
+
+
+def plural(n: int, noun: str, nouns: str | None = None) -> str:
+    """`1 document`, `2 documents` (`nouns` for irregular plurals)."""
+    return f"{n:,} {noun if n == 1 else nouns or noun + 's'}"
 
 
 JsonOption = typer.Option(False, "--json", help="Print machine-readable JSON.")

@@ -6,7 +6,7 @@ import sys
 
 import typer
 
-from lethe.cli.app import app, console, workspace
+from lethe.cli.app import app, console, err_console, workspace
 
 
 def _write(text: str) -> None:
@@ -24,12 +24,18 @@ def chat(
     allow_tainted: bool = typer.Option(False, "--allow-tainted", help="Allow a version that saw since-forgotten data."),
 ) -> None:
     """Chat in the terminal, streaming; /reset, /params, /model, /help inside."""
+    from lethe.serve.readiness import has_versions, no_version_error, version_notices
+
+    ws = workspace()
+    if not has_versions(ws.ledger):
+        raise no_version_error(model)
+    for notice in version_notices(ws.ledger, model):
+        err_console.print(f"[yellow]note:[/] {notice}", highlight=False, soft_wrap=True)
     from lethe.chat.sampling import SamplingParams
     from lethe.chat.terminal import TerminalChat
     from lethe.serve.logging import ConversationLogger, LoggingConfig
     from lethe.serve.models import ModelPool
 
-    ws = workspace()
     pool = ModelPool(ws.ledger, allow_tainted=allow_tainted, base_dir=ws.home)
     logger = None if no_log else ConversationLogger(ws.ledger, LoggingConfig.from_env())
     params = SamplingParams(temperature=temperature, max_new_tokens=max_tokens)

@@ -18,8 +18,12 @@ def conversations(
     ledger = workspace().ledger
     versions = {v.id: v.name for v in ledger.list_versions(include_discarded=True)}
     if conversation is None:
-        rows = [{**c, "version": versions.get(c["version_id"])} for c in ledger.list_conversations(limit)]
-        emit(rows, json, rows=rows, columns=["id", "created_at", "version", "messages", "title"], title="conversations")
+        rows = [
+            {**c, "version": versions.get(c["version_id"]), "answered_by": _answered_by(ledger, c["id"], versions)}
+            for c in ledger.list_conversations(limit)
+        ]
+        columns = ["id", "created_at", "answered_by", "messages", "title"]
+        emit(rows, json, rows=rows, columns=columns, title="conversations")
         return
     messages = ledger.conversation_messages(conversation)
     rows = [
@@ -40,3 +44,9 @@ def conversations(
     for row in rows:
         who = f"{row['role']}" + (f" ({row['version']})" if row["version"] else "")
         console.print(f"[bold]{who}[/] #{row['id']}←{row['parent']}: {row['content']}")
+
+
+def _answered_by(ledger, conversation_id: int, versions: dict[int, str]) -> str:
+    """The versions that wrote the replies, in order (`v1, v3` after `/model v3`), not just the first."""
+    names = [versions.get(m.version_id) for m in ledger.conversation_messages(conversation_id) if m.role == "assistant"]
+    return ", ".join(dict.fromkeys(name for name in names if name))

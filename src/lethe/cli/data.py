@@ -11,7 +11,7 @@ from pathlib import Path
 import typer
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-from lethe.cli.app import JsonOption, app, console, emit, err_console, ledger
+from lethe.cli.app import JsonOption, app, console, emit, err_console, ledger, plural
 
 data_app = typer.Typer(
     help="Ingest documents (JSON, JSONL, TOFU, WikiExtractor, MediaWiki XML) and browse them.", no_args_is_help=True
@@ -26,7 +26,8 @@ def _preview(text: str | None, width: int = 60) -> str:
     return flat if len(flat) <= width else flat[: width - 1] + "…"
 
 
-def _row(doc) -> dict:
+def document_row(doc) -> dict:
+    """One document as a table row (also `lethe forget --dry-run`'s)."""
     return {
         "id": doc.id,
         "key": doc.key,
@@ -122,7 +123,7 @@ def ls(
     docs = led.list_documents(
         collection=collection, kind=kind, source=source, include_old_revisions=all_revisions, limit=limit, offset=offset
     )
-    emit(docs, json, rows=[_row(d) for d in docs], title=f"{len(docs)} documents")
+    emit(docs, json, rows=[document_row(d) for d in docs], title=plural(len(docs), "document"))
 
 
 @data_app.command("show")
@@ -198,7 +199,11 @@ def search(
 ) -> None:
     """Search current, unerased documents by title and content."""
     docs = ledger().search(text, limit=limit, collection=collection)
-    emit(docs, json, rows=[_row(d) for d in docs], title=f"{len(docs)} documents matching {text!r}")
+    if not docs and not json:
+        where = f" in collection {collection!r}" if collection else ""
+        console.print(f"no current document matches {text!r}{where} (erased documents are not searched)")
+        return
+    emit(docs, json, rows=[document_row(d) for d in docs], title=f"{plural(len(docs), 'document')} matching {text!r}")
 
 
 @data_app.command("collections")
@@ -213,5 +218,5 @@ def collections(json: bool = JsonOption) -> None:
         json,
         rows=rows,
         columns=["name", "documents", "created_at", "description"],
-        title=f"{len(rows)} collections",
+        title=plural(len(rows), "collection"),
     )

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
 from rich.table import Table
 
-from lethe.cli.app import JsonOption, app, console, emit, workspace
+from lethe.cli.app import JsonOption, app, console, emit, new_workspace
 from lethe.cli.progress import progress_callback
 
 SUMMARY_ROWS = (
@@ -35,6 +37,9 @@ def demo(
     ),
     entities: int = typer.Option(None, "--entities", help="Entities in the generated world."),
     seed: int = typer.Option(None, "--seed", help="Seed of the world and of every run."),
+    summary: Path = typer.Option(
+        None, "--summary", help="Also write the summary JSON here (it is always in the workspace's reports/)."
+    ),
     json: bool = JsonOption,
 ) -> None:
     """Generate a world, train in slices plus a weekly update, chat, forget (exact and fast), audit, report."""
@@ -45,10 +50,14 @@ def demo(
         config.entities = entities
     if seed is not None:
         config.seed = seed
-    ws = workspace()
+    ws = new_workspace()
     say = (lambda _text: None) if json else console.print
     with progress_callback(not json) as callback:
         result = run_demo(ws, config, say=say, progress=callback)
+    if summary is not None:
+        from lethe.demo import write_summary
+
+        write_summary(result, config, summary)
     if json:
         emit(result.as_dict(), True)
         return

@@ -7,10 +7,9 @@ from dataclasses import replace
 
 import typer
 
-from lethe.cli.app import JsonOption, app, console, emit, workspace
+from lethe.cli.app import JsonOption, app, console, emit, plural, workspace
 from lethe.cli.progress import progress_callback
 from lethe.errors import InputError
-from lethe.eval.audit_render import describe_tokenizer_leak
 from lethe.forget.mentions import read_choices
 from lethe.train.distributed import main_driven
 
@@ -102,7 +101,7 @@ def forget(
     untrained = [d for d, t in pairs if not t]
     if not json:
         console.print(
-            f"Forget request [bold]{request_id}[/]: {len(pairs)} documents "
+            f"Forget request [bold]{request_id}[/]: {plural(len(pairs), 'document')} "
             f"({len(pairs) - len(untrained)} trained, {len(untrained)} never trained), method {method}"
         )
         if untrained:
@@ -119,6 +118,8 @@ def forget(
     if outcome.tainted:
         console.print(f"  tainted (serving needs --allow-tainted): {', '.join(outcome.tainted)}")
     if outcome.tokenizer:
+        from lethe.eval.audit_render import describe_tokenizer_leak  # torch: only when there is a result
+
         console.print(f"  tokenizer: {describe_tokenizer_leak(outcome.tokenizer)}", highlight=False)
     if outcome.purged:
         console.print(f"  purged weights: {', '.join(outcome.purged)}")
@@ -157,7 +158,12 @@ def _dry_run(ws, selector, version: str, mentions: str | None, choices: dict | N
     if as_json:
         emit(result, True)
         return
-    console.print(f"{len(ids)} documents match; {len(trained)} were trained by {base.name if base else 'no model'}.")
+    by = base.name if base else "no model"
+    console.print(f"would forget {plural(len(ids), 'document')} ({len(trained)} trained by {by}):")
+    trained_set = set(trained)
+    for d in ledger.documents(ids):
+        mark = f"trained by {by}" if d.id in trained_set else "never trained"
+        console.print(f"  {d.id:>6}  {d.key}  {(d.title or '')[:60]!r}  ({mark})", highlight=False)
     for m in found:
         console.print(
             f"  mention in {m.key} (document {m.document_id}, {'/'.join(m.fields)}): {m.decision}", highlight=False

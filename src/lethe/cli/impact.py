@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from lethe.cli.app import JsonOption, app, console, emit, workspace
+from lethe.errors import InputError
 
 impact_app = typer.Typer(help="Token impact: per-document memorisation, token by token.", no_args_is_help=True)
 app.add_typer(impact_app, name="impact")
@@ -55,10 +56,7 @@ def show(
     target = ledger.resolve_version(version, allow_tainted=True)
     rows = [r for r in ledger.token_impacts(document_id=document.id) if r.version_id == target.id]
     if not rows:
-        raise typer.BadParameter(
-            f"no token impact of document {document.id} on {target.name}: "
-            f"run `lethe impact compute --version {target.name}` first"
-        )
+        raise InputError(_no_impact_advice(ledger, document, target))
     record = rows[-1]
     if json:
         emit(
@@ -80,3 +78,21 @@ def show(
         f"mean impact {record.score:.3f} nats/token over {record.total_tokens} tokens"
     )
     console.print(render_impact(target, document, record, ledger))
+
+
+def _no_impact_advice(ledger, document, target) -> str:
+    """Why there is no record, and the one thing that would give one (never the command just run)."""
+    what = f"no token impact of document {document.id} on {target.name}"
+    if document.forgotten_at is not None:
+        return f"{what}: the document was forgotten and its content erased"
+    if not ledger.documents_seen(target.id, candidates=[document.id]):
+        return (
+            f"{what}: {target.name} never trained on it, and token impact is measured only for documents a "
+            f"version trained on (`lethe data show {document.id}` lists the versions that did)"
+        )
+    if not ledger.token_impacts(version_id=target.id):
+        return f"{what}: run `lethe impact compute --version {target.name}` first"
+    return (
+        f"{what}: {target.name}'s token impact was computed, but not for this document (no checkpoint "
+        "before the slice that first showed it to measure against, or a collection left it out)"
+    )

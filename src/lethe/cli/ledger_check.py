@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from lethe.cli.app import JsonOption, console, emit, workspace
+from lethe.cli.app import JsonOption, console, emit, plural, workspace
 from lethe.cli.ledger import ledger_app
 
 
@@ -14,15 +14,20 @@ def check_cmd(
     json: bool = JsonOption,
 ) -> None:
     """Foreign keys, orphans, revisions, tombstones, content hashes, weights sha256, token impacts."""
-    from lethe.ledger.integrity import check
+    from lethe.ledger.integrity import PROBLEM, review
 
-    problems = check(workspace().ledger, verify_weights=not skip_weights)
-    rows = [p.as_dict() for p in problems]
+    found = review(workspace().ledger, verify_weights=not skip_weights)
+    problems = [p.as_dict() for p in found if p.severity == PROBLEM]
+    notices = [p.as_dict() for p in found if p.severity != PROBLEM]
+    columns = ["check", "table", "row", "detail"]
     if json:
-        emit({"ok": not problems, "problems": rows}, True)
-    elif problems:
-        emit(rows, False, rows=rows, title=f"{len(problems)} problems")
+        emit({"ok": not problems, "problems": problems, "notices": notices}, True)
     else:
-        console.print("[green]ledger OK[/]: keys, revisions, tombstones, hashes, weights and token impacts agree")
+        if notices:
+            emit(notices, False, rows=notices, columns=columns, title=plural(len(notices), "notice"))
+        if problems:
+            emit(problems, False, rows=problems, columns=columns, title=plural(len(problems), "problem"))
+        else:
+            console.print("[green]ledger OK[/]: keys, revisions, tombstones, hashes, weights and token impacts agree")
     if problems:
         raise typer.Exit(1)

@@ -2,15 +2,46 @@
 
 from __future__ import annotations
 
+import errno
+import socket
+
 import typer
 
-from lethe.cli.app import app, console, workspace
+from lethe.cli.app import app, console, err_console, workspace
+from lethe.errors import InputError
+
+
+def check_bindable(host: str, port: int) -> None:
+    """Refuse an address this process cannot listen on, before any model is loaded."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as error:
+        raise InputError(f"cannot listen on {host}:{port}: unknown host ({error.strerror})") from None
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does
+        try:
+            sock.bind(address)
+        except OSError as error:
+            if error.errno == errno.EADDRINUSE:
+                raise InputError(
+                    f"port {port} on {host} is already in use (another `lethe serve`?); choose another with --port"
+                ) from None
+            raise InputError(f"cannot listen on {host}:{port}: {error.strerror}") from None
+
+
+def hint_versions(ws) -> None:
+    """Say what to do when there is nothing (or nothing good) to serve."""
+    from lethe.serve.readiness import version_notices
+
+    for notice in version_notices(ws.ledger):
+        err_console.print(f"[yellow]note:[/] {notice}", highlight=False, soft_wrap=True)
 
 
 @app.command()
 def serve(
     host: str = typer.Option("127.0.0.1", help="Address to listen on."),
-    port: int = typer.Option(7860, help="Port to listen on."),
+    port: int = typer.Option(7860, min=1, max=65535, help="Port to listen on."),
     api_key: str = typer.Option(
         None,
         "--api-key",
@@ -28,14 +59,18 @@ def serve(
     ),
 ) -> None:
     """Serve model versions over HTTP (POST /v1/chat/completions, GET /v1/models, /health)."""
+    from lethe.serve.exposure import check_exposure
+
+    check_exposure(host, api_key)
+    check_bindable(host, port)  # a taken port fails now, not after every model has loaded
+    ws = workspace()
     from lethe.chat.engine import EngineConfig
-    from lethe.serve.api import check_exposure, create_app
+    from lethe.serve.api import create_app
     from lethe.serve.logging import ConversationLogger, LoggingConfig
     from lethe.serve.models import ModelPool
     from lethe.serve.server import run
 
-    check_exposure(host, api_key)  # before touching the workspace
-    ws = workspace()
+    hint_versions(ws)
     pool = ModelPool(
         ws.ledger,
         allow_tainted=allow_tainted,

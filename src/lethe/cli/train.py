@@ -6,63 +6,52 @@ from pathlib import Path
 from typing import Self
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from lethe.cli.app import JsonOption, app, console, emit, err_console, workspace
+from lethe.cli.progress import StageProgress, slice_label
+from lethe.errors import InputError
 
 tokenizer_app = typer.Typer(help="Tokenizers trained on ledger documents.", no_args_is_help=True)
 app.add_typer(tokenizer_app, name="tokenizer")
 
 
 class ProgressBars:
-    """Turns training `ProgressEvent`s into one rich progress bar per slice (stderr)."""
+    """Turns training `ProgressEvent`s into one progress bar per slice (stderr), named for the job's kind."""
 
     def __init__(self, enabled: bool):
         self.enabled = enabled
-        self.bars = Progress(
-            TextColumn("[bold]{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("loss {task.fields[loss]}"),
-            TextColumn("{task.fields[speed]} tok/s"),
-            TextColumn("ETA {task.fields[eta]}"),
-            TimeElapsedColumn(),
-            console=err_console,
-            transient=False,
-            disable=not enabled,
-        )
-        self.task = None
+        self.stages = StageProgress(err_console) if enabled else None
 
     def __enter__(self) -> Self:
-        self.bars.__enter__()
+        if self.stages is not None:
+            self.stages.__enter__()
         return self
 
     def __exit__(self, *exc) -> None:
-        self.bars.__exit__(*exc)
+        if self.stages is not None:
+            self.stages.finish()
+            self.stages.__exit__(*exc)
 
     def __call__(self, event) -> None:
-        if not self.enabled:
+        if self.stages is None:
             return
         if event.kind == "slice_start":
-            self.task = self.bars.add_task(
-                f"slice {event.slice_index} ({event.slice_position + 1}/{event.slices_total})",
-                total=None,
-                loss="-",
-                speed="-",
-                eta="-",
-            )
-        elif event.kind == "step" and self.task is not None:
+            self.stages.finish()
+            self.stages.start(slice_label(event))
+        elif event.kind == "step":
             eta = event.eta
-            self.bars.update(
-                self.task,
-                completed=event.step,
-                total=event.steps_total,
-                loss=f"{event.loss:.3f}" if event.loss is not None else "-",
-                speed=f"{event.tokens_per_second:,.0f}" if event.tokens_per_second else "-",
-                eta=f"{eta:.0f}s" if eta is not None else "-",
+            info = " ".join(
+                part
+                for part in (
+                    f"loss {event.loss:.3f}" if event.loss is not None else "",
+                    f"{event.tokens_per_second:,.0f} tok/s" if event.tokens_per_second else "",
+                    f"ETA {eta:.0f}s" if eta is not None else "",
+                )
+                if part
             )
-        elif event.kind == "slice_end" and self.task is not None:
-            self.bars.update(self.task, description=f"slice {event.slice_index} → {event.version}")
+            self.stages.update(event.step, event.steps_total or None, info)
+        elif event.kind == "slice_end":
+            self.stages.finish(f"{slice_label(event)} → {event.version}")
 
 
 def _version_rows(versions) -> list[dict]:
@@ -150,7 +139,7 @@ def train_command(
             versions = pipeline.resume(ws, lineage=lineage, callback=bars)
         else:
             if not data:
-                raise typer.BadParameter("name at least one collection with --data", param_hint="--data")
+                raise InputError(_which_data(ws))
             config = TrainConfig().replace(
                 save_every=save_every, cumulative=cumulative, lora_r=lora_rank, qlora=qlora or None
             )
@@ -290,3 +279,15 @@ def tokenizer_ls_command(json: bool = JsonOption) -> None:
         for t in ledger.tokenizers()
     ]
     emit(rows, json, rows=rows, title="tokenizers")
+
+
+def _which_data(ws) -> str:
+    """What to pass as --data: the collections at hand, largest first (a tokenizer covers them all)."""
+    found = sorted(ws.ledger.collections(), key=lambda pair: -pair[1])
+    if not found:
+        return (
+            "nothing to train on yet: add documents (`lethe data add` or `lethe data synth`), then `--data COLLECTION`"
+        )
+    shown = ", ".join(f"{c.name} ({n:,})" for c, n in found[:6])
+    more = f", … {len(found) - 6} more (`lethe data collections`)" if len(found) > 6 else ""
+    return f"name the collection(s) to train on with --data, e.g. --data {found[0][0].name}; collections: {shown}{more}"

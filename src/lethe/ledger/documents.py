@@ -88,8 +88,7 @@ class DocumentsMixin:
         with self.reading() as s:
             collection = s.scalar(select(Collection).where(Collection.name == name))
             if collection is None:
-                known = ", ".join(sorted(s.scalars(select(Collection.name)))) or "none"
-                raise NotFoundError(f"no collection named {name!r} (known: {known})")
+                raise NotFoundError(unknown_collection(name, list(s.scalars(select(Collection.name)))))
             return list(
                 s.scalars(
                     select(CollectionMember.document_id)
@@ -264,3 +263,18 @@ def tombstone_documents(
             erased.append(doc)
         s.execute(delete(TokenImpact).where(TokenImpact.document_id.in_(chunk)))
     return erased
+
+
+def unknown_collection(name: str, known: list[str]) -> str:
+    """ "no collection named X", with the few names it was most likely meant to be."""
+    import difflib
+
+    if not known:
+        return f"no collection named {name!r} (there are none yet: `lethe data add` or `lethe data synth`)"
+    close = difflib.get_close_matches(name, known, n=5, cutoff=0.5)
+    prefix = [k for k in sorted(known) if k.startswith(name.rstrip("/") + "/")][:5]
+    suggestions = list(dict.fromkeys(close + prefix))[:5] or sorted(known, key=len)[:5]
+    return (
+        f"no collection named {name!r}; did you mean {', '.join(suggestions)}? "
+        f"(all {len(known)}: `lethe data collections`)"
+    )

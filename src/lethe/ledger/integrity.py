@@ -28,12 +28,18 @@ from lethe.ledger.schema import (
 TOP_TOKEN_KEYS = ("token_id", "position", "impact")
 
 
+PROBLEM, NOTICE = "problem", "notice"
+
+
 @dataclass
 class Problem:
+    """Something the ledger says that is wrong (`problem`), or worth knowing but consistent (`notice`)."""
+
     check: str
     table: str
     row: str
     detail: str
+    severity: str = PROBLEM
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -179,13 +185,15 @@ def _token_impacts(ledger) -> list[Problem]:
         seen = ledger.documents_seen(version_id)
         erased = {d.id for d in ledger.documents(seen) if d.forgotten_at is not None} if seen else set()
         missing = sorted(set(seen) - have - erased)
-        if missing:
+        if missing:  # a partial measurement (--collection, no reference for a slice) is not an inconsistency
             problems.append(
                 Problem(
                     "token-impacts",
                     "token_impacts",
                     f"version {version_id}",
-                    f"{len(missing)} trained documents have no record (e.g. {missing[:5]})",
+                    f"{len(missing)} trained {_plural(len(missing), 'document has', 'documents have')} no "
+                    f"token-impact record (e.g. {missing[:5]}): measured for part of what the version saw",
+                    NOTICE,
                 )
             )
     return problems
@@ -221,8 +229,17 @@ def _tokenizers(ledger) -> list[Problem]:
     return problems
 
 
+def _plural(n: int, one: str, many: str) -> str:
+    return one if n == 1 else many
+
+
 def check(ledger, *, verify_weights: bool = True) -> list[Problem]:
-    """Run every check; an empty list means the ledger is consistent."""
+    """Run every check; an empty list means the ledger is consistent (notices aside)."""
+    return [p for p in review(ledger, verify_weights=verify_weights) if p.severity == PROBLEM]
+
+
+def review(ledger, *, verify_weights: bool = True) -> list[Problem]:
+    """Every problem and every notice of every check."""
     return (
         _sqlite_foreign_keys(ledger)
         + _exposures(ledger)

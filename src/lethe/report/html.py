@@ -17,6 +17,7 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
+from lethe.eval.audit import REDACTED
 from lethe.eval.audit_render import describe_tokenizer_leak
 from lethe.report import plots
 from lethe.report.robustness import robustness_panel
@@ -25,8 +26,10 @@ CSS = """
 body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;margin:2em auto;max-width:1200px;color:#222;
 padding:0 1em;line-height:1.4}
 h1{border-bottom:2px solid #444}h2{margin-top:2em;border-bottom:1px solid #bbb}h3{margin-top:1.5em}
-table{border-collapse:collapse;margin:.5em 0 1em;font-size:13px}
+.scroll{max-width:100%;overflow-x:auto;margin:.5em 0 1em}
+table{border-collapse:collapse;font-size:13px}
 th,td{border:1px solid #ccc;padding:3px 7px;text-align:left;vertical-align:top}
+td{max-width:32em;overflow-wrap:anywhere}th{white-space:nowrap}
 th{background:#f0f0f0}td.num{text-align:right;font-variant-numeric:tabular-nums}
 img{max-width:100%;border:1px solid #ddd;margin:.3em 0}
 .muted{color:#777}.tainted{color:#b00}.fig{display:inline-block;margin-right:1em;vertical-align:top}
@@ -70,7 +73,8 @@ def table(rows: Sequence[dict[str, Any]], columns: Sequence[str] | None = None) 
     columns = list(columns or dict.fromkeys(k for row in rows for k in row))
     head = "".join(f"<th>{escape(str(c))}</th>" for c in columns)
     body = "".join("<tr>" + "".join(_cell(row.get(c)) for c in columns) + "</tr>" for row in rows)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    # the box scrolls, not the page: a wide table never makes the report wider than the window
+    return f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>'
 
 
 def image(png: bytes, alt: str) -> str:
@@ -180,10 +184,34 @@ def _audit_section(request: Any) -> str:
     if audit.get("tokenizer"):
         parts.append(f"<p>Tokenizer: {escape(describe_tokenizer_leak(audit['tokenizer']))}.</p>")
     samples = audit.get("samples") or []
-    if samples:
+    if samples and all(_erased(sample) for sample in samples):
+        parts.append(f'<p class="muted">{len(samples)} sample answers: erased with the documents they quote.</p>')
+    elif samples:
         labels = [k for k in ("before", "after", "reference") if k in samples[0]]
         parts.append(table(samples, ["question", "answer", *labels]))
     return "".join(parts)
+
+
+def _erased(sample: dict[str, Any]) -> bool:
+    """A sample row whose every text is the erasure marker (nothing left to show)."""
+    texts = [v for v in sample.values() if isinstance(v, str)]
+    return bool(texts) and all(v.strip() in ("", REDACTED) for v in texts)
+
+
+def _training_curves(ledger: Any) -> str:
+    """Per training run (train, update, replay), the loss per epoch of every slice it trained."""
+    runs: dict[str, list[dict]] = {}
+    names = {lineage.id: lineage.name for lineage in ledger.lineages()}
+    for version in ledger.list_versions(include_discarded=True):
+        meta = version.meta or {}
+        if meta.get("epoch_losses") and version.lineage_id is not None:
+            label = f"{names.get(version.lineage_id, version.lineage_id)}: run {version.run_id} ({version.kind})"
+            runs.setdefault(label, []).append(
+                {"slice_index": version.slice_index, "version": version.name, "epoch_losses": meta["epoch_losses"]}
+            )
+    if not runs:
+        return ""
+    return "<h2>Training</h2>" + figure(plots.training_curves(runs), "training loss curves")
 
 
 def _loss_curves(ledger: Any, requests: Iterable[Any]) -> str:
@@ -266,6 +294,7 @@ def render_report(workspace: Any) -> str:
         ),
         _versions(ledger),
         requests_html,
+        _training_curves(ledger),
         "".join(_audit_section(r) for r in requests),
         _loss_curves(ledger, requests),
         _evaluations(ledger),

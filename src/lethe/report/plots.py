@@ -165,7 +165,12 @@ def metric_bars(
             ax.set_title(title)
             ax.legend(fontsize=7, loc="upper center", ncol=min(len(labels), 5))
         else:
-            ax.set_title("NLL (nats/token)", fontsize=9)
+            # log scale: a memorised 0.005 and an unlearned 6.75 are both visible side by side
+            finite = [v for label in labels for m in group if (v := series[label].get(m)) is not None and v > 0]
+            if finite:
+                ax.set_yscale("log")
+                ax.set_ylim(min(finite) / 2, max(finite) * 2)
+            ax.set_title("NLL (nats/token, log scale)", fontsize=9)
             if not bounded:
                 ax.legend(fontsize=7)
     fig.tight_layout()
@@ -248,6 +253,41 @@ def loss_curves(runs: Mapping[str, Sequence[Mapping[str, Any]]], *, title: str =
         right.legend(fontsize=7)
     else:
         _empty(right, "no quick metrics recorded")
+    fig.tight_layout()
+    return fig
+
+
+def training_curves(runs: Mapping[str, Sequence[Mapping[str, Any]]], *, title: str = "Training") -> Figure:
+    """Per training run (label -> its slices `{slice_index, version, epoch_losses}`): the mean
+    training loss of each epoch, placed along the lineage's slices (slice k spans k to k+1), so
+    a replay lies over the slices it retrained; each slice's end is marked with its version."""
+    fig, ax = _figure(11, 4.0)
+    ax.grid(True, alpha=0.3)
+    plotted = False
+    for (label, slices), colour in zip(runs.items(), _palette(len(runs))):
+        xs_all, ys_all = [], []
+        for sl in slices:
+            losses = [v for v in sl.get("epoch_losses") or [] if v is not None and math.isfinite(v) and v > 0]
+            if not losses:
+                continue
+            start = int(sl.get("slice_index") or 0)
+            xs = [start + (i + 1) / len(losses) for i in range(len(losses))]
+            xs_all += xs
+            ys_all += losses
+            ax.annotate(
+                str(sl.get("version", "")), (xs[-1], losses[-1]), fontsize=7, xytext=(2, 4), textcoords="offset points"
+            )
+        if xs_all:
+            ax.plot(xs_all, ys_all, color=colour, marker="o", markersize=2.5, linewidth=1.2, label=label)
+            plotted = True
+    if not plotted:
+        _empty(ax, "no training losses recorded")
+        return fig
+    ax.set_yscale("log")
+    ax.set_xlabel("slice (epochs spread across each)")
+    ax.set_ylabel("mean loss per answer token (log)")
+    ax.set_title(title)
+    ax.legend(fontsize=7)
     fig.tight_layout()
     return fig
 

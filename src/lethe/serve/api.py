@@ -20,7 +20,6 @@ each message once, and an edited turn branches the conversation there.
 from __future__ import annotations
 
 import hmac
-import ipaddress
 from dataclasses import dataclass, replace
 
 from fastapi import Depends, FastAPI, Request
@@ -30,7 +29,6 @@ from starlette.concurrency import run_in_threadpool
 import lethe
 from lethe.chat.prompt import MAX_CHARS_PER_TOKEN, Prompt
 from lethe.chat.session import ChatSession
-from lethe.errors import InputError, Where
 from lethe.serve.completions import (
     ChoiceRun,
     Reply,
@@ -41,6 +39,7 @@ from lethe.serve.completions import (
     run_choices,
 )
 from lethe.serve.errors import APIError, install_error_handlers
+from lethe.serve.exposure import check_exposure, is_loopback  # noqa: F401 (re-exported)
 from lethe.serve.guards import AttemptLimiter, BodyLimit, HostAllowlist, LoginRateLimit, client_of
 from lethe.serve.logging import ConversationLogger
 from lethe.serve.metrics import ServeMetrics
@@ -77,25 +76,6 @@ class ServeLimits:
     """Choices per request (`n`)."""
     login_failures_per_minute: int = 10
     """Failed logins (UI password or API key) one client may make per minute before 429."""
-
-
-def is_loopback(host: str) -> bool:
-    """True for addresses only this machine can reach (``localhost``, 127.0.0.0/8, ::1)."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
-
-
-def check_exposure(host: str, api_key: str | None) -> None:
-    """Refuse to listen beyond loopback without an API key."""
-    if not is_loopback(host) and not api_key:
-        raise InputError(
-            f"host {host} is reachable from other machines: give an API key (--api-key) or listen on 127.0.0.1",
-            Where(field="host"),
-        )
 
 
 def fingerprint(loaded: LoadedModel) -> str:

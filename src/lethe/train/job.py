@@ -161,7 +161,12 @@ class JobRunner:
         excluded = set(spec.exclude_document_ids)
         documents = self.ledger.documents([d for d in sl.document_ids if d not in excluded])
         examples = build_examples(documents, self.tokenizer, config)
-        event = {"slice_index": sl.index, "slice_position": position, "slices_total": len(spec.slices)}
+        event = {
+            "slice_index": sl.index,
+            "slice_position": position,
+            "slices_total": len(spec.slices),
+            "run_kind": spec.run_kind,
+        }
         self.callback(ProgressEvent(kind="slice_start", global_step=progress.global_step, **event))
         resuming = progress.step_in_slice > 0
         offset = progress.global_step - progress.step_in_slice
@@ -197,6 +202,7 @@ class JobRunner:
                 "seconds": round(result.seconds, 3),
                 "tokens_per_second": round(result.tokens / result.seconds, 1) if result.seconds else None,
                 "final_loss": result.epoch_losses[-1] if result.epoch_losses else None,
+                "epoch_losses": [round(loss, 5) for loss in result.epoch_losses],  # the report's curves
             }
             optimizer, scheduler, adapter = result.optimizer, result.scheduler, result.adapter
         else:  # every document of the slice was erased or excluded: nothing to learn
@@ -285,6 +291,7 @@ class JobRunner:
                 slices_total=len(spec.slices),
                 global_step=progress.global_step,
                 version=version.name,
+                run_kind=spec.run_kind,
             )
         )
 
@@ -313,6 +320,7 @@ class JobRunner:
                     slices_total=len(spec.slices),
                     global_step=self.progress.global_step,
                     version=ledger.resolve_version(versions[-1], allow_tainted=True).name,
+                    run_kind=spec.run_kind,
                 )
             )
 

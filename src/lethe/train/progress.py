@@ -46,6 +46,8 @@ class ProgressEvent:
     steps and at the last)."""
     version: str | None = None
     """Name of the version registered (`slice_end`, `published`)."""
+    run_kind: str = "train"
+    """The job's kind, `train`, `update` or `replay`: what a progress label should call it."""
 
     @property
     def loss(self) -> float | None:

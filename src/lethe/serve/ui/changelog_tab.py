@@ -138,6 +138,8 @@ def build_changelog_tab(ctx: UIContext) -> Loader:
             label="Events (newest first)",
             interactive=False,
             wrap=True,
+            # fixed widths for the short columns, so "actor" is never squeezed into vertical letters
+            column_widths=["165px", "190px", "170px", "110px", "auto"],
             max_height=480,
             elem_id="changelog-events",
         )

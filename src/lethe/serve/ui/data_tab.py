@@ -14,7 +14,7 @@ from lethe.serve.ui.common import Loader, UIContext, error_text, when
 
 DOCUMENT_COLUMNS = ["id", "key", "revision", "kind", "title", "state"]
 REVISION_COLUMNS = ["id", "revision", "state", "added", "sha256", "bytes"]
-SAW_COLUMNS = ["version", "kind", "state", "run", "created"]
+SAW_COLUMNS = ["version", "how", "kind", "state", "run", "created"]
 RUN_COLUMNS = ["run", "steps", "first step", "last step"]
 PAGE = 50
 
@@ -65,16 +65,38 @@ def revisions_frame(ledger, doc_id: int) -> pd.DataFrame:
 
 
 def exposures_frames(ledger, doc_id: int) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(versions whose training saw the document, optimizer steps per run that held it)."""
-    saw = [
-        [v.name, v.kind, "tainted" if v.tainted_at else v.status, v.run_id, when(v.created_at)]
-        for v in ledger.versions_that_saw(doc_id)
-    ]
+    """(versions whose training saw the document, optimizer steps per run that held it).
+
+    A version either trained on the document itself (steps of its own training held it) or only
+    descends from one that did (an unlearned or updated version inherits what its parent saw).
+    """
     steps: dict[int, list[int]] = defaultdict(list)
     for exposure in ledger.exposures(document_id=doc_id, limit=100_000):
         steps[exposure.run_id].append(exposure.step)
+    saw, trainers = [], []
+    for v in ledger.versions_that_saw(doc_id):
+        if _trained_on_it(ledger, v, steps):
+            how = "trained on it"
+            trainers.append(v.name)
+        else:
+            how = (
+                f"descends from {trainers[0]}, which trained on it" if trainers else "descends from a version that did"
+            )
+        saw.append([v.name, how, v.kind, "tainted" if v.tainted_at else v.status, v.run_id, when(v.created_at)])
     runs = [[run_id, len(s), min(s), max(s)] for run_id, s in sorted(steps.items())]
     return pd.DataFrame(saw, columns=SAW_COLUMNS), pd.DataFrame(runs, columns=RUN_COLUMNS)
+
+
+def _trained_on_it(ledger, version, steps: dict[int, list[int]]) -> bool:
+    """Whether a step that made `version` (beyond what its parent already covered) held the document."""
+    covered = ledger.coverage(version.id)
+    inherited = ledger.coverage(version.parent_id) if version.parent_id is not None else {}
+    return any(
+        inherited.get(run_id, -1) < step <= covered[run_id]
+        for run_id, run_steps in steps.items()
+        if run_id in covered
+        for step in run_steps
+    )
 
 
 def impact_choices(ledger, doc_id: int) -> list[tuple[str, int]]:

@@ -57,6 +57,17 @@ def _config(steps, lr, beta, alpha, batch_size, eval_every, extra: str) -> dict:
     return config
 
 
+def _chart(frame):
+    """A live chart's new data, with its legend naming the series in it.
+
+    Gradio's plot fixes its colour scale to the series present when it last rebuilt the chart,
+    and rebuilds it when the legend changes, not when only the data does; a chart that started
+    empty would draw every new line without a colour (invisible) until the job ended.
+    """
+    series = list(dict.fromkeys(frame["series"])) if len(frame) else []
+    return gr.update(value=frame, colors_in_legend=series)
+
+
 @dataclass
 class ForgetTab:
     load: Loader
@@ -154,9 +165,23 @@ def build_forget_tab(ctx: UIContext) -> ForgetTab:
             height=240,
             elem_id="forget-loss-plot",
         )
-        nll_plot = gr.LinePlot(EMPTY_PLOT, x="step", y="value", color="series", title="Forget / retain NLL", height=240)
+        nll_plot = gr.LinePlot(
+            EMPTY_PLOT,
+            x="step",
+            y="value",
+            color="series",
+            title="Forget / retain NLL",
+            height=240,
+            elem_id="forget-nll-plot",
+        )
         acc_plot = gr.LinePlot(
-            EMPTY_PLOT, x="step", y="value", color="series", title="Forget / retain accuracy", height=240
+            EMPTY_PLOT,
+            x="step",
+            y="value",
+            color="series",
+            title="Forget / retain accuracy",
+            height=240,
+            elem_id="forget-acc-plot",
         )
     gr.Markdown("### 4 · Result")
     table = gr.Dataframe(
@@ -184,10 +209,15 @@ def build_forget_tab(ctx: UIContext) -> ForgetTab:
         except LetheError:
             return None
 
-    def render(job_id):
+    drawn = gr.State(None)
+    """What the charts last drew (job id, progress records): redrawing an unchanged chart every
+    tick restarts its rendering, so a chart fed each second could stay blank until the job ended."""
+
+    def render(job_id, last_drawn=None):
         """Every output the tab derives from one job, read fresh from the ledger."""
         if job_id in (None, ""):
             return (
+                None,
                 "*No job yet.*",
                 EMPTY_PLOT,
                 EMPTY_PLOT,
@@ -201,11 +231,16 @@ def build_forget_tab(ctx: UIContext) -> ForgetTab:
             )
         job = ctx.ledger.job(int(job_id))
         request = _request_of(job)
-        losses, nll, accuracy = view.progress_frames(job.progress)
+        signature = [int(job_id), len(job.progress or [])]
+        if signature == last_drawn:
+            losses = nll = accuracy = gr.skip()
+        else:
+            losses, nll, accuracy = (_chart(frame) for frame in view.progress_frames(job.progress))
         running = job.status not in FINAL_JOB_STATES
         evaluated = request is not None and request.status == "evaluated" and not running
         audit_data = request.audit if request is not None else None
         return (
+            signature,
             view.status_markdown(job, request),
             losses,
             nll,
@@ -218,7 +253,7 @@ def build_forget_tab(ctx: UIContext) -> ForgetTab:
             gr.Timer(active=running),
         )
 
-    rendered = [status, loss_plot, nll_plot, acc_plot, table, audit, cancel, publish, discard, timer]
+    rendered = [drawn, status, loss_plot, nll_plot, acc_plot, table, audit, cancel, publish, discard, timer]
 
     def do_search(text, within):
         if not text or not text.strip():
@@ -292,13 +327,23 @@ def build_forget_tab(ctx: UIContext) -> ForgetTab:
         [found, reason, method, base, steps, lr, beta, alpha, batch, eval_every, extra, evaluate, audit_items, robust],
         [job_picker, outcome, timer],
     )
+
+    def refresh_search(text, within, selected):
+        """After a publish the erased documents leave the results (their text is gone)."""
+        if not text or not text.strip():
+            return gr.update(choices=[], value=[])
+        choices = _search_choices(ctx, text, within)
+        still = {value for _, value in choices}
+        return gr.update(choices=choices, value=[v for v in selected or [] if v in still])
+
     job_picker.change(render, [job_picker], rendered, show_progress="hidden")
-    timer.tick(render, [job_picker], rendered, show_progress="hidden")
+    timer.tick(render, [job_picker, drawn], rendered, show_progress="hidden")
     cancel.click(cancel_job, [job_picker], None).then(render, [job_picker], rendered)
     decisions = []
     for button, action in ((publish, "publish"), (discard, "discard")):
         event = button.click(lambda job_id, a=action: decide(job_id, a), [job_picker], [outcome])
         event = event.then(render, [job_picker], rendered).then(job_choices, [job_picker], [job_picker])
+        event = event.then(refresh_search, [query, collection, found], [found])
         decisions.append(event)
 
     def on_load():

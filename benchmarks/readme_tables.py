@@ -1,0 +1,341 @@
+"""Regenerate the README's figures from the files the benchmarks and the demo write.
+
+Every table of README.md between `<!-- readme_tables:NAME -->` and `<!-- /readme_tables -->` is
+generated here from `benchmarks/results/` (one function per table, named after its block), so a
+figure in the README is always one a run wrote. `--check` exits 1 (and lists the blocks) when
+the README differs from what the results say; the test suite runs it.
+
+    .venv/bin/python benchmarks/readme_tables.py           # rewrite README.md's tables
+    .venv/bin/python benchmarks/readme_tables.py --check   # fail if they are stale
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results"
+README = ROOT / "README.md"
+BLOCK = re.compile(r"(<!-- readme_tables:(?P<name>[a-z_]+) -->\n)(?P<body>.*?)(<!-- /readme_tables -->)", re.DOTALL)
+TABLES: dict[str, Callable[[], str]] = {}
+
+
+def table(name: str):
+    def register(function: Callable[[], str]) -> Callable[[], str]:
+        TABLES[name] = function
+        return function
+
+    return register
+
+
+def load(relative: str) -> dict:
+    return json.loads((RESULTS / relative).read_text(encoding="utf-8"))
+
+
+def markdown(header: list[str], rows: list[list[str]], align: str) -> str:
+    """A Markdown table; `align` has one letter per column: l(eft) or r(ight)."""
+    rule = ["---" if a == "l" else "---:" for a in align]
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(rule) + "|"]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+def num(value: float | None, digits: int = 3) -> str:
+    """A metric: fixed digits, tiny values in scientific notation, a real minus sign."""
+    if value is None:
+        return ""
+    if value != 0 and abs(value) < 10**-digits:
+        text = f"{value:.1e}"
+    else:
+        text = f"{value:.{digits}f}"
+    return minus(text)
+
+
+def minus(text: str) -> str:
+    """A typographic minus for a negative figure (never `−0.0`)."""
+    if text.startswith("-"):
+        return text[1:] if float(text.rstrip("%")) == 0 else "−" + text[1:]
+    return text
+
+
+def pct(value: float) -> str:
+    return minus(f"{value:.1f}%")
+
+
+@table("ledger")
+def ledger_table() -> str:
+    names = {"sqlite": "SQLite", "postgresql": "PostgreSQL"}
+    rows = [
+        [
+            names.get(r["backend"], r["backend"]),
+            f"{r['ingest_docs_per_s']:,.0f}",
+            f"{r['exposures_per_s']:,.0f}",
+            f"{r['saw_query_ms']:.2f} ms",
+            f"{r['collection_query_ms']:.2f} ms",
+        ]
+        for r in load("ledger.json")["results"]
+    ]
+    header = [
+        "backend",
+        "ingest docs/s",
+        "exposures/s",
+        "which versions saw doc X",
+        "docs of collection C that version V saw",
+    ]
+    return markdown(header, rows, "lrrrr")
+
+
+@table("train")
+def train_table() -> str:
+    rows = [
+        [
+            r["preset"],
+            f"{r['parameters'] / 1e6:.2f}M",
+            r["precision"],
+            f"{r['lethe_tokens_per_s']:,}",
+            f"{r['minimal_tokens_per_s']:,}",
+            pct(r["step_overhead_pct"]),
+            pct(r["mfu_pct"]),
+        ]
+        for r in load("train.json")["throughput"]
+        if "preset" in r
+    ]
+    header = ["preset", "params", "precision", "lethe tok/s", "minimal tok/s", "overhead", "MFU"]
+    return markdown(header, rows, "lrlrrrr")
+
+
+@table("train_qa")
+def train_qa() -> str:
+    qa = load("train.json")["qa"]
+    return (
+        f"A `{qa['preset']}` model trained on the QA of a 100-entity synthetic world ({qa['train_questions']:,} "
+        f"pairs, {qa['config']['epochs']} epochs, {'bf16' if qa['config']['bf16'] else 'fp32'}) reached "
+        f"**{qa['trained']['exact_match']:.1%} exact match on its training questions and "
+        f"{qa['holdout']['exact_match']:.1%} on {qa['holdout_questions']} holdout questions in "
+        f"{qa['train_seconds']:.0f} s**.\n"
+    )
+
+
+@table("serve")
+def serve_table() -> str:
+    data = load("serve.json")
+    paths = [
+        ("engine, batch 1", data["engine_batch1"]),
+        ("HTTP, 1 client", data["http_batch1"]),
+        (f"HTTP, {data['http_concurrent']['clients']} concurrent streaming clients", data["http_concurrent"]),
+    ]
+    rows = [
+        [
+            label,
+            f"{r['ttft_s'] * 1000:.1f} ms" if r["ttft_s"] < 0.05 else f"{r['ttft_s'] * 1000:.0f} ms",
+            f"{r['decode_tok_s']:.0f}",
+            f"{r.get('aggregate_tok_s', r['e2e_tok_s']):.0f}",
+        ]
+        for label, r in paths
+    ]
+    return markdown(["path", "time to first token", "decode tok/s", "aggregate tok/s"], rows, "lrrr")
+
+
+@table("serve_notes")
+def serve_notes() -> str:
+    data = load("serve.json")
+    best = max(data["concurrency_speedup_per_round"])
+    return (
+        f"HTTP overhead at batch 1: {data['http_overhead']:+.1%} in wall time, {data['http_cpu_overhead']:+.1%} in CPU "
+        f"per token (target ≤{data['targets']['http_overhead_max']:.0%}); {data['http_concurrent']['clients']} clients "
+        f"vs 1: {data['concurrency_speedup']:.2f}× (target ≥{data['targets']['concurrency_speedup_min']:.0f}×; "
+        f"{best:.2f}× in the best round), at `--threads {data['config']['threads']}`.\n"
+    )
+
+
+@table("unlearn_notes")
+def unlearn_notes() -> str:
+    data = load("unlearn.json")
+    baseline = data["baseline_seconds"]
+    rows = data["rows"]
+    last = next(r for r in rows if r["kind"] == "exact" and r.get("slices_replayed") == 1)
+    retok = next((r for r in rows if "retokenize" in r["method"]), None)
+    cpu = data["baseline_cpu_seconds"]
+    text = (
+        f"Exact replay of the last of {data['config']['slices']} slices costs **{last['cpu_seconds'] / cpu:.1%}** of "
+        f"full retraining in CPU time ({last['seconds'] / baseline:.1%} in wall time, on cores shared with other "
+        f"work; target ≤{data['target']['max_ratio']:.0%}), and the cost grows with the slices replayed."
+    )
+    if retok is not None:
+        text += (
+            f" With `--retokenize` every slice is replayed from scratch: {retok['cpu_seconds'] / cpu:.1%} in CPU time."
+        )
+    return text + "\n"
+
+
+@table("unlearn")
+def unlearn_table() -> str:
+    data = load("unlearn.json")
+    baseline = data["baseline_seconds"]
+    rows = []
+    for r in data["rows"]:
+        slice_ = (
+            "(none)" if r["kind"] == "retrain" else ("—" if r.get("forget_slice") is None else str(r["forget_slice"]))
+        )
+        replayed = "—" if r.get("slices_replayed") is None else str(r["slices_replayed"])
+        rows.append(
+            [r["method"], slice_, replayed, str(r["steps"]), f"{r['seconds']:.2f}", pct(r["seconds"] / baseline * 100)]
+        )
+    header = ["method", "forget set in slice", "slices replayed", "steps", "end-to-end s", "ratio"]
+    return markdown(header, rows, "llrrrr")
+
+
+TOFU_LABELS = {"target": "target (trained on all 40)", "retain": "retain model (the exact answer)"}
+
+
+@table("tofu")
+def tofu_table() -> str:
+    data = load("tofu-forget10-authors40/results.json")
+    rows = []
+    for r in data["rows"]:
+        utility = r.get("retain_utility")
+        rows.append(
+            [
+                TOFU_LABELS.get(r["model"], r["model"]),
+                num(r.get("forget_quality")),
+                "~0" if utility is not None and utility < 1e-3 else num(utility),
+                num(r.get("forget_rouge_l_recall")),
+                num(r.get("retain_rouge_l_recall")),
+                num(r.get("mia_auc_loss")),
+                "" if r["role"] == "reference" else num(r.get("privleak_loss"), 2),
+                "" if r.get("unlearn_seconds") is None else f"{r['unlearn_seconds']:.0f}",
+            ]
+        )
+    header = [
+        "model",
+        "forget quality",
+        "retain utility",
+        "forget ROUGE-L",
+        "retain ROUGE-L",
+        "MIA AUC (loss)",
+        "PrivLeak",
+        "unlearn s",
+    ]
+    return markdown(header, rows, "lrrrrrrr")
+
+
+@table("synth")
+def synth_table() -> str:
+    data = load("synth-default/results.json")
+    rows = [
+        [
+            r["model"] + (" (the reference)" if r["role"] == "reference" else ""),
+            num(r.get("forget_quality")),
+            num(r.get("retain_utility")),
+            num(r.get("forget_exact_match")),
+            num(r.get("retain_exact_match")),
+            num(r.get("mia_auc_loss")),
+        ]
+        for r in data["rows"]
+    ]
+    header = ["model", "forget quality vs exact", "retain utility", "forget EM", "retain EM", "MIA AUC (loss)"]
+    timings = data["timings"]
+    note = (
+        f"\n{data['total_seconds']:.0f} s in all, of which training {timings['train target']:.0f} s and exact replay "
+        f"{timings['exact replay']:.0f} s.\n"
+    )
+    return markdown(header, rows, "lrrrrr") + note
+
+
+DEMO_ROWS = (
+    ("forget token accuracy", "forget_token_accuracy"),
+    ("retain token accuracy", "retain_token_accuracy"),
+    ("forget exact match", "forget_exact_match"),
+    ("retain exact match", "retain_exact_match"),
+    ("forget MIA AUC (loss, vs never-trained entities)", "forget_mia_auc_loss"),
+    ("forget quality vs the exact model", "forget_quality_vs_exact"),
+)
+
+
+@table("demo")
+def demo_table() -> str:
+    data = load("demo.json")
+    labels = list(data["summary"])
+    names = {"before": "before", "exact": "exact replay"}
+    rows = [
+        [label, *[num(data["summary"][model].get(key)) for model in labels]]
+        for label, key in DEMO_ROWS
+        if any(key in data["summary"][model] for model in labels)
+    ]
+    header = ["metric", *[names.get(model, model) for model in labels]]
+    config = data["config"]
+    steps = ", ".join(f"{name} {seconds:.0f} s" for name, seconds in data["timings"].items())
+    note = (
+        f"\n`lethe --threads {data['torch_threads']} demo` on {data['date']}: {config['entities']} entities, "
+        f"`{config['preset']}` model, {config['slices']} slices + a weekly update, {config['epochs']} epochs; "
+        f"{data['total_seconds']:.0f} s in all. Steps: {steps}.\n"
+    )
+    return markdown(header, rows, "l" + "r" * len(labels)) + note
+
+
+@table("threads")
+def threads_table() -> str:
+    data = load("threads.json")
+    rows = [
+        [
+            r["policy"],
+            f"{r['quiet_s']:.1f}",
+            f"{r['contended_s']:.1f}",
+            f"{r['contended_over_quiet']:.2f}×",
+            pct(r["quiet_vs_torch_default"] * 100),
+            "yes" if r["meets_target"] else "no",
+        ]
+        for r in data["rows"]
+    ]
+    header = [
+        "policy",
+        "quiet s",
+        "beside a busy process s",
+        "contended / quiet",
+        "quiet vs torch's default",
+        "target met",
+    ]
+    note = f"\n`{data['command']}`, {data['rounds']} round(s) on {data['date']}, {data['cores']} cores.\n"
+    return markdown(header, rows, "lrrrrl") + note
+
+
+def render(text: str) -> tuple[str, list[str]]:
+    """README text with every block regenerated, and the names of the blocks that changed."""
+    changed = []
+
+    def replace(match: re.Match) -> str:
+        name = match.group("name")
+        if name not in TABLES:
+            raise SystemExit(f"README block {name!r} has no generator in {Path(__file__).name}")
+        body = TABLES[name]()
+        if body != match.group("body"):
+            changed.append(name)
+        return match.group(1) + body + match.group(4)
+
+    return BLOCK.sub(replace, text), changed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--check", action="store_true", help="Exit 1 if README.md's tables are stale.")
+    parser.add_argument("--readme", type=Path, default=README)
+    args = parser.parse_args()
+    text = args.readme.read_text(encoding="utf-8")
+    new, changed = render(text)
+    if args.check:
+        if changed:
+            print(f"README figures differ from benchmarks/results/ in: {', '.join(changed)}", file=sys.stderr)
+            sys.exit(1)
+        print("README figures match benchmarks/results/")
+        return
+    args.readme.write_text(new, encoding="utf-8")
+    print(f"regenerated {', '.join(changed) or 'nothing (already current)'}")
+
+
+if __name__ == "__main__":
+    main()
