@@ -16,7 +16,8 @@ def check_cmd(
     """Foreign keys, orphans, revisions, tombstones, content hashes, weights sha256, token impacts."""
     from lethe.ledger.integrity import check
 
-    problems = check(workspace().ledger, verify_weights=not skip_weights)
+    ws = workspace()
+    problems = check(ws.ledger, verify_weights=not skip_weights, home=ws.home)
     rows = [p.as_dict() for p in problems]
     if json:
         emit({"ok": not problems, "problems": rows}, True)
@@ -26,3 +27,18 @@ def check_cmd(
         console.print("[green]ledger OK[/]: keys, revisions, tombstones, hashes, weights and token impacts agree")
     if problems:
         raise typer.Exit(1)
+
+
+@ledger_app.command("clean")
+def clean_cmd(json: bool = JsonOption) -> None:
+    """After a crash: close runs whose process died, discard orphaned candidates, remove stray temporary files."""
+    from lethe.forget.recovery import clean
+
+    done = clean(workspace())
+    if json:
+        emit(done.as_dict(), True)
+        return
+    console.print(
+        f"closed {len(done.runs)} dead runs, discarded {len(done.candidates)} orphaned candidates, "
+        f"removed {len(done.paths)} stray directories"
+    )

@@ -222,8 +222,11 @@ def _tokenizers(ledger) -> list[Problem]:
     return problems
 
 
-def check(ledger, *, verify_weights: bool = True) -> list[Problem]:
-    """Run every check; an empty list means the ledger is consistent."""
+def check(ledger, *, verify_weights: bool = True, home: Path | None = None) -> list[Problem]:
+    """Run every check; an empty list means the ledger is consistent. With `home` (the
+    workspace), stray files of interrupted saves are looked for too."""
+    from lethe.ledger.half_states import half_states
+
     return (
         _sqlite_foreign_keys(ledger)
         + _exposures(ledger)
@@ -231,4 +234,5 @@ def check(ledger, *, verify_weights: bool = True) -> list[Problem]:
         + _runs_and_versions(ledger, verify_weights)
         + _token_impacts(ledger)
         + _tokenizers(ledger)
+        + half_states(ledger, home)
     )
