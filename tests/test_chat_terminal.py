@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import pytest
 
 from lethe.chat import ChatEngine, SamplingParams
-from lethe.chat.terminal import TerminalChat, parse_params
+from lethe.chat.terminal import TerminalChat, parse_sampling
 from lethe.errors import InputError, NotFoundError
 from lethe.serve.logging import ConversationLogger
 from test_chat_fixtures import engine, nano  # noqa: F401  (fixtures)
@@ -41,6 +41,17 @@ class Store:
     def add_message(self, conversation_id, parent_id, role, content, version_id, params, stats):
         self.messages.append((conversation_id, parent_id, role, content, version_id))
         return len(self.messages)
+
+    def log_exchange(self, conversation_id, parent_id, messages, reply, *, version_id, params, stats, title):
+        if conversation_id is None:
+            conversation_id = self.add_conversation(title, version_id)
+        for message in messages:
+            parent_id = self.add_message(
+                conversation_id, parent_id, message["role"], message["content"], version_id, {}, {}
+            )
+        return conversation_id, self.add_message(
+            conversation_id, parent_id, "assistant", reply, version_id, params, stats
+        )
 
 
 def make_chat(engine, lines, store=None, **kw):  # noqa: F811
@@ -110,7 +121,7 @@ def test_no_logger_means_no_log(engine):  # noqa: F811
     assert chat.conversation_id is None
 
 
-def test_parse_params_rejects_unknown_names():
+def test_parse_sampling_rejects_unknown_names():
     with pytest.raises(InputError):
-        parse_params(SamplingParams(), ["warmth=3"])
-    assert parse_params(SamplingParams(), ["seed=4", "ignore_eos=true"]).seed == 4
+        parse_sampling(SamplingParams(), ["warmth=3"])
+    assert parse_sampling(SamplingParams(), ["seed=4", "ignore_eos=true"]).seed == 4

@@ -64,12 +64,12 @@ def test_a_failed_request_changes_nothing(trained, monkeypatch):
         create_request(ws, Selector(collection=collection), method="npo", config={**FAST, "lr": -1.0})
     assert ledger.forget_requests() == []
     # A failure inside the run (after the request and its run were recorded) leaves it failed.
-    import lethe.unlearn
+    import lethe.unlearn.loop
 
     def broken(*args, **kwargs):
         raise InputError("the optimizer diverged (lr too high)")
 
-    monkeypatch.setattr(lethe.unlearn, "run_unlearning", broken)
+    monkeypatch.setattr(lethe.unlearn.loop, "unlearn_version", broken)
     rid = create_request(ws, Selector(collection=collection), method="npo", config=FAST)
     with pytest.raises(InputError, match="lr"):
         run_request(ws, rid)

@@ -7,6 +7,7 @@ import json
 import pytest
 
 from ingest_helpers import open_ledger, write
+from lethe.data.sources.json_stream import iter_rows
 from lethe.errors import ConflictError, InputError
 from lethe.ledger import Ledger
 from lethe.ledger.legacy_json import export_json, import_json
@@ -138,7 +139,7 @@ def test_round_trip_is_identical(ledger, tmp_path):
     first = tmp_path / "first.json"
     assert export_json(ledger, first) == 5
     fresh = Ledger.open(f"sqlite:///{tmp_path / 'fresh.db'}")
-    counts = import_json(fresh, first)
+    counts = import_json(fresh, first, iter_rows(first))
     assert counts == {"documents": 5, "reused": 0, "versions": 2, "exposures": 3 + 5, "token_impacts": 2}
     second = tmp_path / "second.json"
     export_json(fresh, second)
@@ -158,7 +159,7 @@ def test_import_on_each_backend(led, ledger, tmp_path):
     populate(led)
     first, second = tmp_path / "sqlite.json", tmp_path / "imported.json"
     export_json(led, first)
-    import_json(ledger, first)
+    import_json(ledger, first, iter_rows(first))
     export_json(ledger, second)
     assert second.read_text() == first.read_text()
 
@@ -231,7 +232,8 @@ def test_a_plain_legacy_file_imports(led, tmp_path):
             "training_metadata": {"used_in_training": False},
         },
     ]
-    counts = import_json(led, write(tmp_path / "legacy.json", json.dumps(entries)))
+    legacy = write(tmp_path / "legacy.json", json.dumps(entries))
+    counts = import_json(led, legacy, iter_rows(legacy))
     assert counts["documents"] == 2 and counts["versions"] == 1 and counts["token_impacts"] == 1
     first, second = led.revisions(led.document("legacy:1").id)
     assert second.parent_id == first.id and second.is_current and not first.is_current
@@ -255,7 +257,7 @@ def test_bad_entries_are_named_and_change_nothing(led, tmp_path, change, field, 
     good = {"page_id": "p", "content": "text", "content_hash": content_hash("text"), "revision_number": 1}
     path = write(tmp_path / "bad.json", json.dumps([good, {**good, "page_id": "q", **change}]))
     with pytest.raises(InputError, match=pattern) as error:
-        import_json(led, path)
+        import_json(led, path, iter_rows(path))
     assert error.value.where.field == field and error.value.where.line == 1
     assert led.list_documents() == [] and led.sources() == []
 
@@ -265,10 +267,11 @@ def test_importing_twice_reuses_documents_but_refuses_versions(led, tmp_path):
     path = tmp_path / "log.json"
     export_json(led, path)
     with pytest.raises(ConflictError, match="model version 'v1' exists"):
-        import_json(led, path)
+        import_json(led, path, iter_rows(path))
     plain = [
         {k: v for k, v in e.items() if k not in ("training_history", "training_metadata")}
         for e in json.loads(path.read_text())
     ]
-    counts = import_json(led, write(tmp_path / "plain.json", json.dumps(plain)))
+    plain_path = write(tmp_path / "plain.json", json.dumps(plain))
+    counts = import_json(led, plain_path, iter_rows(plain_path))
     assert counts["documents"] == 0 and counts["reused"] == 5

@@ -44,6 +44,17 @@ class MemoryStore:
         )
         return len(self.messages)
 
+    def log_exchange(self, conversation_id, parent_id, messages, reply, *, version_id, params, stats, title):
+        if conversation_id is None:
+            conversation_id = self.add_conversation(title, version_id)
+        for message in messages:
+            parent_id = self.add_message(
+                conversation_id, parent_id, message["role"], message["content"], version_id, {}, {}
+            )
+        return conversation_id, self.add_message(
+            conversation_id, parent_id, "assistant", reply, version_id, params, stats
+        )
+
 
 @pytest.fixture(scope="module")
 def store():

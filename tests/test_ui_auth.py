@@ -49,3 +49,14 @@ def test_the_api_and_the_ui_need_the_key(keyed_server):
         assert client.get("/config").status_code == 401
         assert client.post("/login", data={"username": "me", "password": KEY}).status_code == 200
         assert client.get("/config").status_code == 200  # the session cookie now opens the UI
+
+
+def test_failed_logins_are_rate_limited_per_client(keyed_server):
+    with httpx.Client(base_url=keyed_server, timeout=30) as client:
+        statuses = [
+            client.post("/login", data={"username": "me", "password": f"guess{i}"}).status_code for i in range(12)
+        ]
+        assert all(400 <= s < 429 for s in statuses[:10]) and statuses[10:] == [429, 429]
+        # even the right key waits: the limit is on the client, not on the guess
+        assert client.post("/login", data={"username": "me", "password": KEY}).status_code == 429
+        assert client.get("/v1/models", headers={"Authorization": f"Bearer {KEY}"}).status_code == 429

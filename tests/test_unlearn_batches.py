@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from lethe.errors import InputError
-from lethe.unlearn.batches import BatchSampler, check_examples, collate, with_answer
+from lethe.train.schedule import batch_stream
+from lethe.unlearn.batches import check_examples, collate, with_answer
 from lethe.unlearn.config import UnlearnConfig
 
 END = 6  # a special token (<|end|> in lethe tokenizers)
@@ -55,16 +56,18 @@ def test_check_examples_names_the_bad_example():
     check_examples([good], "forget")
 
 
-def test_sampler_is_seeded_and_reshuffles_each_epoch():
-    def draws(seed, n=6):
-        sampler = iter(BatchSampler(5, 2, torch.Generator().manual_seed(seed)))
-        return [next(sampler) for _ in range(n)]
+def test_batch_stream_is_seeded_and_reshuffles_each_epoch():
+    def draws(seed, n=6, world=1):
+        stream = batch_stream(5, 2, seed, world)
+        return [next(stream) for _ in range(n)]
 
     first = draws(0)
     assert first == draws(0) and first != draws(1)
     assert sorted(i for batch in first[:3] for i in batch) == [0, 1, 2, 3, 4]
     assert [len(batch) for batch in first] == [2, 2, 1, 2, 2, 1]
     assert first[:3] != first[3:]
+    # with two processes a batch of one would leave one of them idle: it joins the one before
+    assert [len(batch) for batch in draws(0, n=4, world=2)] == [2, 3, 2, 3]
 
 
 def test_config_checks_and_records_itself():

@@ -127,10 +127,13 @@ def test_progress_is_thinned_but_keeps_metrics_and_the_last_step(ws):
 
 
 def test_progress_record_of_library_events():
-    from lethe.unlearn.progress import QuickMetrics, UnlearnProgress
+    from lethe.train.progress import ProgressEvent
+    from lethe.unlearn.progress import QuickMetrics
 
     record = progress_record(
-        UnlearnProgress(step=2, steps_total=4, losses={"loss": 0.5}, metrics=QuickMetrics(1.0, 0.5, 0.2, 0.9))
+        ProgressEvent(
+            kind="unlearn", step=2, steps_total=4, losses={"loss": 0.5}, metrics=QuickMetrics(1.0, 0.5, 0.2, 0.9)
+        )
     )
     assert record["kind"] == "unlearn" and record["metrics"]["retain_accuracy"] == 0.9
 

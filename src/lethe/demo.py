@@ -51,6 +51,29 @@ class DemoConfig:
     """Items per split in the evaluations."""
     questions: int = 3
     """Questions put to the model before and after forgetting."""
+    base: str | None = None
+    """Fine-tune this base model (`lethe base add`; ``smollm2`` is imported from the installed
+    GGUF if missing) with LoRA instead of training `preset` from scratch."""
+    lora_r: int = 16
+
+    @classmethod
+    def real(cls, base: str = "smollm2") -> DemoConfig:
+        """The story on a real pretrained chat model, sized for a 2-core CPU (< 15 minutes)."""
+        return cls(
+            entities=6,
+            base=base,
+            slices=2,
+            cumulative=False,
+            epochs=2,
+            lr=1e-3,
+            batch_size=8,
+            seq_len=128,
+            forget_entities=1,
+            fast_steps=4,
+            fast_lr=5e-4,
+            eval_items=8,
+            questions=2,
+        )
 
     @classmethod
     def quick(cls) -> DemoConfig:
@@ -163,13 +186,22 @@ def run_demo(
         ledger.create_collection("demo/weekly-update", weekly, "QA arriving with the weekly update")
         say(
             f"  {len(world.entities)} entities, {report.added} documents; {len(initial)} QA to start, "
-            f"{len(weekly)} in the weekly update, {len(ledger.collection_ids('synth/holdout'))} held out"
+            f"{len(weekly)} in the weekly update, {len(_held_out(ledger))} held out"
         )
-    with step("train the tokenizer"):
-        train_workspace_tokenizer(
-            ws, collections=["synth/qa", "synth/articles"], vocab_size=config.vocab_size, name="demo"
-        )
-    with step(f"train a {config.preset} model in {config.slices} slices"):
+    if config.base:
+        with step(f"import the base model {config.base}"):
+            record = _ensure_base(ws, config.base)
+            say(
+                f"  {record.parameters:,} parameters, weights dequantised from {record.quantization or 'full precision'}; "
+                f"pretraining data: {record.pretraining_data}"
+            )
+    else:
+        with step("train the tokenizer"):
+            train_workspace_tokenizer(
+                ws, collections=["synth/qa", "synth/articles"], vocab_size=config.vocab_size, name="demo"
+            )
+    what = f"fine-tune {config.base} with LoRA" if config.base else f"train a {config.preset} model"
+    with step(f"{what} in {config.slices} slices"):
         settings = TrainConfig(
             epochs=config.epochs,
             lr=config.lr,
@@ -177,15 +209,19 @@ def run_demo(
             seq_len=config.seq_len,
             seed=config.seed,
             cumulative=config.cumulative,
+            lora=bool(config.base),
+            lora_r=config.lora_r,
+            bf16=bool(config.base),
         )
         versions = train(
             ws,
             data="demo/initial",
             preset_or_path=config.preset,
+            base_model=config.base,
             slices=len(plan),
             slice_plan=plan,
             config=settings,
-            tokenizer="demo",
+            tokenizer=None if config.base else "demo",
             lineage="demo",
             callback=callback,
         )
@@ -200,6 +236,8 @@ def run_demo(
     chosen = [e for e in initial_entities if set(by_entity[e]) <= last_initial][: config.forget_entities]
     forget_docs = [d for e in chosen for d in by_entity[e]]
     questions = [doc.data for doc in ledger.documents(forget_docs[: config.questions])]
+    if config.base:  # what the base knew before lethe saw it must survive the forgetting
+        questions.append({"question": "What is the capital of France?", "answer": "Paris."})
     with step("ask the model about the entities to be forgotten"):
         before = _ask(base, questions)
     selector = Selector(docs=[str(d) for d in forget_docs])
@@ -225,6 +263,7 @@ def run_demo(
                 "lr": config.fast_lr,
                 "seed": config.seed,
                 "eval_every": max(1, config.fast_steps // 5),
+                **({"lora": True, "lora_r": config.lora_r} if config.base else {}),
             },
         )
         run_request(ws, fast_id, publish=False, callback=callback, suite=suite)
@@ -255,6 +294,26 @@ def run_demo(
 METRICS = ("token_accuracy", "exact_match", "loss", "mia_auc_loss")
 
 
+def _held_out(ledger) -> list[int]:
+    """The never-trained entities' documents (a tiny world may have none)."""
+    known = {c.name for c, _ in ledger.collections()}
+    return ledger.collection_ids("synth/holdout") if "synth/holdout" in known else []
+
+
+def _ensure_base(ws, name: str):
+    """The base model `name` of the workspace; ``smollm2`` is imported from the installed GGUF."""
+    from lethe.errors import NotFoundError
+    from lethe.model.base import import_base, shipped_gguf
+
+    try:
+        return ws.ledger.base_model(name)
+    except NotFoundError:
+        gguf = shipped_gguf() if name == "smollm2" else None
+        if gguf is None:
+            raise
+        return import_base(ws, gguf, name=name)[0]
+
+
 def _summary(ledger, exact_id: int, fast_id: int, fast_method: str) -> dict[str, dict]:
     """Per model (before / exact / fast): forget and retain metrics and forget quality."""
     rows: dict[str, dict] = {}
@@ -264,7 +323,7 @@ def _summary(ledger, exact_id: int, fast_id: int, fast_method: str) -> dict[str,
     for request_id in (exact_id, fast_id):
         for e in ledger.evaluations(request_id=request_id):
             label = labels.get(e.version_id)
-            if label is None or e.split not in ("forget", "retain", "holdout"):
+            if label is None or e.split not in ("forget", "retain", "holdout", "general"):
                 continue
             if e.metric in METRICS:
                 rows.setdefault(label, {})[f"{e.split}_{e.metric}"] = e.value

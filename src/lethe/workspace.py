@@ -44,6 +44,10 @@ class Workspace:
     def ledger_url(self) -> str:
         return self.db_url or f"sqlite:///{self.home / 'ledger.db'}"
 
+    def __reduce__(self):
+        # Pickled as where it is, without an open ledger (another process opens its own).
+        return (type(self), (self.home, self.db_url))
+
     def init(self) -> Workspace:
         for sub in SUBDIRS:
             (self.home / sub).mkdir(parents=True, exist_ok=True)

@@ -68,7 +68,7 @@ def model_row(
     return row
 
 
-def _fmt(value: Any) -> str:
+def fmt(value: Any) -> str:
     if value is None:
         return ""
     if isinstance(value, float):
@@ -85,7 +85,7 @@ def markdown(rows: list[dict[str, Any]], columns: tuple = COLUMNS) -> str:
         "|" + "|".join("---" if k in ("model", "role") else "---:" for k, _ in present) + "|",
     ]
     for row in rows:
-        lines.append("| " + " | ".join(_fmt(row.get(k)) for k, _ in present) + " |")
+        lines.append("| " + " | ".join(fmt(row.get(k)) for k, _ in present) + " |")
     return "\n".join(lines) + "\n"
 
 

@@ -30,7 +30,7 @@ from lethe.bench.runner import (
     train_stage,
     unlearn_stage,
 )
-from lethe.bench.tofu import _cached_result, default_methods, finish
+from lethe.bench.tofu import cached_result, default_methods, finish
 from lethe.errors import InputError, Where
 
 
@@ -124,7 +124,7 @@ def run_synth_bench(
     whole = {"benchmark": "synth", "config": config.to_dict(), "code": code_version()}
     key = config_hash(whole)
     out = Path(out_dir) if out_dir else workspace.path("bench", f"synth-{key[:12]}")
-    cached = _cached_result(out, key)
+    cached = cached_result(out, key)
     if cached is not None and not rerun:
         progress(f"results cached at {out} (configuration hash {key[:12]})")
         return {**cached, "cache": "hit", "out_dir": str(out)}

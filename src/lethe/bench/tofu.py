@@ -64,6 +64,13 @@ class TofuBenchConfig:
     methods: list[str] | None = None
     """Unlearning methods; None = every registered one but `exact` and `impact_ga`."""
     preset: str = "tiny"
+    base: str | None = None
+    """A base model imported with `lethe base add` to fine-tune instead of training `preset` from
+    scratch: TOFU as the paper runs it (a pretrained model fine-tuned on the authors), so the
+    9-number model utility (real authors, world facts) means something."""
+    lora: bool = True
+    """With `base`: fine-tune and unlearn through LoRA adapters (merged after each run)."""
+    lora_r: int = 16
     epochs: int = 25
     lr: float = 2e-3
     batch_size: int = 16
@@ -92,18 +99,25 @@ class TofuBenchConfig:
         return values
 
     def unlearn_settings(self) -> dict[str, Any]:
+        adapters = {"lora": True, "lora_r": self.lora_r} if self.base and self.lora else {}
         return {
             "epochs": self.unlearn_epochs,
             "lr": self.unlearn_lr,
             "forget_batch_size": self.unlearn_batch_size,
             "retain_batch_size": self.unlearn_batch_size,
             "seed": self.seed,
+            **adapters,
             **self.unlearn,
         }
 
     def train_kwargs(self) -> dict[str, Any]:
+        start = {"base_model": self.base, "lora": self.lora} if self.base else {"preset_or_path": self.preset}
+        if self.base and self.lora:
+            from lethe.train.config import TrainConfig
+
+            start["config"] = TrainConfig(lora_r=self.lora_r)
         return {
-            "preset_or_path": self.preset,
+            **start,
             "task": "sft",
             "slices": 1,
             "epochs": self.epochs,
@@ -212,9 +226,12 @@ def run_tofu_bench(
     config = config.replace(methods=methods)
     data_files = files_sha256(sorted(data.glob("*.json")), data)
     whole = {"benchmark": "tofu", "config": config.to_dict(), "data": data_files, "code": code_version()}
+    base_record = workspace.ledger.base_model(config.base) if config.base else None
+    if base_record is not None:
+        whole["base_weights_sha256"] = base_record.weights_sha256
     key = config_hash(whole)
     out = Path(out_dir) if out_dir else workspace.path("bench", f"tofu-{key[:12]}")
-    cached = _cached_result(out, key)
+    cached = cached_result(out, key)
     if cached is not None and not rerun:
         progress(f"results cached at {out} (configuration hash {key[:12]})")
         return {**cached, "cache": "hit", "out_dir": str(out)}
@@ -225,6 +242,10 @@ def run_tofu_bench(
     ctx = BenchContext(bench_ws, StageCache(cache_root / "stages"), progress, rerun)
     ledger = ctx.ledger
     _ensure_ingested(ctx, data)
+    if base_record is not None:
+        from lethe.model.base import import_base
+
+        import_base(bench_ws, base_record.source_path, name=base_record.name, license=base_record.license)
 
     full = _authors_of(_collection_docs(ledger, "tofu/full"))
     forget_authors = sorted(_authors_of(_collection_docs(ledger, f"tofu/{config.split}")))
@@ -242,7 +263,11 @@ def run_tofu_bench(
     )
 
     base = {"data": data_key, "plan": plan.to_dict()}
-    tokenizer = tokenizer_stage(ctx, [train_collection], config.vocab_size, base)
+    if base_record is not None:  # the base's own tokenizer; its weights are part of every stage's key
+        base["base_weights_sha256"] = base_record.weights_sha256
+        tokenizer = None
+    else:
+        tokenizer = tokenizer_stage(ctx, [train_collection], config.vocab_size, base)
     trained = {**base, "tokenizer": tokenizer}
     target = train_stage(ctx, "target", trained, data=train_collection, tokenizer=tokenizer, **config.train_kwargs())
     retain = train_stage(ctx, "retain", trained, data=retain_collection, tokenizer=tokenizer, **config.train_kwargs())
@@ -284,11 +309,15 @@ def run_tofu_bench(
         "retain",
         "TOFU " + config.split,
         started,
-        extra={"authors": plan.to_dict()},
+        extra={
+            "authors": plan.to_dict(),
+            "base_model": base_record.name if base_record else None,
+            "pretraining_data": base_record.pretraining_data if base_record else None,
+        },
     )
 
 
-def _cached_result(out: Path, key: str) -> dict[str, Any] | None:
+def cached_result(out: Path, key: str) -> dict[str, Any] | None:
     import json
 
     try:
@@ -364,7 +393,7 @@ def render_bench(result: dict[str, Any]) -> Any:
     from rich.table import Table
     from rich.text import Text
 
-    from lethe.bench.output import COLUMNS, _fmt
+    from lethe.bench.output import COLUMNS, fmt
 
     rows = result["rows"]
     compact = {
@@ -387,7 +416,7 @@ def render_bench(result: dict[str, Any]) -> Any:
     for k, h in present:
         table.add_column(h, justify="left" if k == "model" else "right")
     for row in rows:
-        table.add_row(*(_fmt(row.get(k)) for k, _ in present))
+        table.add_row(*(fmt(row.get(k)) for k, _ in present))
     stages = Table(title="stages")
     for column in ("stage", "status", "seconds"):
         stages.add_column(column, justify="right" if column == "seconds" else "left")

@@ -22,7 +22,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from lethe.chat.detokenizer import IncrementalDetokenizer
 from lethe.chat.kv_cache import BatchedKVCache, GrowingCache
-from lethe.chat.reply import CancelToken, ReplyEvent, ReplyStats
+from lethe.chat.reply import CancelToken, ReplyEvent, ReplyStats, TokenLogprob
 from lethe.chat.sampling import BatchSampler, SamplingParams
 from lethe.chat.stops import StopMatcher
 
@@ -54,6 +54,13 @@ class _Sequence:
         self.last_token = -1
         self.first_token_at: float | None = None
         self.finish_reason: str | None = None
+        self.pending_logprobs: list[TokenLogprob] = []
+        """Log probabilities of tokens whose text has not been emitted yet."""
+
+    def take_logprobs(self) -> tuple[TokenLogprob, ...]:
+        taken = tuple(self.pending_logprobs)
+        self.pending_logprobs.clear()
+        return taken
 
     def emit(self, event: ReplyEvent) -> None:
         try:
@@ -82,7 +89,10 @@ class _Sequence:
             total_s=now - started,
             tokens_per_second=rate,
         )
-        self.emit(ReplyEvent(text=tail, done=True, finish_reason=reason, stats=stats, error=error))
+        event = ReplyEvent(
+            text=tail, done=True, finish_reason=reason, stats=stats, error=error, logprobs=self.take_logprobs()
+        )
+        self.emit(event)
 
 
 class BatchScheduler:
@@ -186,7 +196,8 @@ class BatchScheduler:
         row = len(self._sampler)
         self._sampler.add(request.params, request.prompt_ids)
         (token,) = self._sampler.sample(output.logits[:, -1, :], rows=[row])
-        if self._advance(sequence, token):
+        logprob = self._sampler.last_logprobs[0] if self._sampler.last_logprobs else None
+        if self._advance(sequence, token, logprob):
             self._sampler.select(list(range(row)))
             return
         self._cache.append(output.past_key_values, len(request.prompt_ids))
@@ -207,11 +218,12 @@ class BatchScheduler:
         )
         self._cache.advance(mask)
         next_tokens = self._sampler.sample(output.logits[:, -1, :])
-        finished = [self._advance(s, t) for s, t in zip(self._active, next_tokens)]
+        logprobs = self._sampler.last_logprobs or [None] * len(next_tokens)
+        finished = [self._advance(s, t, lp) for s, t, lp in zip(self._active, next_tokens, logprobs)]
         if any(finished):
             self._remove([i for i, done in enumerate(finished) if not done])
 
-    def _advance(self, sequence: _Sequence, token: int) -> bool:
+    def _advance(self, sequence: _Sequence, token: int, logprob: TokenLogprob | None = None) -> bool:
         """Take one sampled token; emit its text; return True if the reply has ended."""
         now = time.perf_counter()
         if sequence.first_token_at is None:
@@ -222,9 +234,11 @@ class BatchScheduler:
         if token in self.stop_token_ids and not request.params.ignore_eos:
             sequence.finish("stop")
             return True
+        if logprob is not None:
+            sequence.pending_logprobs.append(logprob)
         text = sequence.stops.feed(sequence.detokenizer.add(token))
         if text:
-            sequence.emit(ReplyEvent(text=text))
+            sequence.emit(ReplyEvent(text=text, logprobs=sequence.take_logprobs()))
         if sequence.stops.stopped:
             sequence.finish("stop")
             return True

@@ -10,7 +10,9 @@ cancellation and statistics live here once.
 from __future__ import annotations
 
 import asyncio
+import collections
 import queue
+import threading
 from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass
 
@@ -57,6 +59,17 @@ def default_stop_token_ids(model: PreTrainedModel, tokenizer: PreTrainedTokenize
 def _encode_chat(tokenizer: PreTrainedTokenizerBase, messages: list[Message]) -> list[int]:
     encoded = tokenizer.apply_chat_template(messages, tokenize=True, return_dict=True, add_generation_prompt=True)
     return list(encoded["input_ids"])
+
+
+def _message_overhead(tokenizer: PreTrainedTokenizerBase) -> int:
+    """Tokens the chat template adds around one message (role markers, end of turn)."""
+    user, assistant = {"role": "user", "content": ""}, {"role": "assistant", "content": ""}
+    try:
+        one = len(_encode_chat(tokenizer, [user]))
+        three = len(_encode_chat(tokenizer, [user, assistant, user]))
+    except Exception:  # noqa: BLE001  (a template that refuses empty turns: a fair guess)
+        return 4
+    return max(1, (three - one) // 2)
 
 
 class ReplyStream:
@@ -111,6 +124,8 @@ class ChatEngine:
         if not getattr(tokenizer, "chat_template", None):
             raise InputError("the tokenizer has no chat template", Where(field="chat_template"))
         self.stop_token_ids = stop_token_ids if stop_token_ids is not None else default_stop_token_ids(model, tokenizer)
+        self._overhead: int | None = None
+        self._token_texts: dict[int, str] = {}
         self.scheduler = BatchScheduler(
             model,
             tokenizer,
@@ -126,7 +141,30 @@ class ChatEngine:
         params = params or SamplingParams()
         reserve = max(self.config.min_reply_tokens, min(params.max_new_tokens, self.context_length // 2))
         budget = self.context_length - min(reserve, self.context_length - 1)
-        return fit_prompt([dict(m) for m in messages], lambda ms: _encode_chat(self.tokenizer, ms), budget)
+        return fit_prompt(
+            [dict(m) for m in messages], lambda ms: _encode_chat(self.tokenizer, ms), budget, self._message_tokens
+        )
+
+    def encode_text(self, text: str) -> list[int]:
+        """Token ids of a plain text prompt (no chat template), as the tokenizer adds specials."""
+        return list(self.tokenizer(text)["input_ids"])
+
+    def token_text(self, token_id: int) -> str:
+        """One token's text, cached (log probabilities name every token they list)."""
+        text = self._token_texts.get(token_id)
+        if text is None:
+            text = self.tokenizer.decode([token_id], skip_special_tokens=False, clean_up_tokenization_spaces=False)
+            self._token_texts[token_id] = text
+        return text
+
+    def _message_tokens(self, messages: list[Message]) -> list[int]:
+        """Each message's tokens in the template (content tokenized once, in one batch)."""
+        if not messages:
+            return []
+        if self._overhead is None:
+            self._overhead = _message_overhead(self.tokenizer)
+        contents = self.tokenizer([m["content"] for m in messages], add_special_tokens=False)["input_ids"]
+        return [self._overhead + len(ids) for ids in contents]
 
     def _request(self, prompt_ids: Sequence[int], params: SamplingParams, emit, cancel):
         ids = list(prompt_ids)
@@ -164,19 +202,34 @@ class ChatEngine:
     ) -> AsyncIterator[ReplyEvent]:
         """`stream` for asyncio; cancelling the consuming task cancels the reply."""
         loop = asyncio.get_running_loop()
-        events: asyncio.Queue[ReplyEvent] = asyncio.Queue()
+        # Events cross threads through a deque; the loop is woken once per batch of events
+        # rather than once per token (each wake-up is a syscall and a turn of the loop,
+        # competing with the decoding thread for the GIL).
+        pending: collections.deque[ReplyEvent] = collections.deque()
+        ready = asyncio.Event()
+        wake_scheduled = threading.Event()
+
+        def wake() -> None:
+            wake_scheduled.clear()
+            ready.set()
 
         def emit(event: ReplyEvent) -> None:
-            loop.call_soon_threadsafe(events.put_nowait, event)
+            pending.append(event)
+            if not wake_scheduled.is_set():
+                wake_scheduled.set()
+                loop.call_soon_threadsafe(wake)
 
         request = self._request(prompt_ids, params or SamplingParams(), emit, cancel)
         self.scheduler.submit(request)
         try:
             while True:
-                event = await events.get()
-                yield event
-                if event.done:
-                    return
+                await ready.wait()
+                ready.clear()
+                while pending:
+                    event = pending.popleft()
+                    yield event
+                    if event.done:
+                        return
         finally:
             request.cancel.cancel()
 

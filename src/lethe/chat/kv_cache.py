@@ -49,12 +49,17 @@ class GrowingLayer(DynamicLayer):
         """Hold exactly `keys` and `values` (batch x heads x tokens x dim) in a new buffer
         with room for at least `reserve` more tokens (and as many again as it holds)."""
         length = keys.shape[-2]
-        capacity = length + reserve + max(length + reserve, MIN_HEADROOM)
-        shape = (*keys.shape[:2], capacity, keys.shape[-1])
-        self._keys, self._values = keys.new_zeros(shape), values.new_zeros(shape)
+        self.allocate(keys.shape[0], keys, length, reserve)
         self._keys[..., :length, :] = keys
         self._values[..., :length, :] = values
-        self.dtype, self.device = keys.dtype, keys.device
+
+    def allocate(self, rows: int, like: torch.Tensor, length: int, reserve: int = 0) -> None:
+        """Fresh buffers for `rows` sequences of `length` tokens (contents not set) with room
+        for `reserve` more; only the first `length` positions are ever read."""
+        capacity = length + reserve + max(length + reserve, MIN_HEADROOM)
+        shape = (rows, like.shape[1], capacity, like.shape[-1])
+        self._keys, self._values = like.new_empty(shape), like.new_empty(shape)
+        self.dtype, self.device = like.dtype, like.device
         self.is_initialized = True
         self.length = length
         self.keys = self._keys[..., :length, :]
@@ -67,11 +72,6 @@ class GrowingCache(DynamicCache):
     def __init__(self) -> None:
         super().__init__()
         self.layer_class_to_replicate = GrowingLayer
-
-
-def _left_pad(tensor: torch.Tensor, length: int) -> torch.Tensor:
-    missing = length - tensor.shape[-2]
-    return F.pad(tensor, (0, 0, missing, 0)) if missing > 0 else tensor
 
 
 class BatchedKVCache:
@@ -96,11 +96,19 @@ class BatchedKVCache:
             self.cache, self.mask = cache, row_mask
             return
         width = max(self.mask.shape[1], length)
+        rows = len(self)
         for batch_layer, new_layer in zip(self.cache.layers, cache.layers):
-            batch_layer.replace(
-                torch.cat([_left_pad(batch_layer.keys, width), _left_pad(new_layer.keys, width)]),
-                torch.cat([_left_pad(batch_layer.values, width), _left_pad(new_layer.values, width)]),
-            )
+            # One copy of each row into the joined buffer, right-aligned; zeros in the padding.
+            old_keys, old_values, old_width = batch_layer.keys, batch_layer.values, batch_layer.keys.shape[-2]
+            batch_layer.allocate(rows + 1, old_keys, width)
+            for buffer, old, new in (
+                (batch_layer._keys, old_keys, new_layer.keys),
+                (batch_layer._values, old_values, new_layer.values),
+            ):
+                buffer[:rows, :, : width - old_width].zero_()
+                buffer[:rows, :, width - old_width : width] = old
+                buffer[rows:, :, : width - length].zero_()
+                buffer[rows:, :, width - length : width] = new
         self.mask = torch.cat([F.pad(self.mask, (width - self.mask.shape[1], 0)), F.pad(row_mask, (width - length, 0))])
 
     def step_inputs(self) -> tuple[torch.Tensor, torch.Tensor]:

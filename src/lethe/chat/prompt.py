@@ -44,8 +44,38 @@ def split_turns(messages: Sequence[Message]) -> tuple[list[Message], list[list[M
     return list(messages[:head]), turns
 
 
-def fit_prompt(messages: Sequence[Message], encode: Callable[[list[Message]], list[int]], budget: int) -> Prompt:
-    """Encode `messages`, dropping the oldest turns until at most `budget` tokens remain."""
+def _fits_chars(system: list[Message], turns: list[list[Message]], budget: int) -> int:
+    """The first turn worth tokenizing: older turns cannot fit on characters alone, nor
+    when there are more messages than tokens (every message costs at least one)."""
+    max_chars = budget * MAX_CHARS_PER_TOKEN
+    chars = sum(len(m["content"]) for m in system)
+    count = len(system)
+    first = len(turns)
+    while first > 0:
+        turn = turns[first - 1]
+        size = sum(len(m["content"]) for m in turn)
+        if chars + size > max_chars or count + len(turn) > budget:
+            break
+        first -= 1
+        chars += size
+        count += len(turn)
+    return min(first, len(turns) - 1)
+
+
+def fit_prompt(
+    messages: Sequence[Message],
+    encode: Callable[[list[Message]], list[int]],
+    budget: int,
+    count: Callable[[list[Message]], list[int]] | None = None,
+) -> Prompt:
+    """Encode `messages`, dropping the oldest turns until at most `budget` tokens remain.
+
+    Linear in the history: each message is measured once (`count`, its tokens in the
+    template; by default `encode` of the message alone), turns are kept newest first while
+    the measured sum fits, and only what is kept is encoded as a whole. Templates are not
+    exactly additive, so when the whole comes out longer, the turns covering the excess go
+    too, until it fits.
+    """
     if not messages:
         raise InputError("there are no messages to reply to", Where(field="messages"))
     for i, message in enumerate(messages):
@@ -57,24 +87,33 @@ def fit_prompt(messages: Sequence[Message], encode: Callable[[list[Message]], li
     system, turns = split_turns(messages)
     if not turns:
         raise InputError("there is no user message to reply to", Where(field="messages"))
-    max_chars = budget * MAX_CHARS_PER_TOKEN
-    # Cheap first cut on characters, so a megabyte of old history is never tokenized.
-    chars = sum(len(m["content"]) for m in system)
-    first = len(turns)
-    while first > 0 and chars + sum(len(m["content"]) for m in turns[first - 1]) <= max_chars:
-        first -= 1
-        chars += sum(len(m["content"]) for m in turns[first])
-    first = min(first, len(turns) - 1)
+    too_long = InputError(
+        f"the last message does not fit the context window ({budget} tokens for the "
+        "prompt, system prompt included); shorten it",
+        Where(field="messages"),
+    )
+    if sum(len(m["content"]) for m in system + turns[-1]) > budget * MAX_CHARS_PER_TOKEN:
+        raise too_long  # judged on characters, before paying for a megabyte's tokenization
+    first = _fits_chars(system, turns, budget)
+    measure = count or (lambda ms: [len(encode([m])) for m in ms])
+    candidates = [m for turn in turns[first:] for m in turn]
+    lengths = iter(measure(system + candidates))
+    system_cost = sum(next(lengths) for _ in system)
+    turn_costs = [max(len(turn), sum(next(lengths) for _ in turn)) for turn in turns[first:]]
+    # Newest turns first while the measured sum fits; the last turn is always tried.
+    start, total = len(turns), system_cost
+    while start > first and total + turn_costs[start - 1 - first] <= budget:
+        start -= 1
+        total += turn_costs[start - first]
+    start = min(start, len(turns) - 1)
     while True:
-        kept = system + [m for turn in turns[first:] for m in turn]
-        if sum(len(m["content"]) for m in kept) <= max_chars:
-            ids = encode(kept)
-            if len(ids) <= budget:
-                return Prompt(ids=ids, messages=kept, dropped=len(messages) - len(kept))
-        if first == len(turns) - 1:
-            raise InputError(
-                f"the last message does not fit the context window ({budget} tokens for the "
-                "prompt, system prompt included); shorten it",
-                Where(field="messages"),
-            )
-        first += 1
+        kept = system + [m for turn in turns[start:] for m in turn]
+        ids = encode(kept)
+        if len(ids) <= budget:
+            return Prompt(ids=ids, messages=kept, dropped=len(messages) - len(kept))
+        if start == len(turns) - 1:
+            raise too_long
+        excess = len(ids) - budget
+        while start < len(turns) - 1 and excess > 0:
+            excess -= turn_costs[start - first]
+            start += 1

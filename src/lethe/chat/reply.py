@@ -45,6 +45,16 @@ class ReplyStats:
 
 
 @dataclass(frozen=True)
+class TokenLogprob:
+    """One generated token's log probability under the model, and the most likely ones."""
+
+    token_id: int
+    logprob: float
+    top: tuple[tuple[int, float], ...] = ()
+    """(token id, log probability) of the most likely tokens at this position, best first."""
+
+
+@dataclass(frozen=True)
 class ReplyEvent:
     """One step of a streamed reply: a text delta, or the end (with reason and stats)."""
 
@@ -58,6 +68,8 @@ class ReplyEvent:
     """On the last event: the reply's measurements."""
     error: BaseException | None = None
     """When `finish_reason` is "error": what went wrong inside the engine."""
+    logprobs: tuple[TokenLogprob, ...] = ()
+    """When asked for: the tokens consumed since the previous event, with their log probabilities."""
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, field
 
 import torch
 
+from lethe.chat.reply import TokenLogprob
 from lethe.errors import InputError, Where
 
 
@@ -28,6 +29,10 @@ class SamplingParams:
     """Nucleus sampling: keep the smallest set of tokens whose probability reaches `top_p`."""
     repetition_penalty: float = 1.0
     """CTRL-style penalty (>1 discourages) on every token already in the prompt or reply."""
+    frequency_penalty: float = 0.0
+    """OpenAI's: subtracted from a token's logit once per time the reply already used it."""
+    presence_penalty: float = 0.0
+    """OpenAI's: subtracted once from the logit of every token the reply already used."""
     max_new_tokens: int = 256
     """Upper bound on generated tokens; the context window may lower it."""
     stop: tuple[str, ...] = ()
@@ -36,6 +41,8 @@ class SamplingParams:
     """Seed of this reply's random generator; None draws a fresh one."""
     ignore_eos: bool = False
     """Keep going past end-of-turn tokens (benchmarks want a fixed length)."""
+    logprobs: int | None = None
+    """None: no log probabilities; k: each token's log probability and the k most likely."""
 
     def __post_init__(self) -> None:
         checks = [
@@ -44,6 +51,9 @@ class SamplingParams:
             ("top_p", 0 < self.top_p <= 1, "must be in (0, 1]"),
             ("repetition_penalty", self.repetition_penalty > 0, "must be > 0"),
             ("max_new_tokens", self.max_new_tokens >= 1, "must be >= 1"),
+            ("frequency_penalty", -2 <= self.frequency_penalty <= 2, "must be in [-2, 2]"),
+            ("presence_penalty", -2 <= self.presence_penalty <= 2, "must be in [-2, 2]"),
+            ("logprobs", self.logprobs is None or 0 <= self.logprobs <= 20, "must be in 0..20"),
         ]
         for name, ok, rule in checks:
             if not ok:
@@ -70,13 +80,15 @@ class _Row:
 
     rng: random.Random
     greedy: bool = field(default=False)
+    logprobs: int | None = None
 
 
 class BatchSampler:
     """Per-row sampling settings of a batch, and the vectorised sampling step.
 
     Rows are added with `add` (in batch order) and dropped with `select`; `sample` returns
-    one token per row and records it for the repetition penalty.
+    one token per row and records it for the penalties. Rows that asked for log
+    probabilities find them in `last_logprobs` after each `sample`.
     """
 
     def __init__(self, vocab_size: int):
@@ -86,7 +98,12 @@ class BatchSampler:
         self.top_k = torch.empty(0, dtype=torch.long)
         self.top_p = torch.empty(0, 1)
         self.penalty = torch.empty(0, 1)
+        self.frequency = torch.empty(0, 1)
+        self.presence = torch.empty(0, 1)
         self.seen = torch.empty(0, vocab_size, dtype=torch.bool)
+        self.counts = torch.empty(0, vocab_size)
+        """Times each token was generated in each row's reply (for OpenAI's penalties)."""
+        self.last_logprobs: list[TokenLogprob | None] = []
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -94,18 +111,21 @@ class BatchSampler:
     def add(self, params: SamplingParams, prompt_ids: list[int]) -> None:
         """Append a row for a new sequence whose prompt is `prompt_ids`."""
         seed = params.seed if params.seed is not None else random.getrandbits(63)
-        self.rows.append(_Row(rng=random.Random(seed), greedy=params.greedy))
+        self.rows.append(_Row(rng=random.Random(seed), greedy=params.greedy, logprobs=params.logprobs))
         temperature = params.temperature if params.temperature > 0 else 1.0
         self.temperature = torch.cat([self.temperature, torch.tensor([[temperature]])])
         top_k = params.top_k if 0 < params.top_k < self.vocab_size else self.vocab_size
         self.top_k = torch.cat([self.top_k, torch.tensor([top_k])])
         self.top_p = torch.cat([self.top_p, torch.tensor([[params.top_p]])])
         self.penalty = torch.cat([self.penalty, torch.tensor([[params.repetition_penalty]])])
+        self.frequency = torch.cat([self.frequency, torch.tensor([[params.frequency_penalty]])])
+        self.presence = torch.cat([self.presence, torch.tensor([[params.presence_penalty]])])
         seen = torch.zeros(1, self.vocab_size, dtype=torch.bool)
         if prompt_ids:
             ids = torch.tensor(prompt_ids, dtype=torch.long).clamp_(0, self.vocab_size - 1)
             seen[0, ids] = True
         self.seen = torch.cat([self.seen, seen])
+        self.counts = torch.cat([self.counts, torch.zeros(1, self.vocab_size)])
 
     def select(self, keep: list[int]) -> None:
         """Keep only the rows at positions `keep`, in that order."""
@@ -115,7 +135,10 @@ class BatchSampler:
         self.top_k = self.top_k[index]
         self.top_p = self.top_p[index]
         self.penalty = self.penalty[index]
+        self.frequency = self.frequency[index]
+        self.presence = self.presence[index]
         self.seen = self.seen[index]
+        self.counts = self.counts[index]
 
     def sample(self, logits: torch.Tensor, rows: list[int] | None = None) -> list[int]:
         """Next token of each row from `logits` (one line per row, in order).
@@ -123,19 +146,24 @@ class BatchSampler:
         `rows` names the rows the logits belong to (default: all, in batch order), so a
         newly admitted sequence can be sampled on its own after its prefill.
         """
+        all_rows = rows is None
         rows = list(range(len(self.rows))) if rows is None else rows
-        row_index = torch.tensor(rows, dtype=torch.long)
-        logits = logits.float()[:, : self.vocab_size]
+        row_index = slice(None) if all_rows else torch.tensor(rows, dtype=torch.long)
+        raw = logits.float()[:, : self.vocab_size]
+        logits = raw
         penalty = self.penalty[row_index]
-        seen = self.seen[row_index]
         if bool((penalty != 1).any()):
             penalised = torch.where(logits < 0, logits * penalty, logits / penalty)
-            logits = torch.where(seen, penalised, logits)
+            logits = torch.where(self.seen[row_index], penalised, logits)
+        frequency, presence = self.frequency[row_index], self.presence[row_index]
+        if bool((frequency != 0).any() or (presence != 0).any()):
+            counts = self.counts[row_index]
+            logits = logits - frequency * counts - presence * (counts > 0).float()
         chosen = torch.argmax(logits, dim=-1)
         sampled = [i for i, row in enumerate(rows) if not self.rows[row].greedy]
         if sampled:
             local = torch.tensor(sampled, dtype=torch.long)
-            index = row_index[local]
+            index = local if all_rows else row_index[local]
             probs = self._filtered_probs(logits[local] / self.temperature[index], index)
             # Inverse-CDF sampling: one uniform number per row, from the row's own generator.
             uniform = torch.tensor([self.rows[rows[i]].rng.random() for i in sampled])
@@ -143,8 +171,35 @@ class BatchSampler:
             target = (uniform * cdf[:, -1]).unsqueeze(1)
             drawn = torch.searchsorted(cdf, target, right=True).squeeze(1)
             chosen[local] = drawn.clamp_(max=self.vocab_size - 1)
-        self.seen[row_index, chosen] = True
-        return chosen.tolist()
+        if all_rows:
+            self.seen[torch.arange(len(rows)), chosen] = True
+            self.counts[torch.arange(len(rows)), chosen] += 1
+        else:
+            self.seen[row_index, chosen] = True
+            self.counts[row_index, chosen] += 1
+        tokens = chosen.tolist()
+        self.last_logprobs = self._logprobs(raw, rows, tokens)
+        return tokens
+
+    def _logprobs(self, raw: torch.Tensor, rows: list[int], tokens: list[int]) -> list[TokenLogprob | None]:
+        """The model's log probabilities (before any sampling setting) for rows that asked."""
+        wanted = [i for i, row in enumerate(rows) if self.rows[row].logprobs is not None]
+        if not wanted:
+            return []
+        out: list[TokenLogprob | None] = [None] * len(rows)
+        local = torch.tensor(wanted, dtype=torch.long)
+        logp = torch.log_softmax(raw[local], dim=-1)
+        k = max(self.rows[rows[i]].logprobs or 0 for i in wanted)
+        top_values, top_ids = torch.topk(logp, k, dim=-1) if k else (None, None)
+        chosen = logp[torch.arange(len(wanted)), torch.tensor([tokens[i] for i in wanted])].tolist()
+        for j, i in enumerate(wanted):
+            count = self.rows[rows[i]].logprobs or 0
+            top: tuple[tuple[int, float], ...] = ()
+            if count:
+                assert top_ids is not None and top_values is not None
+                top = tuple(zip(top_ids[j, :count].tolist(), top_values[j, :count].tolist(), strict=True))
+            out[i] = TokenLogprob(token_id=tokens[i], logprob=chosen[j], top=top)
+        return out
 
     def _filtered_probs(self, logits: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
         top_k = self.top_k[index]

@@ -2,7 +2,8 @@
 
 `TerminalChat` reads lines and writes text through callables, so the same loop runs in a
 terminal (``input`` / ``sys.stdout.write``) and in tests (a list of lines / a buffer).
-Ctrl-C while a reply streams cancels that reply through the engine's `CancelToken`.
+Ctrl-C while a reply streams cancels that reply through the engine's `CancelToken`. The
+conversation is a `ChatSession`, which logs each exchange to the sink it is given.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any, Protocol
 from lethe.chat.engine import ChatEngine
 from lethe.chat.reply import ReplyStats
 from lethe.chat.sampling import SamplingParams
+from lethe.chat.session import ChatSession, ExchangeSink
 from lethe.errors import InputError, LetheError, Where
 
 HELP = """commands:
@@ -35,7 +37,7 @@ class ServedModel(Protocol):
     engine: ChatEngine
 
 
-def parse_params(params: SamplingParams, assignments: list[str]) -> SamplingParams:
+def parse_sampling(params: SamplingParams, assignments: list[str]) -> SamplingParams:
     """`params` with ``name=value`` assignments applied (values parsed per field type)."""
     fields = typing.get_type_hints(SamplingParams)
     changes: dict[str, Any] = {}
@@ -75,7 +77,7 @@ class TerminalChat:
         *,
         read: Callable[[str], str],
         write: Callable[[str], None],
-        logger: Any | None = None,
+        logger: ExchangeSink | None = None,
         params: SamplingParams | None = None,
         system_prompt: str | None = None,
     ):
@@ -83,18 +85,23 @@ class TerminalChat:
         self.model = load_model(model)
         self.read = read
         self.write = write
-        self.logger = logger
         self.params = params or SamplingParams()
-        self.system_prompt = system_prompt
-        self.reset()
+        self.session = ChatSession(sink=logger, front_end="terminal", system_prompt=system_prompt)
 
-    def reset(self) -> None:
-        self.messages: list[dict[str, str]] = []
-        if self.system_prompt:
-            self.messages.append({"role": "system", "content": self.system_prompt})
-        self.conversation_id: int | None = None
-        self.last_message_id: int | None = None
-        self.unlogged = list(self.messages)
+    @property
+    def system_prompt(self) -> str | None:
+        return self.session.system_prompt
+
+    @property
+    def messages(self) -> list[dict[str, str]]:
+        return self.session.messages
+
+    @property
+    def conversation_id(self) -> int | None:
+        return self.session.conversation_id
+
+    def reset(self, system_prompt: str | None = None) -> None:
+        self.session.reset(system_prompt)
 
     def run(self) -> None:
         """Chat until /quit or end of input."""
@@ -133,7 +140,7 @@ class TerminalChat:
             self.write("(new conversation)\n")
         elif command == "/params":
             if rest:
-                self.params = parse_params(self.params, shlex.split(rest))
+                self.params = parse_sampling(self.params, shlex.split(rest))
             shown = " ".join(f"{k}={v}" for k, v in self.params.to_dict().items())
             self.write(shown + "\n")
         elif command == "/model":
@@ -142,8 +149,7 @@ class TerminalChat:
             self.write(f"model version {self.model.name}\n")
         elif command == "/system":
             if rest:
-                self.system_prompt = rest
-                self.reset()
+                self.reset(rest)
                 self.write("(new conversation)\n")
             self.write(f"system prompt: {self.system_prompt or '(none)'}\n")
         else:
@@ -155,7 +161,7 @@ class TerminalChat:
         user = {"role": "user", "content": text}
         engine = self.model.engine
         try:
-            events = engine.chat([*self.messages, user], self.params)
+            events = engine.chat(self.session.prompt(user), self.params)
         except LetheError as error:
             self.write(f"error: {error}\n")
             return ""
@@ -179,27 +185,12 @@ class TerminalChat:
             return reply
         stopped = " (stopped)" if final.finish_reason == "cancelled" else ""
         self.write(f"\n{format_stats(final.stats, self.model.name)}{stopped}\n")
-        self.messages += [user, {"role": "assistant", "content": reply}]
-        self._log(user, reply, final.stats, final.finish_reason)
-        return reply
-
-    def _log(self, user: dict, reply: str, stats: ReplyStats, reason: str | None) -> None:
-        if self.logger is None:
-            return
-        from lethe.serve.logging import Exchange
-
-        logged = self.logger.log(
-            Exchange(
-                messages=[*self.unlogged, user],
-                reply=reply,
-                model_version=self.model.name,
-                model_version_id=self.model.id,
-                params=self.params.to_dict(),
-                stats={**stats.to_dict(), "finish_reason": reason},
-                conversation_id=self.conversation_id,
-                parent_id=self.last_message_id,
-            )
+        self.session.record(
+            [user],
+            reply,
+            model_version=self.model.name,
+            model_version_id=self.model.id,
+            params=self.params.to_dict(),
+            stats={**final.stats.to_dict(), "finish_reason": final.finish_reason},
         )
-        self.unlogged = []
-        self.conversation_id = logged.conversation_id
-        self.last_message_id = logged.reply_id
+        return reply

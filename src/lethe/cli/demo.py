@@ -17,6 +17,8 @@ SUMMARY_ROWS = (
     "forget_loss",
     "retain_loss",
     "forget_mia_auc_loss",
+    "general_token_accuracy",
+    "general_loss",
     "forget_quality_vs_exact",
 )
 
@@ -28,6 +30,9 @@ def _fmt(value) -> str:
 @app.command()
 def demo(
     quick: bool = typer.Option(False, "--quick", help="A nano model on a small world (~2 minutes)."),
+    base: str = typer.Option(
+        None, "--base", help="Fine-tune a real base model with LoRA instead (smollm2: the installed GGUF)."
+    ),
     entities: int = typer.Option(None, "--entities", help="Entities in the generated world."),
     seed: int = typer.Option(None, "--seed", help="Seed of the world and of every run."),
     json: bool = JsonOption,
@@ -35,7 +40,7 @@ def demo(
     """Generate a world, train in slices plus a weekly update, chat, forget (exact and fast), audit, report."""
     from lethe.demo import DemoConfig, run_demo
 
-    config = DemoConfig.quick() if quick else DemoConfig()
+    config = DemoConfig.real(base) if base else DemoConfig.quick() if quick else DemoConfig()
     if entities is not None:
         config.entities = entities
     if seed is not None:

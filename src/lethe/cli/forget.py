@@ -10,12 +10,13 @@ from lethe.cli.app import JsonOption, app, console, emit, workspace
 from lethe.cli.progress import progress_callback
 from lethe.errors import InputError
 from lethe.eval.audit_render import describe_tokenizer_leak
+from lethe.train.distributed import main_driven
 
 requests_app = typer.Typer(help="Forget requests: list, show, publish or discard a candidate.", no_args_is_help=True)
 app.add_typer(requests_app, name="requests")
 
 
-def parse_params(params: list[str]) -> dict:
+def parse_settings(params: list[str]) -> dict:
     """`key=value` pairs; values are read as JSON when they parse (numbers, booleans), else text."""
     out = {}
     for item in params:
@@ -30,6 +31,7 @@ def parse_params(params: list[str]) -> dict:
 
 
 @app.command()
+@main_driven  # under `accelerate launch` the other processes take part in the unlearning only
 def forget(
     docs: list[str] = typer.Option(None, "--docs", help="Document ids or keys (repeat, or comma-separate)."),
     collection: str = typer.Option(None, "--collection", help="Forget every document of a collection."),
@@ -60,7 +62,7 @@ def forget(
     ws = workspace()
     doc_refs = [d.strip() for item in (docs or []) for d in item.split(",") if d.strip()]
     selector = Selector(docs=doc_refs, collection=collection, search=search)
-    config = parse_params(param or [])
+    config = parse_settings(param or [])
     if lora:
         config["lora"] = True
     if steps is not None:

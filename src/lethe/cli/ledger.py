@@ -47,9 +47,10 @@ def import_json(
     json: bool = JsonOption,
 ) -> None:
     """Load a JSON changelog into the ledger, in one transaction."""
+    from lethe.data.sources.json_stream import iter_rows
     from lethe.ledger.legacy_json import import_json as load
 
-    counts = load(ledger(), path, source=source)
+    counts = load(ledger(), path, iter_rows(path), source=source)
     if json:
         emit({"path": str(path), **counts}, True)
     else:

@@ -26,14 +26,14 @@ def progress_callback(enabled: bool):
         task = progress.add_task("unlearning", total=None, info="")
 
         def callback(event) -> None:
-            total = getattr(event, "steps_total", None)
-            if hasattr(event, "losses"):  # an unlearning step
+            total = event.steps_total or None
+            if event.kind == "unlearn":  # an unlearning step
                 info = " ".join(f"{k}={v:.3f}" for k, v in event.losses.items())
                 if event.metrics is not None:
                     m = event.metrics
                     info += f" | forget acc {m.forget_accuracy:.2f} retain acc {m.retain_accuracy:.2f}"
                 progress.update(task, completed=event.step, total=total, info=info)
-            elif getattr(event, "kind", None) == "step":  # a replayed training step
+            elif event.kind == "step":  # a replayed training step
                 desc = f"replay slice {event.slice_index} ({event.slice_position + 1}/{event.slices_total})"
                 loss = f"loss={event.loss:.3f}" if event.loss is not None else ""
                 progress.update(task, description=desc, completed=event.step, total=total, info=loss)

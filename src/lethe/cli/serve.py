@@ -23,6 +23,9 @@ def serve(
     no_log: bool = typer.Option(False, "--no-log", help="Do not record conversations."),
     no_ui: bool = typer.Option(False, "--no-ui", help="Serve the API only (no web UI, no job worker)."),
     max_batch_size: int = typer.Option(16, help="Replies decoded together per model version."),
+    allowed_host: list[str] = typer.Option(
+        [], "--allowed-host", help="Host names clients may use besides loopback and HOST (repeatable)."
+    ),
 ) -> None:
     """Serve model versions over HTTP (POST /v1/chat/completions, GET /v1/models, /health)."""
     from lethe.chat.engine import EngineConfig
@@ -39,8 +42,9 @@ def serve(
         base_dir=ws.home,
         engine_config=EngineConfig(max_batch_size=max_batch_size),
     )
+    pool.watch(1.0)  # follow `latest` when a forget request publishes, from any process
     logger = None if no_log else ConversationLogger(ws.ledger, LoggingConfig.from_env())
-    api = create_app(pool, logger=logger, api_key=api_key, host=host)
+    api = create_app(pool, logger=logger, api_key=api_key, host=host, allowed_hosts=tuple(allowed_host))
     worker = None
     if not no_ui:
         from lethe.serve.ui import UIContext, mount_ui

@@ -115,7 +115,14 @@ def train_command(
     ),
     seq_len: int = typer.Option(None, "--seq-len", help="Longest sequence in tokens (default 256)."),
     seed: int = typer.Option(0, "--seed", help="Seed of the initialisation, the slice plan and the shuffles."),
+    base: str = typer.Option(
+        None, "--base", help="Fine-tune a base model imported with `lethe base add` (instead of --preset)."
+    ),
     lora: bool = typer.Option(False, "--lora", help="Train LoRA adapters (merged after each slice)."),
+    lora_rank: int = typer.Option(None, "--lora-rank", help="LoRA rank (default 8)."),
+    qlora: bool = typer.Option(
+        False, "--qlora", help="QLoRA: LoRA on a 4-bit (NF4, bitsandbytes) copy, merged into full precision."
+    ),
     bf16: bool = typer.Option(False, "--bf16", help="bfloat16 autocast on the CPU."),
     cumulative: bool = typer.Option(
         False,
@@ -147,7 +154,9 @@ def train_command(
         else:
             if not data:
                 raise typer.BadParameter("name at least one collection with --data", param_hint="--data")
-            config = TrainConfig().replace(save_every=save_every, cumulative=cumulative)
+            config = TrainConfig().replace(
+                save_every=save_every, cumulative=cumulative, lora_r=lora_rank, qlora=qlora or None
+            )
             versions = pipeline.train(
                 ws,
                 data=data,
@@ -159,11 +168,12 @@ def train_command(
                 batch_size=batch_size,
                 seq_len=seq_len,
                 seed=seed,
-                lora=lora,
+                lora=lora or qlora,
                 bf16=bf16,
                 lineage=lineage,
                 tokenizer=tokenizer,
                 config=config,
+                base_model=base,
                 callback=bars,
             )
     _report(versions, json, "trained")
@@ -209,6 +219,7 @@ def versions_command(
     versions = ledger.list_versions(include_discarded=all_versions)
     lineages = {lineage.id: lineage.name for lineage in ledger.lineages()}
     names = {v.id: v.name for v in versions}
+    bases = ledger.version_bases()
     aliases: dict[int, list[str]] = {}
     for alias, version_id in sorted(ledger.aliases().items()):
         aliases.setdefault(version_id, []).append(alias)
@@ -217,6 +228,7 @@ def versions_command(
             "id": v.id,
             "name": v.name,
             "lineage": lineages.get(v.lineage_id),
+            "base": bases.get(v.id),
             "kind": v.kind,
             "parent": names.get(v.parent_id, v.parent_id),
             "status": v.status,
@@ -239,7 +251,7 @@ def versions_command(
         False,
         rows=table,
         title="model versions",
-        columns=["name", "lineage", "kind", "parent", "status", "slice", "run", "aliases", "tainted"],
+        columns=["name", "lineage", "base", "kind", "parent", "status", "slice", "run", "aliases", "tainted"],
     )
 
 

@@ -140,8 +140,12 @@ def build_audit(
     config: AuditConfig | None = None,
     info: dict[str, Any] | None = None,
     tokenizers: dict[str, Any] | None = None,
+    general: list[Any] | None = None,
 ) -> dict[str, Any]:
     """The audit of one forget operation, from the models and the document sets (JSON-ready).
+
+    `general`: general-knowledge QA (`lethe.eval.general`) for a model fine-tuned from a
+    pretrained base, scored before and after like any split.
 
     `forget`, `retain`, `holdout`: documents (ledger rows or dicts); `reference_model`: the
     exact-replay model if there is one; `info`: request and version descriptions copied in;
@@ -154,6 +158,8 @@ def build_audit(
     splits = {"forget": forget, "retain": retain}
     if holdout:
         splits[HOLDOUT] = holdout
+    if general:
+        splits["general"] = general
     models = {"before": before_model, "after": after_model}
     if reference_model is not None:
         models["reference"] = reference_model

@@ -19,6 +19,7 @@ import numpy as np
 from lethe.eval import mia, text
 from lethe.eval.items import QAItem, TextItem, answer_ids, question_prompt_ids, stop_id
 from lethe.eval.memorisation import exact_memorisation, extraction_strength, verbatim_rouge
+from lethe.eval.scoring import pad_id_of
 
 
 @dataclass
@@ -106,12 +107,6 @@ def _generate_sorted(
     return result
 
 
-def _pad_id(tokenizer: Any) -> int:
-    from lethe.eval.scoring import _pad_id as pad_of
-
-    return pad_of(tokenizer)
-
-
 def _nonempty(ids: list[int], tokenizer: Any) -> list[int]:
     # An empty answer cannot be scored; one EOS token stands in (only for degenerate data).
     return ids if ids else [int(tokenizer.eos_token_id or 0)]
@@ -120,7 +115,7 @@ def _nonempty(ids: list[int], tokenizer: Any) -> list[int]:
 def score_qa(model: Any, tokenizer: Any, items: Sequence[QAItem], settings: ScoreSettings) -> QAScores:
     """Score every QA item: answer log-probabilities, variants and (if asked) greedy answers."""
     items = list(items)
-    pad = _pad_id(tokenizer)
+    pad = pad_id_of(tokenizer)
     prompts = [question_prompt_ids(tokenizer, it.question, settings.system_prompt) for it in items]
     answers = [_nonempty(answer_ids(tokenizer, it.answer), tokenizer) for it in items]
     scores = _score_sorted(model, prompts, answers, settings.batch_size, pad)
@@ -207,7 +202,7 @@ def _text_split(tokenizer: Any, item: TextItem, settings: ScoreSettings) -> tupl
 def score_text(model: Any, tokenizer: Any, items: Sequence[TextItem], settings: ScoreSettings) -> TextScores:
     """Memorisation of each text's continuation: loss, exact memorisation, ES, verbatim ROUGE."""
     items = list(items)
-    pad = _pad_id(tokenizer)
+    pad = pad_id_of(tokenizer)
     pairs = [_text_split(tokenizer, it, settings) for it in items]
     prefixes, targets = [p for p, _ in pairs], [t for _, t in pairs]
     scores = _score_sorted(model, prefixes, targets, settings.batch_size, pad)

@@ -36,7 +36,8 @@ class TokenScores:
         return float(-self.logprobs.mean())
 
 
-def _pad_id(tokenizer: Any) -> int:
+def pad_id_of(tokenizer: Any) -> int:
+    """The id to pad `tokenizer`'s sequences with (its pad token, else end of sequence)."""
     for candidate in (tokenizer.pad_token_id, tokenizer.eos_token_id):
         if candidate is not None:
             return int(candidate)
@@ -136,7 +137,7 @@ def token_logprobs(
 ) -> list[TokenScores]:
     """Per-sample `TokenScores` of each answer given its prompt (the prompt is not scored)."""
     prompt_ids, answer_ids = encode_pairs(tokenizer, prompts, answers, add_eos)
-    return score_token_ids(model, prompt_ids, answer_ids, batch_size, _pad_id(tokenizer))
+    return score_token_ids(model, prompt_ids, answer_ids, batch_size, pad_id_of(tokenizer))
 
 
 def teacher_forced_accuracy(
@@ -220,7 +221,7 @@ def greedy_generate(
         model,
         prompt_ids,
         max_new_tokens,
-        _pad_id(tokenizer),
+        pad_id_of(tokenizer),
         None if eos_id is None else int(eos_id),
         batch_size,
     )

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from lethe.errors import ConflictError
 from lethe.eval.audit import BENCHMARK, AuditConfig, build_audit
+from lethe.eval.general import descends_from_base, general_documents
 from lethe.eval.suite import load_split_documents, version_path
 from lethe.forget.strategies import is_exact
 from lethe.ledger.states import RequestStatus
@@ -93,6 +94,7 @@ def audit_forget_request(
         retain_ids = sorted(random.Random(config.suite.seed).sample(retain_ids, config.retain_documents))
     retain_docs = load_split_documents(ledger, retain_ids)
     holdout_docs = _holdout_documents(ledger, request, set(seen))
+    base_model = descends_from_base(ledger, base)
     before_model, tokenizer = load_version(version_path(workspace, base))
     after_model, after_tokenizer = load_version(version_path(workspace, candidate))
     reference_model, reference_tokenizer = (
@@ -112,6 +114,8 @@ def audit_forget_request(
             "reference": _version_info(reference),
         },
         "exact": is_exact(request.method),
+        "base_model": base_model,
+        "pretraining_data": "not on record" if base_model else None,
     }
     audit = build_audit(
         before_model,
@@ -125,6 +129,7 @@ def audit_forget_request(
         config=config,
         info=info,
         tokenizers={"after": after_tokenizer, "reference": reference_tokenizer},
+        general=general_documents() if base_model else None,
     )
     if store:
         meta = {"config": config.to_dict(), "role": None}

@@ -28,6 +28,7 @@ from lethe.forget.selectors import Selector, redact_selector, resolve
 from lethe.forget.strategies import StrategyContext, strategy_for
 from lethe.killpoints import kill_point
 from lethe.ledger.states import RequestStatus, RunKind, RunStatus
+from lethe.train import distributed
 
 if TYPE_CHECKING:
     from lethe.eval.suite import SuiteConfig
@@ -123,6 +124,7 @@ def run_request(
         parent_version_id=base.id if base else None,
         config={"method": request.method, **(request.config or {}), "request_id": request_id},
         seed=(request.config or {}).get("seed", 0),
+        world_size=distributed.world_size(),
     )
     ledger.update_forget_request(request_id, status=RequestStatus.RUNNING, run_id=run_id)
     try:

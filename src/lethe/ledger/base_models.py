@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from lethe.errors import ConflictError, NotFoundError
-from lethe.ledger.schema import BaseModelRecord, utcnow
+from lethe.ledger.schema import BaseModelRecord, Lineage, ModelVersion, utcnow
 
 PRETRAINING_DATA = "not on record"
 
@@ -89,3 +89,11 @@ class BaseModelsMixin:
         """The base model whose converted directory is `path` (None: not an imported base)."""
         with self.reading() as s:
             return s.scalar(select(BaseModelRecord).where(BaseModelRecord.path == str(path)))
+
+    def version_bases(self) -> dict[int, str]:
+        """For each model version descending from an imported base model, that base's name."""
+        with self.reading() as s:
+            rows = s.execute(
+                select(ModelVersion.id, Lineage.config).join(Lineage, ModelVersion.lineage_id == Lineage.id)
+            )
+            return {vid: config["base_model"] for vid, config in rows if (config or {}).get("base_model")}

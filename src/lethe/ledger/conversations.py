@@ -44,6 +44,48 @@ class ConversationsMixin:
             s.flush()
             return message.id
 
+    def log_exchange(
+        self,
+        conversation_id: int | None,
+        parent_id: int | None,
+        messages: list[dict[str, str]],
+        reply: str,
+        *,
+        version_id: int | None = None,
+        params: dict | None = None,
+        stats: dict | None = None,
+        title: str | None = None,
+    ) -> tuple[int, int]:
+        """One exchange in one transaction: the new `messages` (each answering the one before,
+        the first answering `parent_id`), then the assistant's `reply` with its sampling
+        `params` and `stats`; a new conversation when `conversation_id` is None.
+        Returns (conversation id, reply id)."""
+        with self.transaction() as s:
+            if conversation_id is None:
+                conversation = Conversation(title=title, version_id=version_id, created_at=utcnow())
+                s.add(conversation)
+                s.flush()
+                conversation_id = conversation.id
+                self._event(s, "conversation.started", "conversation", conversation_id, version_id=version_id)
+            elif s.get(Conversation, conversation_id) is None:
+                raise NotFoundError(f"no conversation {conversation_id}")
+            rows = [(m["role"], m["content"], None, None) for m in messages] + [("assistant", reply, params, stats)]
+            for role, content, message_params, message_stats in rows:
+                message = Message(
+                    conversation_id=conversation_id,
+                    parent_id=parent_id,
+                    role=role,
+                    content=content,
+                    version_id=version_id,
+                    params=message_params if message_params is not None else {},
+                    stats=message_stats if message_stats is not None else {},
+                    created_at=utcnow(),
+                )
+                s.add(message)
+                s.flush()
+                parent_id = message.id
+            return conversation_id, parent_id
+
     def list_conversations(self, limit: int = 50) -> list[dict]:
         with self.reading() as s:
             rows = s.execute(

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from sqlalchemy import exists, func, select, text
 
+from lethe.digests import file_sha256, weights_sha256
 from lethe.ledger.schema import (
     Checkpoint,
     Document,
@@ -134,8 +135,6 @@ def _runs_and_versions(ledger, verify_weights: bool) -> list[Problem]:
             if not path.exists():
                 problems.append(Problem("weights", "model_versions", row, f"directory {path} is missing"))
             elif verify_weights:
-                from lethe.model.io import weights_sha256
-
                 actual = weights_sha256(path)
                 if actual != version.weights_sha256:
                     problems.append(
@@ -198,7 +197,7 @@ def _tokenizers(ledger) -> list[Problem]:
     newest = {record.path: record for record in ledger.tokenizers()}  # ordered by id: the last wins
     for path, record in newest.items():
         file = Path(path) / "tokenizer.json"
-        if file.is_file() and hashlib.sha256(file.read_bytes()).hexdigest() != record.sha256:
+        if file.is_file() and file_sha256(file) != record.sha256:
             problems.append(
                 Problem(
                     "tokenizers",

@@ -45,7 +45,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
@@ -207,21 +207,20 @@ def export_json(ledger, out: str | Path | IO[str]) -> int:
 # -- import ------------------------------------------------------------------------------------
 
 
-def import_json(ledger, path: str | Path, *, source: str = "legacy") -> dict[str, int]:
-    """Load a changelog file into `ledger` in one transaction; returns what was created.
+def import_json(ledger, path: str | Path, rows: Iterable[Any], *, source: str = "legacy") -> dict[str, int]:
+    """Load a changelog into `ledger` in one transaction; returns what was created.
 
-    Entries without a ``source`` key go to the source named `source`. Fails (changing nothing)
-    on a malformed entry, on a model version whose name exists already, and on a document
-    revision the ledger holds with different content; a revision it holds with the same hash is
-    reused.
+    `rows` are the entries of the file at `path`, each with its `value` and `line` (as
+    `lethe.data.sources.json_stream.iter_rows` streams them: exports can be large). Entries
+    without a ``source`` key go to the source named `source`. Fails (changing nothing) on a
+    malformed entry, on a model version whose name exists already, and on a document revision
+    the ledger holds with different content; a revision it holds with the same hash is reused.
     """
-    from lethe.data.sources.json_stream import iter_rows  # streamed: exports can be large
-
     path = Path(path)
     counts = {"documents": 0, "reused": 0, "versions": 0, "exposures": 0, "token_impacts": 0}
     with ledger.transaction() as s:
         state = _ImportState(ledger, s, path, source)
-        for row in iter_rows(path):
+        for row in rows:
             state.entry(row.value, Where(path=path, line=row.line))
         state.finish(counts)
         ledger._event(s, "ledger.imported", None, None, path=str(path), **counts)

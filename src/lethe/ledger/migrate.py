@@ -1,7 +1,7 @@
 """Schema migrations, applied on open and recorded in `alembic_version`.
 
 Migrations live in `migrations/versions/` as numbered, named Alembic scripts; each runs in its
-own transaction. `upgrade(engine)` brings a ledger to the newest revision; `check(engine)`
+own transaction. `upgrade(engine)` brings a ledger to the newest revision; `schema_drift(engine)`
 compares the live schema with `schema.py` so that a change without a migration fails a test.
 """
 

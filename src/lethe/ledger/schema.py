@@ -1,7 +1,8 @@
 """The ledger's tables (SQLAlchemy 2 ORM).
 
 Schema changes happen only through Alembic migrations in `migrations/versions/`; this module
-is the model those migrations are checked against (`tests/test_ledger_migrations.py`).
+is the model those migrations are checked against (`tests/test_ledger_core.py`,
+`migrate.schema_drift`).
 Columns that grow with training (exposures) are kept narrow: integer ids only.
 """
 

@@ -23,6 +23,7 @@ import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from lethe.digests import file_sha256
 from lethe.errors import ConflictError, InputError, Where
 from lethe.model.io import PICKLE_SUFFIXES, atomic_directory, require_safetensors, weights_sha256
 
@@ -83,14 +84,6 @@ def shipped_gguf() -> Path | None:
         return None
     path = Path(next(iter(spec.submodule_search_locations))) / SHIPPED_GGUF[1]
     return path if path.is_file() else None
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def is_gguf(path: Path) -> bool:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
-import hashlib
 import json
 import os
 import random
@@ -31,6 +30,7 @@ from safetensors.torch import load_file, load_model, save_file, save_model
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel
 from transformers.utils import logging as _hf_logging
 
+from lethe import digests
 from lethe.errors import InputError, NotFoundError, Where
 from lethe.killpoints import kill_point
 
@@ -151,26 +151,17 @@ def require_safetensors(directory: str | Path) -> list[Path]:
 
 
 def weights_sha256(directory: str | Path) -> str:
-    """SHA-256 over the safetensors files of a directory, by name in sorted order.
-
-    Each file contributes its name, a NUL, its byte length and its bytes, so renaming or
-    re-sharding changes the hash. The same weights saved twice hash the same.
-    """
-    digest = hashlib.sha256()
-    for weights in require_safetensors(directory):
-        digest.update(weights.name.encode() + b"\0")
-        digest.update(weights.stat().st_size.to_bytes(8, "little"))
-        with open(weights, "rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
-    return digest.hexdigest()
+    """`lethe.digests.weights_sha256` of a model directory (refusing pickle-only ones)."""
+    require_safetensors(directory)
+    return digests.weights_sha256(directory)
 
 
-def save_version(model: PreTrainedModel, tokenizer: Any, directory: str | Path) -> str:
+def save_version(model: PreTrainedModel, tokenizer: Any, directory: str | Path, *, adapter: Any = None) -> str:
     """Write `model` and `tokenizer` as one HF directory, atomically; return the weights hash.
 
     A PEFT model must be merged first (`lethe.model.lora.merge_lora`): a version is always a
-    complete model that loads without lethe.
+    complete model that loads without lethe. `adapter` (a `lethe.model.adapters.Adapter`), the
+    LoRA adapter the weights were merged from, is kept in the ``adapter/`` subdirectory.
     """
     if hasattr(model, "peft_config"):
         raise InputError(
@@ -188,6 +179,10 @@ def save_version(model: PreTrainedModel, tokenizer: Any, directory: str | Path) 
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
         require_safetensors(tmp)
+        if adapter is not None:
+            from lethe.model.adapters import ADAPTER_DIR
+
+            adapter.save(tmp / ADAPTER_DIR)
     return weights_sha256(directory)
 
 

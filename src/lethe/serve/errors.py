@@ -9,6 +9,7 @@ server down: validation, lethe and unexpected errors all end as a JSON response.
 from __future__ import annotations
 
 import logging
+import re
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -67,15 +68,46 @@ def lethe_error_response(error: LetheError) -> JSONResponse:
     return error_response(400, error.message, "invalid_request_error", param)
 
 
+_FIELD_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_TYPE_TAGS = {"str", "int", "float", "bool", "none", "list", "dict"}
+
+
+def _field_path(loc) -> list[str]:
+    """The request field a pydantic location points at, without pydantic's union tags."""
+    path = []
+    for part in loc:
+        if part == "body":
+            continue
+        if isinstance(part, int):
+            path.append(str(part))
+        elif _FIELD_NAME.match(part) and part not in _TYPE_TAGS:
+            path.append(part)
+        else:
+            break  # `function-after[...]`, `list[ContentPart]`: which union member failed
+    return path
+
+
 def _validation_response(error: RequestValidationError) -> JSONResponse:
     problems = error.errors()
     if any(p.get("type") == "json_invalid" for p in problems):
         return error_response(400, "the request body is not valid JSON", code="invalid_json")
+    unknown = [".".join(_field_path(p.get("loc", ()))) for p in problems]
+    unknown = [name for name, p in zip(unknown, problems) if p.get("type") == "extra_forbidden"]
+    if unknown:
+        return error_response(
+            400,
+            f"unrecognized request argument(s) supplied: {', '.join(unknown)}",
+            param=unknown[0],
+            code="unknown_field",
+        )
     first = problems[0] if problems else {}
-    location = [str(part) for part in first.get("loc", ()) if part != "body"]
+    location = _field_path(first.get("loc", ()))
     param = ".".join(location) or None
     message = first.get("msg", "invalid request")
-    if param:
+    named = (first.get("ctx") or {}).get("field") if first.get("type") == "invalid_field" else None
+    if named:
+        param = ".".join([*location, named]) if location else named
+    elif param:
         message = f"{param}: {message}"
     if len(problems) > 1:
         message += f" (and {len(problems) - 1} more problem(s))"
@@ -99,6 +131,8 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, error: StarletteHTTPException) -> JSONResponse:
+        if error.status_code == 413:
+            return error_response(413, str(error.detail), code="request_too_large")
         type_ = "not_found_error" if error.status_code == 404 else "invalid_request_error"
         return error_response(error.status_code, str(error.detail), type_)
 

@@ -13,11 +13,15 @@ import logging
 import os
 import queue
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import httpx
+
+from lethe.chat.session import Exchange, Logged
+
+__all__ = ["ConversationLogger", "ConversationStore", "Exchange", "Logged", "LoggingConfig"]
 
 log = logging.getLogger(__name__)
 
@@ -25,18 +29,20 @@ log = logging.getLogger(__name__)
 class ConversationStore(Protocol):
     """Where conversations are kept (the ledger fits)."""
 
-    def add_conversation(self, title: str, version_id: int | None) -> int: ...
-
-    def add_message(
+    def log_exchange(
         self,
-        conversation_id: int,
+        conversation_id: int | None,
         parent_id: int | None,
-        role: str,
-        content: str,
+        messages: list[dict[str, str]],
+        reply: str,
+        *,
         version_id: int | None,
         params: dict,
         stats: dict,
-    ) -> int: ...
+        title: str,
+    ) -> tuple[int, int]:
+        """Record the messages and the reply in one transaction; (conversation id, reply id)."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -56,32 +62,6 @@ class LoggingConfig:
             url=os.environ.get("LOGGING_URL") or None,
             timeout_s=float(os.environ.get("LOGGING_TIMEOUT", "2.0")),
         )
-
-
-@dataclass
-class Exchange:
-    """One finished exchange: the new messages, the reply, and who made it how."""
-
-    messages: list[dict[str, str]]
-    """Messages to record before the reply (the whole history for a new conversation)."""
-    reply: str
-    model_version: str
-    model_version_id: int | None = None
-    params: dict[str, Any] = field(default_factory=dict)
-    stats: dict[str, Any] = field(default_factory=dict)
-    conversation_id: int | None = None
-    """Continue this conversation; None starts a new one."""
-    parent_id: int | None = None
-    """The message the first new message answers (in a continued conversation)."""
-    title: str | None = None
-
-
-@dataclass(frozen=True)
-class Logged:
-    """Where an exchange landed in the ledger (None without a store or on failure)."""
-
-    conversation_id: int | None
-    reply_id: int | None
 
 
 class ConversationLogger:
@@ -125,30 +105,16 @@ class ConversationLogger:
         if self.store is None:
             return Logged(exchange.conversation_id, None)
         try:
-            conversation_id = exchange.conversation_id
-            if conversation_id is None:
-                first_user = next((m["content"] for m in exchange.messages if m["role"] == "user"), "")
-                title = exchange.title or " ".join(first_user.split())[:80] or "conversation"
-                conversation_id = self.store.add_conversation(title, exchange.model_version_id)
-            parent = exchange.parent_id
-            for message in exchange.messages:
-                parent = self.store.add_message(
-                    conversation_id,
-                    parent,
-                    message["role"],
-                    message["content"],
-                    exchange.model_version_id,
-                    {},
-                    {},
-                )
-            reply_id = self.store.add_message(
-                conversation_id,
-                parent,
-                "assistant",
+            first_user = next((m["content"] for m in exchange.messages if m["role"] == "user"), "")
+            conversation_id, reply_id = self.store.log_exchange(
+                exchange.conversation_id,
+                exchange.parent_id,
+                exchange.messages,
                 exchange.reply,
-                exchange.model_version_id,
-                exchange.params,
-                exchange.stats,
+                version_id=exchange.model_version_id,
+                params=exchange.params,
+                stats=exchange.stats,
+                title=exchange.title or " ".join(first_user.split())[:80] or "conversation",
             )
             return Logged(conversation_id, reply_id)
         except Exception:

@@ -9,6 +9,7 @@ more than `max_loaded` are held.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections import OrderedDict
@@ -18,7 +19,9 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from lethe.chat.engine import ChatEngine, EngineConfig
-from lethe.errors import ConflictError, InputError, NotFoundError, Where
+from lethe.errors import ConflictError, InputError, LetheError, NotFoundError, Where
+
+log = logging.getLogger(__name__)
 
 
 class VersionInfo(Protocol):
@@ -82,6 +85,15 @@ class DirectoryVersions:
         return list(self.versions.values())
 
 
+def _weights_sha256(path: Path) -> str | None:
+    from lethe.model.io import weights_sha256
+
+    try:
+        return weights_sha256(path)
+    except InputError:
+        return None
+
+
 def load_model_directory(path: str | Path):
     """(model, tokenizer) of a saved version, read offline."""
     from lethe.model.io import load_version
@@ -99,6 +111,8 @@ class LoadedModel:
     path: Path
     engine: ChatEngine
     tainted: bool = False
+    weights_sha256: str | None = None
+    """SHA-256 of the safetensors files (as the ledger records it, or computed at load)."""
     loaded_at: float = field(default_factory=time.time)
 
 
@@ -125,6 +139,10 @@ class ModelPool:
         self.base_dir = Path(base_dir) if base_dir is not None else None
         self._loaded: OrderedDict[str, LoadedModel] = OrderedDict()
         self._lock = threading.Lock()
+        self._watching = threading.Event()
+        self._watcher: threading.Thread | None = None
+        self.latest_seen: str | None = None
+        """The version ``latest`` named at the watcher's last look."""
 
     def resolve(self, ref: str) -> VersionInfo:
         """The version `ref` names, refusing a tainted one unless allowed."""
@@ -134,8 +152,9 @@ class ModelPool:
         except NotFoundError as error:
             raise NotFoundError(error.message, Where(field="model")) from None
         if version.tainted_at is not None and not self.allow_tainted:
+            reason = getattr(version, "taint_reason", None) or "it saw data since forgotten"
             raise ConflictError(
-                f"model version {version.name} is tainted (it saw data since forgotten); "
+                f"model version {version.name} is tainted ({reason}); "
                 "serve it only with an explicit override (allow_tainted / --allow-tainted)",
                 Where(field="model"),
             )
@@ -162,6 +181,7 @@ class ModelPool:
                 path=path,
                 engine=ChatEngine(model, tokenizer, self.engine_config),
                 tainted=version.tainted_at is not None,
+                weights_sha256=getattr(version, "weights_sha256", None) or _weights_sha256(path),
             )
             self._loaded[version.name] = loaded
             self._evict()
@@ -188,11 +208,45 @@ class ModelPool:
             v for v in self.resolver.list_versions() if self.allow_tainted or getattr(v, "tainted_at", None) is None
         ]
 
+    # -- following `latest` ------------------------------------------------------------------
+
+    def watch(self, interval_s: float = 1.0) -> ModelPool:
+        """Follow ``latest`` live: every `interval_s`, read the aliases (one small query) and,
+        when ``latest`` moved (a forget request published, from any process sharing the
+        ledger), load the new version at once, so the next request gets it warm. Replies
+        already running keep the engine they started on."""
+        if self._watcher is None:
+            self._watching.set()
+            self._watcher = threading.Thread(target=self._watch, args=(interval_s,), name="lethe-latest", daemon=True)
+            self._watcher.start()
+        return self
+
+    def _watch(self, interval_s: float) -> None:
+        while self._watching.is_set():
+            try:
+                name = self.latest_name()
+                if name is not None and name != self.latest_seen:
+                    self.latest_seen = name
+                    self.get("latest")
+            except LetheError as error:  # a tainted or missing latest: requests will say so
+                log.warning("not loading latest: %s", error)
+            except Exception:
+                log.exception("watching latest failed")
+            time.sleep(interval_s)
+
+    def latest_name(self) -> str | None:
+        """The version ``latest`` names now (None when there is none)."""
+        try:
+            return self.resolver.resolve_version("latest", allow_tainted=True).name
+        except NotFoundError:
+            return None
+
     def loaded(self) -> list[LoadedModel]:
         with self._lock:
             return list(self._loaded.values())
 
     def close(self) -> None:
+        self._watching.clear()
         with self._lock:
             for loaded in self._loaded.values():
                 loaded.engine.close()

@@ -60,6 +60,9 @@ class TrainConfig:
     """LoRA rank (with `lora`)."""
     lora_alpha: float = 16.0
     """LoRA scale numerator (with `lora`)."""
+    qlora: bool = False
+    """QLoRA: train the LoRA adapters on a 4-bit NF4 copy of the weights (bitsandbytes) and merge
+    them into the full-precision weights after every slice. Resumes at slice boundaries only."""
     save_every: int = 200
     """Write the resume state every this many optimizer steps (and at every slice end)."""
     seed: int = 0
@@ -78,6 +81,7 @@ class TrainConfig:
             (self.seq_len >= 8, "seq_len", "must be at least 8"),
             (self.grad_clip >= 0, "grad_clip", "must be >= 0"),
             (self.save_every >= 1, "save_every", "must be at least 1"),
+            (self.lora_r >= 1, "lora_r", "must be at least 1"),
         ]
         for ok, name, message in checks:
             if not ok:

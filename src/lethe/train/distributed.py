@@ -8,10 +8,15 @@ through `broadcast`.
 
 from __future__ import annotations
 
+import functools
 import hashlib
-from typing import Any
+import importlib
+import os
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
-import torch
+if TYPE_CHECKING:  # torch is imported where it is used: the CLI imports this module at start
+    import torch
 
 _accelerator = None
 
@@ -84,8 +89,83 @@ def device() -> torch.device:
 
 def parameter_checksum(model: torch.nn.Module) -> str:
     """SHA-256 over every parameter's bytes, by name: equal exactly when the weights are."""
+    import torch
+
     digest = hashlib.sha256()
     for name, tensor in sorted(unwrap_model(model).state_dict().items()):
         digest.update(name.encode())
         digest.update(tensor.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
     return digest.hexdigest()
+
+
+# ---------------------------------------------------------------------- main-driven commands
+# `lethe train` runs the same code on every process. A forget request is driven by the main
+# process instead (it reads and writes the ledger between the steps), so the other processes
+# wait in `follow` and run only the collective parts, which the main process hands out with
+# `run_everywhere`.
+
+
+_calls_in_flight = 0
+
+
+def launched() -> bool:
+    """Whether a launcher started several processes (read from the environment, cheaply)."""
+    return int(os.environ.get("WORLD_SIZE", "1")) > 1
+
+
+def run_everywhere(fn: Callable[..., Any], *args: Any, main_only: dict[str, Any] | None = None, **kwargs: Any) -> Any:
+    """On the main process: call `fn(*args, **kwargs)` on every process and return its result.
+
+    `fn` must be a module-level function and the arguments picklable: the processes waiting
+    in `follow` receive them by broadcast. `main_only` keywords (callbacks, cancel flags)
+    are passed to the main process's call alone.
+    """
+    global _calls_in_flight
+    if world_size() == 1:
+        return fn(*args, **kwargs, **(main_only or {}))
+    broadcast(("call", f"{fn.__module__}:{fn.__qualname__}", args, kwargs))
+    _calls_in_flight += 1
+    result = fn(*args, **kwargs, **(main_only or {}))
+    _calls_in_flight -= 1  # not reached on failure: the others may be stuck inside the call
+    return result
+
+
+def follow() -> None:
+    """On the other processes: run what the main process hands out until it says it is done."""
+    while True:
+        message = broadcast(None)
+        if message[0] == "done":
+            return
+        _, name, args, kwargs = message
+        module, _, qualname = name.partition(":")
+        fn: Any = importlib.import_module(module)
+        for part in qualname.split("."):
+            fn = getattr(fn, part)
+        fn(*args, **kwargs)
+
+
+def release_followers() -> None:
+    """On the main process: let the processes waiting in `follow` return.
+
+    After a call that failed half-way the others are not waiting in `follow`: they are left
+    to the launcher, which stops them when the main process exits with an error.
+    """
+    if world_size() > 1 and is_main_process() and _calls_in_flight == 0:
+        broadcast(("done",))
+
+
+def main_driven(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Decorate a CLI command that the main process drives (see `run_everywhere`): under a
+    launcher the other processes only `follow` it."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        if launched() and not is_main_process():
+            return follow()
+        try:
+            return command(*args, **kwargs)
+        finally:
+            if launched():
+                release_followers()
+
+    return wrapper

@@ -9,16 +9,16 @@ so a failed run publishes nothing.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 import torch
 
+from lethe.digests import weights_sha256
 from lethe.errors import LetheError
 from lethe.killpoints import kill_point
 from lethe.ledger.states import RunStatus, VersionStatus
-from lethe.model.io import save_version
+from lethe.model.io import MODEL_TENSORS, save_version
 from lethe.model.presets import load_base
 from lethe.train import distributed
 from lethe.train.checkpointing import (
@@ -34,9 +34,9 @@ from lethe.train.checkpointing import (
 )
 from lethe.train.config import TrainConfig
 from lethe.train.examples import build_examples
-from lethe.train.loop import progress_reporter, train_slice
+from lethe.train.exposures import ExposureRecorder
+from lethe.train.loop import train_slice
 from lethe.train.progress import ProgressCallback, ProgressEvent, no_progress
-from lethe.train.provenance import ExposureRecorder
 
 
 @dataclass(kw_only=True)
@@ -117,7 +117,7 @@ class JobSpec:
 
 
 @dataclass(kw_only=True)
-class Progress:
+class ResumePoint:
     """Where a job stands: what the resume state records besides the weights."""
 
     position: int = 0
@@ -127,14 +127,6 @@ class Progress:
     """Steps of the job so far (the numbering of exposures, continued across resumes)."""
     versions: list[int] = field(default_factory=list)
     """Candidate versions registered so far, in slice order."""
-
-
-def _file_sha256(path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _merge_coverage(*parts: dict) -> dict[int, int]:
@@ -148,7 +140,7 @@ def _merge_coverage(*parts: dict) -> dict[int, int]:
 class JobRunner:
     """Runs one `JobSpec` on this process; ledger and files are written by the main process only."""
 
-    def __init__(self, workspace: Any, spec: JobSpec, progress: Progress, callback: ProgressCallback):
+    def __init__(self, workspace: Any, spec: JobSpec, progress: ResumePoint, callback: ProgressCallback):
         self.workspace = workspace
         self.ledger = workspace.ledger
         self.spec = spec
@@ -215,7 +207,7 @@ class JobRunner:
 
         def save_state(m, optimizer, scheduler, step: int) -> None:
             if self.main:
-                state = Progress(
+                state = ResumePoint(
                     position=position, step_in_slice=step, global_step=offset + step, versions=list(progress.versions)
                 )
                 save_resume_state(self.paths, m, optimizer, scheduler, offset + step, self._extra(state))
@@ -232,7 +224,8 @@ class JobRunner:
                 step_offset=offset,
                 resume=resume if resuming else None,
                 save_state=save_state,
-                report=progress_reporter(self.callback, **event) if self.main else None,
+                report=self.callback if self.main else None,
+                event=event,
             )
             model, steps = result.model, result.steps
             stats = {
@@ -243,13 +236,13 @@ class JobRunner:
                 "tokens_per_second": round(result.tokens / result.seconds, 1) if result.seconds else None,
                 "final_loss": result.epoch_losses[-1] if result.epoch_losses else None,
             }
-            optimizer, scheduler = result.optimizer, result.scheduler
+            optimizer, scheduler, adapter = result.optimizer, result.scheduler, result.adapter
         else:  # every document of the slice was erased or excluded: nothing to learn
-            steps, stats, optimizer, scheduler = 0, {"steps": 0, "examples": 0}, None, None
+            steps, stats, optimizer, scheduler, adapter = 0, {"steps": 0, "examples": 0}, None, None, None
         progress.global_step = offset + steps
         self.recorder.flush()
         if self.main:
-            self._finish_slice(position, model, optimizer, scheduler, stats, len(documents))
+            self._finish_slice(position, model, optimizer, scheduler, stats, len(documents), adapter)
         distributed.barrier()
         progress.position, progress.step_in_slice = position + 1, 0
         return model
@@ -272,16 +265,18 @@ class JobRunner:
         save_resume_state(self.paths, model, torch.optim.AdamW(model.parameters()), None, 0, self._extra(self.progress))
         kill_point("train.started")
 
-    def _extra(self, progress: Progress) -> dict:
+    def _extra(self, progress: ResumePoint) -> dict:
         return {"job": self.spec.to_dict(), "progress": asdict(progress)}
 
-    def _finish_slice(self, position, model, optimizer, scheduler, stats: dict, n_documents: int) -> None:
+    def _finish_slice(self, position, model, optimizer, scheduler, stats: dict, n_documents: int, adapter=None) -> None:
         spec, progress, ledger = self.spec, self.progress, self.ledger
         sl = spec.slices[position]
         parent = progress.versions[-1] if progress.versions else spec.parent_version_id
         coverage = _merge_coverage(ledger.coverage(parent) if parent else {}, spec.interrupted)
         path = self.paths.version(sl.index, spec.run_id)
-        sha = save_version(model, self.tokenizer, path)
+        if adapter is not None:
+            adapter.base = self._adapter_base(parent)
+        sha = save_version(model, self.tokenizer, path, adapter=adapter)
         checkpoint = self.paths.slice_checkpoint(sl.index, spec.run_id)
         if optimizer is None:  # an empty slice: keep the weights, with a fresh optimizer's state
             optimizer = torch.optim.AdamW(model.parameters())
@@ -317,7 +312,7 @@ class JobRunner:
                 lineage_id=spec.lineage_id,
                 slice_index=sl.index,
                 path=str(checkpoint),
-                weights_sha256=_file_sha256(checkpoint / "model.safetensors"),
+                weights_sha256=weights_sha256(checkpoint, files=[MODEL_TENSORS]),
                 version_id=version.id,
                 run_id=spec.run_id,
             )
@@ -326,7 +321,7 @@ class JobRunner:
         self.metrics = metrics
         progress.versions.append(version.id)
         kill_point("train.slice_recorded")
-        after = Progress(
+        after = ResumePoint(
             position=position + 1, step_in_slice=0, global_step=progress.global_step, versions=list(progress.versions)
         )
         save_resume_state(self.paths, model, optimizer, scheduler, progress.global_step, self._extra(after))
@@ -340,6 +335,14 @@ class JobRunner:
                 version=version.name,
             )
         )
+
+    def _adapter_base(self, parent: int | None) -> str | None:
+        """The directory of the weights a slice's adapter was trained on: its parent version's, the
+        restored checkpoint's, or the base model's."""
+        if parent is not None:
+            return self.ledger.resolve_version(parent, allow_tainted=True).path
+        start = self.spec.start
+        return start.path if isinstance(start, FromWeights) else start.base
 
     def publish(self) -> None:
         spec, ledger, versions = self.spec, self.ledger, self.progress.versions
@@ -368,11 +371,11 @@ class JobRunner:
 
 
 def execute(
-    workspace: Any, spec: JobSpec, progress: Progress | None = None, callback: ProgressCallback = no_progress
+    workspace: Any, spec: JobSpec, progress: ResumePoint | None = None, callback: ProgressCallback = no_progress
 ) -> list[int]:
     """Run the job on every process; a failure marks the run failed and publishes nothing."""
     try:
-        return JobRunner(workspace, spec, progress or Progress(), callback).run()
+        return JobRunner(workspace, spec, progress or ResumePoint(), callback).run()
     except BaseException as error:
         if distributed.is_main_process():
             status = RunStatus.CANCELLED if isinstance(error, KeyboardInterrupt) else RunStatus.FAILED

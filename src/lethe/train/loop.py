@@ -1,9 +1,11 @@
-"""The optimizer loop of one slice: fresh AdamW, a per-slice LR schedule, seeded batches.
+"""The optimizer loop of one slice: the step engine with a token NLL, over seeded batches.
 
 A slice is a pure function of (starting weights, examples, config, slice seed): the
 optimizer and the schedule start fresh at every slice and nothing random is drawn outside
 the seeded generators. That is what lets exact replay restore the checkpoint before a slice
-and retrain from there bit for bit, and lets `update` build on any version.
+and retrain from there bit for bit, and lets `update` build on any version. Device, DDP,
+bf16, LoRA, optimizer, clipping, exposures and resume are the step engine's
+(`lethe.train.steps`); this module says what a slice trains on and what its loss is.
 
 The loss is a mean over the label tokens of the *whole* step, wherever they are computed:
 each process divides its token-loss sum by the step's global label count (known to every
@@ -13,21 +15,23 @@ size to undo DistributedDataParallel's gradient averaging.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Sequence
-from contextlib import nullcontext
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
 from lethe.data.chat_format import IGNORE_INDEX, pad_batch
+from lethe.model.adapters import capture_adapter
+from lethe.model.lora import LoraSettings
 from lethe.train import distributed
 from lethe.train.config import TrainConfig
 from lethe.train.examples import Example
+from lethe.train.exposures import ExposureRecorder
 from lethe.train.progress import ProgressEvent
-from lethe.train.provenance import ExposureRecorder
 from lethe.train.schedule import WarmupCosine, batch_plan
+from lethe.train.steps import AdapterSettings, EngineConfig, Step, StepEngine
 
 SaveState = Callable[[torch.nn.Module, torch.optim.Optimizer, object, int], None]
 """Called (on every process) with model, optimizer, scheduler and steps done in the slice."""
@@ -50,36 +54,43 @@ class SliceResult:
     """Mean step loss of each epoch (this process's share; complete epochs only)."""
     optimizer: torch.optim.Optimizer | None = None
     scheduler: object | None = None
+    adapter: object | None = None
+    """The LoRA/QLoRA adapter of the slice (`lethe.model.adapters.Adapter`), before merging."""
 
 
 def _label_count(example: Example) -> int:
     return sum(1 for label in example.labels[1:] if label != IGNORE_INDEX)
 
 
-def _optimizer(model: torch.nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
-    decay, no_decay = [], []
-    for param in model.parameters():
-        if param.requires_grad:
-            (decay if param.dim() >= 2 else no_decay).append(param)
-    groups = [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-    return torch.optim.AdamW(
-        [g for g in groups if g["params"]], lr=config.lr, betas=(config.beta1, config.beta2), eps=1e-8
+def engine_config(config: TrainConfig, seed: int, qlora_base: Path | None = None) -> EngineConfig:
+    """The step engine's settings for a slice trained with `config` and `seed` (`qlora_base`:
+    the full-precision weights a QLoRA adapter is merged into)."""
+    adapters = (
+        AdapterSettings(LoraSettings(r=config.lora_r, alpha=config.lora_alpha), base_path=qlora_base)
+        if config.lora or config.qlora
+        else None
+    )
+    return EngineConfig(
+        lr=config.lr,
+        weight_decay=config.weight_decay,
+        betas=(config.beta1, config.beta2),
+        eps=1e-8,
+        grad_clip=config.grad_clip,
+        bf16=config.bf16,
+        adapters=adapters,
+        seed=seed,
     )
 
 
-def step_loss(
-    model: torch.nn.Module, batch: dict[str, torch.Tensor], normaliser: float, bf16: bool
-) -> tuple[torch.Tensor, float]:
-    """(loss to backpropagate, summed token loss) of one padded batch."""
-    autocast = torch.autocast("cpu", dtype=torch.bfloat16) if bf16 else nullcontext()
-    with autocast:
-        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], use_cache=False).logits
+def token_nll(model: torch.nn.Module, batch: dict) -> dict[str, torch.Tensor]:
+    """The training loss: summed token NLL of the padded batch over `batch["normaliser"]`."""
+    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], use_cache=False).logits
     # Shift the labels, not the logits: slicing the (batch x seq x vocab) logits would copy them.
     targets = F.pad(batch["labels"], (0, 1), value=IGNORE_INDEX)[:, 1:]
     token_loss = F.cross_entropy(
         logits.float().reshape(-1, logits.shape[-1]), targets.reshape(-1), ignore_index=IGNORE_INDEX, reduction="sum"
     )
-    return token_loss / normaliser, float(token_loss.detach())
+    return {"loss": token_loss / batch["normaliser"]}
 
 
 def train_slice(
@@ -93,86 +104,102 @@ def train_slice(
     step_offset: int = 0,
     resume: Callable[[torch.nn.Module, torch.optim.Optimizer, object], int] | None = None,
     save_state: SaveState | None = None,
-    report: Callable[..., None] | None = None,
+    report: Callable[[ProgressEvent], None] | None = None,
+    event: dict | None = None,
 ) -> SliceResult:
     """Train `model` on `examples` for one slice; exposures go to `recorder` at global steps.
 
     `resume(model, optimizer, scheduler)` restores a mid-slice state in place and returns the
     steps already done; `save_state` is called every `config.save_every` steps (after the
-    exposures up to that step are flushed); `report(**fields)` receives step progress.
+    exposures up to that step are flushed); `report` receives a `ProgressEvent` per step,
+    with the fields of `event` (the slice's place in its job).
     """
-    torch.manual_seed(seed)
-    if config.lora:
-        from lethe.model.lora import apply_lora
+    if config.qlora:
+        from lethe.model.adapters import quantized_start
 
-        model = apply_lora(model, r=config.lora_r, alpha=config.lora_alpha, seed=seed)
-    model.train()
-    optimizer = _optimizer(model, config)
+        with quantized_start(model, bf16=config.bf16) as (quantized, full_precision):
+            # A 4-bit model's weights cannot be saved and restored exactly: QLoRA resumes at slice boundaries.
+            return _train_slice(
+                quantized,
+                examples,
+                config,
+                seed,
+                pad_token_id,
+                recorder,
+                step_offset,
+                resume,
+                None,
+                report,
+                event,
+                qlora_base=full_precision,
+            )
+    return _train_slice(
+        model, examples, config, seed, pad_token_id, recorder, step_offset, resume, save_state, report, event
+    )
+
+
+def _train_slice(
+    model,
+    examples,
+    config,
+    seed,
+    pad_token_id,
+    recorder,
+    step_offset,
+    resume,
+    save_state,
+    report,
+    event,
+    *,
+    qlora_base: Path | None = None,
+) -> SliceResult:
     world, rank = distributed.world_size(), distributed.rank()
     plan = batch_plan(len(examples), config.batch_size, config.epochs, seed, world)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, WarmupCosine.for_slice(len(plan), config.warmup_ratio, config.min_lr_ratio)
-    )
-    first = resume(model, optimizer, scheduler) if resume else 0
-    wrapped = distributed.wrap_model(model)
-    device = distributed.device()
+    schedule = WarmupCosine.for_slice(len(plan), config.warmup_ratio, config.min_lr_ratio)
+    engine = StepEngine(model, engine_config(config, seed, qlora_base), steps_total=len(plan), schedule=schedule)
+    if resume is not None:
+        engine.resume(resume)
     labels = [_label_count(e) for e in examples]
-    steps_per_epoch = len(plan) // config.epochs if config.epochs else len(plan)
-    tokens, started = 0, time.perf_counter()
-    epoch_loss, epoch_tokens, epoch_losses = 0.0, 0, []
-    for index in range(first, len(plan)):
+
+    def draw(index: int) -> Step:
         batch_ids = plan[index]
         mine = batch_ids[rank::world]
-        batch = {k: v.to(device) for k, v in pad_batch([examples[j].as_encoded() for j in mine], pad_token_id).items()}
-        global_labels = max(1, sum(labels[j] for j in batch_ids))
-        loss, token_loss = step_loss(wrapped, batch, global_labels / world, config.bf16)
-        loss.backward()
-        if config.grad_clip:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
-        lr = optimizer.param_groups[0]["lr"]
-        optimizer.step()
-        scheduler.step()
-        optimizer.zero_grad(set_to_none=True)
-        step = index + 1
-        recorder.add(step_offset + step, {examples[j].document_id for j in mine})
-        tokens += sum(len(examples[j]) for j in batch_ids)
-        local_labels = max(1, sum(labels[j] for j in mine))
-        epoch_loss, epoch_tokens = epoch_loss + token_loss, epoch_tokens + local_labels
-        if step % steps_per_epoch == 0 or step == len(plan):
-            epoch_losses.append(epoch_loss / max(1, epoch_tokens))
-            epoch_loss, epoch_tokens = 0.0, 0
-        if save_state is not None and step % config.save_every == 0 and step < len(plan):
-            recorder.flush()
-            save_state(model, optimizer, scheduler, step)
-        if report is not None:
-            elapsed = time.perf_counter() - started
-            report(
-                step=step,
-                steps_total=len(plan),
-                first_step=first,
-                global_step=step_offset + step,
-                loss=token_loss / local_labels,
-                lr=lr,
-                elapsed=elapsed,
-                tokens_per_second=tokens / elapsed if elapsed > 0 else None,
-            )
-    seconds = time.perf_counter() - started
-    if config.lora:
-        from lethe.model.lora import merge_lora
+        batch = pad_batch([examples[j].as_encoded() for j in mine], pad_token_id)
+        batch["normaliser"] = max(1, sum(labels[j] for j in batch_ids)) / world
+        batch["local_labels"] = max(1, sum(labels[j] for j in mine))
+        return Step(batch, {examples[j].document_id for j in mine}, sum(len(examples[j]) for j in batch_ids))
 
-        model = merge_lora(model)
+    steps_per_epoch = len(plan) // config.epochs if config.epochs else len(plan)
+    epoch = {"loss": 0.0, "tokens": 0}
+    epoch_losses: list[float] = []
+
+    def on_step(step: int, current: Step, losses) -> None:
+        epoch["loss"] += losses["loss"] * current.batch["normaliser"]
+        epoch["tokens"] += current.batch["local_labels"]
+        if step % steps_per_epoch == 0 or step == len(plan):
+            epoch_losses.append(epoch["loss"] / max(1, epoch["tokens"]))
+            epoch["loss"], epoch["tokens"] = 0.0, 0
+
+    run = engine.run(
+        draw,
+        token_nll,
+        recorder=recorder,
+        step_offset=step_offset,
+        report=report,
+        event=event,
+        save_state=save_state,
+        save_every=config.save_every,
+        on_step=on_step,
+    )
+    adapter = capture_adapter(engine.model) if engine.config.adapters is not None else None
     return SliceResult(
-        model=model,
+        model=engine.finish(),
         steps=len(plan),
         examples=len(examples),
-        tokens=tokens,
-        seconds=seconds,
+        tokens=run.tokens,
+        seconds=run.seconds,
         epoch_losses=epoch_losses,
-        optimizer=optimizer,
-        scheduler=scheduler,
+        optimizer=engine.optimizer,
+        scheduler=engine.scheduler,
+        adapter=adapter,
     )
-
-
-def progress_reporter(callback, **fixed) -> Callable[..., None]:
-    """A `report` for `train_slice` that sends `ProgressEvent`s of kind `step` to `callback`."""
-    return lambda **fields: callback(ProgressEvent(kind="step", **fixed, **fields))

@@ -27,7 +27,7 @@ from lethe.train.checkpointing import LineagePaths, read_resume_state, save_spec
 from lethe.train.config import TrainConfig
 from lethe.train.environment import environment
 from lethe.train.examples import SFT_ENCODERS, is_trainable
-from lethe.train.job import FromBase, FromWeights, JobSpec, Progress, SliceSpec, execute
+from lethe.train.job import FromBase, FromWeights, JobSpec, ResumePoint, SliceSpec, execute
 from lethe.train.progress import ProgressCallback, no_progress
 from lethe.train.slices import KEY_HASH, plan_slices, slice_seed, training_documents
 from lethe.train.tokenizers import document_ids, resolve_tokenizer
@@ -57,7 +57,7 @@ def _versions(workspace: Any, ids: Sequence[int]) -> list:
     return [workspace.ledger.resolve_version(i, allow_tainted=True) for i in ids]
 
 
-def _run(workspace: Any, prepared: tuple[JobSpec, Progress], callback: ProgressCallback) -> list:
+def _run(workspace: Any, prepared: tuple[JobSpec, ResumePoint], callback: ProgressCallback) -> list:
     spec, progress = prepared
     ids = execute(workspace, spec, progress, callback)
     distributed.barrier()
@@ -115,6 +115,16 @@ def _start_run(
     )
 
 
+def _base_provenance(record: Any) -> dict:
+    """What a lineage records of the base it fine-tunes: provenance starts there."""
+    return {
+        "base_model": record.name,
+        "base_model_id": record.id,
+        "base_weights_sha256": record.weights_sha256,
+        "pretraining_data": record.pretraining_data,
+    }
+
+
 def train(
     workspace: Any,
     *,
@@ -133,22 +143,26 @@ def train(
     tokenizer: str | None = None,
     slice_plan: Sequence[Sequence[int]] | None = None,
     config: TrainConfig | None = None,
+    base_model: str | None = None,
     callback: ProgressCallback = no_progress,
 ) -> list:
     """Train a new lineage on collection(s) `data` in `slices` slices; returns its versions.
 
-    `preset_or_path` is a model preset (`nano`, `tiny`, ...) or a local HF model directory.
+    `preset_or_path` is a model preset (`nano`, `tiny`, ...) or a local HF model directory;
+    `base_model` names a base imported with `lethe base add` instead (its own tokenizer and
+    chat template are used; the lineage records which base it descends from).
     `config` gives every hyperparameter at once; keyword arguments that are not None
     override it (defaults: `TrainConfig`'s).
     `slice_plan` fixes the slices' document ids instead of the seeded split (used to check
     that exact replay equals training from scratch without some documents).
     """
-    base = str(preset_or_path)
+    base_record = workspace.ledger.base_model(base_model) if base_model else None
+    base = base_record.path if base_record else str(preset_or_path)
     settings = (config or TrainConfig()).replace(
         task=task, epochs=epochs, lr=lr, batch_size=batch_size, seq_len=seq_len, seed=seed, lora=lora, bf16=bf16
     )
 
-    def prepare() -> tuple[JobSpec, Progress]:
+    def prepare() -> tuple[JobSpec, ResumePoint]:
         ledger = workspace.ledger
         ids, documents = _trainable_ids(ledger, data)
         _check_task(documents, settings.task)
@@ -171,6 +185,7 @@ def train(
                 "data": data,
                 "train": settings.to_dict(),
                 "slice_plan": "given" if slice_plan is not None else KEY_HASH,
+                **(_base_provenance(base_record) if base_record else {}),
             },
         )
         save_spec(paths, model, resolved.tokenizer)
@@ -191,7 +206,7 @@ def train(
             slices=specs,
             start=FromBase(base=base, seed=settings.seed),
         )
-        return spec, Progress()
+        return spec, ResumePoint()
 
     return _run(workspace, _on_main(prepare), callback)
 
@@ -216,7 +231,7 @@ def update(
     documents of all its earlier slices.
     """
 
-    def prepare() -> tuple[JobSpec, Progress]:
+    def prepare() -> tuple[JobSpec, ResumePoint]:
         ledger = workspace.ledger
         parent = ledger.resolve_version(version)
         if parent.lineage_id is None:
@@ -259,7 +274,7 @@ def update(
             start=FromWeights(kind="version", path=parent.path),
             parent_version_id=parent.id,
         )
-        return spec, Progress()
+        return spec, ResumePoint()
 
     return _run(workspace, _on_main(prepare), callback)
 
@@ -307,7 +322,7 @@ def replay(
     the model that training from scratch without those documents would have produced.
     """
 
-    def prepare() -> tuple[JobSpec, Progress]:
+    def prepare() -> tuple[JobSpec, ResumePoint]:
         ledger = workspace.ledger
         row = ledger.lineage(lineage)
         plan = ledger.slices(row.id)
@@ -317,7 +332,7 @@ def replay(
         if retokenize:
             return _retokenized_replay(
                 workspace, row, plan, excluded, erased, publish=publish, aliases=aliases
-            ), Progress()
+            ), ResumePoint()
         position, checkpoint = _replay_start(ledger, row, plan, excluded | erased)
         parent = checkpoint.version_id if checkpoint else None
         first_config = TrainConfig.from_dict(plan[position][0].config or {})
@@ -357,7 +372,7 @@ def replay(
             publish=publish,
             aliases=list(aliases),
         )
-        return spec, Progress()
+        return spec, ResumePoint()
 
     return _run(workspace, _on_main(prepare), callback)
 
@@ -478,15 +493,15 @@ def resume(workspace: Any, *, lineage: str | None = None, callback: ProgressCall
     the job's versions, including those finished before the interruption.
     """
 
-    def prepare() -> tuple[JobSpec, Progress]:
+    def prepare() -> tuple[JobSpec, ResumePoint]:
         ledger = workspace.ledger
         paths = _pending_lineage(workspace, lineage)
         state = read_resume_state(paths)
         if state is not None:
-            spec, progress = JobSpec.from_dict(state["job"]), Progress(**state["progress"])
+            spec, progress = JobSpec.from_dict(state["job"]), ResumePoint(**state["progress"])
         elif paths.name in _dead_jobs(ledger):
             # Killed before its first resume state was in place: nothing was trained yet.
-            spec, progress = JobSpec.from_dict(_dead_jobs(ledger)[paths.name].metrics["job"]), Progress()
+            spec, progress = JobSpec.from_dict(_dead_jobs(ledger)[paths.name].metrics["job"]), ResumePoint()
         else:
             raise NotFoundError(f"lineage {paths.name} has no resume state")
         old = ledger.run(spec.run_id)

@@ -1,13 +1,16 @@
-"""What each optimizer step of a slice trains on, and at which learning rate.
+"""What each optimizer step trains on, and at which learning rate: training and unlearning alike.
 
-Both are pure functions of the slice (its examples, its seed, its config), never of the
-number of processes or of what ran before: a replayed slice, a resumed slice and a slice
-trained fresh take the same steps.
+Both are pure functions of the run (its examples, its seed, its config), never of what ran
+before: a replayed slice, a resumed slice and a slice trained fresh take the same steps. The
+batches do not depend on the number of processes either, unless an epoch's last batch is too
+small to give each one an example.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -16,21 +19,33 @@ from lethe.errors import InputError
 from lethe.train.slices import derive_seed
 
 
-def batch_plan(n_examples: int, batch_size: int, epochs: int, seed: int, world_size: int = 1) -> list[list[int]]:
-    """Example indices of every step: each epoch a fresh seeded permutation cut into batches.
+def epoch_batches(n_examples: int, batch_size: int, seed: int, epoch: int, world_size: int = 1) -> list[list[int]]:
+    """Example indices of the steps of one epoch: a seeded permutation cut into batches.
 
     A last batch too small to give every process an example joins the batch before it.
     """
+    order = np.random.default_rng(derive_seed(seed, "epoch", epoch)).permutation(n_examples).tolist()
+    batches = [order[i : i + batch_size] for i in range(0, n_examples, batch_size)]
+    if len(batches) > 1 and len(batches[-1]) < world_size:
+        batches[-2].extend(batches.pop())
+    return batches
+
+
+def batch_plan(n_examples: int, batch_size: int, epochs: int, seed: int, world_size: int = 1) -> list[list[int]]:
+    """Example indices of every step of `epochs` epochs (`epoch_batches` one after another)."""
     if n_examples < world_size:
         raise InputError(f"{n_examples} examples cannot feed {world_size} processes")
-    plan: list[list[int]] = []
-    for epoch in range(epochs):
-        order = np.random.default_rng(derive_seed(seed, "epoch", epoch)).permutation(n_examples).tolist()
-        batches = [order[i : i + batch_size] for i in range(0, n_examples, batch_size)]
-        if len(batches) > 1 and len(batches[-1]) < world_size:
-            batches[-2].extend(batches.pop())
-        plan.extend(batches)
-    return plan
+    return [
+        batch for epoch in range(epochs) for batch in epoch_batches(n_examples, batch_size, seed, epoch, world_size)
+    ]
+
+
+def batch_stream(n_examples: int, batch_size: int, seed: int, world_size: int = 1) -> Iterator[list[int]]:
+    """`batch_plan` without an end: epoch after epoch, for runs counted in steps."""
+    if n_examples < world_size:
+        raise InputError(f"{n_examples} examples cannot feed {world_size} processes")
+    for epoch in itertools.count():
+        yield from epoch_batches(n_examples, batch_size, seed, epoch, world_size)
 
 
 @dataclass
@@ -55,3 +70,13 @@ class WarmupCosine:
         span = max(1, self.total_steps - self.warmup_steps - 1)
         progress = min(1.0, (step - self.warmup_steps) / span)
         return self.min_ratio + (1 - self.min_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+@dataclass
+class WarmupConstant:
+    """LR multiplier for `LambdaLR`: linear warm-up over `warmup_steps`, then constant."""
+
+    warmup_steps: int = 0
+
+    def __call__(self, step: int) -> float:
+        return min(1.0, (step + 1) / self.warmup_steps) if self.warmup_steps else 1.0

@@ -1,25 +1,24 @@
 """The `UnlearnMethod` base class and the registry that finds methods by name.
 
 A method is a small class that says which batches it needs and overrides one loss; the
-shared loop (`lethe.unlearn.loop`) does everything else: drawing forget and retain batches,
-stepping the optimizer, progress, cancellation, early stopping, LoRA and the merge. Adding
-a method is one new file with ``@register_method("name")`` and one test.
+shared loop (`lethe.unlearn.loop`, over the step engine `lethe.train.steps`) does everything
+else: drawing forget and retain batches, stepping the optimizer, progress, cancellation,
+early stopping, LoRA and the merge, devices and processes. Adding a method is one new file
+with ``@register_method("name")`` and one test. The loop imports this module, never the
+other way round.
 """
 
 from __future__ import annotations
 
 import copy
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import torch
 
 from lethe.registry import Registry
-from lethe.unlearn.batches import Batch, Example, collate
+from lethe.unlearn.batches import Batch, UnlearnExample, collate
 from lethe.unlearn.config import UnlearnConfig
-
-if TYPE_CHECKING:
-    from lethe.unlearn.result import UnlearnResult
 
 Losses = dict[str, torch.Tensor]
 """The step's total under ``"loss"`` (what is backpropagated) and named parts for the log."""
@@ -38,7 +37,8 @@ class UnlearnMethod:
     `needs_reference` (the loop provides `self.reference`, a frozen copy of the original
     model), `model_to_train` (train another model than the one given, e.g. a student),
     `setup` / `teardown` (around the steps), `forget_batch` (how drawn forget examples become
-    the batch `loss` receives) and `run` (replace the loop altogether).
+    the batch `loss` receives) and `place` (move the method's own models to the training
+    device).
     """
 
     name: ClassVar[str] = ""
@@ -62,11 +62,11 @@ class UnlearnMethod:
         raise NotImplementedError
 
     # ----------------------------------------------------------------- hooks
-    def prepare_forget(self, examples: Sequence[Example]) -> list[Example]:
+    def prepare_forget(self, examples: Sequence[UnlearnExample]) -> list[UnlearnExample]:
         """The forget examples as this method trains on them (checked, possibly extended)."""
         return list(examples)
 
-    def forget_batch(self, examples: Sequence[Example]) -> Any:
+    def forget_batch(self, examples: Sequence[UnlearnExample]) -> Any:
         return collate(examples, self.pad_token_id)
 
     def model_to_train(self, model: torch.nn.Module) -> torch.nn.Module:
@@ -78,16 +78,11 @@ class UnlearnMethod:
     def teardown(self, model: torch.nn.Module) -> None:
         """Called after the last step, before any merge, even when the run fails."""
 
-    def run(
-        self,
-        model: torch.nn.Module,
-        forget_examples: Sequence[Example],
-        retain_examples: Sequence[Example],
-        **keywords: Any,
-    ) -> UnlearnResult:
-        from lethe.unlearn.loop import train_loop  # the loop imports this module
-
-        return train_loop(self, model, forget_examples, retain_examples, **keywords)
+    def place(self, device: torch.device) -> None:
+        """Move the models the method keeps (the reference, a teacher) to `device`."""
+        for value in vars(self).values():
+            if isinstance(value, torch.nn.Module):
+                value.to(device)
 
 
 def register_method(name: str) -> Callable[[M], M]:

@@ -1,4 +1,4 @@
-"""Forget and retain examples into padded batches, and the seeded order they are drawn in.
+"""Forget and retain examples into padded batches (drawn in `lethe.train.schedule.batch_stream` order).
 
 An example is a dict with `input_ids` and `labels` (lists of ints, -100 where no loss is
 taken, unshifted as in Hugging Face) and `document_id`; optionally `prompt`, `answer`,
@@ -9,7 +9,7 @@ carry them) plus `document_ids`, the provenance of each row.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
@@ -17,13 +17,14 @@ import torch
 from lethe.data.chat_format import IGNORE_INDEX, pad_batch
 from lethe.errors import InputError, Where
 
-Example = Mapping[str, Any]
+UnlearnExample = Mapping[str, Any]
+"""A forget or retain example (not a training `lethe.train.examples.Example`: a plain mapping)."""
 Batch = dict[str, Any]
 
 MODEL_INPUTS = ("input_ids", "attention_mask")
 
 
-def check_examples(examples: Sequence[Example], name: str) -> None:
+def check_examples(examples: Sequence[UnlearnExample], name: str) -> None:
     """Raise an `InputError` naming the first example that cannot be trained on."""
     for index, example in enumerate(examples):
         where = Where(field=f"{name}[{index}]")
@@ -39,7 +40,7 @@ def check_examples(examples: Sequence[Example], name: str) -> None:
             raise InputError("token_weights are not aligned with labels", where)
 
 
-def collate(examples: Sequence[Example], pad_token_id: int) -> Batch:
+def collate(examples: Sequence[UnlearnExample], pad_token_id: int) -> Batch:
     """Right-padded tensors of `examples`, with their `document_ids`."""
     batch: Batch = pad_batch(
         [{"input_ids": list(e["input_ids"]), "labels": list(e["labels"])} for e in examples],
@@ -61,7 +62,7 @@ def model_inputs(batch: Batch) -> dict[str, torch.Tensor]:
     return {key: batch[key] for key in MODEL_INPUTS}
 
 
-def with_answer(example: Example, answer_ids: Sequence[int], special_ids: set[int]) -> dict[str, Any]:
+def with_answer(example: UnlearnExample, answer_ids: Sequence[int], special_ids: set[int]) -> dict[str, Any]:
     """`example` with its answer replaced by `answer_ids`, keeping prompt and closing tokens.
 
     The prompt is everything before the first label; the closing is the special tokens
@@ -82,26 +83,3 @@ def with_answer(example: Example, answer_ids: Sequence[int], special_ids: set[in
         "input_ids": ids[:start] + new_answer + ids[end:],
         "labels": [IGNORE_INDEX] * start + new_answer + [IGNORE_INDEX] * (len(ids) - end),
     }
-
-
-class BatchSampler:
-    """Index batches over `size` examples, reshuffled each epoch from a seeded generator.
-
-    Every example is drawn once per epoch; the last batch of an epoch may be smaller.
-    """
-
-    def __init__(self, size: int, batch_size: int, generator: torch.Generator):
-        self.size = size
-        self.batch_size = batch_size
-        self.generator = generator
-        self.epoch = 0
-
-    def __iter__(self) -> Iterator[list[int]]:
-        while True:
-            order = torch.randperm(self.size, generator=self.generator).tolist()
-            for start in range(0, self.size, self.batch_size):
-                yield order[start : start + self.batch_size]
-            self.epoch += 1
-
-    def batches_per_epoch(self) -> int:
-        return -(-self.size // self.batch_size)

@@ -53,6 +53,8 @@ class UnlearnConfig:
     """Retain examples per step (drawn alongside every forget batch)."""
     seed: int = 0
     """Seeds torch (dropout, fresh students, adapters) and the generator that draws batches."""
+    bf16: bool = False
+    """Run the losses under bfloat16 autocast on the training device (weights stay fp32)."""
 
     # ------------------------------------------------------------------ loss weights
     gamma: float = 1.0

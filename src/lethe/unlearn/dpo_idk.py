@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from lethe.unlearn.base import register_method
-from lethe.unlearn.batches import Batch, Example, collate
+from lethe.unlearn.batches import Batch, UnlearnExample, collate
 from lethe.unlearn.idk import IDK
 from lethe.unlearn.losses import logits_of, sequence_logprob
 
@@ -22,10 +22,10 @@ from lethe.unlearn.losses import logits_of, sequence_logprob
 class DPOIDK(IDK):
     needs_reference = True
 
-    def answer_texts(self, example: Example) -> list[str]:
+    def answer_texts(self, example: UnlearnExample) -> list[str]:
         return list(self.config.idk_answers)
 
-    def forget_batch(self, examples: Sequence[Example]) -> dict[str, Batch]:
+    def forget_batch(self, examples: Sequence[UnlearnExample]) -> dict[str, Batch]:
         return {
             "preferred": collate(self.alternatives(examples), self.pad_token_id),
             "rejected": collate(examples, self.pad_token_id),

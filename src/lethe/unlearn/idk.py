@@ -14,14 +14,14 @@ import torch
 
 from lethe.errors import InputError, Where
 from lethe.unlearn.base import register_method
-from lethe.unlearn.batches import Batch, Example, collate, with_answer
+from lethe.unlearn.batches import Batch, UnlearnExample, collate, with_answer
 from lethe.unlearn.grad_diff import GradDiff
 from lethe.unlearn.losses import logits_of, mean_nll
 
 
 @register_method("idk")
 class IDK(GradDiff):
-    def answer_texts(self, example: Example) -> list[str]:
+    def answer_texts(self, example: UnlearnExample) -> list[str]:
         source, perturbed = self.config.idk_source, list(example.get("perturbed_answers") or [])
         if source == "perturbed" and not perturbed:
             raise InputError(
@@ -32,7 +32,7 @@ class IDK(GradDiff):
             return list(self.config.idk_answers)
         return perturbed
 
-    def prepare_forget(self, examples: Sequence[Example]) -> list[Example]:
+    def prepare_forget(self, examples: Sequence[UnlearnExample]) -> list[UnlearnExample]:
         special = set(getattr(self.tokenizer, "all_special_ids", []))
         prepared = []
         for example in examples:
@@ -43,7 +43,7 @@ class IDK(GradDiff):
             prepared.append({**example, "alternatives": alternatives})
         return prepared
 
-    def alternatives(self, examples: Sequence[Example]) -> list[Example]:
+    def alternatives(self, examples: Sequence[UnlearnExample]) -> list[UnlearnExample]:
         """One alternative per example, drawn from the method's seeded generator."""
         picks = []
         for example in examples:
@@ -51,7 +51,7 @@ class IDK(GradDiff):
             picks.append(choices[int(torch.randint(len(choices), (1,), generator=self.generator))])
         return picks
 
-    def forget_batch(self, examples: Sequence[Example]) -> Batch:
+    def forget_batch(self, examples: Sequence[UnlearnExample]) -> Batch:
         return collate(self.alternatives(examples), self.pad_token_id)
 
     def forget_loss(self, model: torch.nn.Module, forget: Batch) -> torch.Tensor:

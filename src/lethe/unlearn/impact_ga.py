@@ -15,7 +15,7 @@ import torch
 
 from lethe.errors import InputError, Where
 from lethe.unlearn.base import register_method
-from lethe.unlearn.batches import Batch, Example
+from lethe.unlearn.batches import Batch, UnlearnExample
 from lethe.unlearn.grad_diff import GradDiff
 from lethe.unlearn.losses import logits_of, token_logprobs
 
@@ -24,7 +24,7 @@ from lethe.unlearn.losses import logits_of, token_logprobs
 class ImpactGA(GradDiff):
     needs_token_weights = True
 
-    def prepare_forget(self, examples: Sequence[Example]) -> list[Example]:
+    def prepare_forget(self, examples: Sequence[UnlearnExample]) -> list[UnlearnExample]:
         for index, example in enumerate(examples):
             if example.get("token_weights") is None:
                 raise InputError(

@@ -1,11 +1,14 @@
 """The one loop every approximate unlearning method runs in, and `run_unlearning`.
 
 Each step draws a forget batch and a retain batch (only those the method uses) in an order
-fixed by `config.seed`, asks the method for its loss, and steps AdamW. The documents of every
-step are logged (`UnlearnResult.draws`) so the ledger can record the run's exposures; progress
-goes to one callback; a cancel flag is honoured before every step; quick metrics every
-`eval_every` steps decide early stopping. With `config.lora` the model trains a LoRA adapter
-that is merged at the end, and the model `merge_and_unload()` returns is the result.
+fixed by `config.seed` (`lethe.train.schedule.batch_stream`, as training draws its batches)
+and hands the method's loss to the step engine (`lethe.train.steps`), which owns the
+device, DDP, bf16, LoRA and its merge, AdamW, the warm-up, clipping, exposures,
+cancellation and progress. The documents of every step are logged (`UnlearnResult.draws`)
+so the ledger can record the run's exposures; progress goes to one callback as
+`ProgressEvent`s of kind `unlearn`; quick metrics every `eval_every` steps decide early
+stopping. With `config.lora` the model trains a LoRA adapter that is merged at the end, and
+the model `merge_and_unload()` returns is the result.
 """
 
 from __future__ import annotations
@@ -16,11 +19,17 @@ from typing import Any
 
 import torch
 
-from lethe.errors import CancelledError, InputError, LetheError, Where
+from lethe.errors import InputError, LetheError, Where
+from lethe.model.lora import LoraSettings
+from lethe.train import distributed
+from lethe.train.progress import ProgressCallback, ProgressEvent
+from lethe.train.schedule import WarmupConstant, batch_stream, epoch_batches
+from lethe.train.slices import derive_seed
+from lethe.train.steps import AdapterSettings, EngineConfig, Losses, Recorder, Step, StepEngine
 from lethe.unlearn.base import UnlearnMethod, frozen_copy, get_method
-from lethe.unlearn.batches import BatchSampler, Example, check_examples, collate
+from lethe.unlearn.batches import UnlearnExample, check_examples, collate
 from lethe.unlearn.config import UnlearnConfig
-from lethe.unlearn.progress import ProgressCallback, QuickMetrics, UnlearnProgress, quick_metrics
+from lethe.unlearn.progress import QuickMetrics, quick_metrics
 from lethe.unlearn.result import BatchDraw, UnlearnResult
 
 
@@ -28,14 +37,15 @@ def run_unlearning(
     method: str,
     model: torch.nn.Module,
     tokenizer: Any,
-    forget_examples: Sequence[Example],
-    retain_examples: Sequence[Example],
+    forget_examples: Sequence[UnlearnExample],
+    retain_examples: Sequence[UnlearnExample],
     config: UnlearnConfig,
     *,
     reference_model: torch.nn.Module | None = None,
     callback: ProgressCallback | None = None,
     cancel: Any = None,
     token_weights: Sequence[Any] | None = None,
+    recorder: Recorder | None = None,
 ) -> UnlearnResult:
     """Unlearn `forget_examples` from `model` with the method registered as `method`.
 
@@ -45,10 +55,17 @@ def run_unlearning(
     the first step. `cancel` is a `threading.Event`, a `CancelToken` or a callable returning
     True to stop: the loop raises `CancelledError` before its next step. `token_weights`
     (`impact_ga`) holds one weight sequence per forget example, aligned with its labels.
+    `recorder` (e.g. an `ExposureRecorder`) receives every step's forget and retain documents,
+    as each process trained on them; `UnlearnResult.draws` holds them for the whole step.
+
+    Under `accelerate launch` every process calls this with the same arguments: each takes
+    its share of every forget and retain batch and DistributedDataParallel averages the
+    gradients, so the processes end with the same weights.
     """
     method_class = get_method(method)
     runner = method_class(config, tokenizer, pad_token_id=_pad_token_id(tokenizer, model))
-    return runner.run(
+    return unlearn_loop(
+        runner,
         model,
         forget_examples,
         retain_examples,
@@ -56,21 +73,45 @@ def run_unlearning(
         callback=callback,
         cancel=cancel,
         token_weights=token_weights,
+        recorder=recorder,
     )
 
 
-def train_loop(
+def unlearn_version(
+    path: str,
+    method: str,
+    forget_examples: Sequence[UnlearnExample],
+    retain_examples: Sequence[UnlearnExample],
+    config: UnlearnConfig,
+    **keywords: Any,
+) -> UnlearnResult:
+    """`run_unlearning` on the model saved at `path`, with a second copy of it as the reference.
+
+    Takes only picklable arguments, so that the main process can hand it to every process
+    (`lethe.train.distributed.run_everywhere`) under `accelerate launch`.
+    """
+    from lethe.model.io import load_version
+
+    model, tokenizer = load_version(path)
+    reference, _ = load_version(path)
+    return run_unlearning(
+        method, model, tokenizer, forget_examples, retain_examples, config, reference_model=reference, **keywords
+    )
+
+
+def unlearn_loop(
     method: UnlearnMethod,
     model: torch.nn.Module,
-    forget_examples: Sequence[Example],
-    retain_examples: Sequence[Example],
+    forget_examples: Sequence[UnlearnExample],
+    retain_examples: Sequence[UnlearnExample],
     *,
     reference_model: torch.nn.Module | None = None,
     callback: ProgressCallback | None = None,
     cancel: Any = None,
     token_weights: Sequence[Any] | None = None,
+    recorder: Recorder | None = None,
 ) -> UnlearnResult:
-    """Run `method` over the shared loop; see `run_unlearning`."""
+    """Run `method`'s loss in the step engine; see `run_unlearning`."""
     config = method.config
     started = time.perf_counter()
     forget = _with_token_weights(forget_examples, token_weights)
@@ -85,35 +126,32 @@ def train_loop(
             raise InputError(f"method {method.name!r} needs {name} examples and got none", Where(field=name))
 
     torch.manual_seed(config.seed)
+    world, rank = distributed.world_size(), distributed.rank()
     forget_train = method.prepare_forget(forget) if method.uses_forget else []
-    forget_draws = iter(BatchSampler(len(forget_train), config.forget_batch_size, _generator(config.seed)))
-    retain_sampler = BatchSampler(len(retain), config.retain_batch_size, _generator(config.seed + 1))
-    retain_draws = iter(retain_sampler)
+    forget_seed, retain_seed = derive_seed(config.seed, "forget"), derive_seed(config.seed, "retain")
+    forget_draws = batch_stream(len(forget_train), config.forget_batch_size, forget_seed, world)
+    retain_draws = batch_stream(len(retain), config.retain_batch_size, retain_seed, world)
     if config.steps is not None:
         steps_total = config.steps
     elif method.uses_forget:
-        steps_total = config.epochs * -(-len(forget_train) // config.forget_batch_size)
+        steps_total = config.epochs * len(
+            epoch_batches(len(forget_train), config.forget_batch_size, forget_seed, 0, world)
+        )
     else:
-        steps_total = config.epochs * retain_sampler.batches_per_epoch()
+        steps_total = config.epochs * len(epoch_batches(len(retain), config.retain_batch_size, retain_seed, 0, world))
 
     if method.needs_reference:
         method.reference = reference_model if reference_model is not None else frozen_copy(model)
         method.reference.eval()
-    trained = method.model_to_train(model)
-    if config.lora:
-        from lethe.model.lora import apply_lora
-
-        trained = apply_lora(
-            trained,
-            r=config.lora_r,
-            alpha=config.lora_alpha,
-            dropout=config.lora_dropout,
-            seed=config.seed,
-        )
-    trained.train()
+    engine = StepEngine(
+        method.model_to_train(model),
+        engine_config(config),
+        steps_total=steps_total,
+        schedule=WarmupConstant(config.warmup_steps),
+    )
+    method.place(engine.device)
+    trained = engine.model
     method.setup(trained)
-    parameters = [p for p in trained.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(parameters, lr=config.lr, weight_decay=config.weight_decay)
 
     pad_id, eval_size = method.pad_token_id, config.eval_max_examples
     forget_eval, retain_eval = forget[:eval_size], retain[:eval_size]
@@ -124,61 +162,81 @@ def train_loop(
     result = UnlearnResult(model=trained, method=method.name, steps=0, wall_time=0.0)
     if config.eval_every:
         result.initial_metrics = metrics_now()
+
+    def draw(index: int) -> Step:
+        forget_rows = [forget_train[i] for i in next(forget_draws)] if method.uses_forget else []
+        retain_rows = [retain[i] for i in next(retain_draws)] if method.uses_retain else []
+        result.draws.append(
+            BatchDraw(
+                index + 1,
+                tuple(int(row["document_id"]) for row in forget_rows),
+                tuple(int(row["document_id"]) for row in retain_rows),
+            )
+        )
+        forget_mine, retain_mine = forget_rows[rank::world], retain_rows[rank::world]
+        batch = {
+            "forget": method.forget_batch(forget_mine) if forget_mine else None,
+            "retain": collate(retain_mine, pad_id) if retain_mine else None,
+        }
+        documents = [int(row["document_id"]) for row in (*forget_mine, *retain_mine)]
+        tokens = sum(len(row["input_ids"]) for row in (*forget_rows, *retain_rows))
+        return Step(batch, documents, tokens)
+
+    def loss(model_: torch.nn.Module, batch: dict) -> Losses:
+        return method.loss(model_, batch["forget"], batch["retain"])
+
+    def monitor(step: int, _model: torch.nn.Module) -> tuple[QuickMetrics | None, str | None]:
+        due = config.eval_every and (step % config.eval_every == 0 or step == steps_total)
+        metrics = metrics_now() if due else None
+        return metrics, early_stop_reason(config, metrics)
+
+    def report(event: ProgressEvent) -> None:
+        result.history.append(event)
+        result.steps = event.step
+        if callback is not None:
+            callback(event)
+
     try:
-        for step in range(1, steps_total + 1):
-            if _is_cancelled(cancel):
-                raise CancelledError(f"unlearning cancelled after {step - 1} of {steps_total} steps")
-            forget_rows = [forget_train[i] for i in next(forget_draws)] if method.uses_forget else []
-            retain_rows = [retain[i] for i in next(retain_draws)] if method.uses_retain else []
-            lr = config.lr * min(1.0, step / config.warmup_steps) if config.warmup_steps else config.lr
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-            losses = method.loss(
-                trained,
-                method.forget_batch(forget_rows) if forget_rows else None,
-                collate(retain_rows, pad_id) if retain_rows else None,
-            )
-            total = losses["loss"]
-            if not torch.isfinite(total):
-                raise LetheError(f"the {method.name} loss became {float(total)} at step {step}; lower the lr")
-            optimizer.zero_grad(set_to_none=True)
-            total.backward()
-            if config.grad_clip:
-                torch.nn.utils.clip_grad_norm_(parameters, config.grad_clip)
-            optimizer.step()
-            result.draws.append(
-                BatchDraw(
-                    step,
-                    tuple(int(row["document_id"]) for row in forget_rows),
-                    tuple(int(row["document_id"]) for row in retain_rows),
-                )
-            )
-            due = config.eval_every and (step % config.eval_every == 0 or step == steps_total)
-            record = UnlearnProgress(
-                step=step,
-                steps_total=steps_total,
-                losses={name: float(value.detach()) for name, value in losses.items()},
-                lr=lr,
-                elapsed=time.perf_counter() - started,
-                metrics=metrics_now() if due else None,
-            )
-            result.history.append(record)
-            result.steps = step
-            if callback is not None:
-                callback(record)
-            result.stop_reason = early_stop_reason(config, record.metrics)
-            if result.stop_reason:
-                break
+        run = engine.run(
+            draw,
+            loss,
+            recorder=recorder,
+            cancel=cancel,
+            what="unlearning",
+            report=report,
+            event={"kind": "unlearn"},
+            monitor=monitor,
+        )
     finally:
         method.teardown(trained)
-    if config.lora:
-        from lethe.model.lora import merge_lora
-
-        trained = merge_lora(trained)  # the model merge_and_unload() returns, not the wrapper
+    if recorder is not None:
+        recorder.flush()
+    trained = engine.finish()
     trained.eval()
+    if world > 1:  # every process must end with the same weights; a mismatch is a bug worth failing on
+        checksums = distributed.gather([distributed.parameter_checksum(trained)])
+        if len(set(checksums)) != 1:
+            raise LetheError(f"processes disagree on the unlearned weights: {checksums}")
     result.model = trained
+    result.steps = run.steps
+    result.stop_reason = run.stop_reason
     result.wall_time = time.perf_counter() - started
     return result
+
+
+def engine_config(config: UnlearnConfig) -> EngineConfig:
+    """The step engine's settings for an unlearning run with `config`."""
+    adapters = None
+    if config.lora:
+        adapters = AdapterSettings(LoraSettings(r=config.lora_r, alpha=config.lora_alpha, dropout=config.lora_dropout))
+    return EngineConfig(
+        lr=config.lr,
+        weight_decay=config.weight_decay,
+        grad_clip=config.grad_clip,
+        bf16=config.bf16,
+        adapters=adapters,
+        seed=config.seed,
+    )
 
 
 def early_stop_reason(config: UnlearnConfig, metrics: QuickMetrics | None) -> str | None:
@@ -194,10 +252,6 @@ def early_stop_reason(config: UnlearnConfig, metrics: QuickMetrics | None) -> st
     return None
 
 
-def _generator(seed: int) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
-
-
 def _pad_token_id(tokenizer: Any, model: torch.nn.Module) -> int:
     for source in (tokenizer, getattr(model, "config", None)):
         pad = getattr(source, "pad_token_id", None)
@@ -206,7 +260,9 @@ def _pad_token_id(tokenizer: Any, model: torch.nn.Module) -> int:
     return 0  # padded positions are masked out of attention and labels anyway
 
 
-def _with_token_weights(examples: Sequence[Example], token_weights: Sequence[Any] | None) -> list[Example]:
+def _with_token_weights(
+    examples: Sequence[UnlearnExample], token_weights: Sequence[Any] | None
+) -> list[UnlearnExample]:
     if token_weights is None:
         return list(examples)
     if len(token_weights) != len(examples):
@@ -215,15 +271,3 @@ def _with_token_weights(examples: Sequence[Example], token_weights: Sequence[Any
             Where(field="token_weights"),
         )
     return [{**example, "token_weights": weights} for example, weights in zip(examples, token_weights)]
-
-
-def _is_cancelled(cancel: Any) -> bool:
-    if cancel is None:
-        return False
-    if callable(getattr(cancel, "is_set", None)):
-        return bool(cancel.is_set())
-    if hasattr(cancel, "cancelled"):
-        return bool(cancel.cancelled)
-    if callable(cancel):
-        return bool(cancel())
-    raise InputError("cancel must be an Event, a CancelToken or a callable", Where(field="cancel"))

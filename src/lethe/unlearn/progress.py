@@ -1,19 +1,20 @@
-"""What an unlearning run reports while it runs: one `UnlearnProgress` per step.
+"""What an unlearning run measures while it runs: `QuickMetrics`.
 
-The loop calls ``callback(progress)`` after every optimizer step; the CLI turns records into
-a progress bar, the UI into a live plot. Every `eval_every` steps the record also carries
-`QuickMetrics`: the teacher-forced loss and accuracy on the forget and retain sets, cheap
-enough to watch and the quantities early stopping is decided on.
+The loop reports every step as a `lethe.train.progress.ProgressEvent` of kind `unlearn`;
+every `eval_every` steps the event also carries `QuickMetrics`: the teacher-forced loss and
+accuracy on the forget and retain sets, cheap enough to watch and the quantities early
+stopping is decided on.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 import torch
 
-from lethe.unlearn.batches import Example, collate
+from lethe.train.steps import to_device
+from lethe.unlearn.batches import UnlearnExample, collate
 from lethe.unlearn.losses import logits_of, mean_nll, token_accuracy
 
 
@@ -31,29 +32,9 @@ class QuickMetrics:
     """Share of retain answer tokens the model predicts by argmax."""
 
 
-@dataclass(frozen=True)
-class UnlearnProgress:
-    """One optimizer step of an unlearning run."""
-
-    step: int
-    """Steps done (1-based)."""
-    steps_total: int
-    """Steps planned; the run may stop earlier."""
-    losses: dict[str, float] = field(default_factory=dict)
-    """The step's loss (`loss`) and the method's named parts (`forget`, `retain`, `kl`, …)."""
-    lr: float = 0.0
-    elapsed: float = 0.0
-    """Seconds since the run started."""
-    metrics: QuickMetrics | None = None
-    """Set every `eval_every` steps and at the last step."""
-
-
-ProgressCallback = Callable[[UnlearnProgress], None]
-
-
 @torch.no_grad()
 def measure(
-    model: torch.nn.Module, examples: Sequence[Example], pad_token_id: int, batch_size: int
+    model: torch.nn.Module, examples: Sequence[UnlearnExample], pad_token_id: int, batch_size: int
 ) -> tuple[float, float]:
     """NLL per label token and teacher-forced accuracy of `model` on `examples`."""
     if not examples:
@@ -61,8 +42,9 @@ def measure(
     was_training = model.training
     model.eval()
     nll_sum, hits, tokens = 0.0, 0, 0
+    device = next(model.parameters()).device
     for start in range(0, len(examples), batch_size):
-        batch = collate(examples[start : start + batch_size], pad_token_id)
+        batch = to_device(collate(examples[start : start + batch_size], pad_token_id), device)
         logits = logits_of(model, batch)
         batch_hits, batch_tokens = token_accuracy(logits, batch["labels"])
         nll_sum += float(mean_nll(logits, batch["labels"])) * batch_tokens
@@ -74,8 +56,8 @@ def measure(
 
 def quick_metrics(
     model: torch.nn.Module,
-    forget: Sequence[Example],
-    retain: Sequence[Example],
+    forget: Sequence[UnlearnExample],
+    retain: Sequence[UnlearnExample],
     pad_token_id: int,
     batch_size: int,
 ) -> QuickMetrics:

@@ -6,7 +6,8 @@ from dataclasses import dataclass, field
 
 from transformers import PreTrainedModel
 
-from lethe.unlearn.progress import QuickMetrics, UnlearnProgress
+from lethe.train.progress import ProgressEvent
+from lethe.unlearn.progress import QuickMetrics
 
 
 @dataclass(frozen=True)
@@ -29,7 +30,7 @@ class UnlearnResult:
     """Optimizer steps done."""
     wall_time: float
     """Seconds from the start of the run to the returned model (merge included)."""
-    history: list[UnlearnProgress] = field(default_factory=list)
+    history: list[ProgressEvent] = field(default_factory=list)
     """One record per step, as the callback saw them."""
     draws: list[BatchDraw] = field(default_factory=list)
     """Per step, the forget and retain document ids trained on."""

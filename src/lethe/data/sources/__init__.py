@@ -50,10 +50,12 @@ def reader(name: str, *, sniff: SniffFn, source_kind: str, priority: int = 100) 
     """Register the decorated function as the reader called `name`."""
 
     def register(fn: ReadFn) -> ReadFn:
-        if name in _READERS and _READERS[name].read is not fn:
+        if name in _READERS and getattr(_READERS[name].read, "__wrapped__", None) is not fn:
             raise ValueError(f"a source reader named {name!r} is registered already")
+        from lethe.data.sources.limits import guarded
+
         doc = (fn.__doc__ or "").strip().splitlines()
-        _READERS[name] = Reader(name, fn, sniff, source_kind, priority, doc[0] if doc else "")
+        _READERS[name] = Reader(name, guarded(fn), sniff, source_kind, priority, doc[0] if doc else "")
         return fn
 
     return register
@@ -111,7 +113,7 @@ def head_bytes(path: Path, n: int = 4096) -> bytes:
     try:
         with opener(path, "rb") as f:
             data = f.read(n)
-    except OSError:
+    except (OSError, EOFError):  # unreadable or truncated: the reader will say where
         return b""
     return data.removeprefix(b"\xef\xbb\xbf").lstrip()
 

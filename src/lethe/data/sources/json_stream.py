@@ -8,7 +8,9 @@ Three layouts are accepted alike, told apart by the first character that is not 
   at about one buffer (1 MiB) plus the largest row whatever the file's size.
 
 Every error is an `InputError` naming the file and the line (and the column for malformed
-JSON, the byte offset for bytes that are not UTF-8).
+JSON, the byte offset for bytes that are not UTF-8). Parsing is strict (`limits`): no
+``NaN`` / ``Infinity``, no duplicate keys, integers within 64 bits, bounded nesting, valid
+Unicode, and no row larger than the per-document limit, checked before it is held whole.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from lethe.data.sources.limits import Refused, check_value, max_document_bytes, strict_decoder, too_large
 from lethe.errors import InputError, Where
 
 CHUNK = 1 << 20
@@ -41,8 +44,25 @@ class Row:
     """0-based position of the row in the file (across arrays)."""
 
 
-def iter_rows(path: Path) -> Iterator[Row]:
+def iter_rows(path: Path, *, max_bytes: int | None = None) -> Iterator[Row]:
     """Every row of a JSON / JSON Lines / concatenated-arrays file, in order."""
+    limit = max_bytes or max_document_bytes()
+    for row in _rows(path, limit):
+        check_value(row.value, Where(path=path, line=row.line))
+        yield row
+
+
+def _decode(decode, path: Path, line: int):
+    """`decode()`, with what the strict decoder refuses as an error naming the line."""
+    try:
+        return decode()
+    except Refused as e:
+        raise InputError(str(e), Where(path=path, line=line)) from None
+    except RecursionError:
+        raise InputError("nested too deeply to read", Where(path=path, line=line)) from None
+
+
+def _rows(path: Path, limit: int) -> Iterator[Row]:
     with open(path, "rb") as f:
         start = f.read(4096)
         f.seek(0)
@@ -50,9 +70,9 @@ def iter_rows(path: Path) -> Iterator[Row]:
         if not first:
             raise InputError("the file is empty (expected a JSON array or JSON Lines)", Where(path=path, line=1))
         if first == b"{":
-            yield from _json_lines(f, path)
+            yield from _json_lines(f, path, limit)
         elif first == b"[":
-            yield from _ArrayStream(f, path).rows()
+            yield from _ArrayStream(f, path, limit).rows()
         else:
             line = start.count(b"\n", 0, len(start) - len(start.lstrip())) + 1
             raise InputError(
@@ -61,9 +81,14 @@ def iter_rows(path: Path) -> Iterator[Row]:
             )
 
 
-def _json_lines(f: BinaryIO, path: Path) -> Iterator[Row]:
+def _json_lines(f: BinaryIO, path: Path, limit: int) -> Iterator[Row]:
     offset, index = 0, 0
-    for line_no, raw in enumerate(f, 1):
+    decoder = strict_decoder()
+    line_no = 0
+    while raw := f.readline(limit + 1):
+        line_no += 1
+        if len(raw) > limit:
+            raise too_large(limit, Where(path=path, line=line_no), "row")
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError as e:
@@ -72,7 +97,7 @@ def _json_lines(f: BinaryIO, path: Path) -> Iterator[Row]:
             text = text.removeprefix("\ufeff")
         if text.strip(_BLANK):
             try:
-                value = json.loads(text)
+                value = _decode(lambda t=text: decoder.decode(t), path, line_no)
             except json.JSONDecodeError as e:
                 at_end = e.msg == "Extra data" or e.pos >= len(text.rstrip())
                 hint = " (JSON Lines needs exactly one whole object per line)" if at_end else ""
@@ -94,10 +119,10 @@ def _not_utf8(path: Path, line: int, offset: int, byte: int) -> InputError:
 class _ArrayStream:
     """A cursor over the decoded text of a file, holding only a window of it."""
 
-    def __init__(self, f: BinaryIO, path: Path):
-        self.f, self.path = f, path
+    def __init__(self, f: BinaryIO, path: Path, limit: int):
+        self.f, self.path, self.limit = f, path, limit
         self.decoder = codecs.getincrementaldecoder("utf-8")("strict")
-        self.decoder_json = json.JSONDecoder()
+        self.decoder_json = strict_decoder()
         self.bytes_fed = 0
         self.newlines_fed = 0
         self.buf, self.pos, self.eof = "", 0, False
@@ -173,13 +198,23 @@ class _ArrayStream:
             self._fill()
         while True:
             try:
-                value, end = self.decoder_json.raw_decode(self.buf, self.pos)
+                value, end = _decode(
+                    lambda: self.decoder_json.raw_decode(self.buf, self.pos),
+                    self.path,
+                    self._line_at(self.pos),
+                )
             except json.JSONDecodeError as e:
                 truncated = e.pos >= len(self.buf) - 64 or e.msg.startswith("Unterminated string")
                 if truncated and not self.eof:
+                    if len(self.buf) - self.pos > self.limit:
+                        raise too_large(
+                            self.limit, Where(path=self.path, line=self._line_at(self.pos)), "row"
+                        ) from None
                     self._fill(max(CHUNK, len(self.buf) - self.pos))  # double the window and retry
                     continue
                 raise self._error(f"malformed JSON: {e.msg}", e.pos) from None
+            if end - self.pos > self.limit:  # held at most one refill window past the limit
+                raise too_large(self.limit, Where(path=self.path, line=self._line_at(self.pos)), "row")
             self.pos = end
             return value
 

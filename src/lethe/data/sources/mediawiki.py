@@ -21,7 +21,11 @@ from pathlib import Path
 from xml.etree.ElementTree import Element, ParseError, XMLPullParser
 
 from lethe.data.sources import head_bytes, reader
+from lethe.data.sources.limits import max_document_bytes, too_large
 from lethe.errors import InputError, Where
+
+READ_PIECE = 1 << 16
+"""Bytes fed to the XML parser at most at once."""
 from lethe.ledger.records import DocumentRecord
 
 
@@ -64,10 +68,22 @@ def read_mediawiki(path: Path) -> Iterator[DocumentRecord]:
     seen_pages: dict[str, int] = {}
     page_start, revision_start, revisions, pages, root = 0, 0, [], 0, None
     line_no, blank = 0, True
+    limit = max_document_bytes()
+    fed_in_revision = 0  # bytes fed since the current <revision> opened: the text held so far
+    in_revision = False
     with _open(path) as f:
         try:
-            for line_no, raw in enumerate(f, 1):
+            # Bounded reads: a single line may be hundreds of MB (a bz2 bomb's <text>).
+            line_no, ended = 1, False
+            while raw := f.readline(READ_PIECE):
+                if ended:
+                    line_no += 1
+                ended = raw.endswith(b"\n")
                 blank = blank and not raw.strip()
+                if in_revision:
+                    fed_in_revision += len(raw)
+                    if fed_in_revision > limit:
+                        raise too_large(limit, Where(path=path, line=revision_start, field="revision.text"), "revision")
                 parser.feed(raw)
                 for event, element in parser.read_events():
                     name = _local(element.tag)
@@ -82,9 +98,10 @@ def read_mediawiki(path: Path) -> Iterator[DocumentRecord]:
                         elif name == "page":
                             page_start, revisions = line_no, []
                         elif name == "revision":
-                            revision_start = line_no
+                            revision_start, in_revision, fed_in_revision = line_no, True, 0
                         continue
                     if name == "revision":
+                        in_revision = False
                         revisions.append(_revision(element, path, revision_start))
                         element.clear()
                     elif name == "page":

@@ -30,6 +30,7 @@ from pathlib import Path
 from lethe.data.sources import reader
 from lethe.data.sources.json_stream import iter_rows
 from lethe.data.sources.jsonl import require_string
+from lethe.data.sources.limits import inside
 from lethe.errors import InputError, Where
 from lethe.ledger.records import DocumentRecord, qa_content
 
@@ -99,7 +100,7 @@ def read_tofu(path: Path) -> Iterator[DocumentRecord]:
     """A TOFU directory: full.json QA pairs by author, every split file a collection tofu/<split>."""
     if not _sniff(path):
         raise InputError("not a TOFU directory (no full.json in it)", Where(path=path))
-    files = sorted(p for p in path.glob("*.json") if p.is_file())
+    files = sorted(inside(path, p) for p in path.glob("*.json") if p.is_file())
     owners: dict[str, list[_Doc]] = {"full": [], "holdout": [], "real_authors": [], "world_facts": []}
     index: dict[str, dict[tuple[str, str], _Doc]] = {group: {} for group in owners}
 

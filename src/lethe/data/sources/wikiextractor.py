@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from lethe.data.sources import head_bytes, reader
+from lethe.data.sources.limits import inside, max_document_bytes, too_large
 from lethe.errors import InputError, Where
 from lethe.ledger.records import DocumentRecord
 
@@ -29,7 +30,7 @@ def _files(path: Path) -> list[Path]:
     if path.is_file():
         return [path]
     return sorted(
-        (p for p in path.rglob("wiki_*") if p.is_file() and _FILE.match(p.name)),
+        (inside(path, p) for p in path.rglob("wiki_*") if p.is_file() and _FILE.match(p.name)),
         key=lambda p: p.relative_to(path).as_posix(),
     )
 
@@ -61,8 +62,15 @@ def read_wikiextractor(path: Path) -> Iterator[DocumentRecord]:
 def _read_file(path: Path) -> Iterator[DocumentRecord]:
     offset, current, body, start = 0, None, [], None
     empty = True
+    limit = max_document_bytes()
+    size = 0
+    line_no = 0
     with open(path, "rb") as f:
-        for line_no, raw in enumerate(f, 1):
+        while raw := f.readline(limit + 1):
+            line_no += 1
+            size += len(raw)
+            if current is not None and size > limit:
+                raise too_large(limit, Where(path=path, line=start), "article")
             try:
                 line = raw.decode("utf-8")
             except UnicodeDecodeError as e:
@@ -77,6 +85,7 @@ def _read_file(path: Path) -> Iterator[DocumentRecord]:
                 match = _OPEN.match(line.strip())
                 if match:
                     current, body, start = _attributes(match.group(1) or "", path, line_no), [], line_no
+                    size = 0
                 elif line.strip():
                     raise InputError("text outside a <doc …> … </doc> article", Where(path=path, line=line_no))
                 continue

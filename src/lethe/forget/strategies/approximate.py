@@ -57,16 +57,17 @@ class ApproximateUnlearning(Strategy):
         UnlearnConfig.from_dict(settings)  # unknown or invalid settings are refused here
 
     def unlearn(self, context: StrategyContext) -> Candidate:
-        from lethe.model.io import load_version, save_version, weights_sha256
+        from lethe.data.tokenizer import load_tokenizer
+        from lethe.model.io import save_version, weights_sha256
+        from lethe.train import distributed
         from lethe.train.config import lineage_config
-        from lethe.unlearn import run_unlearning
         from lethe.unlearn.config import UnlearnConfig
+        from lethe.unlearn.loop import unlearn_version
 
         workspace, request, base = context.workspace, context.request, context.base
         ledger = workspace.ledger
         config = UnlearnConfig.from_dict(context.settings)
-        model, tokenizer = load_version(base.path)
-        reference, _ = load_version(base.path)
+        tokenizer = load_tokenizer(base.path)
         train_config = lineage_config(ledger, base.lineage_id)
         forget_docs = ledger.documents(context.trained_ids)
         forbidden = set(context.trained_ids)
@@ -82,17 +83,15 @@ class ApproximateUnlearning(Strategy):
             from lethe.eval.impact import token_weights_for
 
             token_weights = token_weights_for(workspace, base, forget_examples)
-        result = run_unlearning(
+        result = distributed.run_everywhere(  # under `accelerate launch`, on every process
+            unlearn_version,
+            base.path,
             self.name,
-            model,
-            tokenizer,
             forget_examples,
             retain_examples,
             config,
-            reference_model=reference,
-            callback=context.callback,
-            cancel=context.cancel,
             token_weights=token_weights,
+            main_only={"callback": context.callback, "cancel": context.cancel},
         )
         ledger.record_exposures(context.run_id, result.exposures())
         directory = workspace.path("models", f"unlearn-r{request.id}-run{context.run_id}")

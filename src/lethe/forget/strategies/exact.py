@@ -29,16 +29,18 @@ class ExactReplay(Strategy):
             )
 
     def unlearn(self, context: StrategyContext) -> Candidate:
+        from lethe.train import distributed
         from lethe.train.pipeline import replay
 
-        versions = replay(
+        versions = distributed.run_everywhere(  # under `accelerate launch`, on every process
+            replay,
             context.workspace,
             context.base.lineage_id,
             exclude_document_ids=context.trained_ids,
             publish=False,
             aliases=(),
             retokenize=bool(context.settings.get("retokenize")),
-            callback=context.callback or (lambda _event: None),
+            main_only={"callback": context.callback or (lambda _event: None)},
         )
         version = versions[-1]
         return Candidate(

@@ -1,4 +1,4 @@
-"""Alembic environment: lethe runs migrations programmatically (see ledger/migrate.py)."""
+"""Alembic environment: lethe runs migrations programmatically (see `lethe.ledger.migrate`)."""
 
 from alembic import context
 

@@ -140,22 +140,22 @@ def build_chat_tab(ctx: UIContext) -> ChatTab:
     def log_exchange(progress, messages, history, conversation_id, params):
         if ctx.logger is None or progress.final is None:
             return None
-        from lethe.serve.logging import Exchange
+        from lethe.chat.session import ChatSession
 
+        # The session continues from the message the reply answers: after a regenerate or an
+        # edit that is an earlier one, and the log branches there.
         parent = history[-2].get("log_id") if len(history) >= 2 else None
-        continued = conversation_id is not None and parent is not None
+        session = ChatSession.at(
+            ctx.logger, messages[:-1], conversation_id=conversation_id, parent_id=parent, front_end="ui"
+        )
         stats = progress.final.stats.to_dict() if progress.final.stats else {}
-        return ctx.logger.log(
-            Exchange(
-                messages=[messages[-1]] if continued else messages,
-                reply=progress.text,
-                model_version=progress.loaded.name,
-                model_version_id=progress.loaded.id,
-                params=params.to_dict(),
-                stats={**stats, "finish_reason": progress.final.finish_reason, "front_end": "ui"},
-                conversation_id=conversation_id if continued else None,
-                parent_id=parent if continued else None,
-            )
+        return session.record(
+            [messages[-1]],
+            progress.text,
+            model_version=progress.loaded.name,
+            model_version_id=progress.loaded.id,
+            params=params.to_dict(),
+            stats={**stats, "finish_reason": progress.final.finish_reason},
         )
 
     def stop_reply(request: gr.Request = None):

@@ -96,6 +96,7 @@ def version_choices(ctx: UIContext, *, candidates: bool = False) -> list[tuple[s
     names = {getattr(v, "id", None): v.name for v in versions}
     choices: list[tuple[str, str]] = []
     aliases = alias_names(ctx)
+    bases = ctx.pool.resolver.version_bases() if callable(getattr(ctx.pool.resolver, "version_bases", None)) else {}
     for alias, version_id in sorted(aliases.items()):
         if version_id in names:
             choices.append((f"{alias} ({names[version_id]})", alias))
@@ -103,6 +104,8 @@ def version_choices(ctx: UIContext, *, candidates: bool = False) -> list[tuple[s
         status = getattr(version, "status", "published")
         kind = getattr(version, "kind", "")
         label = version.name + (f" · {kind}" if kind else "") + (" · candidate" if status == "candidate" else "")
+        if getattr(version, "id", None) in bases:
+            label += f" · base {bases[version.id]}"
         choices.append((label, version.name))
     return choices
 
