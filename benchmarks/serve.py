@@ -12,7 +12,7 @@ synthetic corpus), saves it as a version, and measures, all in one run:
 Replies have a fixed length (``ignore_eos``), the model is random (speed does not depend on
 the weights). The three paths are measured in interleaved rounds, so that background load
 (this machine is shared) hits all of them alike. Counts are bounded: about a minute. Prints a table and writes
-``benchmarks/results/serve.json``. Targets: overhead <= 5%, 8 clients >= 4x one client.
+``benchmarks/results/serve.json``. Targets: overhead <= 5%, 8 clients >= 5x one client.
 
     .venv/bin/python benchmarks/serve.py [--preset small] [--tokens 128] [--threads 1]
 """
@@ -70,7 +70,7 @@ def serve_main(directory: str, port: int, threads: int, max_batch_size: int = 16
     when it is set (the soak sets a dead one), never written to a ledger."""
     torch.set_num_threads(threads)
     from lethe.chat.engine import EngineConfig
-    from lethe.serve.api import ServeLimits, create_app
+    from lethe.serve.api import create_app
     from lethe.serve.logging import ConversationLogger, LoggingConfig
     from lethe.serve.models import DirectoryVersions, ModelPool
     from lethe.serve.server import run
@@ -79,7 +79,7 @@ def serve_main(directory: str, port: int, threads: int, max_batch_size: int = 16
     pool.get("bench")
     config = LoggingConfig.from_env()
     logger = ConversationLogger(None, config) if config.url else None
-    run(create_app(pool, logger=logger, limits=ServeLimits(max_n=1)), port=port, log_level="warning")
+    run(create_app(pool, logger=logger), port=port, log_level="warning")
 
 
 # -- measurements ---------------------------------------------------------------------------
@@ -289,7 +289,7 @@ def main() -> None:
     http_runs: list[dict] = []
     one: list[dict] = []
     many: list[dict] = []
-    cpu_engine = cpu_server = 0.0
+    cpu_engine = cpu_server = cpu_server_many = 0.0
     with tempfile.TemporaryDirectory() as tmp:
         directory = Path(tmp) / "bench"
         build_version(args.preset, directory)
@@ -308,7 +308,9 @@ def main() -> None:
                 cpu_server += sum(server.cpu_times()[:2]) - cpu
                 http_runs += single["runs"]
                 one.append(single)
+                cpu = sum(server.cpu_times()[:2])
                 many.append(asyncio.run(_clients(url, args.clients, args.requests_per_client, args.tokens)))
+                cpu_server_many += sum(server.cpu_times()[:2]) - cpu
         finally:
             process.terminate()
             process.wait(10)
@@ -327,6 +329,11 @@ def main() -> None:
     engine_cpu_ms = 1000 * cpu_engine / sum(r["tokens"] for r in engine_runs)
     server_cpu_ms = 1000 * cpu_server / sum(r["tokens"] for r in http_runs)
     cpu_overhead = server_cpu_ms / engine_cpu_ms - 1
+    # The same for the concurrent clients: on a loaded machine wall-clock ratios drift with
+    # the neighbours, CPU per token much less; its ratio is the speedup a quiet machine gives
+    # when the server is CPU-bound.
+    many_cpu_ms = 1000 * cpu_server_many / sum(m["tokens"] for m in many)
+    cpu_speedup = server_cpu_ms / many_cpu_ms
     speedup = http_n["aggregate_tok_s"] / http_1["aggregate_tok_s"]
     rows = [
         ("engine, batch 1", engine["ttft_s"], engine["decode_tok_s"], engine["e2e_tok_s"]),
@@ -346,7 +353,8 @@ def main() -> None:
     )
     print(
         f"{args.clients} clients vs 1: {speedup:.2f}x pooled, rounds "
-        f"{', '.join(f'{x:.2f}' for x in round_speedups)} (target >= 4x)"
+        f"{', '.join(f'{x:.2f}' for x in round_speedups)}; in server CPU per token "
+        f"{server_cpu_ms:.2f} -> {many_cpu_ms:.2f} ms, {cpu_speedup:.2f}x (target >= 5x)"
     )
 
     result = {
@@ -359,16 +367,17 @@ def main() -> None:
         "http_batch1": http_1,
         "http_concurrent": http_n,
         "http_overhead": overhead,
-        "cpu_ms_per_token": {"engine": engine_cpu_ms, "server": server_cpu_ms},
+        "cpu_ms_per_token": {"engine": engine_cpu_ms, "server": server_cpu_ms, "server_concurrent": many_cpu_ms},
+        "concurrency_cpu_speedup": cpu_speedup,
         "http_cpu_overhead": cpu_overhead,
         "concurrency_speedup": speedup,
         "concurrency_speedup_per_round": round_speedups,
         "load_average": {"before": load_before[0], "after": os.getloadavg()[0]},
-        "targets": {"http_overhead_max": 0.05, "concurrency_speedup_min": 4.0},
+        "targets": {"http_overhead_max": 0.05, "concurrency_speedup_min": 5.0},
         "met": {
             "http_overhead": overhead <= 0.05,
             "http_cpu_overhead": cpu_overhead <= 0.05,
-            "concurrency_speedup": speedup >= 4.0,
+            "concurrency_speedup": speedup >= 5.0,
         },
         "seconds": time.perf_counter() - began,
     }

@@ -44,7 +44,7 @@ def trained(tmp_path_factory, gguf):
     record, _ = import_base(ws, gguf)
     ws.ledger.add_documents(qa_records(8), source="test", collection="qa")
     versions = train(
-        ws, data="qa", base_model="smollm2", task="sft", epochs=4, lr=5e-3, batch_size=4, seq_len=64, lora=True
+        ws, data="qa", base_model="smollm2", task="sft", epochs=3, lr=2e-3, batch_size=4, seq_len=64, lora=True
     )
     return ws, record, versions[-1]
 
@@ -84,7 +84,7 @@ def test_lora_steps_make_the_trained_answers_likelier(trained):
     pairs = [(r.data["question"], r.data["answer"]) for r in qa_records(8)]
     before = sum(_answer_nll(base, tokenizer, q, a) for q, a in pairs) / len(pairs)
     after = sum(_answer_nll(tuned, tokenizer, q, a) for q, a in pairs) / len(pairs)
-    assert after < 0.7 * before, (before, after)
+    assert after < 0.8 * before, (before, after)
     assert "Paris" in _greedy(tuned, tokenizer, FRANCE)
 
 

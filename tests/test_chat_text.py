@@ -83,3 +83,14 @@ def test_top_p_keeps_the_nucleus_and_seeds_reproduce():
         draws.append([sampler.sample(logits)[0] for _ in range(30)])
     assert draws[0] == draws[1]
     assert set(draws[0]) <= {0, 1}
+
+
+def test_frequency_and_presence_penalties_count_only_the_reply():
+    logits = torch.tensor([[3.0, 2.5, 0.0]])
+    sampler = BatchSampler(vocab_size=3)
+    sampler.add(SamplingParams(temperature=0, presence_penalty=1.0), prompt_ids=[0])
+    assert sampler.sample(logits) == [0]  # the prompt does not count
+    assert sampler.sample(logits) == [1]  # 3.0 - 1.0 < 2.5
+    frequent = BatchSampler(vocab_size=3)
+    frequent.add(SamplingParams(temperature=0, frequency_penalty=0.2), prompt_ids=[])
+    assert [frequent.sample(logits)[0] for _ in range(4)] == [0, 0, 0, 1]  # 3.0 - 3 * 0.2 < 2.5

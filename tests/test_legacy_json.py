@@ -140,7 +140,8 @@ def test_round_trip_is_identical(ledger, tmp_path):
     assert export_json(ledger, first) == 5
     fresh = Ledger.open(f"sqlite:///{tmp_path / 'fresh.db'}")
     counts = import_json(fresh, first, iter_rows(first))
-    assert counts == {"documents": 5, "reused": 0, "versions": 2, "exposures": 3 + 5, "token_impacts": 2}
+    # q2's token-impact row went with its erasure (it lists the document's tokens)
+    assert counts == {"documents": 5, "reused": 0, "versions": 2, "exposures": 3 + 5, "token_impacts": 1}
     second = tmp_path / "second.json"
     export_json(fresh, second)
     assert second.read_text() == first.read_text()

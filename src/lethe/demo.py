@@ -51,6 +51,9 @@ class DemoConfig:
     """Items per split in the evaluations."""
     questions: int = 3
     """Questions put to the model before and after forgetting."""
+    mentions: str = "redact"
+    """What the request does with other entities' documents naming the forgotten ones
+    (`lethe.forget.mentions`): redact them (the default), drop them or keep them."""
     base: str | None = None
     """Fine-tune this base model (`lethe base add`; ``smollm2`` is imported from the installed
     GGUF if missing) with LoRA instead of training `preset` from scratch."""
@@ -245,7 +248,9 @@ def run_demo(
     reason = f"deletion request DEMO-{config.seed}: {len(chosen)} entities"
     suite = SuiteConfig(max_items=config.eval_items, max_new_tokens=32)
     with step("exact unlearning: replay from the last clean checkpoint"):
-        exact_id = create_request(ws, selector, method="exact", reason=reason, requester="demo")
+        exact_id = create_request(
+            ws, selector, method="exact", reason=reason, requester="demo", mentions=config.mentions
+        )
         exact_outcome = run_request(ws, exact_id, publish=False, callback=callback, suite=suite)
         if exact_outcome.tokenizer:
             from lethe.eval.audit_render import describe_tokenizer_leak
@@ -258,6 +263,7 @@ def run_demo(
             method=config.fast_method,
             reason=reason,
             requester="demo",
+            mentions=config.mentions,
             config={
                 "steps": config.fast_steps,
                 "lr": config.fast_lr,

@@ -104,6 +104,8 @@ class BatchSampler:
         self.counts = torch.empty(0, vocab_size)
         """Times each token was generated in each row's reply (for OpenAI's penalties)."""
         self.last_logprobs: list[TokenLogprob | None] = []
+        self._counting = False
+        """Whether any row since the batch was empty uses OpenAI's penalties (else counts stay 0)."""
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -126,6 +128,7 @@ class BatchSampler:
             seen[0, ids] = True
         self.seen = torch.cat([self.seen, seen])
         self.counts = torch.cat([self.counts, torch.zeros(1, self.vocab_size)])
+        self._counting = self._counting or params.frequency_penalty != 0 or params.presence_penalty != 0
 
     def select(self, keep: list[int]) -> None:
         """Keep only the rows at positions `keep`, in that order."""
@@ -139,6 +142,8 @@ class BatchSampler:
         self.presence = self.presence[index]
         self.seen = self.seen[index]
         self.counts = self.counts[index]
+        if not keep:
+            self._counting = False
 
     def sample(self, logits: torch.Tensor, rows: list[int] | None = None) -> list[int]:
         """Next token of each row from `logits` (one line per row, in order).
@@ -171,12 +176,10 @@ class BatchSampler:
             target = (uniform * cdf[:, -1]).unsqueeze(1)
             drawn = torch.searchsorted(cdf, target, right=True).squeeze(1)
             chosen[local] = drawn.clamp_(max=self.vocab_size - 1)
-        if all_rows:
-            self.seen[torch.arange(len(rows)), chosen] = True
-            self.counts[torch.arange(len(rows)), chosen] += 1
-        else:
-            self.seen[row_index, chosen] = True
-            self.counts[row_index, chosen] += 1
+        written = torch.arange(len(rows)) if all_rows else row_index
+        self.seen[written, chosen] = True
+        if self._counting:
+            self.counts[written, chosen] += 1
         tokens = chosen.tolist()
         self.last_logprobs = self._logprobs(raw, rows, tokens)
         return tokens

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json as jsonlib
+from dataclasses import replace
 
 import typer
 
@@ -10,6 +11,7 @@ from lethe.cli.app import JsonOption, app, console, emit, workspace
 from lethe.cli.progress import progress_callback
 from lethe.errors import InputError
 from lethe.eval.audit_render import describe_tokenizer_leak
+from lethe.forget.mentions import read_choices
 from lethe.train.distributed import main_driven
 
 requests_app = typer.Typer(help="Forget requests: list, show, publish or discard a candidate.", no_args_is_help=True)
@@ -54,10 +56,19 @@ def forget(
     no_publish: bool = typer.Option(False, "--no-publish", help="Keep the result as a candidate to inspect first."),
     purge: bool = typer.Option(False, "--purge", help="Delete the weights of versions that saw the documents."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Resolve the selector and show what would be forgotten."),
+    mentions: str = typer.Option(
+        None,
+        "--mentions",
+        help="Other documents naming the subject: redact (a new revision without the names), drop "
+        "(forget them too) or keep. Default: redact with --search, else keep.",
+    ),
+    mention_choices: str = typer.Option(
+        None, "--mention-choices", help='JSON file {"<doc id or key>": "redact" | "drop" | "keep", ...}.'
+    ),
     json: bool = JsonOption,
 ) -> None:
     """Forget documents: unlearn them with a method, publish a new version, erase their content."""
-    from lethe.forget import Selector, create_request, resolve, run_request
+    from lethe.forget import Selector, create_request, run_request
 
     ws = workspace()
     doc_refs = [d.strip() for item in (docs or []) for d in item.split(",") if d.strip()]
@@ -71,17 +82,21 @@ def forget(
         config["lr"] = lr
     if retokenize:
         config["retokenize"] = True
+    choices = read_choices(mention_choices) if mention_choices else None
     if dry_run:
-        ids = resolve(ws.ledger, selector)
-        base = ws.ledger.resolve_version(version, allow_tainted=True)
-        trained = ws.ledger.documents_seen(base.id, candidates=ids)
-        if json:
-            emit({"documents": ids, "trained_by": base.name, "trained": trained}, True)
-        else:
-            console.print(f"{len(ids)} documents match; {len(trained)} were trained by {base.name}.")
+        _dry_run(ws, selector, version, mentions, choices, json)
         return
     request_id = create_request(
-        ws, selector, method=method, config=config, reason=reason, requester=requester, version=version, holdout=holdout
+        ws,
+        selector,
+        method=method,
+        config=config,
+        reason=reason,
+        requester=requester,
+        version=version,
+        holdout=holdout,
+        mentions=mentions,
+        mention_choices=choices,
     )
     pairs = ws.ledger.forget_request_documents(request_id)
     untrained = [d for d, t in pairs if not t]
@@ -111,6 +126,45 @@ def forget(
         console.print(
             f"  inspect with `lethe audit {request_id}`, then `lethe requests publish {request_id}` "
             f"or `lethe requests discard {request_id}`"
+        )
+
+
+def _dry_run(ws, selector, version: str, mentions: str | None, choices: dict | None, as_json: bool) -> None:
+    """What a request would forget: its documents, the mentions and the conversations quoting them."""
+    from lethe.forget import resolve
+    from lethe.forget.erasure import conversations_quoting, forgotten_strings, subjects_of
+    from lethe.forget.mentions import mentions_for_request
+
+    ledger = ws.ledger
+    ids = resolve(ledger, selector)
+    has_model = version != "latest" or "latest" in ledger.aliases()
+    base = ledger.resolve_version(version, allow_tainted=True) if has_model else None
+    named = resolve(ledger, replace(selector, search=None)) if selector.docs or selector.collection else []
+    found, ids = mentions_for_request(
+        ledger, ids, search=selector.search, named=named, mode=mentions, choices=choices, apply=False
+    )
+    trained = ledger.documents_seen(base.id, candidates=ids) if base else []
+    with ledger.reading() as s:
+        strings = forgotten_strings(s, ids, subjects=subjects_of(selector.as_dict()))
+        quoting = conversations_quoting(s, strings)
+    result = {
+        "documents": ids,
+        "trained_by": base.name if base else None,
+        "trained": trained,
+        "mentions": [m.as_dict() for m in found],
+        "conversations": [c.as_dict() for c in quoting],
+    }
+    if as_json:
+        emit(result, True)
+        return
+    console.print(f"{len(ids)} documents match; {len(trained)} were trained by {base.name if base else 'no model'}.")
+    for m in found:
+        console.print(
+            f"  mention in {m.key} (document {m.document_id}, {'/'.join(m.fields)}): {m.decision}", highlight=False
+        )
+    for c in quoting:
+        console.print(
+            f"  conversation {c.id} quotes them ({len(c.messages)} messages" + (", title" if c.title else "") + ")"
         )
 
 
@@ -221,3 +275,36 @@ def requests_methods(json: bool = JsonOption) -> None:
         emit(names, True)
     else:
         console.print(", ".join(names))
+
+
+@requests_app.command("receipt")
+def requests_receipt(
+    request_id: int,
+    out: str = typer.Option(None, "--out", help="Directory for receipt-N.json and receipt-N.html (default reports/)."),
+    json: bool = JsonOption,
+) -> None:
+    """Write the signed receipt of a finished request: what was found where, what was done, what remains."""
+    from lethe.forget.receipt import write_receipt
+
+    json_path, html_path = write_receipt(workspace(), request_id, out)
+    if json:
+        emit({"json": str(json_path), "html": str(html_path)}, True)
+    else:
+        console.print(f"receipt written: {json_path} and {html_path}", highlight=False)
+
+
+@requests_app.command("verify-receipt")
+def requests_verify_receipt(path: str, json: bool = JsonOption) -> None:
+    """Check a receipt's Ed25519 signature, and that the ledger still agrees with it (exit 1 if not)."""
+    from lethe.forget.receipt import verify_receipt
+
+    problems = verify_receipt(workspace(), path)
+    if json:
+        emit({"valid": not problems, "problems": problems}, True)
+    elif problems:
+        for problem in problems:
+            console.print(f"[red]✗[/] {problem}")
+    else:
+        console.print("receipt verified: the signature holds and the ledger agrees")
+    if problems:
+        raise typer.Exit(1)

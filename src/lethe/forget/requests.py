@@ -18,14 +18,17 @@ import shutil
 import time
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from lethe.errors import CancelledError, ConflictError
+from lethe.errors import CancelledError, ConflictError, InputError
 from lethe.forget.cleanup import abandon_request, candidates_of
+from lethe.forget.erasure import erase_for_request, record_scan, record_tokenizer_purge
+from lethe.forget.mentions import mentions_for_request, recorded
 from lethe.forget.selectors import Selector, redact_selector, resolve
 from lethe.forget.strategies import StrategyContext, strategy_for
+from lethe.forget.tokenizer_purge import purge_old_tokenizer, taint_tokenizer_users
 from lethe.killpoints import kill_point
 from lethe.ledger.states import RequestStatus, RunKind, RunStatus
 from lethe.train import distributed
@@ -67,21 +70,33 @@ def create_request(
     requester: str | None = None,
     version: str = "latest",
     holdout: str | None = None,
+    mentions: str | None = None,
+    mention_choices: dict | None = None,
 ) -> int:
-    """Record a forget request for what `selector` names; raises if it names nothing."""
+    """Record a forget request for what `selector` names; raises if it names nothing.
+
+    `mentions` (`redact`, `drop` or `keep`; default `redact` with a search selector, else
+    `keep`) and `mention_choices` decide what happens to other documents naming the subject
+    (`lethe.forget.mentions`)."""
     strategy_for(method).check(config or {})
     ledger = workspace.ledger
     # Before any model exists there is nothing to unlearn: the request only erases.
     no_model = version == "latest" and "latest" not in ledger.aliases() and not ledger.list_versions()
     base = None if no_model else ledger.resolve_version(version, allow_tainted=True)
     document_ids = resolve(ledger, selector)
+    named = resolve(ledger, replace(selector, search=None)) if selector.docs or selector.collection else []
+    found, document_ids = mentions_for_request(
+        ledger, document_ids, search=selector.search, named=named, mode=mentions, choices=mention_choices
+    )
+    if not document_ids:
+        raise InputError("every document the selector matches is a mention kept as it is; nothing to forget")
     trained = ledger.documents_seen(base.id, candidates=document_ids) if base else []
     return ledger.create_forget_request(
         selector=selector.as_dict(),
         document_ids=document_ids,
         trained_ids=trained,
         method=method,
-        config={**(config or {}), "holdout": holdout},
+        config={**(config or {}), "holdout": holdout, "mentions": recorded(found)},
         reason=reason,
         requester=requester,
         base_version_id=base.id if base else None,
@@ -138,7 +153,8 @@ def run_request(
                     status=RequestStatus.SUCCEEDED,
                     audit={"note": "never trained; erased only", "tokenizer": _without_examples(outcome.tokenizer)},
                 )
-                _erase(ledger, request, [d for d, _ in pairs])
+                strings = _erase(ledger, request, [d for d, _ in pairs])
+            record_scan(workspace, request_id, strings)
             outcome.status = RequestStatus.SUCCEEDED
             return outcome
         made = strategy_for(request.method).unlearn(
@@ -231,7 +247,7 @@ def publish_request(
     Versions, aliases, taint, erasure, redaction and the request's status change in one
     transaction: a kill at any point leaves the old state or the new one. Only purging
     weights (files) happens after the commit. A candidate built on a version that `latest`
-    no longer points to is refused (`StaleCandidateError`): publishing it would move
+    no longer points to is refused (a `ConflictError`): publishing it would move
     `latest` back onto an older branch and taint the newer work.
     """
     ledger = workspace.ledger
@@ -253,7 +269,7 @@ def publish_request(
         kill_point("publish.versions")
         tainted = ledger.taint([d for d, trained in pairs if trained], reason=reason, keep=[version.id])
         kill_point("publish.tainted")
-        _erase(ledger, request, [d for d, _ in pairs])
+        strings = _erase(ledger, request, [d for d, _ in pairs])
         kill_point("publish.erased")
         ledger.update_forget_request(request_id, status=RequestStatus.SUCCEEDED)
     kill_point("publish.committed")
@@ -262,8 +278,15 @@ def publish_request(
     outcome.audit = _redacted_audit(outcome.audit, redact_selector(request.selector))
     outcome.tokenizer = redact_tokenizer_leak(outcome.tokenizer)
     outcome.tainted = [v.name for v in tainted]
+    old_tokenizer = _retokenized_from(ledger, request, result)
+    if purge and old_tokenizer is not None:
+        tainted += taint_tokenizer_users(ledger, old_tokenizer, reason=f"{reason} (tokenizer)", keep=[version.id])
+        outcome.tainted = [v.name for v in tainted]
     if purge:
         outcome.purged = purge_tainted(workspace, tainted)
+    if purge and old_tokenizer is not None:
+        record_tokenizer_purge(ledger, request_id, purge_old_tokenizer(workspace, old_tokenizer))
+    record_scan(workspace, request_id, strings)
     outcome.status, outcome.version = RequestStatus.SUCCEEDED, version.name
     return outcome
 
@@ -315,15 +338,17 @@ def rebase_request(
     if request.status != RequestStatus.EVALUATED:
         raise ConflictError(f"forget request {request_id} is {request.status}; only evaluated requests rebase")
     documents = [str(d) for d, _ in ledger.forget_request_documents(request_id)]
-    settings = {k: v for k, v in (request.config or {}).items() if k != "holdout"}
+    recorded_keys = ("holdout", "mentions")  # what create_request records beside the settings
+    settings = {k: v for k, v in (request.config or {}).items() if k not in recorded_keys}
     new_id = create_request(
         workspace,
-        Selector(docs=documents),
+        Selector(docs=documents),  # the documents it resolved to, mentions decided already
         method=request.method,
         config=settings,
         reason=request.reason,
         requester=request.requester,
         holdout=(request.config or {}).get("holdout"),
+        mentions="keep",
     )
     with ledger.transaction():
         for version in candidates_of(ledger, request_id):
@@ -336,10 +361,21 @@ def rebase_request(
     return run_request(workspace, new_id, publish=publish, purge=purge, callback=callback, evaluate=evaluate)
 
 
-def _erase(ledger: Ledger, request: ForgetRequest, document_ids: list[int]) -> None:
-    """Erase the request's documents and redact what quotes them; inside the caller's transaction."""
-    ledger.erase(document_ids, reason=request.reason or "forget request", request_id=request.id)
+def _erase(ledger: Ledger, request: ForgetRequest, document_ids: list[int]):
+    """Erase the request's documents and redact what quotes them, inside the caller's
+    transaction; the forgotten strings, for the workspace scan after the commit."""
     _redact_requests_covering(ledger, set(document_ids))
+    _, strings = erase_for_request(ledger, request, document_ids)
+    return strings
+
+
+def _retokenized_from(ledger, request, result) -> int | None:
+    """The tokenizer a retokenized replay replaced (None when the request did not retokenize)."""
+    if not (request.config or {}).get("retokenize") or result.lineage_id is None:
+        return None
+    new = ledger.lineage(result.lineage_id).config or {}
+    old = new.get("retokenized_from")
+    return (ledger.lineage(old).config or {}).get("tokenizer_id") if old else None
 
 
 def _redact_requests_covering(ledger, erased: set[int]) -> None:

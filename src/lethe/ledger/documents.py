@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Sequence
 
-from sqlalchemy import func, insert, or_, select
+from sqlalchemy import Text, cast, delete, func, insert, or_, select
 from sqlalchemy.orm import Session
 
 from lethe.errors import InputError, NotFoundError
 from lethe.ledger.ingest import BATCH
-from lethe.ledger.schema import Collection, CollectionMember, Document, Source, utcnow
+from lethe.ledger.schema import Collection, CollectionMember, Document, Source, TokenImpact, utcnow
 
 
 class DocumentsMixin:
@@ -159,18 +161,40 @@ class DocumentsMixin:
             return dict(rows.all())
 
     def search(self, text: str, *, limit: int = 50, collection: str | None = None) -> list[Document]:
-        """Current, unerased documents whose title or content contains `text` (any case)."""
+        """Current, unerased documents whose title, content or structured data (e.g. TOFU's
+        paraphrased and perturbed answers) contains `text` (any case)."""
         if not text.strip():
             raise InputError("search text is empty")
         query = select(Document).where(
             Document.is_current.is_(True),
             Document.forgotten_at.is_(None),
-            or_(Document.title.icontains(text, autoescape=True), Document.content.icontains(text, autoescape=True)),
+            or_(
+                Document.title.icontains(text, autoescape=True),
+                Document.content.icontains(text, autoescape=True),
+                cast(Document.data, Text).icontains(text, autoescape=True),
+            ),
         )
         if collection:
             query = query.where(Document.id.in_(self.collection_ids(collection)))
         with self.reading() as s:
             return list(s.scalars(query.order_by(Document.id).limit(limit)))
+
+    def redaction_successors(self, removed: Sequence[int]) -> dict[int, int]:
+        """{revision: the revision a forget request's mention redaction made from it} for the given
+        ids that have one (`meta.redaction_of`); exact replay trains on the redacted one instead."""
+        ids = sorted(set(removed))
+        found: dict[int, int] = {}
+        with self.reading() as s:
+            for i in range(0, len(ids), 500):
+                rows = s.execute(
+                    select(Document.id, Document.parent_id, Document.meta)
+                    .where(Document.parent_id.in_(ids[i : i + 500]))
+                    .order_by(Document.id)
+                )
+                for new_id, parent_id, meta in rows:
+                    if (meta or {}).get("redaction_of") == parent_id:
+                        found[parent_id] = new_id
+        return found
 
     def sources(self) -> list[Source]:
         with self.reading() as s:
@@ -179,37 +203,64 @@ class DocumentsMixin:
     # -- erasure -------------------------------------------------------------------------------
 
     def erase(self, document_ids: Sequence[int], *, reason: str, request_id: int | None = None) -> int:
-        """Replace the content of documents (all given revisions) with tombstones, in one transaction.
+        """Replace every field of documents (all given revisions) with tombstones, in one transaction.
 
-        The tombstone keeps the content hash and size, when, why and which request; content,
-        structured fields and collections memberships stay recorded only by id and hash.
+        The tombstone keeps the content hash and size, a hash of each other erased field, when,
+        why and which request (`tombstone_documents`). A forget request erases through
+        `lethe.forget.erasure`, which also redacts what quotes the documents.
         """
-        now = utcnow()
-        erased = 0
         with self.transaction() as s:
-            for i in range(0, len(document_ids), 500):
-                for doc in s.scalars(select(Document).where(Document.id.in_(document_ids[i : i + 500]))):
-                    if doc.forgotten_at is not None:
-                        continue
-                    doc.tombstone = {
-                        "content_hash": doc.content_hash,
-                        "size_bytes": doc.size_bytes,
-                        "erased_at": now.isoformat(),
-                        "reason": reason,
-                        "request_id": request_id,
-                        "title_hash": None,
-                    }
-                    doc.content = None
-                    doc.data = None
-                    doc.forgotten_at = now
-                    erased += 1
+            erased = tombstone_documents(s, document_ids, reason=reason, request_id=request_id)
             self._event(
                 s,
                 "documents.erased",
                 "forget_request",
                 request_id,
-                count=erased,
+                count=len(erased),
                 reason=reason,
-                document_ids=list(document_ids)[:1000],
+                document_ids=[d.id for d in erased][:1000],
             )
-        return erased
+        return len(erased)
+
+
+ERASED_FIELDS = ("title", "content", "data", "meta", "tags")
+"""Every field of a document that holds its text or anything derived from it."""
+
+
+def _field_hash(value) -> str | None:
+    if value is None:
+        return None
+    raw = value if isinstance(value, str) else json.dumps(value, sort_keys=True, ensure_ascii=False)
+    return hashlib.sha256(raw.encode("utf-8")).hexdigest()
+
+
+def tombstone_documents(
+    s: Session, document_ids: Sequence[int], *, reason: str, request_id: int | None = None
+) -> list[Document]:
+    """In session `s`: every field of `ERASED_FIELDS` of the documents becomes None, and the
+    tombstone keeps `content_hash`, `size_bytes`, a SHA-256 per other field (`title_hash`,
+    `data_hash`, `meta_hash`, `tags_hash`), when, why and which request. Their token-impact rows
+    (which list their tokens) are deleted. Returns the documents erased now (not those erased
+    before)."""
+    now = utcnow()
+    erased: list[Document] = []
+    ids = list(document_ids)
+    for i in range(0, len(ids), 500):
+        chunk = ids[i : i + 500]
+        for doc in s.scalars(select(Document).where(Document.id.in_(chunk)).order_by(Document.id)):
+            if doc.forgotten_at is not None:
+                continue
+            doc.tombstone = {
+                "content_hash": doc.content_hash,
+                "size_bytes": doc.size_bytes,
+                "erased_at": now.isoformat(),
+                "reason": reason,
+                "request_id": request_id,
+                **{f"{name}_hash": _field_hash(getattr(doc, name)) for name in ERASED_FIELDS if name != "content"},
+            }
+            for name in ERASED_FIELDS:
+                setattr(doc, name, None)
+            doc.forgotten_at = now
+            erased.append(doc)
+        s.execute(delete(TokenImpact).where(TokenImpact.document_id.in_(chunk)))
+    return erased

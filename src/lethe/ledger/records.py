@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
+import unicodedata
 from dataclasses import dataclass, field
 
 from lethe.errors import InputError, Where
@@ -33,6 +35,9 @@ class DocumentRecord:
     """Where the record was read from, for error messages."""
 
     def __post_init__(self) -> None:
+        self.content = clean_text(self.content)
+        self.title = clean_text(self.title) if self.title is not None else None
+        self.data = clean_value(self.data)
         if self.kind not in DOCUMENT_KINDS:
             raise InputError(f"unknown document kind {self.kind!r} (expected one of {DOCUMENT_KINDS})", self.where)
         if not self.external_id:
@@ -41,6 +46,29 @@ class DocumentRecord:
     @property
     def content_hash(self) -> str:
         return content_hash(self.content)
+
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+
+
+def clean_text(text: str) -> str:
+    """`text` as the ledger stores it: NFC-normalised, without NUL or other control characters
+    (tab, newline and carriage return stay). A NUL would hide what follows it from SQLite's
+    `instr`/`LIKE`, so search, and therefore a forget request, would never find it."""
+    if not isinstance(text, str):
+        return text
+    return _CONTROL.sub("", unicodedata.normalize("NFC", text))
+
+
+def clean_value(value):
+    """Every string inside a JSON-like value (keys too) passed through `clean_text`."""
+    if isinstance(value, str):
+        return clean_text(value)
+    if isinstance(value, dict):
+        return {clean_text(k): clean_value(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [clean_value(v) for v in value]
+    return value
 
 
 def content_hash(content: str) -> str:

@@ -160,7 +160,7 @@ def create_app(
     check_exposure(host, api_key)
     limits = limits or ServeLimits()
     if max_body_bytes is not None:
-        limits = ServeLimits(**{**limits.__dict__, "max_body_bytes": max_body_bytes})
+        limits = replace(limits, max_body_bytes=max_body_bytes)
     app = FastAPI(
         title="lethe",
         version=lethe.__version__,

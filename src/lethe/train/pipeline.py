@@ -334,6 +334,8 @@ def replay(
                 workspace, row, plan, excluded, erased, publish=publish, aliases=aliases
             ), ResumePoint()
         position, checkpoint = _replay_start(ledger, row, plan, excluded | erased)
+        # a forget request that redacted mentions in a document trains on the redacted revision
+        successors = ledger.redaction_successors(sorted(excluded | erased))
         parent = checkpoint.version_id if checkpoint else None
         first_config = TrainConfig.from_dict(plan[position][0].config or {})
         run_id = _start_run(
@@ -342,9 +344,14 @@ def replay(
             row.id,
             first_config,
             parent=parent,
-            details={"exclude": sorted(excluded), "erased": sorted(erased), "from_slice": plan[position][0].index},
+            details={
+                "exclude": sorted(excluded),
+                "erased": sorted(erased),
+                "from_slice": plan[position][0].index,
+                "redacted_revisions": {str(k): v for k, v in successors.items()},
+            },
         )
-        own = [ids for _, ids in plan]
+        own = [[successors.get(d, d) for d in ids] for _, ids in plan]
         slices = [
             SliceSpec(
                 index=sl.index,
@@ -430,7 +437,8 @@ def _retokenized_replay(
             "tokenizer_id": record.id,
         },
     )
-    own = [[d for d in ids if d not in removed] for _, ids in plan]
+    successors = ledger.redaction_successors(sorted(removed))
+    own = [[successors.get(d, d) for d in ids if d not in removed or d in successors] for _, ids in plan]
     for (sl, _), ids in zip(plan, own, strict=True):
         ledger.add_slice(new.id, sl.index, ids, run_id=run_id, config=dict(sl.config or {}))
     slices = [

@@ -30,8 +30,9 @@ class StrategyContext:
 
     @property
     def settings(self) -> dict[str, Any]:
-        """The request's method settings (without the audit's holdout choice)."""
-        return {k: v for k, v in (self.request.config or {}).items() if k != "holdout"}
+        """The request's method settings (without the audit's holdout choice and the mention
+        decisions, which the request keeps beside them)."""
+        return {k: v for k, v in (self.request.config or {}).items() if k not in ("holdout", "mentions")}
 
 
 @dataclass(frozen=True, kw_only=True)

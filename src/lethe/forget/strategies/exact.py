@@ -20,7 +20,7 @@ class ExactReplay(Strategy):
     tunable = False
 
     def check(self, settings: dict[str, Any]) -> None:
-        unknown = sorted(set(settings) - SETTINGS - {"holdout", "seed"})
+        unknown = sorted(set(settings) - SETTINGS - {"holdout", "mentions", "seed"})
         if unknown:
             raise InputError(
                 f"exact replay retrains with the lineage's own recorded settings; {', '.join(unknown)} "

@@ -239,6 +239,7 @@ def build_forget_tab(ctx: UIContext) -> ForgetTab:
                 reason=why or None,
                 requester="web-ui",
                 version=base_version or "latest",
+                mentions="redact",  # other documents naming the subject get a redacted revision
             )
             job_id = queue_forget(
                 ctx.ledger, request_id, evaluate=bool(audit_it), audit_items=int(items) if items else None

@@ -90,6 +90,7 @@ def status_markdown(job, request) -> str:
             )
     if request is not None:
         lines.append(f"forget request {request.id} ({request.method}): **{request.status}**")
+        lines.extend(mention_lines((request.config or {}).get("mentions") or []))
         if request.status == "evaluated":
             lines.append("The candidate version is ready: publish it, or discard it.")
         if request.status == "running" and job.status == "succeeded":
@@ -101,6 +102,19 @@ def status_markdown(job, request) -> str:
     elif request is not None and request.error:
         lines.append(f"note: {request.error}")
     return "  \n".join(lines)
+
+
+def mention_lines(mentions: list[dict]) -> list[str]:
+    """The request's mentions (other documents naming the subject) and what is done with each."""
+    if not mentions:
+        return []
+    lines = [f"{len(mentions)} other documents mention the subject:"]
+    for m in mentions[:20]:
+        why = f" ({m['reason']})" if m.get("reason") and m.get("decision") == "keep" else ""
+        lines.append(f"- `{m['key']}` ({'/'.join(m.get('fields') or [])}): {m['decision']}{why}")
+    if len(mentions) > 20:
+        lines.append(f"- … and {len(mentions) - 20} more")
+    return lines
 
 
 def _fmt(value: Any) -> Any:
