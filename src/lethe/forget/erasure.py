@@ -356,6 +356,14 @@ def _merge_erasure(ledger, request_id: int, values: dict) -> None:
         row.audit = {**(row.audit or {}), "erasure": {**(row.audit or {}).get("erasure", {}), **values}}
 
 
+def compact_after_commit(ledger, request_id: int) -> dict:
+    """For an erasure made inside a caller's transaction: compact the database files once it
+    committed and keep what was done in the request's audit (`erasure.storage`)."""
+    storage = compact_storage(ledger)
+    _merge_erasure(ledger, request_id, {"storage": storage})
+    return storage
+
+
 def record_tokenizer_purge(ledger, request_id: int, removed: list[str]) -> None:
     """Keep the paths `--purge` removed with the old tokenizer in the request's audit."""
     _merge_erasure(ledger, request_id, {"tokenizer_purged": removed})

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 
 from lethe.errors import CancelledError, ConflictError, InputError
 from lethe.forget.cleanup import abandon_request, candidates_of
-from lethe.forget.erasure import erase_for_request, record_scan, record_tokenizer_purge
+from lethe.forget.erasure import compact_after_commit, erase_for_request, record_scan, record_tokenizer_purge
 from lethe.forget.mentions import mentions_for_request, recorded
 from lethe.forget.selectors import Selector, redact_selector, resolve
 from lethe.forget.strategies import StrategyContext, strategy_for
@@ -154,6 +154,7 @@ def run_request(
                     audit={"note": "never trained; erased only", "tokenizer": _without_examples(outcome.tokenizer)},
                 )
                 strings = _erase(ledger, request, [d for d, _ in pairs])
+            compact_after_commit(ledger, request_id)
             record_scan(workspace, request_id, strings)
             outcome.status = RequestStatus.SUCCEEDED
             return outcome
@@ -273,6 +274,7 @@ def publish_request(
         kill_point("publish.erased")
         ledger.update_forget_request(request_id, status=RequestStatus.SUCCEEDED)
     kill_point("publish.committed")
+    compact_after_commit(ledger, request_id)
     from lethe.eval.audit import redact_tokenizer_leak
 
     outcome.audit = _redacted_audit(outcome.audit, redact_selector(request.selector))
