@@ -208,24 +208,67 @@ def requests_show(request_id: int) -> None:
 
 
 @requests_app.command("publish")
-def requests_publish(request_id: int, purge: bool = typer.Option(False, "--purge"), json: bool = JsonOption) -> None:
+def requests_publish(
+    request_id: int,
+    purge: bool = typer.Option(False, "--purge", help="Delete the weights of versions that saw the documents."),
+    rebase: bool = typer.Option(
+        False,
+        "--rebase",
+        help="If `latest` moved since the candidate was made, re-apply the request to `latest` and publish that.",
+    ),
+    json: bool = JsonOption,
+) -> None:
     """Publish an evaluated request's candidate: taint, erase, move `latest`."""
-    from lethe.forget import publish_request
+    from lethe.forget import publish_request, rebase_request
+    from lethe.forget.requests import is_current
 
-    outcome = publish_request(workspace(), request_id, purge=purge)
+    ws = workspace()
+    if rebase and not is_current(ws.ledger, ws.ledger.forget_request(request_id)):
+        with progress_callback(not json) as callback:
+            outcome = rebase_request(ws, request_id, purge=purge, callback=callback)
+        if not json:
+            console.print(f"request {request_id} re-applied to `latest` as request {outcome.request_id}")
+    else:
+        outcome = publish_request(ws, request_id, purge=purge)
     if json:
         emit(outcome.as_dict(), True)
     else:
-        console.print(f"published {outcome.version}; tainted {outcome.tainted}")
+        console.print(f"published {outcome.version}; tainted {', '.join(outcome.tainted) or 'nothing'}")
 
 
 @requests_app.command("discard")
 def requests_discard(request_id: int) -> None:
-    """Discard an evaluated request's candidate; nothing is erased."""
+    """Discard an evaluated request's candidate (or a request whose process died); nothing is erased."""
     from lethe.forget import discard_request
+    from lethe.forget.recovery import discard_dead_request
 
-    discard_request(workspace(), request_id)
+    ws = workspace()
+    if ws.ledger.forget_request(request_id).status == "running":
+        discard_dead_request(ws, request_id)
+    else:
+        discard_request(ws, request_id)
     console.print(f"request {request_id} discarded")
+
+
+@requests_app.command("resume")
+def requests_resume(
+    request_id: int,
+    no_publish: bool = typer.Option(False, "--no-publish", help="Keep the result as a candidate to inspect first."),
+    purge: bool = typer.Option(False, "--purge", help="Delete the weights of versions that saw the documents."),
+    json: bool = JsonOption,
+) -> None:
+    """Run again a request whose process died (or that failed), with its recorded method and settings."""
+    from lethe.forget.recovery import resume_request
+
+    with progress_callback(not json) as callback:
+        outcome = resume_request(workspace(), request_id, publish=not no_publish, purge=purge, callback=callback)
+    if json:
+        emit(outcome.as_dict(), True)
+    else:
+        console.print(
+            f"Request {request_id} {outcome.status}"
+            + (f": version [bold]{outcome.version}[/]" if outcome.version else "")
+        )
 
 
 @requests_app.command("methods")

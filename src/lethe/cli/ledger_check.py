@@ -16,7 +16,8 @@ def check_cmd(
     """Foreign keys, orphans, revisions, tombstones, content hashes, weights sha256, token impacts."""
     from lethe.ledger.integrity import PROBLEM, review
 
-    found = review(workspace().ledger, verify_weights=not skip_weights)
+    ws = workspace()
+    found = review(ws.ledger, verify_weights=not skip_weights, home=ws.home)
     problems = [p.as_dict() for p in found if p.severity == PROBLEM]
     notices = [p.as_dict() for p in found if p.severity != PROBLEM]
     columns = ["check", "table", "row", "detail"]
@@ -31,3 +32,18 @@ def check_cmd(
             console.print("[green]ledger OK[/]: keys, revisions, tombstones, hashes, weights and token impacts agree")
     if problems:
         raise typer.Exit(1)
+
+
+@ledger_app.command("clean")
+def clean_cmd(json: bool = JsonOption) -> None:
+    """After a crash: close runs whose process died, discard orphaned candidates, remove stray temporary files."""
+    from lethe.forget.recovery import clean
+
+    done = clean(workspace())
+    if json:
+        emit(done.as_dict(), True)
+        return
+    console.print(
+        f"closed {len(done.runs)} dead runs, discarded {len(done.candidates)} orphaned candidates, "
+        f"removed {len(done.paths)} stray directories"
+    )

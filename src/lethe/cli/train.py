@@ -136,7 +136,10 @@ def train_command(
     ws = workspace()
     with ProgressBars(enabled=not json) as bars:
         if resume:
+            from lethe.forget.recovery import clean
+
             versions = pipeline.resume(ws, lineage=lineage, callback=bars)
+            clean(ws)  # what the interrupted run left: its unrecorded directories, temporaries
         else:
             if not data:
                 raise InputError(_which_data(ws))

@@ -19,6 +19,7 @@ from lethe.forget.requests import (
     discard_request,
     publish_request,
     purge_tainted,
+    rebase_request,
     run_request,
 )
 from lethe.forget.selectors import Selector, resolve
@@ -32,6 +33,7 @@ __all__ = [
     "list_strategies",
     "publish_request",
     "purge_tainted",
+    "rebase_request",
     "resolve",
     "run_request",
     "strategy_for",

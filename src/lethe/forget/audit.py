@@ -16,6 +16,7 @@ from lethe.eval.audit import BENCHMARK, AuditConfig, build_audit
 from lethe.eval.general import descends_from_base, general_documents
 from lethe.eval.suite import load_split_documents, version_path
 from lethe.forget.strategies import is_exact
+from lethe.ledger.states import RequestStatus
 
 if TYPE_CHECKING:
     from lethe.ledger import Ledger
@@ -38,7 +39,7 @@ def find_reference(ledger: Ledger, request: Any, forget_ids: list[int]) -> Any:
             other.id == request.id
             or not is_exact(other.method)
             or other.result_version_id is None
-            or other.status not in ("evaluated", "succeeded")
+            or other.status not in (RequestStatus.EVALUATED, RequestStatus.SUCCEEDED)
             or other.base_version_id != request.base_version_id
         ):
             continue

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from lethe.ledger.states import RunStatus, VersionStatus
+
 if TYPE_CHECKING:
     from lethe.ledger import Ledger
 
@@ -24,7 +26,7 @@ def candidates_of(ledger: Ledger, request_id: int) -> list:
     return [
         version
         for version in ledger.list_versions()
-        if version.status == "candidate"
+        if version.status == VersionStatus.CANDIDATE
         and (version.id == result.id or (result.run_id is not None and version.run_id == result.run_id))
     ]
 
@@ -32,9 +34,10 @@ def candidates_of(ledger: Ledger, request_id: int) -> list:
 def abandon_request(ledger: Ledger, request_id: int, status: str, error: str, *, detail: str | None = None) -> None:
     """End request `request_id` as `status` (failed or cancelled) with `error`: close its run if
     still running, discard its candidates. `detail` (a traceback) goes to the run only."""
-    request = ledger.forget_request(request_id)
-    if request.run_id is not None and ledger.run(request.run_id).status == "running":
-        ledger.finish_run(request.run_id, status, error=detail or error)
-    for version in candidates_of(ledger, request_id):
-        ledger.discard_version(version.id)
-    ledger.update_forget_request(request_id, status=status, error=error)
+    with ledger.transaction():
+        request = ledger.forget_request(request_id)
+        if request.run_id is not None and ledger.run(request.run_id).status == RunStatus.RUNNING:
+            ledger.finish_run(request.run_id, status, error=detail or error)
+        for version in candidates_of(ledger, request_id):
+            ledger.discard_version(version.id)
+        ledger.update_forget_request(request_id, status=status, error=error)

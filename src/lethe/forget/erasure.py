@@ -344,7 +344,8 @@ def erase_for_request(ledger, request, document_ids: Sequence[int]) -> tuple[Era
             conversations_redacted=len(report.conversations),
             records_redacted=report.records,
         )
-    report.storage = compact_storage(ledger)
+    if ledger.open_transaction() is None:  # inside a caller's unit of work it compacts after commit
+        report.storage = compact_storage(ledger)
     _merge_erasure(ledger, request.id, report.as_dict())
     return report, strings
 
@@ -353,6 +354,14 @@ def _merge_erasure(ledger, request_id: int, values: dict) -> None:
     with ledger.transaction() as s:
         row = s.get(ForgetRequest, request_id)
         row.audit = {**(row.audit or {}), "erasure": {**(row.audit or {}).get("erasure", {}), **values}}
+
+
+def compact_after_commit(ledger, request_id: int) -> dict:
+    """For an erasure made inside a caller's transaction: compact the database files once it
+    committed and keep what was done in the request's audit (`erasure.storage`)."""
+    storage = compact_storage(ledger)
+    _merge_erasure(ledger, request_id, {"storage": storage})
+    return storage
 
 
 def record_tokenizer_purge(ledger, request_id: int, removed: list[str]) -> None:

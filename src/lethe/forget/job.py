@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
 from lethe.forget.cleanup import abandon_request
+from lethe.ledger.states import RequestStatus
 
 if TYPE_CHECKING:
     from lethe.ledger import Ledger
@@ -65,7 +66,7 @@ def abandon_forget_job(workspace: Workspace, job: Any, status: str, error: str) 
     request_id = (job.params or {}).get("request_id")
     if request_id is None:
         return
-    if workspace.ledger.forget_request(request_id).status in ("pending", "running"):
+    if workspace.ledger.forget_request(request_id).status in (RequestStatus.PENDING, RequestStatus.RUNNING):
         abandon_request(workspace.ledger, request_id, status, error)
 
 

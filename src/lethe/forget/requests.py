@@ -24,15 +24,19 @@ from typing import TYPE_CHECKING
 
 from lethe.errors import CancelledError, ConflictError, InputError
 from lethe.forget.cleanup import abandon_request, candidates_of
-from lethe.forget.erasure import erase_for_request, record_scan, record_tokenizer_purge
+from lethe.forget.erasure import compact_after_commit, erase_for_request, record_scan, record_tokenizer_purge
 from lethe.forget.mentions import mentions_for_request, recorded
 from lethe.forget.selectors import Selector, redact_selector, resolve
 from lethe.forget.strategies import StrategyContext, strategy_for
 from lethe.forget.tokenizer_purge import purge_old_tokenizer, taint_tokenizer_users
+from lethe.killpoints import kill_point
+from lethe.ledger.states import RequestStatus, RunKind, RunStatus
 from lethe.train import distributed
 
 if TYPE_CHECKING:
     from lethe.eval.suite import SuiteConfig
+    from lethe.ledger import Ledger
+    from lethe.ledger.schema import ForgetRequest
     from lethe.workspace import Workspace
 
 
@@ -113,13 +117,16 @@ def run_request(
     """Run a pending request with its method; publish the result unless `publish=False`."""
     ledger = workspace.ledger
     request = ledger.forget_request(request_id)
-    if request.status not in ("pending", "failed"):
+    if request.status not in (RequestStatus.PENDING, RequestStatus.FAILED):
         raise ConflictError(f"forget request {request_id} is {request.status}; only pending or failed ones run")
     started = time.perf_counter()
     pairs = ledger.forget_request_documents(request_id)
     trained_ids = [d for d, trained in pairs if trained]
     outcome = ForgetOutcome(
-        request_id, "running", trained_documents=len(trained_ids), untrained_documents=len(pairs) - len(trained_ids)
+        request_id,
+        RequestStatus.RUNNING,
+        trained_documents=len(trained_ids),
+        untrained_documents=len(pairs) - len(trained_ids),
     )
     base = (
         ledger.resolve_version(request.base_version_id, allow_tainted=True)
@@ -127,28 +134,29 @@ def run_request(
         else None
     )
     run_id = ledger.start_run(
-        "unlearn",
+        RunKind.UNLEARN,
         lineage_id=base.lineage_id if base else None,
         parent_version_id=base.id if base else None,
         config={"method": request.method, **(request.config or {}), "request_id": request_id},
         seed=(request.config or {}).get("seed", 0),
         world_size=distributed.world_size(),
     )
-    ledger.update_forget_request(request_id, status="running", run_id=run_id)
+    ledger.update_forget_request(request_id, status=RequestStatus.RUNNING, run_id=run_id)
     try:
         if not trained_ids:
             # Nothing to unlearn: the lineage never trained on these documents. Erase only.
             outcome.tokenizer = _tokenizer_leak(workspace, base, [d for d, _ in pairs]) if base else None
-            ledger.finish_run(run_id, "succeeded", metrics={"note": "no trained documents; erased only"})
-            ledger.update_forget_request(
-                request_id,
-                status="succeeded",
-                audit={"note": "never trained; erased only", "tokenizer": _without_examples(outcome.tokenizer)},
-            )
-            _redact_requests_covering(ledger, {d for d, _ in pairs})
-            _, strings = erase_for_request(ledger, request, [d for d, _ in pairs])
+            with ledger.transaction():
+                ledger.finish_run(run_id, RunStatus.SUCCEEDED, metrics={"note": "no trained documents; erased only"})
+                ledger.update_forget_request(
+                    request_id,
+                    status=RequestStatus.SUCCEEDED,
+                    audit={"note": "never trained; erased only", "tokenizer": _without_examples(outcome.tokenizer)},
+                )
+                strings = _erase(ledger, request, [d for d, _ in pairs])
+            compact_after_commit(ledger, request_id)
             record_scan(workspace, request_id, strings)
-            outcome.status = "succeeded"
+            outcome.status = RequestStatus.SUCCEEDED
             return outcome
         made = strategy_for(request.method).unlearn(
             StrategyContext(
@@ -164,6 +172,7 @@ def run_request(
         candidate, history = made.version, made.history
         # Recorded before the audit, so that a failure from here on discards the candidate.
         ledger.update_forget_request(request_id, result_version_id=candidate.id)
+        kill_point("forget.candidate")
         audit = None
         if evaluate:
             from lethe.eval.audit import AuditConfig
@@ -181,26 +190,37 @@ def run_request(
         outcome.tokenizer = _tokenizer_leak(workspace, candidate, [d for d, _ in pairs])
         if audit is not None:
             audit["tokenizer"] = outcome.tokenizer
-        ledger.finish_run(
-            run_id, "succeeded", metrics={"history": history[-500:], "tokenizer": _without_examples(outcome.tokenizer)}
-        )
-        ledger.update_forget_request(request_id, result_version_id=candidate.id, audit=audit, status="evaluated")
-        outcome.version, outcome.audit = candidate.name, audit
-        if publish:
-            outcome = publish_request(workspace, request_id, purge=purge, outcome=outcome)
-        else:
-            outcome.status = "evaluated"
+        with ledger.transaction():
+            ledger.finish_run(
+                run_id,
+                RunStatus.SUCCEEDED,
+                metrics={"history": history[-500:], "tokenizer": _without_examples(outcome.tokenizer)},
+            )
+            ledger.update_forget_request(
+                request_id, result_version_id=candidate.id, audit=audit, status=RequestStatus.EVALUATED
+            )
+        kill_point("forget.evaluated")
+        outcome.version, outcome.audit, outcome.status = candidate.name, audit, RequestStatus.EVALUATED
     except CancelledError as error:
-        abandon_request(ledger, request_id, "cancelled", str(error))
-        outcome.status = "cancelled"
+        abandon_request(ledger, request_id, RequestStatus.CANCELLED, str(error))
+        outcome.status = RequestStatus.CANCELLED
         raise
     except BaseException as error:
         abandon_request(
-            ledger, request_id, "failed", f"{type(error).__name__}: {error}", detail=traceback.format_exc(limit=8)
+            ledger,
+            request_id,
+            RequestStatus.FAILED,
+            f"{type(error).__name__}: {error}",
+            detail=traceback.format_exc(limit=8),
         )
-        outcome.status = "failed"
+        outcome.status = RequestStatus.FAILED
         raise
     finally:
+        outcome.seconds = time.perf_counter() - started
+    if publish:
+        # Outside the cleanup above: a publish that fails rolls back as a whole and leaves the
+        # request evaluated, its candidate intact, to publish (or rebase, or discard) later.
+        outcome = publish_request(workspace, request_id, purge=purge, outcome=outcome)
         outcome.seconds = time.perf_counter() - started
     return outcome
 
@@ -223,26 +243,40 @@ def _without_examples(leak: dict | None) -> dict | None:
 def publish_request(
     workspace: Workspace, request_id: int, *, purge: bool = False, outcome: ForgetOutcome | None = None
 ) -> ForgetOutcome:
-    """Publish an evaluated request's version, taint what saw the documents, erase them."""
+    """Publish an evaluated request's version, taint what saw the documents, erase them.
+
+    Versions, aliases, taint, erasure, redaction and the request's status change in one
+    transaction: a kill at any point leaves the old state or the new one. Only purging
+    weights (files) happens after the commit. A candidate built on a version that `latest`
+    no longer points to is refused (a `ConflictError`): publishing it would move
+    `latest` back onto an older branch and taint the newer work.
+    """
     ledger = workspace.ledger
     request = ledger.forget_request(request_id)
-    if request.status != "evaluated" or request.result_version_id is None:
+    if request.status != RequestStatus.EVALUATED or request.result_version_id is None:
         raise ConflictError(f"forget request {request_id} is {request.status}; only evaluated requests publish")
+    check_current(ledger, request)
     pairs = ledger.forget_request_documents(request_id)
-    outcome = outcome or ForgetOutcome(request_id, "evaluated", trained_documents=sum(t for _, t in pairs))
+    outcome = outcome or ForgetOutcome(request_id, RequestStatus.EVALUATED, trained_documents=sum(t for _, t in pairs))
     result = ledger.resolve_version(request.result_version_id, allow_tainted=True)
-    # An exact replay registers a version per replayed slice: publish them all (aliases go to the
-    # last), so their checkpoints become the lineage's clean state for later replays.
-    for other in candidates_of(ledger, request_id):
-        if other.id != result.id:
-            ledger.publish_version(other.id, aliases=())
-    version = ledger.publish_version(result.id)
     reason = f"forget request {request_id}" + (f": {request.reason}" if request.reason else "")
-    tainted = ledger.taint([d for d, trained in pairs if trained], reason=reason, keep=[version.id])
+    with ledger.transaction():
+        # An exact replay registers a version per replayed slice: publish them all (aliases go
+        # to the last), so their checkpoints become the lineage's clean state for later replays.
+        for other in candidates_of(ledger, request_id):
+            if other.id != result.id:
+                ledger.publish_version(other.id, aliases=())
+        version = ledger.publish_version(result.id)
+        kill_point("publish.versions")
+        tainted = ledger.taint([d for d, trained in pairs if trained], reason=reason, keep=[version.id])
+        kill_point("publish.tainted")
+        strings = _erase(ledger, request, [d for d, _ in pairs])
+        kill_point("publish.erased")
+        ledger.update_forget_request(request_id, status=RequestStatus.SUCCEEDED)
+    kill_point("publish.committed")
+    compact_after_commit(ledger, request_id)
     from lethe.eval.audit import redact_tokenizer_leak
 
-    _redact_requests_covering(ledger, {d for d, _ in pairs})
-    _, strings = erase_for_request(ledger, request, [d for d, _ in pairs])
     outcome.audit = _redacted_audit(outcome.audit, redact_selector(request.selector))
     outcome.tokenizer = redact_tokenizer_leak(outcome.tokenizer)
     outcome.tainted = [v.name for v in tainted]
@@ -254,10 +288,87 @@ def publish_request(
         outcome.purged = purge_tainted(workspace, tainted)
     if purge and old_tokenizer is not None:
         record_tokenizer_purge(ledger, request_id, purge_old_tokenizer(workspace, old_tokenizer))
-    ledger.update_forget_request(request_id, status="succeeded")
     record_scan(workspace, request_id, strings)
-    outcome.status, outcome.version = "succeeded", version.name
+    outcome.status, outcome.version = RequestStatus.SUCCEEDED, version.name
     return outcome
+
+
+def is_current(ledger: Ledger, request: ForgetRequest) -> bool:
+    """Whether the request was made on the version `latest` points to now (or there is none)."""
+    aliases = ledger.aliases()
+    return request.base_version_id is None or "latest" not in aliases or aliases["latest"] == request.base_version_id
+
+
+def check_current(ledger: Ledger, request: ForgetRequest) -> None:
+    """Refuse to publish a candidate built on a version that `latest` no longer points to.
+
+    Publishing moves `latest` to the candidate and taints every other version that saw the
+    documents, so a candidate branched off an older version would silently undo the newer
+    work (a later update, another request's clean version). The request can be re-applied
+    to the current version instead (`rebase_request`).
+    """
+    if is_current(ledger, request):
+        return
+    aliases = ledger.aliases()
+    base = ledger.resolve_version(request.base_version_id, allow_tainted=True)
+    latest = ledger.resolve_version(aliases["latest"], allow_tainted=True)
+    raise ConflictError(
+        f"forget request {request.id}'s candidate was built on {base.name}, but `latest` is now {latest.name}: "
+        f"publishing it would move `latest` back to an older branch and taint the newer work. "
+        f"Re-apply the request to {latest.name} with `lethe requests publish {request.id} --rebase` "
+        f"(or discard it: `lethe requests discard {request.id}`)"
+    )
+
+
+def rebase_request(
+    workspace: Workspace,
+    request_id: int,
+    *,
+    publish: bool = True,
+    purge: bool = False,
+    callback: Callable | None = None,
+    evaluate: bool = True,
+) -> ForgetOutcome:
+    """Re-apply an evaluated request whose base is no longer `latest` to the current version.
+
+    A new request names the same documents with the same method and settings on `latest`
+    and runs (and, with `publish`, publishes); the old one's candidates are discarded and it
+    ends `cancelled`, saying which request replaced it. Returns the new request's outcome.
+    """
+    ledger = workspace.ledger
+    request = ledger.forget_request(request_id)
+    if request.status != RequestStatus.EVALUATED:
+        raise ConflictError(f"forget request {request_id} is {request.status}; only evaluated requests rebase")
+    documents = [str(d) for d, _ in ledger.forget_request_documents(request_id)]
+    recorded_keys = ("holdout", "mentions")  # what create_request records beside the settings
+    settings = {k: v for k, v in (request.config or {}).items() if k not in recorded_keys}
+    new_id = create_request(
+        workspace,
+        Selector(docs=documents),  # the documents it resolved to, mentions decided already
+        method=request.method,
+        config=settings,
+        reason=request.reason,
+        requester=request.requester,
+        holdout=(request.config or {}).get("holdout"),
+        mentions="keep",
+    )
+    with ledger.transaction():
+        for version in candidates_of(ledger, request_id):
+            ledger.discard_version(version.id)
+        ledger.update_forget_request(
+            request_id,
+            status=RequestStatus.CANCELLED,
+            error=f"rebased: re-applied to `latest` as forget request {new_id}",
+        )
+    return run_request(workspace, new_id, publish=publish, purge=purge, callback=callback, evaluate=evaluate)
+
+
+def _erase(ledger: Ledger, request: ForgetRequest, document_ids: list[int]):
+    """Erase the request's documents and redact what quotes them, inside the caller's
+    transaction; the forgotten strings, for the workspace scan after the commit."""
+    _redact_requests_covering(ledger, set(document_ids))
+    _, strings = erase_for_request(ledger, request, document_ids)
+    return strings
 
 
 def _retokenized_from(ledger, request, result) -> int | None:
@@ -297,11 +408,12 @@ def discard_request(workspace: Workspace, request_id: int) -> None:
     """Drop an evaluated request's candidate: nothing is tainted or erased; the request is cancelled."""
     ledger = workspace.ledger
     request = ledger.forget_request(request_id)
-    if request.status != "evaluated":
+    if request.status != RequestStatus.EVALUATED:
         raise ConflictError(f"forget request {request_id} is {request.status}; only evaluated requests discard")
-    for version in candidates_of(ledger, request_id):
-        ledger.discard_version(version.id)
-    ledger.update_forget_request(request_id, status="cancelled", error="discarded by the user")
+    with ledger.transaction():
+        for version in candidates_of(ledger, request_id):
+            ledger.discard_version(version.id)
+        ledger.update_forget_request(request_id, status=RequestStatus.CANCELLED, error="discarded by the user")
 
 
 def purge_tainted(workspace: Workspace, versions) -> list[str]:

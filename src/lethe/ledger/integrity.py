@@ -233,13 +233,16 @@ def _plural(n: int, one: str, many: str) -> str:
     return one if n == 1 else many
 
 
-def check(ledger, *, verify_weights: bool = True) -> list[Problem]:
-    """Run every check; an empty list means the ledger is consistent (notices aside)."""
-    return [p for p in review(ledger, verify_weights=verify_weights) if p.severity == PROBLEM]
+def check(ledger, *, verify_weights: bool = True, home: Path | None = None) -> list[Problem]:
+    """Run every check; an empty list means the ledger is consistent (notices aside). With `home`
+    (the workspace), stray files of interrupted saves are looked for too."""
+    return [p for p in review(ledger, verify_weights=verify_weights, home=home) if p.severity == PROBLEM]
 
 
-def review(ledger, *, verify_weights: bool = True) -> list[Problem]:
+def review(ledger, *, verify_weights: bool = True, home: Path | None = None) -> list[Problem]:
     """Every problem and every notice of every check."""
+    from lethe.ledger.half_states import half_states
+
     return (
         _sqlite_foreign_keys(ledger)
         + _exposures(ledger)
@@ -247,4 +250,5 @@ def review(ledger, *, verify_weights: bool = True) -> list[Problem]:
         + _runs_and_versions(ledger, verify_weights)
         + _token_impacts(ledger)
         + _tokenizers(ledger)
+        + half_states(ledger, home)
     )

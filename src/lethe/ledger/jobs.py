@@ -8,14 +8,17 @@ from sqlalchemy import select, update
 
 from lethe.errors import NotFoundError
 from lethe.ledger.schema import Job, utcnow
+from lethe.ledger.states import FINISHED_JOB, JobStatus
 
-FINAL_JOB_STATES = ("succeeded", "failed", "cancelled")
+FINAL_JOB_STATES = FINISHED_JOB
 
 
 class JobsMixin:
     def create_job(self, kind: str, params: dict) -> int:
         with self.transaction() as s:
-            job = Job(kind=kind, params=params, status="queued", progress=[], created_at=utcnow(), updated_at=utcnow())
+            job = Job(
+                kind=kind, params=params, status=JobStatus.QUEUED, progress=[], created_at=utcnow(), updated_at=utcnow()
+            )
             s.add(job)
             s.flush()
             self._event(s, "job.queued", "job", job.id, kind=kind)
@@ -72,14 +75,16 @@ class JobsMixin:
             return None
         with self.reading() as s:
             candidates = list(
-                s.scalars(select(Job.id).where(Job.status == "queued", Job.kind.in_(kinds)).order_by(Job.id).limit(20))
+                s.scalars(
+                    select(Job.id).where(Job.status == JobStatus.QUEUED, Job.kind.in_(kinds)).order_by(Job.id).limit(20)
+                )
             )
         for job_id in candidates:
             with self.transaction() as s:
                 claimed = s.execute(
                     update(Job)
-                    .where(Job.id == job_id, Job.status == "queued")
-                    .values(status="running", updated_at=utcnow())
+                    .where(Job.id == job_id, Job.status == JobStatus.QUEUED)
+                    .values(status=JobStatus.RUNNING, updated_at=utcnow())
                 ).rowcount
                 if claimed != 1:
                     continue  # another worker was faster

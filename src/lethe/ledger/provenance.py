@@ -12,6 +12,7 @@ from sqlalchemy import and_, exists, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from lethe.errors import ConflictError, NotFoundError
+from lethe.ledger.owners import this_process
 from lethe.ledger.schema import (
     Alias,
     Checkpoint,
@@ -25,6 +26,7 @@ from lethe.ledger.schema import (
     VersionCoverage,
     utcnow,
 )
+from lethe.ledger.states import FINISHED_RUN, RunStatus, VersionStatus
 
 EXPOSURE_BATCH = 50_000
 
@@ -71,14 +73,14 @@ class ProvenanceMixin:
         with self.transaction() as s:
             run = Run(
                 kind=kind,
-                status="running",
+                status=RunStatus.RUNNING,
                 lineage_id=lineage_id,
                 parent_version_id=parent_version_id,
                 config=config,
                 seed=seed,
                 world_size=world_size,
                 effective_batch=effective_batch,
-                environment=environment,
+                environment={**(environment or {}), "owner": this_process()},
                 started_at=utcnow(),
             )
             s.add(run)
@@ -87,9 +89,14 @@ class ProvenanceMixin:
             return run.id
 
     def finish_run(
-        self, run_id: int, status: str = "succeeded", *, metrics: dict | None = None, error: str | None = None
+        self,
+        run_id: int,
+        status: RunStatus = RunStatus.SUCCEEDED,
+        *,
+        metrics: dict | None = None,
+        error: str | None = None,
     ) -> None:
-        if status not in ("succeeded", "failed", "cancelled"):
+        if status not in FINISHED_RUN:
             raise ValueError(f"bad run status {status!r}")
         with self.transaction() as s:
             run = s.get(Run, run_id)
@@ -223,7 +230,7 @@ class ProvenanceMixin:
         inherit_coverage: bool = True,
         coverage: dict[int, int] | None = None,
         slice_index: int | None = None,
-        status: str = "published",
+        status: VersionStatus = VersionStatus.PUBLISHED,
         meta: dict | None = None,
         aliases: Sequence[str] = ("latest",),
         name: str | None = None,
@@ -255,7 +262,7 @@ class ProvenanceMixin:
                 covered[run_id] = max(covered.get(run_id, -1), run_max_step if run_max_step is not None else 2**31 - 1)
             for rid, max_step in covered.items():
                 s.add(VersionCoverage(version_id=version.id, run_id=rid, max_step=max_step))
-            for alias in aliases if status == "published" else ():
+            for alias in aliases if status == VersionStatus.PUBLISHED else ():
                 self._set_alias(s, alias, version.id)
             self._event(
                 s,
@@ -288,7 +295,7 @@ class ProvenanceMixin:
         """Turn a candidate into a published version and point aliases at it."""
         with self.transaction() as s:
             version = self._version(s, ref)
-            version.status = "published"
+            version.status = VersionStatus.PUBLISHED
             for alias in aliases:
                 self._set_alias(s, alias, version.id)
             self._event(s, "version.published", "model_version", version.id, name=version.name)
@@ -299,7 +306,7 @@ class ProvenanceMixin:
             version = self._version(s, ref)
             if s.scalar(select(Alias).where(Alias.version_id == version.id)) is not None:
                 raise ConflictError(f"{version.name} is aliased; point the alias elsewhere first")
-            version.status = "discarded"
+            version.status = VersionStatus.DISCARDED
             self._event(s, "version.discarded", "model_version", version.id, name=version.name)
             return version
 
@@ -334,7 +341,7 @@ class ProvenanceMixin:
     def list_versions(self, *, include_discarded: bool = False) -> list[ModelVersion]:
         query = select(ModelVersion)
         if not include_discarded:
-            query = query.where(ModelVersion.status != "discarded")
+            query = query.where(ModelVersion.status != VersionStatus.DISCARDED)
         with self.reading() as s:
             return list(s.scalars(query.order_by(ModelVersion.id)))
 
@@ -432,7 +439,7 @@ class ProvenanceMixin:
         query = select(Checkpoint).where(Checkpoint.lineage_id == lineage_id)
         if not include_tainted:
             query = query.join(ModelVersion, ModelVersion.id == Checkpoint.version_id).where(
-                Checkpoint.tainted_at.is_(None), ModelVersion.status == "published"
+                Checkpoint.tainted_at.is_(None), ModelVersion.status == VersionStatus.PUBLISHED
             )
         with self.reading() as s:
             return list(s.scalars(query.order_by(Checkpoint.slice_index, Checkpoint.id)))

@@ -15,8 +15,9 @@ from lethe.ledger.schema import (
     TokenImpact,
     utcnow,
 )
+from lethe.ledger.states import FINISHED_REQUEST, RequestStatus
 
-REQUEST_STATUSES = ("pending", "running", "evaluated", "succeeded", "failed", "cancelled")
+REQUEST_STATUSES = tuple(RequestStatus)
 
 
 class RequestsMixin:
@@ -43,7 +44,7 @@ class RequestsMixin:
                 reason=reason,
                 requester=requester or self.actor,
                 base_version_id=base_version_id,
-                status="pending",
+                status=RequestStatus.PENDING,
                 created_at=utcnow(),
             )
             s.add(request)
@@ -73,13 +74,13 @@ class RequestsMixin:
             request = s.get(ForgetRequest, request_id)
             if request is None:
                 raise NotFoundError(f"no forget request {request_id}")
-            if fields.get("status", "pending") not in REQUEST_STATUSES:
+            if fields.get("status", RequestStatus.PENDING) not in REQUEST_STATUSES:
                 raise ValueError(f"bad forget request status {fields['status']!r}")
             for name, value in fields.items():
                 if not hasattr(ForgetRequest, name):
                     raise AttributeError(name)
                 setattr(request, name, value)
-            if fields.get("status") in ("succeeded", "failed", "cancelled"):
+            if fields.get("status") in FINISHED_REQUEST:
                 request.finished_at = utcnow()
             if "status" in fields:
                 self._event(

@@ -1,7 +1,9 @@
 """The `Ledger`: the one API through which lethe reads and writes its records.
 
-Every write is a transaction (`with ledger.transaction() as s:`), and every change worth
-remembering appends an event to the changelog in the same transaction. The class is composed
+Every write is a transaction (`with ledger.transaction() as tx:`), and every change worth
+remembering appends an event to the changelog in the same transaction. Transactions nest by
+joining: a domain operation opens one and every ledger method it calls writes into it, so
+the operation commits as a whole (the unit of work). The class is composed
 of one mixin per concept (documents, provenance, requests, conversations, jobs, tokenizers) so
 that each file stays about one thing; no other module writes SQL.
 
@@ -15,6 +17,7 @@ import json
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import datetime
 from pathlib import Path
 
@@ -35,6 +38,9 @@ from lethe.ledger.schema import Event, utcnow
 from lethe.ledger.tokenizers import TokenizersMixin
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+_OPEN: ContextVar[dict[int, Session] | None] = ContextVar("lethe_open_transactions", default=None)
+"""The transaction open in this context, by `id(ledger)`: what nested ledger calls join."""
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:
@@ -103,16 +109,39 @@ class Ledger(
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:
-        """A session whose work is committed together, or not at all."""
+        """The unit of work: everything done inside is committed together, or not at all.
+
+        One domain operation (publish a request, finish a slice, log an exchange, ingest) is
+        one ``with ledger.transaction() as tx:``. Every ledger method called inside joins it
+        (its reads see the writes so far, its writes commit with the rest), and functions
+        outside the ledger that write rows take `tx` itself. Only the outermost block
+        commits; an exception leaving it rolls everything back. The open transaction is
+        per thread and per asyncio task (a context variable), never shared between them.
+        """
+        joined = self.open_transaction()
+        if joined is not None:
+            yield joined
+            return
         session = self._sessions()
+        token = _OPEN.set({**(_OPEN.get() or {}), id(self): session})
         try:
             with session.begin():
                 yield session
         finally:
+            _OPEN.reset(token)
             session.close()
+
+    def open_transaction(self) -> Session | None:
+        """The transaction this thread (or task) has open on this ledger, if any."""
+        return (_OPEN.get() or {}).get(id(self))
 
     @contextmanager
     def reading(self) -> Iterator[Session]:
+        """A session for reads; inside a transaction, that transaction's (so it sees its writes)."""
+        joined = self.open_transaction()
+        if joined is not None:
+            yield joined
+            return
         session = self._sessions()
         try:
             yield session

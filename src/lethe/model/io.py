@@ -32,6 +32,7 @@ from transformers.utils import logging as _hf_logging
 
 from lethe import digests
 from lethe.errors import InputError, NotFoundError, Where
+from lethe.killpoints import kill_point
 
 _hf_logging.disable_progress_bar()  # weight-loading bars would interleave with lethe's own progress and --json
 
@@ -79,8 +80,10 @@ def _exchange(a: Path, b: Path) -> bool:
 
 
 @contextmanager
-def atomic_directory(target: str | Path) -> Iterator[Path]:
+def atomic_directory(target: str | Path, *, kill_at: str | None = None) -> Iterator[Path]:
     """Yield a fresh temporary directory; on success it replaces `target` in one step.
+
+    `kill_at` names the kill point (`lethe.killpoints`) between writing and renaming.
 
     On Linux an existing target is swapped out with an atomic exchange. Elsewhere the old
     directory is first renamed aside (``.<name>.old-*``) and `recover_directory` puts it
@@ -93,6 +96,8 @@ def atomic_directory(target: str | Path) -> Iterator[Path]:
     tmp.mkdir()
     try:
         yield tmp
+        if kill_at:
+            kill_point(kill_at)
         _fsync_tree(tmp)
         if not target.exists():
             os.rename(tmp, target)
@@ -287,6 +292,7 @@ def save_training_state(
     *,
     generators: Mapping[str, torch.Generator] | None = None,
     extra: Mapping[str, Any] | None = None,
+    kill_at: str | None = None,
 ) -> None:
     """Atomically write everything exact resumption needs into `directory`.
 
@@ -304,7 +310,7 @@ def save_training_state(
         "rng": flat.encode(rng_states(generators), "rng"),
         "extra": flat.encode(dict(extra or {}), "extra"),
     }
-    with atomic_directory(directory) as tmp:
+    with atomic_directory(directory, kill_at=kill_at) as tmp:
         save_model(model, str(tmp / MODEL_TENSORS))
         save_file(flat.tensors, str(tmp / STATE_TENSORS))
         (tmp / STATE_JSON).write_text(json.dumps(document, indent=1))

@@ -105,7 +105,9 @@ def save_slice_checkpoint(path: Path, model, optimizer, scheduler, step: int, ex
 
 def save_resume_state(paths: LineagePaths, model, optimizer, scheduler, step: int, extra: dict) -> None:
     """The state of the job in progress; `extra` says where in the job it stands."""
-    save_training_state(paths.resume, model, optimizer, scheduler, step, extra=extra)
+    save_training_state(
+        paths.resume, model, optimizer, scheduler, step, extra=extra, kill_at="train.resume_state_written"
+    )
 
 
 def read_resume_state(paths: LineagePaths) -> dict | None:

@@ -10,12 +10,14 @@ so a failed run publishes nothing.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import torch
 
 from lethe.digests import weights_sha256
 from lethe.errors import LetheError
+from lethe.killpoints import kill_point
+from lethe.ledger.states import RunStatus, VersionStatus
 from lethe.model.io import MODEL_TENSORS, save_version
 from lethe.model.presets import load_base
 from lethe.train import distributed
@@ -37,7 +39,7 @@ from lethe.train.loop import train_slice
 from lethe.train.progress import ProgressCallback, ProgressEvent, no_progress
 
 
-@dataclass
+@dataclass(kw_only=True)
 class SliceSpec:
     """One slice to train: its index in the lineage, its documents, its recorded config."""
 
@@ -49,7 +51,36 @@ class SliceSpec:
     """`TrainConfig.to_dict()` plus `slice_seed`: exactly what the ledger holds for the slice."""
 
 
-@dataclass
+@dataclass(frozen=True, kw_only=True)
+class FromBase:
+    """Start from the lineage's base: a preset's seeded random initialisation, or a pretrained model."""
+
+    base: str
+    seed: int
+    kind: Literal["base"] = "base"
+
+
+@dataclass(frozen=True, kw_only=True)
+class FromWeights:
+    """Start from saved weights: a slice checkpoint (replay) or a published version (update)."""
+
+    kind: Literal["checkpoint", "version"]
+    path: str
+
+
+StartPoint = FromBase | FromWeights
+"""Where a job's first slice starts; tagged by `kind` in the JSON a resume state keeps."""
+
+
+def start_point(values: dict) -> StartPoint:
+    """A start point from its JSON form (`from` is the tag resume states written before had)."""
+    kind = values.get("kind", values.get("from"))
+    if kind == "base":
+        return FromBase(base=values["base"], seed=values["seed"])
+    return FromWeights(kind=kind, path=values["path"])
+
+
+@dataclass(kw_only=True)
 class JobSpec:
     """Everything every process needs to run (or resume) a job; plain data, JSON-able."""
 
@@ -61,9 +92,8 @@ class JobSpec:
     lineage_name: str
     run_id: int
     slices: list[SliceSpec]
-    start: dict
-    """Starting weights: `{"from": "base", "base": ..., "seed": ...}`, or `{"from": "checkpoint"
-    | "version", "path": ...}`."""
+    start: StartPoint
+    """The starting weights."""
     parent_version_id: int | None = None
     """The version the first slice builds on (its coverage is inherited)."""
     exclude_document_ids: list[int] = field(default_factory=list)
@@ -82,10 +112,11 @@ class JobSpec:
     def from_dict(cls, values: dict) -> JobSpec:
         values = dict(values)
         values["slices"] = [SliceSpec(**s) for s in values["slices"]]
+        values["start"] = start_point(values["start"])
         return cls(**values)
 
 
-@dataclass
+@dataclass(kw_only=True)
 class ResumePoint:
     """Where a job stands: what the resume state records besides the weights."""
 
@@ -130,9 +161,11 @@ class JobRunner:
             if progress.step_in_slice == 0:  # a slice boundary: the weights are all there is
                 load_resume_state(self.paths, model)
             return model  # mid-slice: train_slice's resume hook restores everything
-        if start["from"] == "base":
-            return load_base(start["base"], self.tokenizer, seed=start["seed"])
-        return load_weights(empty_model(self.paths), start["path"])
+        match start:
+            case FromBase(base=base, seed=seed):
+                return load_base(base, self.tokenizer, seed=seed)
+            case FromWeights(path=path):
+                return load_weights(empty_model(self.paths), path)
 
     # -- the job -------------------------------------------------------------------------------
 
@@ -140,6 +173,9 @@ class JobRunner:
         model = self.starting_model()
         fresh = self.progress.position == 0 and self.progress.step_in_slice == 0
         if fresh and self.main:
+            # The job itself goes on record first: a process killed before its first resume
+            # state is in place leaves a run that `lethe train --resume` can still restart.
+            self.ledger.update_run_metrics(self.spec.run_id, {"job": self.spec.to_dict()})
             self._mark_start(model)
         distributed.barrier()
         for position in range(self.progress.position, len(self.spec.slices)):
@@ -176,7 +212,9 @@ class JobRunner:
 
         def save_state(m, optimizer, scheduler, step: int) -> None:
             if self.main:
-                state = ResumePoint(position, step, offset + step, list(progress.versions))
+                state = ResumePoint(
+                    position=position, step_in_slice=step, global_step=offset + step, versions=list(progress.versions)
+                )
                 save_resume_state(self.paths, m, optimizer, scheduler, offset + step, self._extra(state))
             distributed.barrier()
 
@@ -231,6 +269,7 @@ class JobRunner:
                 replaced_by_run=self.spec.run_id,
             )
         save_resume_state(self.paths, model, torch.optim.AdamW(model.parameters()), None, 0, self._extra(self.progress))
+        kill_point("train.started")
 
     def _extra(self, progress: ResumePoint) -> dict:
         return {"job": self.spec.to_dict(), "progress": asdict(progress)}
@@ -244,22 +283,6 @@ class JobRunner:
         if adapter is not None:
             adapter.base = self._adapter_base(parent)
         sha = save_version(model, self.tokenizer, path, adapter=adapter)
-        meta = {"lineage": spec.lineage_name, "documents": n_documents, **stats}
-        version = ledger.register_version(
-            kind=spec.version_kind,
-            path=str(path),
-            weights_sha256=sha,
-            lineage_id=spec.lineage_id,
-            parent_id=parent,
-            run_id=spec.run_id,
-            run_max_step=progress.global_step,
-            coverage=coverage,
-            slice_index=sl.index,
-            status="candidate",
-            meta=meta,
-            aliases=(),
-        )
-        progress.versions.append(version.id)
         checkpoint = self.paths.slice_checkpoint(sl.index, spec.run_id)
         if optimizer is None:  # an empty slice: keep the weights, with a fresh optimizer's state
             optimizer = torch.optim.AdamW(model.parameters())
@@ -269,20 +292,45 @@ class JobRunner:
             optimizer,
             scheduler,
             progress.global_step,
-            {"slice_index": sl.index, "run_id": spec.run_id, "version_id": version.id},
+            {"slice_index": sl.index, "run_id": spec.run_id},
         )
-        ledger.register_checkpoint(
-            lineage_id=spec.lineage_id,
-            slice_index=sl.index,
-            path=str(checkpoint),
-            weights_sha256=weights_sha256(checkpoint, files=[MODEL_TENSORS]),
-            version_id=version.id,
-            run_id=spec.run_id,
+        kill_point("train.slice_saved")
+        meta = {"lineage": spec.lineage_name, "documents": n_documents, **stats}
+        # The slice's version, checkpoint and the run's metrics are one unit of work: a kill
+        # leaves either none of them on record or all (files without rows are orphans that
+        # `lethe ledger check` lists and resume overwrites).
+        with ledger.transaction():
+            version = ledger.register_version(
+                kind=spec.version_kind,
+                path=str(path),
+                weights_sha256=sha,
+                lineage_id=spec.lineage_id,
+                parent_id=parent,
+                run_id=spec.run_id,
+                run_max_step=progress.global_step,
+                coverage=coverage,
+                slice_index=sl.index,
+                status=VersionStatus.CANDIDATE,
+                meta=meta,
+                aliases=(),
+            )
+            ledger.register_checkpoint(
+                lineage_id=spec.lineage_id,
+                slice_index=sl.index,
+                path=str(checkpoint),
+                weights_sha256=weights_sha256(checkpoint, files=[MODEL_TENSORS]),
+                version_id=version.id,
+                run_id=spec.run_id,
+            )
+            metrics = [*self.metrics, {"slice_index": sl.index, "version": version.name, **stats}]
+            ledger.update_run_metrics(spec.run_id, {"slices": metrics, "global_step": progress.global_step})
+        self.metrics = metrics
+        progress.versions.append(version.id)
+        kill_point("train.slice_recorded")
+        after = ResumePoint(
+            position=position + 1, step_in_slice=0, global_step=progress.global_step, versions=list(progress.versions)
         )
-        after = ResumePoint(position + 1, 0, progress.global_step, list(progress.versions))
         save_resume_state(self.paths, model, optimizer, scheduler, progress.global_step, self._extra(after))
-        self.metrics.append({"slice_index": sl.index, "version": version.name, **stats})
-        ledger.update_run_metrics(spec.run_id, {"slices": self.metrics, "global_step": progress.global_step})
         self.callback(
             ProgressEvent(
                 kind="slice_end",
@@ -301,15 +349,20 @@ class JobRunner:
         if parent is not None:
             return self.ledger.resolve_version(parent, allow_tainted=True).path
         start = self.spec.start
-        return str(start.get("path") or start.get("base"))
+        return start.path if isinstance(start, FromWeights) else start.base
 
     def publish(self) -> None:
         spec, ledger, versions = self.spec, self.ledger, self.progress.versions
-        if spec.publish:
-            for i, version_id in enumerate(versions):
-                last = i == len(versions) - 1
-                ledger.publish_version(version_id, aliases=tuple(spec.aliases) if last else ())
-        ledger.finish_run(spec.run_id, "succeeded", metrics={"versions": versions, "exposures": self.recorder.recorded})
+        kill_point("train.before_publish")
+        with ledger.transaction():
+            if spec.publish:
+                for i, version_id in enumerate(versions):
+                    last = i == len(versions) - 1
+                    ledger.publish_version(version_id, aliases=tuple(spec.aliases) if last else ())
+            ledger.finish_run(
+                spec.run_id, RunStatus.SUCCEEDED, metrics={"versions": versions, "exposures": self.recorder.recorded}
+            )
+        kill_point("train.published")
         clear_resume_state(self.paths)
         if versions:
             self.callback(
@@ -333,7 +386,7 @@ def execute(
         return JobRunner(workspace, spec, progress or ResumePoint(), callback).run()
     except BaseException as error:
         if distributed.is_main_process():
-            status = "cancelled" if isinstance(error, KeyboardInterrupt) else "failed"
+            status = RunStatus.CANCELLED if isinstance(error, KeyboardInterrupt) else RunStatus.FAILED
             message = error.message if isinstance(error, LetheError) else f"{type(error).__name__}: {error}"
             try:
                 workspace.ledger.finish_run(spec.run_id, status, error=message)

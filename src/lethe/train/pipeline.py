@@ -20,13 +20,14 @@ from pathlib import Path
 from typing import Any
 
 from lethe.errors import ConflictError, InputError, LetheError, NotFoundError, Where
+from lethe.ledger.states import RunKind, VersionKind
 from lethe.model.presets import PRESETS, load_base
 from lethe.train import distributed
 from lethe.train.checkpointing import LineagePaths, read_resume_state, save_spec
 from lethe.train.config import TrainConfig
 from lethe.train.environment import environment
 from lethe.train.examples import SFT_ENCODERS, is_trainable
-from lethe.train.job import JobSpec, ResumePoint, SliceSpec, execute
+from lethe.train.job import FromBase, FromWeights, JobSpec, ResumePoint, SliceSpec, execute
 from lethe.train.progress import ProgressCallback, no_progress
 from lethe.train.slices import KEY_HASH, plan_slices, slice_seed, training_documents
 from lethe.train.tokenizers import document_ids, resolve_tokenizer
@@ -195,10 +196,15 @@ def train(
         for index, doc_ids in enumerate(plan):
             ledger.add_slice(row.id, index, doc_ids, run_id=run_id, config=_slice_config(settings, index))
             trains_on = training_documents(plan, index, cumulative=settings.cumulative)
-            specs.append(SliceSpec(index, trains_on, _slice_config(settings, index)))
-        kind = "pretrain" if base in PRESETS else "finetune"
+            specs.append(SliceSpec(index=index, document_ids=trains_on, config=_slice_config(settings, index)))
         spec = JobSpec(
-            "train", kind, row.id, name, run_id, specs, start={"from": "base", "base": base, "seed": settings.seed}
+            run_kind=RunKind.TRAIN,
+            version_kind=VersionKind.PRETRAIN if base in PRESETS else VersionKind.FINETUNE,
+            lineage_id=row.id,
+            lineage_name=name,
+            run_id=run_id,
+            slices=specs,
+            start=FromBase(base=base, seed=settings.seed),
         )
         return spec, ResumePoint()
 
@@ -259,13 +265,13 @@ def update(
         ledger.add_slice(lineage.id, index, ids, run_id=run_id, config=_slice_config(settings, index))
         trains_on = training_documents([*(own for _, own in plan), ids], len(plan), cumulative=settings.cumulative)
         spec = JobSpec(
-            "update",
-            "update",
-            lineage.id,
-            lineage.name,
-            run_id,
-            [SliceSpec(index, trains_on, _slice_config(settings, index))],
-            start={"from": "version", "path": parent.path},
+            run_kind=RunKind.UPDATE,
+            version_kind=VersionKind.UPDATE,
+            lineage_id=lineage.id,
+            lineage_name=lineage.name,
+            run_id=run_id,
+            slices=[SliceSpec(index=index, document_ids=trains_on, config=_slice_config(settings, index))],
+            start=FromWeights(kind="version", path=parent.path),
             parent_version_id=parent.id,
         )
         return spec, ResumePoint()
@@ -348,23 +354,25 @@ def replay(
         own = [[successors.get(d, d) for d in ids] for _, ids in plan]
         slices = [
             SliceSpec(
-                sl.index, training_documents(own, i, cumulative=bool(sl.config.get("cumulative"))), dict(sl.config)
+                index=sl.index,
+                document_ids=training_documents(own, i, cumulative=bool(sl.config.get("cumulative"))),
+                config=dict(sl.config),
             )
             for i, (sl, _) in enumerate(plan[position:], start=position)
         ]
         init_seed = (row.config or {}).get("init_seed", 0)
         start = (
-            {"from": "checkpoint", "path": checkpoint.path}
+            FromWeights(kind="checkpoint", path=checkpoint.path)
             if checkpoint
-            else {"from": "base", "base": row.base, "seed": init_seed}
+            else FromBase(base=row.base, seed=init_seed)
         )
         spec = JobSpec(
-            "replay",
-            "replay",
-            row.id,
-            row.name,
-            run_id,
-            slices,
+            run_kind=RunKind.REPLAY,
+            version_kind=VersionKind.REPLAY,
+            lineage_id=row.id,
+            lineage_name=row.name,
+            run_id=run_id,
+            slices=slices,
             start=start,
             parent_version_id=parent,
             exclude_document_ids=sorted(excluded),
@@ -435,20 +443,20 @@ def _retokenized_replay(
         ledger.add_slice(new.id, sl.index, ids, run_id=run_id, config=dict(sl.config or {}))
     slices = [
         SliceSpec(
-            sl.index,
-            training_documents(own, i, cumulative=bool((sl.config or {}).get("cumulative"))),
-            dict(sl.config or {}),
+            index=sl.index,
+            document_ids=training_documents(own, i, cumulative=bool((sl.config or {}).get("cumulative"))),
+            config=dict(sl.config or {}),
         )
         for i, (sl, _) in enumerate(plan)
     ]
     return JobSpec(
-        "replay",
-        "replay",
-        new.id,
-        name,
-        run_id,
-        slices,
-        start={"from": "base", "base": row.base, "seed": init_seed},
+        run_kind=RunKind.REPLAY,
+        version_kind=VersionKind.REPLAY,
+        lineage_id=new.id,
+        lineage_name=name,
+        run_id=run_id,
+        slices=slices,
+        start=FromBase(base=row.base, seed=init_seed),
         parent_version_id=None,
         exclude_document_ids=sorted(excluded),
         publish=publish,
@@ -456,11 +464,28 @@ def _retokenized_replay(
     )
 
 
+RESTARTABLE = (RunKind.TRAIN, RunKind.UPDATE)
+"""Run kinds `resume` restarts from their recorded job when no resume state was written
+(a replay belongs to a forget request: `lethe requests resume` runs it again)."""
+
+
+def _dead_jobs(ledger: Any) -> dict[str, Any]:
+    """The newest dead run of each lineage whose job is on record, by lineage name."""
+    from lethe.ledger.half_states import dead_runs
+
+    found = {}
+    for run in dead_runs(ledger):
+        if run.kind in RESTARTABLE and run.lineage_id is not None and "job" in (run.metrics or {}):
+            found[ledger.lineage(run.lineage_id).name] = run
+    return found
+
+
 def _pending_lineage(workspace: Any, lineage: str | None) -> LineagePaths:
     if lineage:
         name = workspace.ledger.lineage(lineage).name
         return LineagePaths.of(workspace, name)
-    pending = sorted(p.parent.name for p in (workspace.home / "checkpoints").glob("*/resume"))
+    with_state = {p.parent.name for p in (workspace.home / "checkpoints").glob("*/resume")}
+    pending = sorted(with_state | set(_dead_jobs(workspace.ledger)))
     if not pending:
         raise NotFoundError("no interrupted training to resume in this workspace")
     if len(pending) > 1:
@@ -480,9 +505,13 @@ def resume(workspace: Any, *, lineage: str | None = None, callback: ProgressCall
         ledger = workspace.ledger
         paths = _pending_lineage(workspace, lineage)
         state = read_resume_state(paths)
-        if state is None:
+        if state is not None:
+            spec, progress = JobSpec.from_dict(state["job"]), ResumePoint(**state["progress"])
+        elif paths.name in _dead_jobs(ledger):
+            # Killed before its first resume state was in place: nothing was trained yet.
+            spec, progress = JobSpec.from_dict(_dead_jobs(ledger)[paths.name].metrics["job"]), ResumePoint()
+        else:
             raise NotFoundError(f"lineage {paths.name} has no resume state")
-        spec, progress = JobSpec.from_dict(state["job"]), ResumePoint(**state["progress"])
         old = ledger.run(spec.run_id)
         if old.status == "succeeded":
             raise ConflictError(f"run {old.id} finished already; nothing to resume")

@@ -9,6 +9,7 @@ from typing import Any
 
 from lethe.errors import InputError, Where
 from lethe.forget.strategies.base import Candidate, Strategy, StrategyContext
+from lethe.ledger.states import VersionKind, VersionStatus
 
 RETAIN_CAP = 2000
 """At most this many retain documents (drawn, seeded, from what the base version trained on)."""
@@ -96,13 +97,13 @@ class ApproximateUnlearning(Strategy):
         directory = workspace.path("models", f"unlearn-r{request.id}-run{context.run_id}")
         save_version(result.model, tokenizer, directory)
         version = ledger.register_version(
-            kind="unlearn",
+            kind=VersionKind.UNLEARN,
             path=str(directory),
             weights_sha256=weights_sha256(directory),
             lineage_id=base.lineage_id,
             parent_id=base.id,
             run_id=context.run_id,
-            status="candidate",
+            status=VersionStatus.CANDIDATE,
             aliases=(),
             meta={
                 "method": self.name,
