@@ -20,7 +20,7 @@ runner = CliRunner()
 
 
 @pytest.fixture
-def ledger_state(isolated_workspace, tmp_path):
+def ledger_state(initialized_workspace, tmp_path):
     """A workspace holding one document; returns a function snapshotting every table's rows."""
     seed = tmp_path / "seed.jsonl"
     seed.write_text('{"id": "seed", "text": "already here"}\n')

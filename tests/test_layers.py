@@ -19,7 +19,7 @@ LAYERS = [
     {"unlearn", "eval", "train", "chat"},
     {"model", "data"},
     {"ledger", "workspace", "registry"},
-    {"errors", "digests", "killpoints", "__init__"},
+    {"errors", "digests", "killpoints", "threads", "__init__"},
 ]
 RANK = {package: rank for rank, packages in enumerate(LAYERS) for package in packages}
 
