@@ -97,7 +97,9 @@ class TofuBenchConfig:
 
     def to_dict(self) -> dict[str, Any]:
         values = asdict(self)
-        values["data"] = str(Path(self.data).resolve())
+        # as given (e.g. ../shared/data/tofu): results files carry no machine path, and the
+        # cache keys on the data files' hashes, not on where they lie
+        values["data"] = str(self.data)
         return values
 
     def unlearn_settings(self) -> dict[str, Any]:
