@@ -11,9 +11,10 @@ torch's default), `passive` (the same threads, idle ones sleep: OMP_WAIT_POLICY=
 `free` (threads = cores free right now), `free-passive` (both: lethe's default), and `--threads 1`
 and `interop 1` (torch.set_num_interop_threads(1) on top of the default) for comparison.
 
-    .venv/bin/python benchmarks/threads.py [--rounds 1] [--only torch,free-passive]
+    .venv/bin/python benchmarks/threads.py [--rounds 1] [--only torch,free-passive] [--full]
 
-Prints a table and writes benchmarks/results/threads.json.
+Prints a table and writes benchmarks/results/threads.json (threads-full.json with --full: the
+whole demo, `make demo`'s job, instead of the quick one).
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ POLICIES: dict[str, tuple[dict[str, str], list[str], str]] = {
 }
 
 
-def run_demo(name: str, contended: bool) -> float:
+def run_demo(name: str, contended: bool, quick: bool = True) -> float:
     extra_env, options, program = POLICIES[name]
     env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "LETHE_THREADS")}
     env.update({"PYTHONPATH": str(ROOT / "src"), **extra_env})
@@ -55,7 +56,16 @@ def run_demo(name: str, contended: bool) -> float:
         if busy is not None:
             time.sleep(1.0)  # the competitor is running before lethe decides its threads
         with tempfile.TemporaryDirectory(prefix="lethe-threads-") as tmp:
-            command = [sys.executable, "-c", program, "--home", str(Path(tmp) / "demo"), *options, "demo", "--quick"]
+            command = [
+                sys.executable,
+                "-c",
+                program,
+                "--home",
+                str(Path(tmp) / "demo"),
+                *options,
+                "demo",
+                *(["--quick"] if quick else []),
+            ]
             started = time.perf_counter()
             proc = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
             seconds = time.perf_counter() - started
@@ -72,6 +82,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--only", default=",".join(POLICIES), help="Comma-separated policies to measure.")
+    parser.add_argument("--full", action="store_true", help="The whole demo (`make demo`'s job), not --quick.")
     args = parser.parse_args()
     names = [n.strip() for n in args.only.split(",") if n.strip()]
     if "torch" not in names:
@@ -79,8 +90,8 @@ def main() -> None:
     samples: dict[str, list[dict]] = {n: [] for n in names}
     for round_index in range(args.rounds):
         for name in names:
-            quiet = run_demo(name, contended=False)
-            contended = run_demo(name, contended=True)
+            quiet = run_demo(name, contended=False, quick=not args.full)
+            contended = run_demo(name, contended=True, quick=not args.full)
             samples[name].append({"round": round_index, "quiet_s": round(quiet, 1), "contended_s": round(contended, 1)})
             print(f"round {round_index} {name:>13}: quiet {quiet:6.1f}s  contended {contended:6.1f}s", flush=True)
     rows = []
@@ -100,7 +111,7 @@ def main() -> None:
         )
     result = {
         "benchmark": "threads",
-        "command": "lethe demo --quick",
+        "command": "lethe demo" if args.full else "lethe demo --quick",
         "date": datetime.now(UTC).strftime("%Y-%m-%d"),
         "cores": os.cpu_count(),
         "python": platform.python_version(),
@@ -108,8 +119,9 @@ def main() -> None:
         "rows": rows,
         "samples": samples,
     }
+    results = RESULTS.with_name("threads-full.json") if args.full else RESULTS
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
+    results.write_text(json.dumps(result, indent=2) + "\n")
     print("\n| policy | quiet s | contended s | contended / quiet | quiet vs torch default |")
     print("|---|---:|---:|---:|---:|")
     for row in rows:
@@ -117,7 +129,7 @@ def main() -> None:
             f"| {row['policy']} | {row['quiet_s']:.1f} | {row['contended_s']:.1f} | "
             f"{row['contended_over_quiet']:.2f}x | {row['quiet_vs_torch_default']:+.1%} |"
         )
-    print(f"\nwrote {RESULTS}")
+    print(f"\nwrote {results}")
 
 
 if __name__ == "__main__":
