@@ -80,7 +80,7 @@ def _trainable_ids(ledger: Any, data: str | Sequence[str]) -> tuple[list[int], l
 
 def _check_task(documents: Sequence[Any], task: str) -> None:
     if task == "sft":
-        kinds = sorted({d.kind for d in documents} - set(SFT_ENCODERS))
+        kinds = sorted({d.kind for d in documents} - set(SFT_ENCODERS.names()))
         if kinds:
             raise InputError(
                 f"task 'sft' cannot train on {', '.join(kinds)} documents; use --task auto or pretrain",
