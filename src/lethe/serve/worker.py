@@ -182,7 +182,7 @@ class JobWorker:
         me = _owner()
         failed = []
         for job in self.ledger.jobs(limit=1000):
-            if job.status != "running":
+            if job.status != JobStatus.RUNNING:
                 continue
             owner = next((r["worker"] for r in job.progress or [] if r.get("worker")), None)
             if owner is not None:
