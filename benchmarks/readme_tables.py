@@ -121,6 +121,45 @@ def train_qa() -> str:
     )
 
 
+@table("train_base")
+def train_base_table() -> str:
+    data = load("train.json")["base"]
+    rows = [
+        [r["method"], r["precision"], f"{r['trainable']:,}", f"{r['tokens_per_second']:,.0f}", pct(r["mfu"] * 100)]
+        for r in data["rows"]
+    ]
+    first = data["rows"][0]
+    peaks = {r["precision"]: r["peak_flops"] for r in data["rows"]}
+    cpu = data["cpu"]
+    lora_bf16 = next(r for r in data["rows"] if r["method"] == "LoRA" and r["precision"] == "bf16")
+    note = (
+        f"\n`python benchmarks/train.py --part base --threads {data['threads']}` on {data['date']}: "
+        f"{first['model']}, batch {first['batch']} × {first['seq_len']} tokens (no padding), median of "
+        f"{first['steps']} timed steps; matmul peak of the same run {peaks['bf16'] / 1e9:.0f} GFLOP/s bf16, "
+        f"{peaks['fp32'] / 1e9:.0f} GFLOP/s fp32; load average {data['load_average']['start']:.1f} → "
+        f"{data['load_average']['end']:.1f} on {data['cores']} shared cores. LoRA bf16 reached "
+        f"**{lora_bf16['mfu']:.1%} MFU** (goal ≥30%). CPU: torch dispatches to {cpu['torch_cpu_capability']}, "
+        f"AVX-512 bf16 {'advertised' if cpu['avx512_bf16'] else 'not advertised'}, AMX tiles "
+        f"{'advertised' if cpu['amx_tile'] else 'not advertised'}.\n"
+    )
+    return markdown(["method", "precision", "trainable params", "tok/s", "MFU"], rows, "llrrr") + note
+
+
+@table("serve_base")
+def serve_base_table() -> str:
+    data = load("serve-base.json")
+    rows = [
+        [str(r["batch"]), f"{r['tokens']:,}", f"{r['seconds']:.1f}", f"{r['tokens_per_second']:.1f}"]
+        for r in data["rows"]
+    ]
+    note = (
+        f"\n`python benchmarks/serve.py --base --threads {data['threads']}` on {data['date']}: {data['model']}, "
+        f"{data['tokens_per_reply']} tokens per reply (greedy, end of text ignored), lethe's engine; load average "
+        f"{data['load_average']['start']:.1f} → {data['load_average']['end']:.1f} on {data['cores']} shared cores.\n"
+    )
+    return markdown(["batch", "tokens", "seconds", "aggregate tok/s"], rows, "rrrr") + note
+
+
 @table("serve")
 def serve_table() -> str:
     data = load("serve.json")
