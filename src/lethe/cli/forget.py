@@ -38,7 +38,11 @@ def forget(
     docs: list[str] = typer.Option(None, "--docs", help="Document ids or keys (repeat, or comma-separate)."),
     collection: str = typer.Option(None, "--collection", help="Forget every document of a collection."),
     search: str = typer.Option(None, "--search", help="Forget every document whose title or content has this text."),
-    method: str = typer.Option("exact", "--method", "-m", help="Unlearning method (see `lethe requests methods`)."),
+    method: str = typer.Option(
+        "exact", "--method", "-m", help="Unlearning method (see `lethe requests methods`), or auto (the best tuned)."
+    ),
+    tuned: bool = typer.Option(False, "--tuned", help="Use the settings `lethe tune` chose for this method."),
+    budget: float = typer.Option(None, "--budget", help="With --method auto: seconds the method may take."),
     reason: str = typer.Option(None, "--reason", help="Why (recorded with the request and the tombstones)."),
     requester: str = typer.Option(None, "--requester", help="Who asked."),
     version: str = typer.Option("latest", "--version", help="The version to unlearn from."),
@@ -82,6 +86,11 @@ def forget(
         config["lr"] = lr
     if retokenize:
         config["retokenize"] = True
+    from lethe.forget.tuning import resolve_tuned
+
+    method, config, tuned_note = resolve_tuned(ws.ledger, version, method, config, tuned=tuned, budget=budget)
+    if tuned_note and not json:
+        console.print(f"method {method}: {tuned_note}", highlight=False)
     choices = read_choices(mention_choices) if mention_choices else None
     if dry_run:
         _dry_run(ws, selector, version, mentions, choices, json)

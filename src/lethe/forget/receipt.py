@@ -179,6 +179,7 @@ def build_receipt(workspace: Workspace, request_id: int) -> dict:
     with ledger.reading() as s:  # purged versions too: the receipt names what was deleted
         base = s.get(ModelVersion, request.base_version_id) if request.base_version_id else None
         result = s.get(ModelVersion, request.result_version_id) if request.result_version_id else None
+    boundary = ledger.base_boundary(base.id if base is not None else None)
     tokenizer = tokenizer_status(workspace, result, audit.get("tokenizer"))
     tokenizer["purged_paths"] = erasure.get("tokenizer_purged", [])
     scan = erasure.get("scan") or {}
@@ -187,6 +188,7 @@ def build_receipt(workspace: Workspace, request_id: int) -> dict:
         "tokenizer": tokenizer["statement"],
         "files_with_hits": [h["path"] for h in scan.get("files_with_hits", [])],
         "mentions_kept": [m["key"] for m in (request.config or {}).get("mentions", []) if m["decision"] == "keep"],
+        "pretraining_data": boundary["statement"] if boundary else None,
     }
     config = {k: v for k, v in (request.config or {}).items() if k != "mentions"}
     return {
@@ -219,6 +221,9 @@ def build_receipt(workspace: Workspace, request_id: int) -> dict:
             "before": {"version": base.name, "sha256": base.weights_sha256} if base else None,
             "after": {"version": result.name, "sha256": result.weights_sha256} if result else None,
         },
+        # provenance starts here: a base-derived version's base, by name and sha256 (None:
+        # trained from scratch, every example it saw is in the ledger)
+        "base_model": boundary,
         "latest_moved_at": _iso(moved),
         "audit": {k: v for k, v in audit.items() if k not in ("erasure", "samples")},
         "strings": erasure.get("strings", {}),
@@ -317,6 +322,7 @@ def render_html(signed: dict) -> str:
         ("Checkpoints", _table(found["checkpoints"])),
         ("Model versions (taint, purge)", _table(r["versions"])),
         ("Weights", _pairs({k: v for k, v in r["weights"].items()} | {"latest moved at": r["latest_moved_at"]})),
+        ("Base model (where provenance starts)", _pairs(r.get("base_model") or {"base_model": None})),
         ("Tokenizer", _pairs(found["tokenizer"])),
         ("Mentions", _table(found["mentions"])),
         ("Conversations redacted", _table(found["conversations"])),

@@ -36,6 +36,7 @@ from lethe.ledger.provenance import ProvenanceMixin
 from lethe.ledger.requests import RequestsMixin
 from lethe.ledger.schema import Event
 from lethe.ledger.tokenizers import TokenizersMixin
+from lethe.ledger.tuning import TuningMixin
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
@@ -87,6 +88,7 @@ class Ledger(
     JobsMixin,
     TokenizersMixin,
     BaseModelsMixin,
+    TuningMixin,
 ):
     """The provenance ledger of one lethe workspace."""
 
