@@ -28,7 +28,7 @@ def request_collection(ws) -> str:
     return next(n for n in names if n.startswith(kind + "/"))
 
 
-def test_tune_stores_resumes_and_forget_tuned_applies_the_best(trained_workspace):
+def test_tune_stores_resumes_and_forget_tuned_applies_the_best(trained_workspace, tmp_path):
     ws, _, _ = trained_workspace
     ledger = ws.ledger
     like = request_collection(ws)
@@ -56,6 +56,12 @@ def test_tune_stores_resumes_and_forget_tuned_applies_the_best(trained_workspace
     assert [(s["name"], s["trials"]) for s in listed] == [(second["name"], 3)]
     shown = json.loads(invoke("tune", "show", str(second["id"]), "--json"))
     assert shown["best"] == best
+    chart = tmp_path / "pareto.png"
+    invoke("tune", "show", second["name"], "--plot", str(chart))
+    assert chart.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and chart.stat().st_size > 10_000
+    from lethe.report.html import render_report
+
+    assert "Tuning against the exact answer" in render_report(ws)  # the report's Pareto panel
 
     # --tuned: the request runs with the chosen trial's settings
     out = json.loads(invoke("forget", "--collection", like, "--method", "npo", "--tuned", "--no-publish", "--json"))

@@ -100,7 +100,7 @@ class TofuBenchConfig:
     tune_budget: float | None = None
     """Seconds of tuning per method (no new trial starts after)."""
     tune_utility_fraction: float = 0.97
-    tune_finalists: int = 2
+    tune_finalists: int = 1
 
     def replace(self, **changes: Any) -> TofuBenchConfig:
         """A copy with the given fields changed; `None` values mean "keep"."""

@@ -87,3 +87,16 @@ def tuning_html(studies: list[dict[str, Any]], image: str) -> str:
         "<table><tr><th>method</th><th>trials</th><th>chosen</th><th>forget quality</th>"
         "<th>utility / exact</th><th>settings</th></tr>" + "".join(rows) + "</table></section>"
     )
+
+
+def tuning_section(ledger: Any) -> str:
+    """The report's section for the workspace's tuning studies ("" when there are none)."""
+    import base64
+
+    from lethe.forget.tuning import study_summary
+
+    studies = [study_summary(ledger, s) for s in ledger.tuning_studies()]
+    if not studies:
+        return ""
+    png = plots.png_bytes(pareto_figure(studies))
+    return tuning_html(studies, "data:image/png;base64," + base64.b64encode(png).decode("ascii"))
