@@ -166,7 +166,8 @@ def serve_base_table() -> str:
         for r in data["rows"]
     ]
     note = (
-        f"\n`python benchmarks/serve.py --base --threads {data['threads']}` on {data['date']}: {data['model']}, "
+        f"\n`python benchmarks/serve.py --base --threads {data['threads']}"
+        f"{'' if data['tokens_per_reply'] == 128 else ' --tokens ' + str(data['tokens_per_reply'])}` on {data['date']}: {data['model']}, "
         f"{data['tokens_per_reply']} tokens per reply (greedy, end of text ignored), lethe's engine; load average "
         f"{data['load_average']['start']:.1f} → {data['load_average']['end']:.1f} on {data['cores']} shared cores.\n"
     )
