@@ -365,6 +365,68 @@ def synth_table() -> str:
     return markdown(header, rows, "lrrrrr") + note
 
 
+TUNED_RUNS = (
+    ("synth", "synth-tuned/results.json"),
+    ("TOFU forget10, 40 authors", "tofu-forget10-authors40-tuned/results.json"),
+)
+CHECK_NAMES = {
+    "forget_quality": "forget quality < 0.9",
+    "utility": "utility < 97 %",
+    "time": "time > 10 %",
+    "robustness": "attacks outside exact's range",
+}
+
+
+def frac(value: float | None) -> str:
+    return "" if value is None else pct(100 * value)
+
+
+@table("tuning_goal")
+def tuning_goal_table() -> str:
+    rows, notes = [], []
+    for name, relative in TUNED_RUNS:
+        if not (RESULTS / relative).exists():
+            continue
+        data = load(relative)
+        tuning = data["tuning"]
+        for goal in tuning["goal"]:
+            failed = [CHECK_NAMES[k] for k, ok in goal["checks"].items() if not ok]
+            rows.append(
+                [
+                    name,
+                    goal["method"],
+                    f"{goal['trials']} ({goal['pruned']} pruned)",
+                    f"{num(goal['forget_quality'])} ({num(goal['untuned_forget_quality'])})",
+                    f"{frac(goal['utility_fraction'])} ({frac(goal['untuned_utility_fraction'])})",
+                    frac(goal["time_fraction"]),
+                    f"{goal['tuning_seconds']:.0f}",
+                    f"{goal['amortised_after']:.1f}" if goal["amortised_after"] is not None else "never",
+                    minus(f"{goal['probe_gap_max']:+.3f}") if goal["probe_gap_max"] is not None else "",
+                    "yes" if goal["goal_met"] else "no: " + ", ".join(failed),
+                ]
+            )
+        calibration = tuning["calibration"]
+        notes.append(
+            f"{name}: calibration {', '.join(calibration['subjects'])} ({calibration['documents']} documents, "
+            f"disjoint from the forget set: {'yes' if calibration['disjoint_from_forget_set'] else 'no'}); "
+            f"utility is {'model utility' if tuning['utility_key'] == 'model_utility' else 'retain utility'}; "
+            f"`{data['config'].get('tune_trials')}` trials at most, {data['config'].get('tune_budget'):.0f} s per method."
+        )
+    header = [
+        "benchmark",
+        "method",
+        "trials",
+        "forget quality vs exact (untuned)",
+        "utility / exact's (untuned)",
+        "time / exact replay",
+        "tuning cost s",
+        "requests to amortise",
+        "relearn/quant gap vs exact",
+        "goal met",
+    ]
+    return markdown(header, rows, "llrrrrrrrl") + "\n" + "\n".join(f"- {n}" for n in notes) + "\n"
+
+
 DEMO_ROWS = (
     ("forget token accuracy", "forget_token_accuracy"),
     ("retain token accuracy", "retain_token_accuracy"),

@@ -156,6 +156,13 @@ def bench_tofu(
     robustness: bool = typer.Option(
         None, "--robustness/--no-robustness", help="Attack every model with the robustness suite (default on)."
     ),
+    probes: str = typer.Option(None, "--probes", help="Comma-separated robustness probes (default: all)."),
+    tune: str = typer.Option(
+        None, "--tune", help="Comma-separated methods to tune against the exact answer on calibration subjects."
+    ),
+    calibration: int = typer.Option(None, "--calibration", help="Calibration subjects for --tune (seeded)."),
+    tune_trials: int = typer.Option(None, "--tune-trials", help="Trials per tuned method (default 20)."),
+    tune_budget: float = typer.Option(None, "--tune-budget", help="Seconds of tuning per method."),
     out: Path = typer.Option(None, "--out", help="Results directory (default: <home>/bench/tofu-<hash>)."),
     rerun: bool = typer.Option(False, "--rerun", help="Recompute every stage, ignoring cached results."),
     json: bool = JsonOption,
@@ -183,6 +190,11 @@ def bench_tofu(
         max_new_tokens=max_new_tokens,
         seed=seed,
         robustness=robustness,
+        probes=_methods(probes),
+        tune=_methods(tune),
+        calibration=calibration,
+        tune_trials=tune_trials,
+        tune_budget=tune_budget,
     )
     result = run_tofu_bench(workspace(), config, out_dir=out, rerun=rerun, progress=_progress())
     if json:
@@ -210,6 +222,13 @@ def bench_synth(
     robustness: bool = typer.Option(
         None, "--robustness/--no-robustness", help="Attack every model with the robustness suite (default on)."
     ),
+    probes: str = typer.Option(None, "--probes", help="Comma-separated robustness probes (default: all)."),
+    tune: str = typer.Option(
+        None, "--tune", help="Comma-separated methods to tune against the exact answer on calibration subjects."
+    ),
+    calibration: int = typer.Option(None, "--calibration", help="Calibration subjects for --tune (seeded)."),
+    tune_trials: int = typer.Option(None, "--tune-trials", help="Trials per tuned method (default 20)."),
+    tune_budget: float = typer.Option(None, "--tune-budget", help="Seconds of tuning per method."),
     out: Path = typer.Option(None, "--out", help="Results directory (default: <home>/bench/synth-<hash>)."),
     rerun: bool = typer.Option(False, "--rerun", help="Recompute every stage, ignoring cached results."),
     json: bool = JsonOption,
@@ -234,6 +253,11 @@ def bench_synth(
         max_new_tokens=max_new_tokens,
         seed=seed,
         robustness=robustness,
+        probes=_methods(probes),
+        tune=_methods(tune),
+        calibration=calibration,
+        tune_trials=tune_trials,
+        tune_budget=tune_budget,
     )
     result = run_synth_bench(workspace(), config, out_dir=out, rerun=rerun, progress=_progress())
     if json:

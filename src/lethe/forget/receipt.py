@@ -21,6 +21,7 @@ import html
 import json
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
@@ -41,6 +42,9 @@ from lethe.ledger.schema import (
     SliceDocument,
 )
 
+if TYPE_CHECKING:
+    from lethe.workspace import Workspace
+
 KEY_FILE = ("keys", "receipt-ed25519.pem")
 FINISHED = ("succeeded",)
 CHECKED = ("request", "documents", "versions", "weights")
@@ -54,7 +58,7 @@ def canonical(value) -> bytes:
 # -- the key ------------------------------------------------------------------------------------
 
 
-def signing_key(workspace) -> Ed25519PrivateKey:
+def signing_key(workspace: Workspace) -> Ed25519PrivateKey:
     """The workspace's receipt key, made on first use."""
     path = Path(workspace.home).joinpath(*KEY_FILE)
     if path.is_file():
@@ -95,7 +99,7 @@ def _version_row(v) -> dict:
     }
 
 
-def build_receipt(workspace, request_id: int) -> dict:
+def build_receipt(workspace: Workspace, request_id: int) -> dict:
     """Everything the ledger knows of a finished request, without a byte of its documents."""
     from lethe.forget.tokenizer_purge import tokenizer_status
 
@@ -232,7 +236,7 @@ def build_receipt(workspace, request_id: int) -> dict:
 # -- signing, writing, verifying ----------------------------------------------------------------
 
 
-def sign(workspace, receipt: dict) -> dict:
+def sign(workspace: Workspace, receipt: dict) -> dict:
     key = signing_key(workspace)
     return {
         "receipt": receipt,
@@ -244,7 +248,7 @@ def sign(workspace, receipt: dict) -> dict:
     }
 
 
-def write_receipt(workspace, request_id: int, out: str | Path | None = None) -> tuple[Path, Path]:
+def write_receipt(workspace: Workspace, request_id: int, out: str | Path | None = None) -> tuple[Path, Path]:
     """Write `receipt-N.json` and `receipt-N.html` (signed) into `out` (default `reports/`)."""
     signed = sign(workspace, build_receipt(workspace, request_id))
     directory = Path(out) if out else workspace.reports_dir()
@@ -256,7 +260,7 @@ def write_receipt(workspace, request_id: int, out: str | Path | None = None) -> 
     return json_path, html_path
 
 
-def verify_receipt(workspace, path: str | Path) -> list[str]:
+def verify_receipt(workspace: Workspace, path: str | Path) -> list[str]:
     """Problems with a receipt file: a bad signature, a key that is not the workspace's, or facts
     the ledger no longer agrees with. [] when it holds."""
     path = Path(path)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from lethe.errors import ConflictError, NotFoundError
+from lethe.ledger import repository
 from lethe.ledger.schema import BaseModelRecord, Lineage, ModelVersion, utcnow
 
 PRETRAINING_DATA = "not on record"
@@ -54,7 +55,7 @@ class BaseModelsMixin:
             )
             s.add(row)
             s.flush()
-            self._event(
+            repository.record_event(
                 s,
                 "base.added",
                 "base_model",
