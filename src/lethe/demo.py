@@ -53,6 +53,8 @@ class DemoConfig:
     fast_lr: float = 5e-4
     eval_items: int = 60
     """Items per split in the evaluations."""
+    eval_new_tokens: int = 32
+    """Longest greedy answer in the evaluations."""
     questions: int = 3
     """Questions put to the model before and after forgetting."""
     mentions: str = "redact"
@@ -76,7 +78,7 @@ class DemoConfig:
             base=base,
             slices=2,
             cumulative=False,
-            epochs=3,
+            epochs=2,
             lr=2e-3,
             batch_size=8,
             seq_len=128,
@@ -85,6 +87,7 @@ class DemoConfig:
             fast_steps=3,
             fast_lr=5e-4,
             eval_items=5,
+            eval_new_tokens=16,
             questions=2,
         )
 
@@ -263,7 +266,7 @@ def run_demo(
     selector = Selector(docs=[str(d) for d in forget_docs])
     # A ticket, not a name: the reason is kept in the ledger (and in taint notes) after erasure.
     reason = f"deletion request DEMO-{config.seed}: {len(chosen)} entities"
-    suite = SuiteConfig(max_items=config.eval_items, max_new_tokens=32)
+    suite = SuiteConfig(max_items=config.eval_items, max_new_tokens=config.eval_new_tokens)
     with step("exact unlearning: replay from the last clean checkpoint"):
         exact_id = create_request(
             ws, selector, method="exact", reason=reason, requester="demo", mentions=config.mentions
