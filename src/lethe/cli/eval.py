@@ -146,6 +146,10 @@ def bench_tofu(
     vocab_size: int = typer.Option(None, "--vocab-size", help="Tokenizer vocabulary (default 4096)."),
     unlearn_epochs: int = typer.Option(None, "--unlearn-epochs", help="Unlearning epochs per method (default 5)."),
     unlearn_lr: float = typer.Option(None, "--unlearn-lr", help="Unlearning learning rate (default 5e-4)."),
+    unlearn_batch_size: int = typer.Option(
+        None, "--unlearn-batch-size", help="Forget (and retain) examples per unlearning step (default 8)."
+    ),
+    seq_len: int = typer.Option(None, "--seq-len", help="Longest training sequence in tokens (default 256)."),
     eval_items: int = typer.Option(None, "--eval-items", help="Items per evaluation split (default 100)."),
     max_new_tokens: int = typer.Option(None, "--max-new-tokens", help="Longest greedy answer (default 200)."),
     seed: int = typer.Option(None, "--seed"),
@@ -180,6 +184,8 @@ def bench_tofu(
         vocab_size=vocab_size,
         unlearn_epochs=unlearn_epochs,
         unlearn_lr=unlearn_lr,
+        unlearn_batch_size=unlearn_batch_size,
+        seq_len=seq_len,
         eval_items=eval_items,
         max_new_tokens=max_new_tokens,
         seed=seed,

@@ -11,6 +11,7 @@ from lethe.cli.app import JsonOption, app, console, emit, plural, workspace
 from lethe.cli.progress import progress_callback
 from lethe.errors import InputError
 from lethe.forget.mentions import read_choices
+from lethe.ledger.states import RequestStatus
 from lethe.train.distributed import main_driven
 
 requests_app = typer.Typer(help="Forget requests: list, show, publish or discard a candidate.", no_args_is_help=True)
@@ -132,7 +133,7 @@ def forget(
         console.print(f"  tokenizer: {describe_tokenizer_leak(outcome.tokenizer)}", highlight=False)
     if outcome.purged:
         console.print(f"  purged weights: {', '.join(outcome.purged)}")
-    if outcome.status == "evaluated":
+    if outcome.status == RequestStatus.EVALUATED:
         console.print(
             f"  inspect with `lethe audit {request_id}`, then `lethe requests publish {request_id}` "
             f"or `lethe requests discard {request_id}`"
@@ -252,7 +253,7 @@ def requests_discard(request_id: int) -> None:
     from lethe.forget.recovery import discard_dead_request
 
     ws = workspace()
-    if ws.ledger.forget_request(request_id).status == "running":
+    if ws.ledger.forget_request(request_id).status == RequestStatus.RUNNING:
         discard_dead_request(ws, request_id)
     else:
         discard_request(ws, request_id)

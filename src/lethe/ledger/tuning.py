@@ -8,6 +8,7 @@ import json
 from sqlalchemy import func, select
 
 from lethe.errors import NotFoundError
+from lethe.ledger import repository
 from lethe.ledger.schema import TuningCalibration, TuningStudy, TuningTrial, utcnow
 
 
@@ -52,7 +53,7 @@ class TuningMixin:
             )
             s.add(row)
             s.flush()
-            self._event(s, "tuning.calibrated", "tuning_calibration", row.id, subjects=list(subjects))
+            repository.record_event(s, "tuning.calibrated", "tuning_calibration", row.id, subjects=list(subjects))
             return row
 
     def tuning_calibration_by_id(self, calibration_id: int) -> TuningCalibration:
@@ -84,7 +85,7 @@ class TuningMixin:
             )
             s.add(row)
             s.flush()
-            self._event(s, "tuning.study_created", "tuning_study", row.id, name=name, method=method)
+            repository.record_event(s, "tuning.study_created", "tuning_study", row.id, name=name, method=method)
             return row
 
     def tuning_study(self, ref: str | int) -> TuningStudy:
@@ -110,7 +111,7 @@ class TuningMixin:
             row = s.get(TuningStudy, study_id)
             row.best = best
             row.updated_at = utcnow()
-            self._event(s, "tuning.best_chosen", "tuning_study", study_id, best=best)
+            repository.record_event(s, "tuning.best_chosen", "tuning_study", study_id, best=best)
 
     # -- trials -------------------------------------------------------------------------------
 
