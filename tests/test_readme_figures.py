@@ -30,7 +30,9 @@ def test_the_readme_tables_are_what_the_results_say():
 
 # Sections whose figures have no results file yet (a bold heading each); remove an entry once its
 # figures are generated. The real-base section is generated since 2026-12-02.
-NOT_YET_GENERATED: tuple[str, ...] = ()
+# The tuning section states a target ("at least 97 %") and a command's budget ("--budget 30"),
+# not measurements; it was hidden behind the real-base entry until that one went.
+NOT_YET_GENERATED: tuple[str, ...] = ("**Tuning against the exact answer**",)
 
 
 def test_no_measured_figure_lives_outside_a_generated_block():

@@ -106,3 +106,48 @@ def test_bad_tune_input_is_a_sentence_and_changes_nothing(trained_workspace):
     assert "no tuned method" in out
     assert ws.ledger.tuning_studies() == [] and ws.ledger.forget_requests() == []
     assert "Traceback" not in out
+
+
+def test_goal_rows_judge_each_tuned_method_against_the_exact_model():
+    from lethe.bench.tuning import goal_rows
+    from lethe.forget.tuning import robustness_verdict
+
+    verdict = robustness_verdict(
+        {"relearning/k10": 0.30, "quantisation/4bit": 0.1}, {"relearning/k10": 0.2, "quantisation/4bit": 0.1}, 0.05
+    )
+    assert not verdict["within_exact_range"] and verdict["gap"]["relearning/k10"] == 0.1
+    study = {
+        "trials": [{"state": "complete"}, {"state": "pruned"}],
+        "tuning_seconds": 90.0,
+        "best": {"params": {"lr": 1e-3}},
+    }
+    result = {
+        "rows": [
+            {"model": "exact", "role": "reference", "model_utility": 0.5},
+            {"model": "npo", "role": "method", "forget_quality": 0.1, "model_utility": 0.4},
+            {
+                "model": "npo+tuned",
+                "role": "method",
+                "forget_quality": 0.95,
+                "model_utility": 0.49,
+                "unlearn_seconds": 5.0,
+            },
+        ],
+        "tuning": {"studies": {"npo": study}, "calibration": {"exact_seconds": 110.0}, "settings": {}},
+        "robustness": {
+            "probes": {
+                "relearning": {"k10": {"exact": {"token_accuracy": 0.2}, "npo+tuned": {"token_accuracy": 0.22}}},
+                "quantisation": {"4bit": {"exact": {"token_accuracy": 0.1}, "npo+tuned": {"token_accuracy": 0.3}}},
+            }
+        },
+    }
+    (row,) = goal_rows(result, exact_seconds=100.0, utility_key="model_utility")
+    assert row["utility_fraction"] == 0.98 and row["time_fraction"] == 0.05
+    assert row["amortised_after"] == 200.0 / 95.0  # (90 s of trials + 110 s of calibration) / 95 s saved
+    assert row["pruned"] == 1 and row["checks"] == {
+        "forget_quality": True,
+        "utility": True,
+        "time": True,
+        "robustness": False,  # quantisation brings back 0.2 more than it does from the exact model
+    }
+    assert not row["goal_met"]

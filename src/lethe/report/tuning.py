@@ -40,7 +40,7 @@ def pareto_figure(studies: list[dict[str, Any]], *, title: str = "Tuning: forget
         ys = [max(t["forget_quality"], 1e-12) for t in trials]
         ax.scatter(xs, ys, color=colour, alpha=0.65, s=28, label=f"{study['method']} ({len(trials)} trials)")
         front = pareto_front(list(zip(xs, ys)))
-        ax.step([p[0] for p in front], [p[1] for p in front], where="post", color=colour, alpha=0.8, lw=1.2)
+        ax.step([p[0] for p in front], [p[1] for p in front], where="pre", color=colour, alpha=0.8, lw=1.2)
         best = study.get("best")
         if best and best.get("utility_fraction") is not None:
             ax.scatter(
