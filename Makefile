@@ -29,7 +29,7 @@ demo: setup
 # The same story on the real pretrained SmolLM2-135M-Instruct, fine-tuned with LoRA (< 15 min here).
 demo-real: setup
 	rm -rf $(DEMO_HOME)-real
-	$(VENV)/bin/lethe --home $(DEMO_HOME)-real demo --base smollm2
+	$(VENV)/bin/lethe --home $(DEMO_HOME)-real demo --base smollm2 --summary benchmarks/results/demo-real.json
 
 test: setup
 	$(VENV)/bin/ruff check src tests benchmarks

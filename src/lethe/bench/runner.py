@@ -20,6 +20,7 @@ from typing import Any
 
 from lethe.bench.cache import CODE_PACKAGES, StageCache, code_version
 from lethe.eval.audit import compact_history
+from lethe.ledger.states import VersionKind, VersionStatus
 
 Progress = Callable[[str], None]
 
@@ -311,13 +312,13 @@ def unlearn_stage(
     directory = ctx.workspace.path("models", f"bench-{method}-run{run_id}")
     digest = save_version(result.model, tokenizer, directory)
     version = ledger.register_version(
-        kind="unlearn",
+        kind=VersionKind.UNLEARN,
         path=str(directory),
         weights_sha256=digest,
         lineage_id=target.get("lineage_id"),
         parent_id=target["version_id"],
         run_id=run_id,
-        status="candidate",
+        status=VersionStatus.CANDIDATE,
         aliases=(),
         meta={"method": method, "config": config.to_dict(), "steps": result.steps, "benchmark": True},
     )

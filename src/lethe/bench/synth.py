@@ -63,6 +63,17 @@ class SynthBenchConfig:
     seed: int = 0
     robustness: bool = True
     """Run the robustness suite (`lethe.eval.robustness`) on every model."""
+    probes: list[str] | None = None
+    """The robustness probes to run (None: every registered one)."""
+    tune: list[str] | None = None
+    """Methods to tune on calibration entities (`lethe.bench.tuning`) and run as `<m>+tuned`."""
+    calibration: int = 3
+    """Calibration entities (other trained ones than the forgotten, drawn seeded)."""
+    tune_trials: int = 20
+    tune_budget: float | None = None
+    """Seconds of tuning per method (no new trial starts after)."""
+    tune_utility_fraction: float = 0.97
+    tune_finalists: int = 3
 
     def replace(self, **changes: Any) -> SynthBenchConfig:
         return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
@@ -183,6 +194,32 @@ def run_synth_bench(
         max_new_tokens=config.max_new_tokens,
         batch_size=config.eval_batch_size,
     )
+    tuning: dict[str, Any] = {}
+    if config.tune:
+        from lethe.bench.tuning import bench_tune, tune_settings
+
+        subjects = {
+            e: sorted(set(ledger.collection_ids(f"synth/entity/{e}")) & trained_ids)
+            for e in entities
+            if e not in forgotten
+        }
+        tuned, tuning = bench_tune(
+            ctx,
+            methods=config.tune,
+            target=target,
+            subjects=subjects,
+            forget_ids=forget_ids,
+            retain_ids=retain_ids,
+            calibration=config.calibration,
+            exact_without=lambda ids: replay_stage(ctx, "calibration exact replay", target, ids, trained),
+            unlearn_settings=config.unlearn_settings(),
+            train_settings=train_settings,
+            eval_config=eval_config,
+            key_material=trained,
+            settings=tune_settings(config),
+            seed=config.seed,
+        )
+        models.update(tuned)
     splits = {
         "forget": [d for d in ledger.documents(forget_ids) if d.kind == "qa"],
         "retain": [d for d in ledger.documents(retain_ids) if d.kind == "qa"],
@@ -208,8 +245,9 @@ def run_synth_bench(
             "exact",
             "synthetic world",
             seed=config.seed,
+            probes=config.probes,
         )
-    return finish(
+    result = finish(
         ctx,
         out,
         key,
@@ -219,5 +257,10 @@ def run_synth_bench(
         "exact",
         "synthetic world",
         started,
-        extra={**robust, "forgotten_entities": forgotten},
+        extra={**robust, "forgotten_entities": forgotten, **({"tuning": tuning} if tuning else {})},
     )
+    if tuning:
+        from lethe.bench.tuning import finish_tuning
+
+        finish_tuning(out, result, exact["seconds"], "model_utility", "synthetic world")
+    return result

@@ -90,6 +90,17 @@ class TofuBenchConfig:
     seed: int = 0
     robustness: bool = True
     """Run the robustness suite (`lethe.eval.robustness`) on every model."""
+    probes: list[str] | None = None
+    """The robustness probes to run (None: every registered one)."""
+    tune: list[str] | None = None
+    """Methods to tune on calibration authors (`lethe.bench.tuning`) and run as `<m>+tuned`."""
+    calibration: int = 4
+    """Calibration authors (trained retain-split authors, drawn seeded; never forget ones)."""
+    tune_trials: int = 20
+    tune_budget: float | None = None
+    """Seconds of tuning per method (no new trial starts after)."""
+    tune_utility_fraction: float = 0.97
+    tune_finalists: int = 1
 
     def replace(self, **changes: Any) -> TofuBenchConfig:
         """A copy with the given fields changed; `None` values mean "keep"."""
@@ -292,6 +303,34 @@ def run_tofu_bench(
         max_new_tokens=config.max_new_tokens,
         batch_size=config.eval_batch_size,
     )
+    tuning: dict[str, Any] = {}
+    if config.tune:
+        from lethe.bench.tuning import bench_tune, tune_settings
+
+        def retrained_without(ids: list[int]) -> dict[str, Any]:
+            kept = sorted(set(forget_ids + retain_ids) - set(ids))
+            collection = _ensure_collection(ledger, f"bench/{subset}/calibration-{config_hash(ids)[:10]}", kept)
+            return train_stage(
+                ctx, "calibration-exact", trained, data=collection, tokenizer=tokenizer, **config.train_kwargs()
+            )
+
+        tuned, tuning = bench_tune(
+            ctx,
+            methods=config.tune,
+            target=target,
+            subjects={f"author/{a}": sorted(d.id for d in full[a]) for a in plan.retain},
+            forget_ids=forget_ids,
+            retain_ids=retain_ids,
+            calibration=config.calibration,
+            exact_without=retrained_without,
+            unlearn_settings=config.unlearn_settings(),
+            train_settings=train_settings,
+            eval_config=eval_config,
+            key_material=trained,
+            settings=tune_settings(config),
+            seed=config.seed,
+        )
+        models.update(tuned)
     splits = {
         "forget": ledger.documents(forget_ids),
         "retain": ledger.documents(retain_ids),
@@ -318,8 +357,9 @@ def run_tofu_bench(
             "retain",
             "TOFU " + config.split,
             seed=config.seed,
+            probes=config.probes,
         )
-    return finish(
+    result = finish(
         ctx,
         out,
         key,
@@ -334,8 +374,14 @@ def run_tofu_bench(
             "authors": plan.to_dict(),
             "base_model": base_record.name if base_record else None,
             "pretraining_data": base_record.pretraining_data if base_record else None,
+            **({"tuning": tuning} if tuning else {}),
         },
     )
+    if tuning:
+        from lethe.bench.tuning import finish_tuning
+
+        finish_tuning(out, result, retain["seconds"], "retain_utility", "TOFU " + config.split)
+    return result
 
 
 def cached_result(out: Path, key: str) -> dict[str, Any] | None:

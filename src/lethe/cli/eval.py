@@ -146,12 +146,23 @@ def bench_tofu(
     vocab_size: int = typer.Option(None, "--vocab-size", help="Tokenizer vocabulary (default 4096)."),
     unlearn_epochs: int = typer.Option(None, "--unlearn-epochs", help="Unlearning epochs per method (default 5)."),
     unlearn_lr: float = typer.Option(None, "--unlearn-lr", help="Unlearning learning rate (default 5e-4)."),
+    unlearn_batch_size: int = typer.Option(
+        None, "--unlearn-batch-size", help="Forget (and retain) examples per unlearning step (default 8)."
+    ),
+    seq_len: int = typer.Option(None, "--seq-len", help="Longest training sequence in tokens (default 256)."),
     eval_items: int = typer.Option(None, "--eval-items", help="Items per evaluation split (default 100)."),
     max_new_tokens: int = typer.Option(None, "--max-new-tokens", help="Longest greedy answer (default 200)."),
     seed: int = typer.Option(None, "--seed"),
     robustness: bool = typer.Option(
         None, "--robustness/--no-robustness", help="Attack every model with the robustness suite (default on)."
     ),
+    probes: str = typer.Option(None, "--probes", help="Comma-separated robustness probes (default: all)."),
+    tune: str = typer.Option(
+        None, "--tune", help="Comma-separated methods to tune against the exact answer on calibration subjects."
+    ),
+    calibration: int = typer.Option(None, "--calibration", help="Calibration subjects for --tune (seeded)."),
+    tune_trials: int = typer.Option(None, "--tune-trials", help="Trials per tuned method (default 20)."),
+    tune_budget: float = typer.Option(None, "--tune-budget", help="Seconds of tuning per method."),
     out: Path = typer.Option(None, "--out", help="Results directory (default: <home>/bench/tofu-<hash>)."),
     rerun: bool = typer.Option(False, "--rerun", help="Recompute every stage, ignoring cached results."),
     json: bool = JsonOption,
@@ -173,10 +184,17 @@ def bench_tofu(
         vocab_size=vocab_size,
         unlearn_epochs=unlearn_epochs,
         unlearn_lr=unlearn_lr,
+        unlearn_batch_size=unlearn_batch_size,
+        seq_len=seq_len,
         eval_items=eval_items,
         max_new_tokens=max_new_tokens,
         seed=seed,
         robustness=robustness,
+        probes=_methods(probes),
+        tune=_methods(tune),
+        calibration=calibration,
+        tune_trials=tune_trials,
+        tune_budget=tune_budget,
     )
     result = run_tofu_bench(workspace(), config, out_dir=out, rerun=rerun, progress=_progress())
     if json:
@@ -204,6 +222,13 @@ def bench_synth(
     robustness: bool = typer.Option(
         None, "--robustness/--no-robustness", help="Attack every model with the robustness suite (default on)."
     ),
+    probes: str = typer.Option(None, "--probes", help="Comma-separated robustness probes (default: all)."),
+    tune: str = typer.Option(
+        None, "--tune", help="Comma-separated methods to tune against the exact answer on calibration subjects."
+    ),
+    calibration: int = typer.Option(None, "--calibration", help="Calibration subjects for --tune (seeded)."),
+    tune_trials: int = typer.Option(None, "--tune-trials", help="Trials per tuned method (default 20)."),
+    tune_budget: float = typer.Option(None, "--tune-budget", help="Seconds of tuning per method."),
     out: Path = typer.Option(None, "--out", help="Results directory (default: <home>/bench/synth-<hash>)."),
     rerun: bool = typer.Option(False, "--rerun", help="Recompute every stage, ignoring cached results."),
     json: bool = JsonOption,
@@ -228,6 +253,11 @@ def bench_synth(
         max_new_tokens=max_new_tokens,
         seed=seed,
         robustness=robustness,
+        probes=_methods(probes),
+        tune=_methods(tune),
+        calibration=calibration,
+        tune_trials=tune_trials,
+        tune_budget=tune_budget,
     )
     result = run_synth_bench(workspace(), config, out_dir=out, rerun=rerun, progress=_progress())
     if json:

@@ -11,6 +11,7 @@ from lethe.cli.app import JsonOption, app, console, emit, plural, workspace
 from lethe.cli.progress import progress_callback
 from lethe.errors import InputError, Where
 from lethe.forget.mentions import read_choices
+from lethe.ledger.states import RequestStatus
 from lethe.train.distributed import main_driven
 
 requests_app = typer.Typer(help="Forget requests: list, show, publish or discard a candidate.", no_args_is_help=True)
@@ -37,7 +38,11 @@ def forget(
     docs: list[str] = typer.Option(None, "--docs", help="Document ids or keys (repeat, or comma-separate)."),
     collection: str = typer.Option(None, "--collection", help="Forget every document of a collection."),
     search: str = typer.Option(None, "--search", help="Forget every document whose title or content has this text."),
-    method: str = typer.Option("exact", "--method", "-m", help="Unlearning method (see `lethe requests methods`)."),
+    method: str = typer.Option(
+        "exact", "--method", "-m", help="Unlearning method (see `lethe requests methods`), or auto (the best tuned)."
+    ),
+    tuned: bool = typer.Option(False, "--tuned", help="Use the settings `lethe tune` chose for this method."),
+    budget: float = typer.Option(None, "--budget", help="With --method auto: seconds the method may take."),
     reason: str = typer.Option(None, "--reason", help="Why (recorded with the request and the tombstones)."),
     requester: str = typer.Option(None, "--requester", help="Who asked."),
     version: str = typer.Option("latest", "--version", help="The version to unlearn from."),
@@ -86,6 +91,11 @@ def forget(
         config["lr"] = lr
     if retokenize:
         config["retokenize"] = True
+    from lethe.forget.tuning import resolve_tuned
+
+    method, config, tuned_note = resolve_tuned(ws.ledger, version, method, config, tuned=tuned, budget=budget)
+    if tuned_note and not json:
+        console.print(f"method {method}: {tuned_note}", highlight=False)
     choices = read_choices(mention_choices) if mention_choices else None
     if write_choices and not dry_run:
         raise InputError("--write-choices goes with --dry-run", Where(field="write-choices"))
@@ -130,7 +140,7 @@ def forget(
         console.print(f"  tokenizer: {describe_tokenizer_leak(outcome.tokenizer)}", highlight=False)
     if outcome.purged:
         console.print(f"  purged weights: {', '.join(outcome.purged)}")
-    if outcome.status == "evaluated":
+    if outcome.status == RequestStatus.EVALUATED:
         console.print(
             f"  inspect with `lethe audit {request_id}`, then `lethe requests publish {request_id}` "
             f"or `lethe requests discard {request_id}`"
@@ -276,7 +286,7 @@ def requests_discard(request_id: int) -> None:
     from lethe.forget.recovery import discard_dead_request
 
     ws = workspace()
-    if ws.ledger.forget_request(request_id).status == "running":
+    if ws.ledger.forget_request(request_id).status == RequestStatus.RUNNING:
         discard_dead_request(ws, request_id)
     else:
         discard_request(ws, request_id)

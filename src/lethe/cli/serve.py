@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import errno
 import socket
+from typing import TYPE_CHECKING
 
 import typer
 
 from lethe.cli.app import app, console, err_console, workspace
 from lethe.errors import InputError
+
+if TYPE_CHECKING:
+    from lethe.workspace import Workspace
 
 
 def check_bindable(host: str, port: int) -> None:
@@ -30,7 +34,7 @@ def check_bindable(host: str, port: int) -> None:
             raise InputError(f"cannot listen on {host}:{port}: {error.strerror}") from None
 
 
-def hint_versions(ws) -> None:
+def hint_versions(ws: Workspace) -> None:
     """Say what to do when there is nothing (or nothing good) to serve."""
     from lethe.serve.readiness import version_notices
 

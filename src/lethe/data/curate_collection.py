@@ -7,9 +7,13 @@ curated collection holds exactly the text that will be trained on.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from lethe.data.curate import CurationConfig, curate
 from lethe.ledger.records import DocumentRecord
+
+if TYPE_CHECKING:
+    from lethe.ledger.store import Ledger
 
 
 @dataclass
@@ -26,7 +30,7 @@ class CurateReport:
 
 
 def curate_collection(
-    ledger, collection: str, *, out: str | None = None, config: CurationConfig | None = None
+    ledger: Ledger, collection: str, *, out: str | None = None, config: CurationConfig | None = None
 ) -> CurateReport:
     out = out or f"{collection}/curated"
     ids = ledger.collection_ids(collection)
@@ -45,6 +49,18 @@ def curate_collection(
     ]
     result = curate(as_dicts, config)
     by_id = {d.id: d for d in documents}
+    with ledger.transaction():  # the curated revisions, the collection and every decision: one unit of work
+        kept_ids = _record(ledger, result, by_id, collection, out)
+    actions = [d.action for d in result.decisions]
+    reasons: dict[str, int] = {}
+    for d in result.decisions:
+        reasons[f"{d.action}:{d.reason}"] = reasons.get(f"{d.action}:{d.reason}", 0) + 1
+    return CurateReport(
+        out, len(kept_ids), actions.count("drop"), actions.count("clean"), actions.count("flag"), reasons
+    )
+
+
+def _record(ledger: Ledger, result, by_id: dict, collection: str, out: str) -> list[int]:
     kept_ids: list[int] = []
     for source in sorted({d["source"] for d in result.kept}):
         changed = [d for d in result.kept if d["source"] == source]
@@ -73,10 +89,4 @@ def curate_collection(
             out=out,
             **{k: v for k, v in decision.detail.items() if k in ("count", "words", "duplicate_of", "similarity")},
         )
-    actions = [d.action for d in result.decisions]
-    reasons: dict[str, int] = {}
-    for d in result.decisions:
-        reasons[f"{d.action}:{d.reason}"] = reasons.get(f"{d.action}:{d.reason}", 0) + 1
-    return CurateReport(
-        out, len(kept_ids), actions.count("drop"), actions.count("clean"), actions.count("flag"), reasons
-    )
+    return kept_ids

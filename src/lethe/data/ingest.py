@@ -13,18 +13,22 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from lethe.data.sources import detect, get_reader
 from lethe.errors import InputError, Where
 from lethe.ledger.ingest import IngestReport
 from lethe.ledger.records import DocumentRecord
 
+if TYPE_CHECKING:
+    from lethe.ledger.store import Ledger
+
 PROGRESS_EVERY = 500
 """Records between two calls of the progress callback."""
 
 
 def ingest(
-    ledger,
+    ledger: Ledger,
     path: str | Path,
     *,
     source: str,
@@ -50,15 +54,18 @@ def ingest(
     if first is None:
         raise InputError("no documents found", Where(path=path))
     stream = itertools.chain([first], records)
-    report = ledger.add_documents(
-        _counted(stream, progress) if progress else stream,
-        source=source.strip(),
-        source_kind=spec.source_kind,
-        collection=collection,
-        license=license,
-        uri=str(path.resolve()),
-    )
-    return report
+    # One file, one unit of work (as a publish is): the reader streams inside it, so an error
+    # anywhere in the file, or a kill, leaves no document, source, membership or event of it.
+    # A caller that has a transaction open makes the file part of it.
+    with ledger.transaction():
+        return ledger.add_documents(
+            _counted(stream, progress) if progress else stream,
+            source=source.strip(),
+            source_kind=spec.source_kind,
+            collection=collection,
+            license=license,
+            uri=str(path.resolve()),
+        )
 
 
 def _counted(records: Iterator[DocumentRecord], progress: Callable[[int], None]) -> Iterator[DocumentRecord]:

@@ -60,6 +60,9 @@ def render_audit(audit: dict[str, Any]) -> Any:
         else ("  ·  exact replay (this is the reference)" if audit.get("exact") else "  ·  no exact reference"),
     )
     parts: list[Any] = [header]
+    boundary = audit.get("base_boundary")
+    if boundary:  # what the ledger cannot vouch for comes first
+        parts.append(Text(f"base: {boundary['statement']}", style="yellow"))
     metrics = audit["metrics"]
     labels = [label for label in ("before", "after", "reference") if label in metrics]
     table = Table(title="metrics", show_lines=False)

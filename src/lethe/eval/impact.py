@@ -14,10 +14,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 
 from lethe.errors import InputError
+
+if TYPE_CHECKING:
+    from lethe.workspace import Workspace
 
 CONTEXT = 8
 
@@ -117,7 +121,7 @@ def _record(doc_id: int, examples, v_logps, r_logps, top_k: int) -> dict | None:
 
 
 def compute_impacts(
-    workspace,
+    workspace: Workspace,
     version_ref: str = "latest",
     *,
     document_ids: Sequence[int] | None = None,
@@ -170,7 +174,7 @@ def compute_impacts(
     return {"version": version.name, "documents": stored, "slices": len(groups)}
 
 
-def token_weights_for(workspace, version, forget_examples: Sequence[dict]) -> list[list[float]]:
+def token_weights_for(workspace: Workspace, version, forget_examples: Sequence[dict]) -> list[list[float]]:
     """Per forget example, max(0, impact) at each label position (0 elsewhere): what `impact_ga` pushes down."""
     from lethe.model.io import load_version
 

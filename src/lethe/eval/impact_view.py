@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import html
+from typing import TYPE_CHECKING
 
 from rich.text import Text
 
+if TYPE_CHECKING:
+    from lethe.ledger.store import Ledger
 
-def document_tokens(version, document, ledger) -> tuple[list[int], object]:
+
+def document_tokens(version, document, ledger: Ledger) -> tuple[list[int], object]:
     """The token ids the impact positions index: the document's training examples, concatenated
     exactly as the version's lineage built them."""
     from lethe.data.tokenizer import load_tokenizer
@@ -27,7 +31,7 @@ def _marks(record) -> dict[int, float]:
     return {t["position"]: max(0.0, t["impact"]) / peak for t in top}
 
 
-def render_impact(version, document, record, ledger) -> Text:
+def render_impact(version, document, record, ledger: Ledger) -> Text:
     ids, tokenizer = document_tokens(version, document, ledger)
     marks = _marks(record)
     text = Text()
@@ -42,7 +46,7 @@ def render_impact(version, document, record, ledger) -> Text:
     return text
 
 
-def impact_html(version, document, record, ledger) -> str:
+def impact_html(version, document, record, ledger: Ledger) -> str:
     """HTML of the document with top-impact tokens highlighted (opacity ~ impact), titled with the value."""
     ids, tokenizer = document_tokens(version, document, ledger)
     marks = _marks(record)

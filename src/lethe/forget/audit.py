@@ -116,6 +116,8 @@ def audit_forget_request(
         "exact": is_exact(request.method),
         "base_model": base_model,
         "pretraining_data": "not on record" if base_model else None,
+        # where provenance starts: the base's name and sha256s (None: trained from scratch)
+        "base_boundary": ledger.base_boundary(base.id),
     }
     audit = build_audit(
         before_model,

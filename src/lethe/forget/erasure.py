@@ -36,7 +36,7 @@ import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
@@ -48,6 +48,7 @@ from lethe.forget.distinctive import (
     document_texts,
 )
 from lethe.forget.mentions import activate_redactions
+from lethe.ledger import repository
 from lethe.ledger.documents import tombstone_documents
 from lethe.ledger.schema import (
     Conversation,
@@ -61,6 +62,10 @@ from lethe.ledger.schema import (
     ModelVersion,
     Run,
 )
+
+if TYPE_CHECKING:
+    from lethe.ledger.store import Ledger
+    from lethe.workspace import Workspace
 
 TOUCHED_TABLES = (
     "documents",
@@ -233,7 +238,7 @@ def redact_records(s: Session, strings: ForgottenStrings) -> dict[str, int]:
 # -- the database files ------------------------------------------------------------------------
 
 
-def compact_storage(ledger, *, timeout: float = 30.0) -> dict:
+def compact_storage(ledger: Ledger, *, timeout: float = 30.0) -> dict:
     """After the erasing commit: leave no page of the database holding the erased text.
 
     SQLite: `PRAGMA wal_checkpoint(TRUNCATE)`, retried while a reader blocks it (lethe's own
@@ -322,7 +327,7 @@ def subjects_of(selector: dict | None) -> list[str]:
     return [search] if search and not str(search).startswith("sha256:") else []
 
 
-def erase_for_request(ledger, request, document_ids: Sequence[int]) -> tuple[ErasureReport, ForgottenStrings]:
+def erase_for_request(ledger: Ledger, request, document_ids: Sequence[int]) -> tuple[ErasureReport, ForgottenStrings]:
     """Erase a request's documents and everything quoting them in one transaction, record what
     was done in the request's audit (`erasure`), then compact the database files. The strings
     are returned for `record_scan` (they are never stored)."""
@@ -334,7 +339,7 @@ def erase_for_request(ledger, request, document_ids: Sequence[int]) -> tuple[Era
             request_id=request.id,
             subjects=subjects_of(request.selector),
         )
-        ledger._event(
+        repository.record_event(
             s,
             "documents.erased",
             "forget_request",
@@ -356,7 +361,7 @@ def _merge_erasure(ledger, request_id: int, values: dict) -> None:
         row.audit = {**(row.audit or {}), "erasure": {**(row.audit or {}).get("erasure", {}), **values}}
 
 
-def compact_after_commit(ledger, request_id: int) -> dict:
+def compact_after_commit(ledger: Ledger, request_id: int) -> dict:
     """For an erasure made inside a caller's transaction: compact the database files once it
     committed and keep what was done in the request's audit (`erasure.storage`)."""
     storage = compact_storage(ledger)
@@ -364,12 +369,12 @@ def compact_after_commit(ledger, request_id: int) -> dict:
     return storage
 
 
-def record_tokenizer_purge(ledger, request_id: int, removed: list[str]) -> None:
+def record_tokenizer_purge(ledger: Ledger, request_id: int, removed: list[str]) -> None:
     """Keep the paths `--purge` removed with the old tokenizer in the request's audit."""
     _merge_erasure(ledger, request_id, {"tokenizer_purged": removed})
 
 
-def record_scan(workspace, request_id: int, strings: ForgottenStrings) -> dict:
+def record_scan(workspace: Workspace, request_id: int, strings: ForgottenStrings) -> dict:
     """Run the workspace scan (`lethe.forget.scan`) for a published request and keep its summary
     in the request's audit (`erasure.scan`); the database files are compacted first and after."""
     from lethe.forget.scan import scan_workspace, summarise

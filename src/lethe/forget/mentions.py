@@ -34,6 +34,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -42,6 +43,9 @@ from lethe.errors import InputError, Where
 from lethe.forget.distinctive import ForgottenStrings, document_texts, normalise
 from lethe.ledger.records import content_hash
 from lethe.ledger.schema import Document, utcnow
+
+if TYPE_CHECKING:
+    from lethe.ledger.store import Ledger
 
 DECISIONS = ("redact", "drop", "keep")
 _PHRASE = re.compile(r"[^\W\d_][^\W_]*(?:[ -][^\W\d_][^\W_]*){0,2}")
@@ -257,7 +261,9 @@ def is_about(title: str | None, data, search: str) -> bool:
     return bool(strings.matches(title) or strings.matches(question if isinstance(question, str) else None))
 
 
-def split_search_hits(ledger, document_ids: Sequence[int], *, search: str, named: Iterable[int] = ()) -> list[int]:
+def split_search_hits(
+    ledger: Ledger, document_ids: Sequence[int], *, search: str, named: Iterable[int] = ()
+) -> list[int]:
     """The request's own documents among `document_ids`: those `named` by --docs/--collection and
     the search hits that are about the subject (`is_about`), with every revision of each."""
     own_keys = set()
@@ -269,7 +275,7 @@ def split_search_hits(ledger, document_ids: Sequence[int], *, search: str, named
 
 
 def mentions_for_request(
-    ledger,
+    ledger: Ledger,
     document_ids: Sequence[int],
     *,
     search: str | None,

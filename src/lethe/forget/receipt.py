@@ -21,6 +21,7 @@ import html
 import json
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
@@ -41,6 +42,9 @@ from lethe.ledger.schema import (
     SliceDocument,
 )
 
+if TYPE_CHECKING:
+    from lethe.workspace import Workspace
+
 KEY_FILE = ("keys", "receipt-ed25519.pem")
 FINISHED = ("succeeded",)
 CHECKED = ("request", "documents", "versions", "weights")
@@ -54,7 +58,7 @@ def canonical(value) -> bytes:
 # -- the key ------------------------------------------------------------------------------------
 
 
-def signing_key(workspace) -> Ed25519PrivateKey:
+def signing_key(workspace: Workspace) -> Ed25519PrivateKey:
     """The workspace's receipt key, made on first use."""
     path = Path(workspace.home).joinpath(*KEY_FILE)
     if path.is_file():
@@ -95,7 +99,7 @@ def _version_row(v) -> dict:
     }
 
 
-def build_receipt(workspace, request_id: int) -> dict:
+def build_receipt(workspace: Workspace, request_id: int) -> dict:
     """Everything the ledger knows of a finished request, without a byte of its documents."""
     from lethe.forget.tokenizer_purge import tokenizer_status
 
@@ -175,6 +179,7 @@ def build_receipt(workspace, request_id: int) -> dict:
     with ledger.reading() as s:  # purged versions too: the receipt names what was deleted
         base = s.get(ModelVersion, request.base_version_id) if request.base_version_id else None
         result = s.get(ModelVersion, request.result_version_id) if request.result_version_id else None
+    boundary = ledger.base_boundary(base.id if base is not None else None)
     tokenizer = tokenizer_status(workspace, result, audit.get("tokenizer"))
     tokenizer["purged_paths"] = erasure.get("tokenizer_purged", [])
     scan = erasure.get("scan") or {}
@@ -183,6 +188,7 @@ def build_receipt(workspace, request_id: int) -> dict:
         "tokenizer": tokenizer["statement"],
         "files_with_hits": [h["path"] for h in scan.get("files_with_hits", [])],
         "mentions_kept": [m["key"] for m in (request.config or {}).get("mentions", []) if m["decision"] == "keep"],
+        "pretraining_data": boundary["statement"] if boundary else None,
     }
     config = {k: v for k, v in (request.config or {}).items() if k != "mentions"}
     return {
@@ -215,6 +221,9 @@ def build_receipt(workspace, request_id: int) -> dict:
             "before": {"version": base.name, "sha256": base.weights_sha256} if base else None,
             "after": {"version": result.name, "sha256": result.weights_sha256} if result else None,
         },
+        # provenance starts here: a base-derived version's base, by name and sha256 (None:
+        # trained from scratch, every example it saw is in the ledger)
+        "base_model": boundary,
         "latest_moved_at": _iso(moved),
         "audit": {k: v for k, v in audit.items() if k not in ("erasure", "samples")},
         "strings": erasure.get("strings", {}),
@@ -227,7 +236,7 @@ def build_receipt(workspace, request_id: int) -> dict:
 # -- signing, writing, verifying ----------------------------------------------------------------
 
 
-def sign(workspace, receipt: dict) -> dict:
+def sign(workspace: Workspace, receipt: dict) -> dict:
     key = signing_key(workspace)
     return {
         "receipt": receipt,
@@ -239,7 +248,7 @@ def sign(workspace, receipt: dict) -> dict:
     }
 
 
-def write_receipt(workspace, request_id: int, out: str | Path | None = None) -> tuple[Path, Path]:
+def write_receipt(workspace: Workspace, request_id: int, out: str | Path | None = None) -> tuple[Path, Path]:
     """Write `receipt-N.json` and `receipt-N.html` (signed) into `out` (default `reports/`)."""
     signed = sign(workspace, build_receipt(workspace, request_id))
     directory = Path(out) if out else workspace.reports_dir()
@@ -251,7 +260,7 @@ def write_receipt(workspace, request_id: int, out: str | Path | None = None) -> 
     return json_path, html_path
 
 
-def verify_receipt(workspace, path: str | Path) -> list[str]:
+def verify_receipt(workspace: Workspace, path: str | Path) -> list[str]:
     """Problems with a receipt file: a bad signature, a key that is not the workspace's, or facts
     the ledger no longer agrees with. [] when it holds."""
     path = Path(path)
@@ -313,6 +322,7 @@ def render_html(signed: dict) -> str:
         ("Checkpoints", _table(found["checkpoints"])),
         ("Model versions (taint, purge)", _table(r["versions"])),
         ("Weights", _pairs({k: v for k, v in r["weights"].items()} | {"latest moved at": r["latest_moved_at"]})),
+        ("Base model (where provenance starts)", _pairs(r.get("base_model") or {"base_model": None})),
         ("Tokenizer", _pairs(found["tokenizer"])),
         ("Mentions", _table(found["mentions"])),
         ("Conversations redacted", _table(found["conversations"])),

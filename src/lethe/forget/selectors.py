@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING
 
 from lethe.errors import InputError, NotFoundError
+
+if TYPE_CHECKING:
+    from lethe.ledger.store import Ledger
 
 
 @dataclass
@@ -29,7 +33,7 @@ class Selector:
         return cls(**values)
 
 
-def resolve(ledger, selector: Selector) -> list[int]:
+def resolve(ledger: Ledger, selector: Selector) -> list[int]:
     """Document ids matched by the selector, widened to all revisions of each document.
 
     Raises `InputError` when the selector is empty or matches nothing, naming what was tried.

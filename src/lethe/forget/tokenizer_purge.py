@@ -18,24 +18,30 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sqlalchemy import update
 
+from lethe.ledger import repository
 from lethe.ledger.schema import Checkpoint, ModelVersion, utcnow
+
+if TYPE_CHECKING:
+    from lethe.ledger.store import Ledger
+    from lethe.workspace import Workspace
 
 
 def _inside(workspace, path: Path) -> bool:
     return workspace.home.resolve() in path.resolve().parents
 
 
-def old_tokenizer_users(ledger, tokenizer_id: int) -> tuple[list, list]:
+def old_tokenizer_users(ledger: Ledger, tokenizer_id: int) -> tuple[list, list]:
     """(lineages whose tokenizer is `tokenizer_id`, their versions)."""
     lineages = [row for row in ledger.lineages() if (row.config or {}).get("tokenizer_id") == tokenizer_id]
     ids = {row.id for row in lineages}
     return lineages, [v for v in ledger.list_versions() if v.lineage_id in ids]
 
 
-def taint_tokenizer_users(ledger, tokenizer_id: int, *, reason: str, keep=()) -> list[ModelVersion]:
+def taint_tokenizer_users(ledger: Ledger, tokenizer_id: int, *, reason: str, keep=()) -> list[ModelVersion]:
     """Taint every untainted version (and its checkpoints) of a lineage that uses `tokenizer_id`."""
     _, versions = old_tokenizer_users(ledger, tokenizer_id)
     targets = [v for v in versions if v.tainted_at is None and v.id not in set(keep)]
@@ -45,11 +51,13 @@ def taint_tokenizer_users(ledger, tokenizer_id: int, *, reason: str, keep=()) ->
             ids = [v.id for v in targets]
             s.execute(update(ModelVersion).where(ModelVersion.id.in_(ids)).values(tainted_at=now, taint_reason=reason))
             s.execute(update(Checkpoint).where(Checkpoint.version_id.in_(ids)).values(tainted_at=now))
-            ledger._event(s, "versions.tainted", None, None, versions=[v.name for v in targets], reason=reason)
+            repository.record_event(
+                s, "versions.tainted", None, None, versions=[v.name for v in targets], reason=reason
+            )
     return [ledger.resolve_version(v.id, allow_tainted=True) for v in targets]
 
 
-def purge_old_tokenizer(workspace, tokenizer_id: int) -> list[str]:
+def purge_old_tokenizer(workspace: Workspace, tokenizer_id: int) -> list[str]:
     """Delete the old tokenizer's directory and the old lineages' specs and resume states when no
     untainted version uses them; the paths removed (relative to the workspace)."""
     ledger = workspace.ledger
@@ -78,7 +86,7 @@ def purge_old_tokenizer(workspace, tokenizer_id: int) -> list[str]:
     return removed
 
 
-def tokenizer_status(workspace, version, leak: dict | None) -> dict:
+def tokenizer_status(workspace: Workspace, version, leak: dict | None) -> dict:
     """What the receipt says of the tokenizer: does the one serving `version` still carry the
     forgotten documents' merges, and which directories still hold a tokenizer that learned from them."""
     ledger = workspace.ledger

@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from lethe.errors import ConflictError, NotFoundError
+from lethe.ledger import repository
 from lethe.ledger.schema import BaseModelRecord, Lineage, ModelVersion, utcnow
 
 PRETRAINING_DATA = "not on record"
@@ -54,7 +55,7 @@ class BaseModelsMixin:
             )
             s.add(row)
             s.flush()
-            self._event(
+            repository.record_event(
                 s,
                 "base.added",
                 "base_model",
@@ -97,3 +98,37 @@ class BaseModelsMixin:
                 select(ModelVersion.id, Lineage.config).join(Lineage, ModelVersion.lineage_id == Lineage.id)
             )
             return {vid: config["base_model"] for vid, config in rows if (config or {}).get("base_model")}
+
+    def base_boundary(self, version_id: int | None) -> dict | None:
+        """Where provenance starts for a version fine-tuned from an imported base (None: trained
+        from scratch, so every example it saw is on record): the base's name, the sha256 of the
+        file it was imported from and of its converted weights, and the statement that its
+        pretraining data is not on record. Receipts and audits carry it."""
+        if version_id is None:
+            return None
+        with self.reading() as s:
+            version = s.get(ModelVersion, version_id)
+            lineage = s.get(Lineage, version.lineage_id) if version is not None and version.lineage_id else None
+            config = (lineage.config if lineage is not None else None) or {}
+            if not config.get("base_model"):
+                return None
+            record = s.get(BaseModelRecord, config["base_model_id"]) if config.get("base_model_id") else None
+            if record is None:
+                record = s.scalar(select(BaseModelRecord).where(BaseModelRecord.name == config["base_model"]))
+            name = record.name if record is not None else config["base_model"]
+            weights = record.weights_sha256 if record is not None else config.get("base_weights_sha256")
+            pretraining = record.pretraining_data if record is not None else PRETRAINING_DATA
+            return {
+                "base_model": name,
+                "source_kind": record.source_kind if record is not None else None,
+                "source_sha256": record.source_sha256 if record is not None else None,
+                "weights_sha256": weights,
+                "license": record.license if record is not None else None,
+                "quantization": record.quantization if record is not None else None,
+                "pretraining_data": pretraining,
+                "statement": (
+                    f"provenance on record starts at the base model {name} (weights sha256 {weights}); "
+                    f"its pretraining data is {pretraining}: what the base learned before fine-tuning "
+                    "can be neither listed nor forgotten here"
+                ),
+            }

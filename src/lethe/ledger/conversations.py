@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy import func, select
 
 from lethe.errors import NotFoundError
+from lethe.ledger import repository
 from lethe.ledger.schema import Conversation, Message, utcnow
 
 
@@ -14,7 +15,7 @@ class ConversationsMixin:
             conversation = Conversation(title=title, version_id=version_id, created_at=utcnow())
             s.add(conversation)
             s.flush()
-            self._event(s, "conversation.started", "conversation", conversation.id, version_id=version_id)
+            repository.record_event(s, "conversation.started", "conversation", conversation.id, version_id=version_id)
             return conversation.id
 
     def add_message(
@@ -66,7 +67,9 @@ class ConversationsMixin:
                 s.add(conversation)
                 s.flush()
                 conversation_id = conversation.id
-                self._event(s, "conversation.started", "conversation", conversation_id, version_id=version_id)
+                repository.record_event(
+                    s, "conversation.started", "conversation", conversation_id, version_id=version_id
+                )
             elif s.get(Conversation, conversation_id) is None:
                 raise NotFoundError(f"no conversation {conversation_id}")
             rows = [(m["role"], m["content"], None, None) for m in messages] + [("assistant", reply, params, stats)]

@@ -6,71 +6,23 @@ import hashlib
 import json
 from collections.abc import Sequence
 
-from sqlalchemy import Text, cast, delete, func, insert, or_, select
+from sqlalchemy import Text, cast, delete, func, or_, select
 from sqlalchemy.orm import Session
 
 from lethe.errors import InputError, NotFoundError
-from lethe.ledger.ingest import BATCH
+from lethe.ledger import repository
 from lethe.ledger.schema import Collection, CollectionMember, Document, Source, TokenImpact, utcnow
 
 
 class DocumentsMixin:
     # -- sources and collections ---------------------------------------------------------------
 
-    def _source(self, s: Session, name: str, kind: str, license: str | None, uri: str | None) -> Source:
-        source = s.scalar(select(Source).where(Source.name == name))
-        if source is None:
-            source = Source(name=name, kind=kind, license=license, uri=uri)
-            s.add(source)
-            s.flush()
-            self._event(s, "source.added", "source", source.id, name=name, kind=kind, uri=uri)
-        return source
-
-    def _collection(self, s: Session, name: str, description: str | None = None) -> Collection:
-        collection = s.scalar(select(Collection).where(Collection.name == name))
-        if collection is None:
-            collection = Collection(name=name, description=description)
-            s.add(collection)
-            s.flush()
-            self._event(s, "collection.created", "collection", collection.id, name=name)
-        return collection
-
-    def _add_members(self, s: Session, collection: Collection, document_ids: Sequence[int]) -> int:
-        if not document_ids:
-            return 0
-        existing = set(
-            s.scalars(select(CollectionMember.document_id).where(CollectionMember.collection_id == collection.id))
-        )
-        start = s.scalar(
-            select(func.coalesce(func.max(CollectionMember.position), -1)).where(
-                CollectionMember.collection_id == collection.id
-            )
-        )
-        rows, seen = [], set()
-        for doc_id in document_ids:
-            if doc_id in existing or doc_id in seen:
-                continue
-            seen.add(doc_id)
-            rows.append({"collection_id": collection.id, "document_id": doc_id, "position": start + 1 + len(rows)})
-        if self.dialect == "postgresql" and rows:
-            raw = s.connection().connection.driver_connection
-            with (
-                raw.cursor() as cursor,
-                cursor.copy("COPY collection_members (collection_id, document_id, position) FROM STDIN") as copy,
-            ):
-                for row in rows:
-                    copy.write_row((row["collection_id"], row["document_id"], row["position"]))
-            return len(rows)
-        for i in range(0, len(rows), BATCH):
-            s.execute(insert(CollectionMember), rows[i : i + BATCH])
-        return len(rows)
-
     def create_collection(self, name: str, document_ids: Sequence[int], description: str | None = None) -> int:
         """Create (or extend) a named collection; returns how many documents joined it."""
         with self.transaction() as s:
-            collection = self._collection(s, name, description)
-            added = self._add_members(s, collection, document_ids)
-            self._event(s, "collection.extended", "collection", collection.id, name=name, added=added)
+            collection = repository.collection(s, name, description)
+            added = repository.add_members(s, collection, document_ids)
+            repository.record_event(s, "collection.extended", "collection", collection.id, name=name, added=added)
             return added
 
     def collections(self) -> list[tuple[Collection, int]]:
@@ -210,7 +162,7 @@ class DocumentsMixin:
         """
         with self.transaction() as s:
             erased = tombstone_documents(s, document_ids, reason=reason, request_id=request_id)
-            self._event(
+            repository.record_event(
                 s,
                 "documents.erased",
                 "forget_request",

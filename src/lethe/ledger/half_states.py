@@ -20,7 +20,15 @@ from typing import TYPE_CHECKING
 from sqlalchemy import func, select
 
 from lethe.ledger.owners import owner_alive
-from lethe.ledger.schema import Checkpoint, Document, ForgetRequest, ForgetRequestDocument, ModelVersion, Run
+from lethe.ledger.schema import (
+    Checkpoint,
+    Document,
+    ForgetRequest,
+    ForgetRequestDocument,
+    ModelVersion,
+    Run,
+    TuningCalibration,
+)
 from lethe.ledger.states import RequestStatus, RunStatus, VersionStatus
 
 if TYPE_CHECKING:
@@ -78,11 +86,12 @@ def orphaned_candidates(ledger: Ledger) -> list[ModelVersion]:
         )
         results = {q.result_version_id for q in waiting if q.id not in dead_request_ids}
         result_runs = {v.run_id for v in candidates if v.id in results and v.run_id is not None}
+        calibrations = set(s.scalars(select(TuningCalibration.exact_version_id)))  # `lethe tune` keeps them
     orphans = []
     for version in candidates:
         run = runs.get(version.run_id)
         running = run is not None and run.status == RunStatus.RUNNING  # a dead one is reported as a run
-        if running or version.id in results or version.run_id in result_runs:
+        if running or version.id in results or version.run_id in result_runs or version.id in calibrations:
             continue
         orphans.append(version)
     return orphans

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import insert, select, text, update
 from sqlalchemy.orm import Session
 
+from lethe.ledger import repository
 from lethe.ledger.records import DocumentRecord, canonical_json
 from lethe.ledger.schema import Document, Source, utcnow
 
@@ -59,7 +60,7 @@ class IngestMixin:
         report = IngestReport()
         with self.transaction() as s:
             existed = s.scalar(select(Source.id).where(Source.name == source)) is not None
-            src = self._source(s, source, source_kind, license, uri)
+            src = repository.source(s, source, source_kind, license, uri)
             if existed and self.dialect == "postgresql":
                 s.execute(text("ANALYZE documents"))  # bulk COPYs leave the planner's statistics stale
             members: dict[str, list[int]] = {}
@@ -73,8 +74,8 @@ class IngestMixin:
             if batch:
                 self._ingest_batch(s, src, batch, report, members, collection, existed, seen)
             for name, ids in members.items():
-                report.collections[name] = self._add_members(s, self._collection(s, name), ids)
-            self._event(
+                report.collections[name] = repository.add_members(s, repository.collection(s, name), ids)
+            repository.record_event(
                 s,
                 "documents.ingested",
                 "source",

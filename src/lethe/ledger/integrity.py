@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sqlalchemy import exists, func, select, text
 
@@ -24,6 +25,10 @@ from lethe.ledger.schema import (
     TokenImpact,
     VersionCoverage,
 )
+from lethe.ledger.states import RunStatus
+
+if TYPE_CHECKING:
+    from lethe.ledger.store import Ledger
 
 TOP_TOKEN_KEYS = ("token_id", "position", "impact")
 
@@ -128,7 +133,7 @@ def _runs_and_versions(ledger, verify_weights: bool) -> list[Problem]:
                 problems.append(
                     Problem("orphans", "runs", str(run.id), f"parent_version_id {run.parent_version_id} does not exist")
                 )
-            if run.status == "succeeded" and run.finished_at is None:
+            if run.status == RunStatus.SUCCEEDED and run.finished_at is None:
                 problems.append(Problem("runs", "runs", str(run.id), "succeeded without a finish time"))
         covered = set(s.scalars(select(VersionCoverage.version_id).distinct()))
         for version in s.scalars(select(ModelVersion)):
@@ -233,13 +238,13 @@ def _plural(n: int, one: str, many: str) -> str:
     return one if n == 1 else many
 
 
-def check(ledger, *, verify_weights: bool = True, home: Path | None = None) -> list[Problem]:
+def check(ledger: Ledger, *, verify_weights: bool = True, home: Path | None = None) -> list[Problem]:
     """Run every check; an empty list means the ledger is consistent (notices aside). With `home`
     (the workspace), stray files of interrupted saves are looked for too."""
     return [p for p in review(ledger, verify_weights=verify_weights, home=home) if p.severity == PROBLEM]
 
 
-def review(ledger, *, verify_weights: bool = True, home: Path | None = None) -> list[Problem]:
+def review(ledger: Ledger, *, verify_weights: bool = True, home: Path | None = None) -> list[Problem]:
     """Every problem and every notice of every check."""
     from lethe.ledger.half_states import half_states
 

@@ -7,6 +7,7 @@ import time
 from sqlalchemy import select, update
 
 from lethe.errors import NotFoundError
+from lethe.ledger import repository
 from lethe.ledger.schema import Job, utcnow
 from lethe.ledger.states import FINISHED_JOB, JobStatus
 
@@ -21,7 +22,7 @@ class JobsMixin:
             )
             s.add(job)
             s.flush()
-            self._event(s, "job.queued", "job", job.id, kind=kind)
+            repository.record_event(s, "job.queued", "job", job.id, kind=kind)
             return job.id
 
     def job(self, job_id: int) -> Job:
@@ -60,7 +61,7 @@ class JobsMixin:
                 job.error = error
             if status is not None and status != job.status:
                 job.status = status
-                self._event(s, f"job.{status}", "job", job_id, kind=job.kind, error=error)
+                repository.record_event(s, f"job.{status}", "job", job_id, kind=job.kind, error=error)
             job.updated_at = utcnow()
             return job
 
@@ -93,7 +94,7 @@ class JobsMixin:
                     *(job.progress or []),
                     {"kind": "started", "worker": worker, "ts": round(time.time(), 3)},
                 ]
-                self._event(s, "job.running", "job", job_id, kind=job.kind, **worker)
+                repository.record_event(s, "job.running", "job", job_id, kind=job.kind, **worker)
             return self.job(job_id)
         return None
 
@@ -104,4 +105,4 @@ class JobsMixin:
                 raise NotFoundError(f"no job {job_id}")
             if job.status not in FINAL_JOB_STATES:
                 job.cancel_requested = True
-                self._event(s, "job.cancel_requested", "job", job_id)
+                repository.record_event(s, "job.cancel_requested", "job", job_id)

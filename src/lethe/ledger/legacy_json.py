@@ -48,13 +48,18 @@ from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
 from lethe.errors import ConflictError, InputError, Where
+from lethe.ledger import repository
 from lethe.ledger.records import content_hash
 from lethe.ledger.schema import Document, ModelVersion, Run, TokenImpact, VersionCoverage, utcnow
+from lethe.ledger.states import RunStatus
+
+if TYPE_CHECKING:
+    from lethe.ledger.store import Ledger
 
 PAGE = 1000
 EMPTY_TRAINING = {
@@ -109,7 +114,7 @@ def _revision_id(doc: Document, source_name: str) -> int | str:
     return int(rid) if isinstance(rid, str) and rid.isdigit() else rid
 
 
-def iter_entries(ledger) -> Iterator[dict]:
+def iter_entries(ledger: Ledger) -> Iterator[dict]:
     """The changelog entries of every document revision in the ledger, oldest first."""
     sources = {s.id: s for s in ledger.sources()}
     versions = {v.id: v for v in ledger.list_versions(include_discarded=True)}
@@ -189,7 +194,7 @@ def _training(version: ModelVersion, saw: bool, impact: TokenImpact | None, vers
     }
 
 
-def export_json(ledger, out: str | Path | IO[str]) -> int:
+def export_json(ledger: Ledger, out: str | Path | IO[str]) -> int:
     """Write the changelog of `ledger` to `out` (a path or a text stream); returns the entry count."""
     if isinstance(out, (str, Path)):
         with open(out, "w", encoding="utf-8") as f:
@@ -207,7 +212,7 @@ def export_json(ledger, out: str | Path | IO[str]) -> int:
 # -- import ------------------------------------------------------------------------------------
 
 
-def import_json(ledger, path: str | Path, rows: Iterable[Any], *, source: str = "legacy") -> dict[str, int]:
+def import_json(ledger: Ledger, path: str | Path, rows: Iterable[Any], *, source: str = "legacy") -> dict[str, int]:
     """Load a changelog into `ledger` in one transaction; returns what was created.
 
     `rows` are the entries of the file at `path`, each with its `value` and `line` (as
@@ -223,7 +228,7 @@ def import_json(ledger, path: str | Path, rows: Iterable[Any], *, source: str = 
         for row in rows:
             state.entry(row.value, Where(path=path, line=row.line))
         state.finish(counts)
-        ledger._event(s, "ledger.imported", None, None, path=str(path), **counts)
+        repository.record_event(s, "ledger.imported", None, None, path=str(path), **counts)
     return counts
 
 
@@ -251,7 +256,7 @@ class _ImportState:
         if not isinstance(name, str) or not name:
             raise InputError("the source has no name", Where(where.path, where.line, field="source.name"))
         if name not in self.sources:
-            src = self.ledger._source(self.s, name, spec.get("kind") or "legacy", spec.get("license"), spec.get("uri"))
+            src = repository.source(self.s, name, spec.get("kind") or "legacy", spec.get("license"), spec.get("uri"))
             self.sources[name] = src
             self.existing[src.id] = {
                 (ext, rev): (doc_id, digest)
@@ -403,14 +408,14 @@ class _ImportState:
             if id(doc) in self.implicit_current:
                 doc.is_current = doc.revision == self.latest[doc.key]
         for name, members in self.members.items():
-            collection = self.ledger._collection(s, name)
+            collection = repository.collection(s, name)
             ordered = [doc_id(d) for _, d in sorted(members, key=lambda m: m[0])]
-            self.ledger._add_members(s, collection, ordered)
+            repository.add_members(s, collection, ordered)
         for name, docs in self.saw.items():
             version = self.versions[name]
             run = Run(
                 kind="legacy",
-                status="succeeded",
+                status=RunStatus.SUCCEEDED,
                 config={"imported_from": str(self.path)},
                 started_at=utcnow(),
                 finished_at=utcnow(),
@@ -420,7 +425,7 @@ class _ImportState:
             version.run_id = run.id
             s.add(VersionCoverage(version_id=version.id, run_id=run.id, max_step=0))
             rows = [(run.id, 0, i) for i in dict.fromkeys(doc_id(d) for d in docs)]
-            self.ledger._insert_exposures(s, rows)
+            repository.insert_exposures(s, rows)
             counts["exposures"] += len(rows)
         for doc, name, item, where in self.impacts:
             impact = item["token_impact"]

@@ -9,9 +9,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 from sqlalchemy import and_, exists, func, insert, or_, select, update
-from sqlalchemy.orm import Session
 
 from lethe.errors import ConflictError, NotFoundError
+from lethe.ledger import repository
 from lethe.ledger.owners import this_process
 from lethe.ledger.schema import (
     Alias,
@@ -41,7 +41,7 @@ class ProvenanceMixin:
             lineage = Lineage(name=name, base=base, config=config)
             s.add(lineage)
             s.flush()
-            self._event(s, "lineage.created", "lineage", lineage.id, name=name, base=base)
+            repository.record_event(s, "lineage.created", "lineage", lineage.id, name=name, base=base)
             return lineage
 
     def lineage(self, ref: int | str) -> Lineage:
@@ -85,7 +85,7 @@ class ProvenanceMixin:
             )
             s.add(run)
             s.flush()
-            self._event(s, "run.started", "run", run.id, kind=kind, lineage_id=lineage_id)
+            repository.record_event(s, "run.started", "run", run.id, kind=kind, lineage_id=lineage_id)
             return run.id
 
     def finish_run(
@@ -105,7 +105,7 @@ class ProvenanceMixin:
             run.status, run.error, run.finished_at = status, error, utcnow()
             if metrics is not None:
                 run.metrics = {**(run.metrics or {}), **metrics}
-            self._event(s, f"run.{status}", "run", run_id, kind=run.kind, error=error)
+            repository.record_event(s, f"run.{status}", "run", run_id, kind=run.kind, error=error)
 
     def update_run_metrics(self, run_id: int, metrics: dict) -> None:
         with self.transaction() as s:
@@ -146,7 +146,9 @@ class ProvenanceMixin:
             rows = [{"slice_id": sl.id, "document_id": d} for d in dict.fromkeys(document_ids)]
             for i in range(0, len(rows), 5000):
                 s.execute(insert(SliceDocument), rows[i : i + 5000])
-            self._event(s, "slice.added", "slice", sl.id, lineage_id=lineage_id, index=index, documents=len(rows))
+            repository.record_event(
+                s, "slice.added", "slice", sl.id, lineage_id=lineage_id, index=index, documents=len(rows)
+            )
             return sl.id
 
     def slices(self, lineage_id: int) -> list[tuple[Slice, list[int]]]:
@@ -173,29 +175,16 @@ class ProvenanceMixin:
             for step, doc_id in rows:
                 batch.append((run_id, step, doc_id))
                 if len(batch) >= EXPOSURE_BATCH:
-                    total += self._insert_exposures(s, batch)
+                    total += repository.insert_exposures(s, batch)
                     batch = []
             if batch:
-                total += self._insert_exposures(s, batch)
+                total += repository.insert_exposures(s, batch)
         if total >= 100_000 and self.dialect == "postgresql":
             # After a bulk COPY the planner's statistics are stale; provenance queries would scan.
             with self.engine.connect() as conn:
                 conn.exec_driver_sql("ANALYZE exposures")
                 conn.commit()
         return total
-
-    def _insert_exposures(self, s: Session, batch: list[tuple[int, int, int]]) -> int:
-        connection = s.connection()
-        if self.dialect == "postgresql":
-            raw = connection.connection.driver_connection
-            with raw.cursor().copy("COPY exposures (run_id, step, document_id) FROM STDIN") as copy:
-                # one text block per batch: ~3x faster than write_row per row
-                copy.write("".join(f"{run}\t{step}\t{doc}\n" for run, step, doc in batch))
-        else:
-            connection.exec_driver_sql(
-                "INSERT OR IGNORE INTO exposures (run_id, step, document_id) VALUES (?, ?, ?)", batch
-            )
-        return len(batch)
 
     def exposure_count(self, run_id: int | None = None) -> int:
         query = select(func.count()).select_from(Exposure)
@@ -263,8 +252,8 @@ class ProvenanceMixin:
             for rid, max_step in covered.items():
                 s.add(VersionCoverage(version_id=version.id, run_id=rid, max_step=max_step))
             for alias in aliases if status == VersionStatus.PUBLISHED else ():
-                self._set_alias(s, alias, version.id)
-            self._event(
+                repository.set_alias(s, alias, version.id)
+            repository.record_event(
                 s,
                 "version.registered",
                 "model_version",
@@ -278,57 +267,34 @@ class ProvenanceMixin:
             )
             return version
 
-    def _set_alias(self, s: Session, alias: str, version_id: int) -> None:
-        row = s.get(Alias, alias)
-        if row is None:
-            s.add(Alias(name=alias, version_id=version_id, updated_at=utcnow()))
-        else:
-            row.version_id, row.updated_at = version_id, utcnow()
-        self._event(s, "alias.set", "model_version", version_id, alias=alias)
-
     def set_alias(self, alias: str, ref: int | str) -> None:
         version = self.resolve_version(ref, allow_tainted=True)
         with self.transaction() as s:
-            self._set_alias(s, alias, version.id)
+            repository.set_alias(s, alias, version.id)
 
     def publish_version(self, ref: int | str, aliases: Sequence[str] = ("latest",)) -> ModelVersion:
         """Turn a candidate into a published version and point aliases at it."""
         with self.transaction() as s:
-            version = self._version(s, ref)
+            version = repository.find_version(s, ref)
             version.status = VersionStatus.PUBLISHED
             for alias in aliases:
-                self._set_alias(s, alias, version.id)
-            self._event(s, "version.published", "model_version", version.id, name=version.name)
+                repository.set_alias(s, alias, version.id)
+            repository.record_event(s, "version.published", "model_version", version.id, name=version.name)
             return version
 
     def discard_version(self, ref: int | str) -> ModelVersion:
         with self.transaction() as s:
-            version = self._version(s, ref)
+            version = repository.find_version(s, ref)
             if s.scalar(select(Alias).where(Alias.version_id == version.id)) is not None:
                 raise ConflictError(f"{version.name} is aliased; point the alias elsewhere first")
             version.status = VersionStatus.DISCARDED
-            self._event(s, "version.discarded", "model_version", version.id, name=version.name)
+            repository.record_event(s, "version.discarded", "model_version", version.id, name=version.name)
             return version
-
-    def _version(self, s: Session, ref: int | str) -> ModelVersion:
-        version = None
-        text = str(ref)
-        if isinstance(ref, int) or text.isdigit():
-            version = s.get(ModelVersion, int(ref))
-        if version is None:
-            version = s.scalar(select(ModelVersion).where(ModelVersion.name == text))
-        if version is None:
-            alias = s.get(Alias, text)
-            if alias is not None:
-                version = s.get(ModelVersion, alias.version_id)
-        if version is None:
-            raise NotFoundError(f"no model version {text!r} (try `lethe versions`)")
-        return version
 
     def resolve_version(self, ref: int | str = "latest", *, allow_tainted: bool = False) -> ModelVersion:
         """A version by id, name (`v3`) or alias (`latest`); tainted ones only when allowed."""
         with self.reading() as s:
-            version = self._version(s, ref)
+            version = repository.find_version(s, ref)
         if version.purged_at is not None:
             raise ConflictError(f"{version.name}'s weights were purged ({version.taint_reason})")
         if version.tainted_at is not None and not allow_tainted:
@@ -422,7 +388,7 @@ class ProvenanceMixin:
             )
             s.add(ck)
             s.flush()
-            self._event(
+            repository.record_event(
                 s,
                 "checkpoint.registered",
                 "checkpoint",
@@ -464,7 +430,9 @@ class ProvenanceMixin:
                     update(ModelVersion).where(ModelVersion.id.in_(ids)).values(tainted_at=now, taint_reason=reason)
                 )
                 s.execute(update(Checkpoint).where(Checkpoint.version_id.in_(ids)).values(tainted_at=now))
-            self._event(s, "versions.tainted", None, None, versions=[tainted[i].name for i in ids], reason=reason)
+            repository.record_event(
+                s, "versions.tainted", None, None, versions=[tainted[i].name for i in ids], reason=reason
+            )
         return [self.resolve_version(i, allow_tainted=True) for i in tainted]
 
     def mark_purged(self, version_id: int) -> None:
@@ -472,4 +440,4 @@ class ProvenanceMixin:
             version = s.get(ModelVersion, version_id)
             version.purged_at = utcnow()
             s.execute(update(Checkpoint).where(Checkpoint.version_id == version_id).values(purged_at=utcnow()))
-            self._event(s, "version.purged", "model_version", version_id, name=version.name)
+            repository.record_event(s, "version.purged", "model_version", version_id, name=version.name)

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from sqlalchemy import delete, insert, select
 
 from lethe.errors import NotFoundError
+from lethe.ledger import repository
 from lethe.ledger.schema import (
     Evaluation,
     Event,
@@ -55,7 +56,7 @@ class RequestsMixin:
             ]
             for i in range(0, len(rows), 5000):
                 s.execute(insert(ForgetRequestDocument), rows[i : i + 5000])
-            self._event(
+            repository.record_event(
                 s,
                 "forget.requested",
                 "forget_request",
@@ -83,7 +84,7 @@ class RequestsMixin:
             if fields.get("status") in FINISHED_REQUEST:
                 request.finished_at = utcnow()
             if "status" in fields:
-                self._event(
+                repository.record_event(
                     s,
                     f"forget.{fields['status']}",
                     "forget_request",
@@ -105,7 +106,7 @@ class RequestsMixin:
                 select(Event).where(Event.kind == "forget.requested", Event.subject_id == request_id)
             ):
                 event.data = {**(event.data or {}), "selector": selector}
-            self._event(s, "forget.selector_redacted", "forget_request", request_id)
+            repository.record_event(s, "forget.selector_redacted", "forget_request", request_id)
 
     def forget_request(self, request_id: int) -> ForgetRequest:
         with self.reading() as s:
@@ -160,7 +161,7 @@ class RequestsMixin:
         with self.transaction() as s:
             if rows:
                 s.execute(insert(Evaluation), rows)
-            self._event(
+            repository.record_event(
                 s,
                 "evaluation.stored",
                 "model_version",
@@ -223,7 +224,7 @@ class RequestsMixin:
             ]
             for i in range(0, len(rows), 2000):
                 s.execute(insert(TokenImpact), rows[i : i + 2000])
-            self._event(
+            repository.record_event(
                 s,
                 "impact.computed",
                 "model_version",

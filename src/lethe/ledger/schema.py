@@ -386,3 +386,65 @@ class Event(Base):
     subject_id: Mapped[int | None] = mapped_column(Integer)
     data: Mapped[dict | None] = mapped_column(JSON)
     actor: Mapped[str | None] = mapped_column(String(200))
+
+
+class TuningCalibration(Base):
+    """The exact answer for calibration subjects: a replay (or retrain) of a version's lineage
+    without the calibration documents, computed once and reused by every tuning study on them."""
+
+    __tablename__ = "tuning_calibrations"
+    __table_args__ = (UniqueConstraint("version_id", "documents_sha256", name="uq_tuning_calibration"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    version_id: Mapped[int] = mapped_column(ForeignKey("model_versions.id"))
+    """The version the approximate methods unlearn from (the tuned target)."""
+    documents_sha256: Mapped[str] = mapped_column(String(64))
+    """SHA-256 of the sorted calibration document ids (the cache key, with the version)."""
+    subjects: Mapped[list] = mapped_column(JSON)
+    """The calibration subjects (collection names, or author ids), as chosen."""
+    document_ids: Mapped[list] = mapped_column(JSON)
+    exact_version_id: Mapped[int] = mapped_column(ForeignKey("model_versions.id"))
+    seconds: Mapped[float] = mapped_column(Float)
+    """Wall time of the exact replay (the baseline an approximate method's time is a fraction of)."""
+    meta: Mapped[dict | None] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+
+
+class TuningStudy(Base):
+    """One hyperparameter search of one method against one calibration (Optuna's study, kept in
+    lethe's own tables: Optuna's RDB storage brings an `alembic_version` table of its own)."""
+
+    __tablename__ = "tuning_studies"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    method: Mapped[str] = mapped_column(String(60))
+    lineage_id: Mapped[int | None] = mapped_column(ForeignKey("lineages.id"))
+    calibration_id: Mapped[int] = mapped_column(ForeignKey("tuning_calibrations.id"))
+    config: Mapped[dict] = mapped_column(JSON)
+    """Sampler seed, utility fraction, fixed settings, search space: what resuming must match."""
+    best: Mapped[dict | None] = mapped_column(JSON)
+    """The chosen trial: number, params, forget quality, utility, robustness check."""
+    created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+
+
+class TuningTrial(Base):
+    """One trial of a study: its parameters, its outcome, its intermediate forget quality."""
+
+    __tablename__ = "tuning_trials"
+    __table_args__ = (UniqueConstraint("study_id", "number", name="uq_tuning_trial"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    study_id: Mapped[int] = mapped_column(ForeignKey("tuning_studies.id"), index=True)
+    number: Mapped[int] = mapped_column(Integer)
+    state: Mapped[str] = mapped_column(String(20))  # complete, pruned, fail
+    params: Mapped[dict] = mapped_column(JSON)
+    distributions: Mapped[dict] = mapped_column(JSON)
+    """Optuna's JSON of each parameter's distribution (to rebuild the study on resume)."""
+    forget_quality: Mapped[float | None] = mapped_column(Float)
+    utility: Mapped[float | None] = mapped_column(Float)
+    utility_fraction: Mapped[float | None] = mapped_column(Float)
+    """The trial's utility over the exact model's."""
+    intermediate: Mapped[dict | None] = mapped_column(JSON)
+    """{step: forget quality} reported to the pruner."""
+    seconds: Mapped[float | None] = mapped_column(Float)
+    """Wall time of the unlearning run alone."""
+    created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)

@@ -26,7 +26,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from lethe.errors import InputError
-from lethe.ledger import migrate
+from lethe.ledger import migrate, repository
 from lethe.ledger.base_models import BaseModelsMixin
 from lethe.ledger.conversations import ConversationsMixin
 from lethe.ledger.documents import DocumentsMixin
@@ -34,8 +34,9 @@ from lethe.ledger.ingest import IngestMixin
 from lethe.ledger.jobs import JobsMixin
 from lethe.ledger.provenance import ProvenanceMixin
 from lethe.ledger.requests import RequestsMixin
-from lethe.ledger.schema import Event, utcnow
+from lethe.ledger.schema import Event
 from lethe.ledger.tokenizers import TokenizersMixin
+from lethe.ledger.tuning import TuningMixin
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
@@ -87,6 +88,7 @@ class Ledger(
     JobsMixin,
     TokenizersMixin,
     BaseModelsMixin,
+    TuningMixin,
 ):
     """The provenance ledger of one lethe workspace."""
 
@@ -123,6 +125,7 @@ class Ledger(
             yield joined
             return
         session = self._sessions()
+        session.info[repository.ACTOR] = self.actor  # who the unit of work's events name
         token = _OPEN.set({**(_OPEN.get() or {}), id(self): session})
         try:
             with session.begin():
@@ -143,6 +146,7 @@ class Ledger(
             yield joined
             return
         session = self._sessions()
+        session.info[repository.ACTOR] = self.actor
         try:
             yield session
         finally:
@@ -153,32 +157,12 @@ class Ledger(
 
     # -- the changelog ------------------------------------------------------------------------
 
-    def _event(
-        self,
-        session: Session,
-        kind: str,
-        subject_type: str | None = None,
-        subject_id: int | None = None,
-        /,
-        **data,
-    ) -> None:
-        session.add(
-            Event(
-                kind=kind,
-                subject_type=subject_type,
-                subject_id=subject_id,
-                data=data or None,
-                actor=self.actor,
-                ts=utcnow(),
-            )
-        )
-
     def record_event(
         self, kind: str, subject_type: str | None = None, subject_id: int | None = None, /, **data
     ) -> None:
         """Append one event in its own transaction (for decisions made outside the ledger)."""
         with self.transaction() as s:
-            self._event(s, kind, subject_type, subject_id, **data)
+            repository.record_event(s, kind, subject_type, subject_id, **data)
 
     def events(
         self,

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from sqlalchemy import insert, select
 
 from lethe.errors import NotFoundError
+from lethe.ledger import repository
 from lethe.ledger.schema import Tokenizer, TokenizerDocument, utcnow
 
 
@@ -41,7 +42,7 @@ class TokenizersMixin:
                     insert(TokenizerDocument),
                     [{"tokenizer_id": row.id, "document_id": d, "position": i} for i, d in enumerate(document_ids)],
                 )
-            self._event(
+            repository.record_event(
                 s,
                 "tokenizer.trained",
                 "tokenizer",

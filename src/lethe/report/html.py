@@ -21,6 +21,7 @@ from lethe.eval.audit import REDACTED
 from lethe.eval.audit_render import describe_tokenizer_leak
 from lethe.report import plots
 from lethe.report.robustness import robustness_panel
+from lethe.report.tuning import tuning_section
 
 CSS = """
 body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;margin:2em auto;max-width:1200px;color:#222;
@@ -298,6 +299,7 @@ def render_report(workspace: Any) -> str:
         "".join(_audit_section(r) for r in requests),
         _loss_curves(ledger, requests),
         _evaluations(ledger),
+        tuning_section(ledger),
         _benchmarks(Path(workspace.home)),
     ]
     return (

@@ -7,7 +7,12 @@ that it will not know its training data yet.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from lethe.errors import NotFoundError
+
+if TYPE_CHECKING:
+    from lethe.ledger.store import Ledger
 
 # Mean token loss on the answers at the end of training. A model that reproduces its training
 # answers ends well under 0.5 (the demo's tiny model ends near 0.05); above this it mostly guesses.
@@ -22,7 +27,7 @@ def no_version_error(ref: str = "latest") -> NotFoundError:
     return NotFoundError(f"no model version {ref!r} yet in this workspace; {TRAIN_HINT}")
 
 
-def has_versions(ledger) -> bool:
+def has_versions(ledger: Ledger) -> bool:
     return bool(ledger.list_versions())
 
 
@@ -37,7 +42,7 @@ def undertrained_notice(version) -> str | None:
     )
 
 
-def version_notices(ledger, ref: str = "latest") -> list[str]:
+def version_notices(ledger: Ledger, ref: str = "latest") -> list[str]:
     """What a user should know before chatting with `ref`: nothing to serve, or a weak version."""
     if not has_versions(ledger):
         return [f"no model version yet; {TRAIN_HINT}"]

@@ -26,6 +26,8 @@ from typing import Any, Self
 
 from lethe.errors import CancelledError
 from lethe.forget import job as forget_job
+from lethe.ledger.states import JobStatus
+from lethe.registry import Registry
 
 log = logging.getLogger(__name__)
 
@@ -43,21 +45,22 @@ class JobHandler:
     (its process died, or it was cancelled while queued)."""
 
 
-_HANDLERS: dict[str, JobHandler] = {}
+JOB_HANDLERS: Registry[JobHandler] = Registry("job kind")
+"""The handler of each job kind (a kind registered twice is refused)."""
 
 
 def job_handler(kind: str, *, abandon: Callable | None = None):
     """Register the decorated ``run(workspace, context)`` as the handler of jobs of `kind`."""
 
     def register(run: Callable) -> Callable:
-        _HANDLERS[kind] = JobHandler(run=run, abandon=abandon)
+        JOB_HANDLERS.add(kind, JobHandler(run=run, abandon=abandon))
         return run
 
     return register
 
 
 def job_kinds() -> list[str]:
-    return sorted(_HANDLERS)
+    return JOB_HANDLERS.names()
 
 
 def _owner() -> dict[str, Any]:
@@ -179,7 +182,7 @@ class JobWorker:
         me = _owner()
         failed = []
         for job in self.ledger.jobs(limit=1000):
-            if job.status != "running":
+            if job.status != JobStatus.RUNNING:
                 continue
             owner = next((r["worker"] for r in job.progress or [] if r.get("worker")), None)
             if owner is not None:
@@ -188,13 +191,13 @@ class JobWorker:
                 pid = owner.get("pid")
                 if pid == me["pid"] or (isinstance(pid, int) and _alive(pid)):
                     continue  # running in this process, or in another live one
-            self._finish_abandoned(job, "failed", ORPHANED)
+            self._finish_abandoned(job, JobStatus.FAILED, ORPHANED)
             failed.append(job.id)
         return failed
 
-    def _finish_abandoned(self, job, status: str, error: str) -> None:
+    def _finish_abandoned(self, job, status: JobStatus, error: str) -> None:
         self.ledger.update_job(job.id, status=status, error=error)
-        handler = _HANDLERS.get(job.kind)
+        handler = JOB_HANDLERS.get(job.kind) if job.kind in JOB_HANDLERS else None
         if handler is not None and handler.abandon is not None:
             try:
                 handler.abandon(self.workspace, job, status, error)
@@ -205,24 +208,24 @@ class JobWorker:
 
     def run_next(self) -> int | None:
         """Claim the oldest queued job and run it to its end; its id, or None when none was queued."""
-        kinds = [k for k in _HANDLERS if self.kinds is None or k in self.kinds]
+        kinds = [k for k in JOB_HANDLERS.names() if self.kinds is None or k in self.kinds]
         job = self.ledger.claim_job(kinds, _owner())
         if job is None:
             return None
         if job.cancel_requested:
-            self._finish_abandoned(job, "cancelled", "cancelled before it started")
+            self._finish_abandoned(job, JobStatus.CANCELLED, "cancelled before it started")
             return job.id
         self.current = job.id
         context = JobContext(self.ledger, job.id, job.params or {})
         try:
-            result = _HANDLERS[job.kind].run(self.workspace, context)
+            result = JOB_HANDLERS.get(job.kind).run(self.workspace, context)
         except CancelledError as error:
-            self.ledger.update_job(job.id, status="cancelled", error=str(error))
+            self.ledger.update_job(job.id, status=JobStatus.CANCELLED, error=str(error))
         except Exception as error:  # a job's failure must never kill the worker
             log.exception("job %s (%s) failed", job.id, job.kind)
-            self.ledger.update_job(job.id, status="failed", error=f"{type(error).__name__}: {error}")
+            self.ledger.update_job(job.id, status=JobStatus.FAILED, error=f"{type(error).__name__}: {error}")
         else:
-            self.ledger.update_job(job.id, status="succeeded", result=result or {})
+            self.ledger.update_job(job.id, status=JobStatus.SUCCEEDED, result=result or {})
         finally:
             self.current = None
         return job.id

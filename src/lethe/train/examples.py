@@ -16,6 +16,7 @@ from typing import Any
 
 from lethe.data.chat_format import Encoded, encode_sft, encode_text, format_qa
 from lethe.errors import InputError, Where
+from lethe.registry import Registry
 from lethe.train.config import TrainConfig
 
 
@@ -36,19 +37,13 @@ class Example:
 
 
 SftEncoder = Callable[[Any, Any, TrainConfig], list[Encoded]]
-SFT_ENCODERS: dict[str, SftEncoder] = {}
+SFT_ENCODERS: Registry[SftEncoder] = Registry("SFT document kind")
+"""How each document kind becomes chat examples; the encoders are defined in this module."""
 
 
 def sft_encoder(kind: str) -> Callable[[SftEncoder], SftEncoder]:
     """Register how documents of `kind` become chat examples with assistant-only labels."""
-
-    def register(fn: SftEncoder) -> SftEncoder:
-        if kind in SFT_ENCODERS:
-            raise ValueError(f"an SFT encoder for {kind!r} is registered already")
-        SFT_ENCODERS[kind] = fn
-        return fn
-
-    return register
+    return SFT_ENCODERS.register(kind)
 
 
 def _field(document: Any, name: str) -> Any:
@@ -78,11 +73,11 @@ def _encoder_for(kind: str, task: str) -> SftEncoder:
         return _encode_as_text
     if kind not in SFT_ENCODERS:
         raise InputError(
-            f"task 'sft' cannot train on {kind!r} documents (SFT knows {', '.join(sorted(SFT_ENCODERS))}); "
+            f"task 'sft' cannot train on {kind!r} documents (SFT knows {', '.join(SFT_ENCODERS.names())}); "
             "use --task pretrain or --task auto",
             Where(field="task"),
         )
-    return SFT_ENCODERS[kind]
+    return SFT_ENCODERS.get(kind)
 
 
 def is_trainable(document: Any) -> bool:

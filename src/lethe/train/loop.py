@@ -10,7 +10,10 @@ bf16, LoRA, optimizer, clipping, exposures and resume are the step engine's
 The loss is a mean over the label tokens of the *whole* step, wherever they are computed:
 each process divides its token-loss sum by the step's global label count (known to every
 process from the batch plan, so no communication is needed) and multiplies by the world
-size to undo DistributedDataParallel's gradient averaging.
+size to undo DistributedDataParallel's gradient averaging. A process left without rows by
+a batch smaller than the world computes a stand-in row at zero weight
+(`lethe.train.schedule.process_share`), so the gradients are the one-process ones whatever
+the number of processes.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ from lethe.train.config import TrainConfig
 from lethe.train.examples import Example
 from lethe.train.exposures import ExposureRecorder
 from lethe.train.progress import ProgressEvent
-from lethe.train.schedule import WarmupCosine, batch_plan
+from lethe.train.schedule import WarmupCosine, batch_plan, process_share
 from lethe.train.steps import AdapterSettings, EngineConfig, Step, StepEngine
 
 SaveState = Callable[[torch.nn.Module, torch.optim.Optimizer, object, int], None]
@@ -154,7 +157,7 @@ def _train_slice(
     qlora_base: Path | None = None,
 ) -> SliceResult:
     world, rank = distributed.world_size(), distributed.rank()
-    plan = batch_plan(len(examples), config.batch_size, config.epochs, seed, world)
+    plan = batch_plan(len(examples), config.batch_size, config.epochs, seed)
     schedule = WarmupCosine.for_slice(len(plan), config.warmup_ratio, config.min_lr_ratio)
     engine = StepEngine(model, engine_config(config, seed, qlora_base), steps_total=len(plan), schedule=schedule)
     if resume is not None:
@@ -163,11 +166,15 @@ def _train_slice(
 
     def draw(index: int) -> Step:
         batch_ids = plan[index]
-        mine = batch_ids[rank::world]
-        batch = pad_batch([examples[j].as_encoded() for j in mine], pad_token_id)
+        share = process_share(batch_ids, rank, world)
+        batch = pad_batch([examples[j].as_encoded() for j in share.rows], pad_token_id)
         batch["normaliser"] = max(1, sum(labels[j] for j in batch_ids)) / world
-        batch["local_labels"] = max(1, sum(labels[j] for j in mine))
-        return Step(batch, {examples[j].document_id for j in mine}, sum(len(examples[j]) for j in batch_ids))
+        # A stand-in share (a batch smaller than the world) counts for nothing: zero loss
+        # weight, no exposures, no tokens in the epoch's mean.
+        batch["local_labels"] = 0 if share.stand_in else max(1, sum(labels[j] for j in share.rows))
+        documents = set() if share.stand_in else {examples[j].document_id for j in share.rows}
+        tokens = sum(len(examples[j]) for j in batch_ids)
+        return Step(batch, documents, tokens, weight=0.0 if share.stand_in else 1.0)
 
     steps_per_epoch = len(plan) // config.epochs if config.epochs else len(plan)
     epoch = {"loss": 0.0, "tokens": 0}

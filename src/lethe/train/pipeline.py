@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from lethe.errors import ConflictError, InputError, LetheError, NotFoundError, Where
-from lethe.ledger.states import RunKind, VersionKind
+from lethe.ledger.states import RunKind, RunStatus, VersionKind, VersionStatus
 from lethe.model.presets import PRESETS, load_base
 from lethe.train import distributed
 from lethe.train.checkpointing import LineagePaths, read_resume_state, save_spec
@@ -80,7 +80,7 @@ def _trainable_ids(ledger: Any, data: str | Sequence[str]) -> tuple[list[int], l
 
 def _check_task(documents: Sequence[Any], task: str) -> None:
     if task == "sft":
-        kinds = sorted({d.kind for d in documents} - set(SFT_ENCODERS))
+        kinds = sorted({d.kind for d in documents} - set(SFT_ENCODERS.names()))
         if kinds:
             raise InputError(
                 f"task 'sft' cannot train on {', '.join(kinds)} documents; use --task auto or pretrain",
@@ -295,7 +295,9 @@ def _replay_start(ledger: Any, lineage: Any, plan: list, removed: set[int]) -> t
         index = plan[position - 1][0].index
         for checkpoint in reversed([c for c in checkpoints if c.slice_index == index and c.version_id]):
             version = ledger.resolve_version(checkpoint.version_id, allow_tainted=True)
-            if version.status == "published" and not ledger.documents_seen(version.id, candidates=sorted(removed)):
+            if version.status == VersionStatus.PUBLISHED and not ledger.documents_seen(
+                version.id, candidates=sorted(removed)
+            ):
                 return position, checkpoint
     return 0, None
 
@@ -513,9 +515,9 @@ def resume(workspace: Any, *, lineage: str | None = None, callback: ProgressCall
         else:
             raise NotFoundError(f"lineage {paths.name} has no resume state")
         old = ledger.run(spec.run_id)
-        if old.status == "succeeded":
+        if old.status == RunStatus.SUCCEEDED:
             raise ConflictError(f"run {old.id} finished already; nothing to resume")
-        if old.status == "running":
+        if old.status == RunStatus.RUNNING:
             ledger.finish_run(old.id, "failed", error="interrupted; resumed by a later run")
         spec.interrupted = {**spec.interrupted, str(old.id): progress.global_step}
         settings = TrainConfig.from_dict(spec.slices[min(progress.position, len(spec.slices) - 1)].config)

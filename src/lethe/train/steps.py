@@ -50,6 +50,9 @@ class Step:
     """The documents of this process's share: the exposures the step records."""
     tokens: int = 0
     """Non-padding tokens of the whole step, all processes counted (for throughput)."""
+    weight: float = 1.0
+    """What this process's loss counts for in the step: 0 for a stand-in share
+    (`lethe.train.schedule.process_share`), computed only to join the all-reduce."""
 
 
 @dataclass(frozen=True)
@@ -303,6 +306,8 @@ class StepEngine:
         batch = to_device(current.batch, self.device)
         with self.autocast():
             losses = loss(self.wrapped, batch)
+        if current.weight != 1.0:
+            losses = {**losses, "loss": losses["loss"] * current.weight}
         total = losses["loss"]
         if not torch.isfinite(total.detach()):
             raise LetheError(f"the {what} loss became {float(total)} at step {self.done + 1}; lower the lr")

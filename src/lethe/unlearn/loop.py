@@ -23,7 +23,7 @@ from lethe.errors import InputError, LetheError, Where
 from lethe.model.lora import LoraSettings
 from lethe.train import distributed
 from lethe.train.progress import ProgressCallback, ProgressEvent
-from lethe.train.schedule import WarmupConstant, batch_stream, epoch_batches
+from lethe.train.schedule import WarmupConstant, batch_stream, epoch_batches, process_share
 from lethe.train.slices import derive_seed
 from lethe.train.steps import AdapterSettings, EngineConfig, Losses, Recorder, Step, StepEngine
 from lethe.unlearn.base import UnlearnMethod, frozen_copy, get_method
@@ -133,16 +133,14 @@ def unlearn_loop(
     world, rank = distributed.world_size(), distributed.rank()
     forget_train = method.prepare_forget(forget) if method.uses_forget else []
     forget_seed, retain_seed = derive_seed(config.seed, "forget"), derive_seed(config.seed, "retain")
-    forget_draws = batch_stream(len(forget_train), config.forget_batch_size, forget_seed, world)
-    retain_draws = batch_stream(len(retain), config.retain_batch_size, retain_seed, world)
+    forget_draws = batch_stream(len(forget_train), config.forget_batch_size, forget_seed)
+    retain_draws = batch_stream(len(retain), config.retain_batch_size, retain_seed)
     if config.steps is not None:
         steps_total = config.steps
     elif method.uses_forget:
-        steps_total = config.epochs * len(
-            epoch_batches(len(forget_train), config.forget_batch_size, forget_seed, 0, world)
-        )
+        steps_total = config.epochs * len(epoch_batches(len(forget_train), config.forget_batch_size, forget_seed, 0))
     else:
-        steps_total = config.epochs * len(epoch_batches(len(retain), config.retain_batch_size, retain_seed, 0, world))
+        steps_total = config.epochs * len(epoch_batches(len(retain), config.retain_batch_size, retain_seed, 0))
 
     if method.needs_reference:
         method.reference = reference_model if reference_model is not None else frozen_copy(model)
@@ -177,7 +175,11 @@ def unlearn_loop(
                 tuple(int(row["document_id"]) for row in retain_rows),
             )
         )
-        forget_mine, retain_mine = forget_rows[rank::world], retain_rows[rank::world]
+        # Each process's share of each batch; one with no rows of a batch smaller than the
+        # world recomputes one of them (a stand-in at full weight: the losses are means over
+        # each process's rows, so a batch of one row gives the one-process gradient exactly).
+        forget_mine = [forget_rows[i] for i in process_share(range(len(forget_rows)), rank, world).rows]
+        retain_mine = [retain_rows[i] for i in process_share(range(len(retain_rows)), rank, world).rows]
         batch = {
             "forget": method.forget_batch(forget_mine) if forget_mine else None,
             "retain": collate(retain_mine, pad_id) if retain_mine else None,

@@ -1,7 +1,8 @@
 """Source readers: turn files and directories into `DocumentRecord`s, streamed.
 
 Each reader lives in its own module of this package and registers itself by name with the
-`reader` decorator; the package imports every module on first use, so adding a format is one
+`reader` decorator in `READERS` (a `lethe.registry.Registry`, which imports every module of
+this package on first lookup and refuses a name registered twice), so adding a format is one
 new file. A reader is a function ``(path, **options) -> Iterator[DocumentRecord]`` that raises
 `lethe.errors.InputError` (naming the file, the line or byte offset, and the field) on bad
 input. It never holds the whole input in memory: the ledger ingests the records as they come.
@@ -12,14 +13,13 @@ first name that claims the path; `read(path)` reads with the detected (or named)
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from lethe.errors import InputError, Where
 from lethe.ledger.records import DocumentRecord
+from lethe.registry import Registry
 
 ReadFn = Callable[..., Iterator[DocumentRecord]]
 SniffFn = Callable[[Path], bool]
@@ -42,44 +42,30 @@ class Reader:
     description: str = ""
 
 
-_READERS: dict[str, Reader] = {}
-_loaded = False
+READERS: Registry[Reader] = Registry("source format", package=__name__, field="format")
 
 
 def reader(name: str, *, sniff: SniffFn, source_kind: str, priority: int = 100) -> Callable[[ReadFn], ReadFn]:
     """Register the decorated function as the reader called `name`."""
 
     def register(fn: ReadFn) -> ReadFn:
-        if name in _READERS and getattr(_READERS[name].read, "__wrapped__", None) is not fn:
-            raise ValueError(f"a source reader named {name!r} is registered already")
         from lethe.data.sources.limits import guarded
 
         doc = (fn.__doc__ or "").strip().splitlines()
-        _READERS[name] = Reader(name, guarded(fn), sniff, source_kind, priority, doc[0] if doc else "")
+        READERS.add(name, Reader(name, guarded(fn), sniff, source_kind, priority, doc[0] if doc else ""))
         return fn
 
     return register
 
 
-def _load() -> None:
-    global _loaded
-    if not _loaded:
-        for module in pkgutil.iter_modules(__path__):
-            importlib.import_module(f"{__name__}.{module.name}")
-        _loaded = True
-
-
 def readers() -> dict[str, Reader]:
     """Every registered reader, by name."""
-    _load()
-    return dict(sorted(_READERS.items()))
+    return dict(READERS.items())
 
 
 def get_reader(name: str) -> Reader:
-    known = readers()
-    if name not in known:
-        raise InputError(f"unknown source format {name!r} (known: {', '.join(known)})")
-    return known[name]
+    """The reader called `name`, or an `InputError` naming the known ones."""
+    return READERS.get(name)
 
 
 def detect(path: str | Path) -> str:
@@ -124,4 +110,4 @@ def _bz2_open(path: Path, mode: str):
     return bz2.open(path, mode)
 
 
-__all__ = ["Reader", "detect", "get_reader", "head_bytes", "read", "reader", "readers"]
+__all__ = ["READERS", "Reader", "detect", "get_reader", "head_bytes", "read", "reader", "readers"]
