@@ -94,6 +94,11 @@ def test_forget_redacts_mentions_and_replay_trains_on_the_redacted_revision(ws, 
     }
     assert dry["conversations"][0]["conversation_id"] == conversation
     assert ws.ledger.document("extra:m1").revision == 1  # a dry run changes nothing
+    written = tmp_path / "written.json"
+    cli(home, "forget", "--search", PERSON, "--dry-run", "--write-choices", str(written))
+    assert read_choices(written) == {
+        key: {"decision": "redact", "reason": None} for key in ("extra:m1", "extra:m2", "extra:m3")
+    }
 
     choices = tmp_path / "choices.json"
     choices.write_text(json.dumps({"extra:m2": {"decision": "keep", "reason": "public record"}, "extra:m3": "drop"}))

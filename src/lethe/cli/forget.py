@@ -9,7 +9,7 @@ import typer
 
 from lethe.cli.app import JsonOption, app, console, emit, plural, workspace
 from lethe.cli.progress import progress_callback
-from lethe.errors import InputError
+from lethe.errors import InputError, Where
 from lethe.forget.mentions import read_choices
 from lethe.ledger.states import RequestStatus
 from lethe.train.distributed import main_driven
@@ -69,6 +69,11 @@ def forget(
     mention_choices: str = typer.Option(
         None, "--mention-choices", help='JSON file {"<doc id or key>": "redact" | "drop" | "keep", ...}.'
     ),
+    write_choices: str = typer.Option(
+        None,
+        "--write-choices",
+        help="With --dry-run: write each mention's decision to this JSON file, to edit and pass to --mention-choices.",
+    ),
     json: bool = JsonOption,
 ) -> None:
     """Forget documents: unlearn them with a method, publish a new version, erase their content."""
@@ -92,8 +97,10 @@ def forget(
     if tuned_note and not json:
         console.print(f"method {method}: {tuned_note}", highlight=False)
     choices = read_choices(mention_choices) if mention_choices else None
+    if write_choices and not dry_run:
+        raise InputError("--write-choices goes with --dry-run", Where(field="write-choices"))
     if dry_run:
-        _dry_run(ws, selector, version, mentions, choices, json)
+        _dry_run(ws, selector, version, mentions, choices, json, write_choices)
         return
     request_id = create_request(
         ws,
@@ -140,8 +147,11 @@ def forget(
         )
 
 
-def _dry_run(ws, selector, version: str, mentions: str | None, choices: dict | None, as_json: bool) -> None:
-    """What a request would forget: its documents, the mentions and the conversations quoting them."""
+def _dry_run(
+    ws, selector, version: str, mentions: str | None, choices: dict | None, as_json: bool, write_choices: str | None
+) -> None:
+    """What a request would forget: its documents, the mentions and the conversations quoting them;
+    with `write_choices`, each mention's decision as a `--mention-choices` file to edit."""
     from lethe.forget import resolve
     from lethe.forget.erasure import conversations_quoting, forgotten_strings, subjects_of
     from lethe.forget.mentions import mentions_for_request
@@ -165,6 +175,8 @@ def _dry_run(ws, selector, version: str, mentions: str | None, choices: dict | N
         "mentions": [m.as_dict() for m in found],
         "conversations": [c.as_dict() for c in quoting],
     }
+    if write_choices:
+        _write_choices(write_choices, found, choices or {})
     if as_json:
         emit(result, True)
         return
@@ -182,6 +194,27 @@ def _dry_run(ws, selector, version: str, mentions: str | None, choices: dict | N
         console.print(
             f"  conversation {c.id} quotes them ({len(c.messages)} messages" + (", title" if c.title else "") + ")"
         )
+    if write_choices:
+        console.print(
+            f"wrote {plural(len(found), 'mention')} to {write_choices}: change a decision to redact, drop or keep "
+            f"(with a reason), then pass it with --mention-choices",
+            highlight=False,
+        )
+
+
+def _write_choices(path: str, found, given: dict) -> None:
+    """`{key: {"decision": ..., "reason": ..., "names": [...]}}` for every mention, by document key
+    (a reason only where a choices file gave one: a default needs none)."""
+    from pathlib import Path
+
+    def reason(m):
+        return (given.get(m.key) or given.get(str(m.document_id)) or {}).get("reason")
+
+    entries = {m.key: {"decision": m.decision, "reason": reason(m), "names": m.names} for m in found}
+    try:
+        Path(path).write_text(jsonlib.dumps(entries, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    except OSError as error:
+        raise InputError(f"cannot write the mention choices: {error.strerror}", Where(path=path)) from None
 
 
 @requests_app.command("ls")
