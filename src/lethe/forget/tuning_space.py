@@ -45,14 +45,13 @@ for _name in ("grad_diff", "idk", "impact_ga", "retain_ft"):
     SPACES.register(_name)(with_retain_weight)
 
 
-@SPACES.register("npo")
-def npo_space(trial: Any, fixed: dict[str, Any]) -> dict[str, Any]:
+def preference_space(trial: Any, fixed: dict[str, Any]) -> dict[str, Any]:
+    """NPO and DPO-idk: a retain weight and the preference temperature beta."""
     return {**with_retain_weight(trial, fixed), "beta": trial.suggest_float("beta", 0.02, 1.0, log=True)}
 
 
-@SPACES.register("dpo_idk")
-def dpo_idk_space(trial: Any, fixed: dict[str, Any]) -> dict[str, Any]:
-    return {**with_retain_weight(trial, fixed), "beta": trial.suggest_float("beta", 0.02, 1.0, log=True)}
+for _name in ("npo", "dpo_idk"):
+    SPACES.register(_name)(preference_space)
 
 
 @SPACES.register("simnpo")
