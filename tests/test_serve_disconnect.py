@@ -41,6 +41,10 @@ def test_disconnect_cancels_generation(nano_dir):  # noqa: F811
         with httpx.stream("POST", f"{server.base_url}/chat/completions", json=body) as response:
             data = (line for line in response.iter_lines() if line.startswith("data: "))
             next(data), next(data)  # the role chunk, then the first token
+            # prefill emits the first token before it enters the active batch: wait for that
+            started = time.monotonic()
+            while engine.scheduler.active != 1 and time.monotonic() - started < 1.0:
+                time.sleep(0.005)
             assert engine.scheduler.active == 1
         closed = time.monotonic()
         while engine.scheduler.active and time.monotonic() - closed < 3:
