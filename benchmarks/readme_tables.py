@@ -449,6 +449,45 @@ def tuning_goal_table() -> str:
     return markdown(header, rows, "llrrrrrrrrl") + "\n" + "\n".join(f"- {n}" for n in notes) + "\n"
 
 
+@table("tuning_transfer")
+def tuning_transfer_table() -> str:
+    """`benchmarks/tuning_transfer.py`: the best calibration trials re-run on each draw and on
+    the real forget set (a diagnostic the tuner never sees)."""
+    data = load("synth-tuned/transfer.json")
+    rows, notes = [], []
+    for method, part in data["methods"].items():
+        for trial in part["trials"]:
+            rows.append(
+                [
+                    method,
+                    f"{trial['trial']}"
+                    + (" (chosen)" if trial["chosen"] else "")
+                    + (" (untuned)" if trial["trial"] == 0 else ""),
+                    num(trial["pooled_calibration_forget_quality"]),
+                    num(trial["draw 1"]["forget_quality"]),
+                    num(trial["draw 2"]["forget_quality"]),
+                    num(trial["forget set"]["forget_quality"]),
+                    frac(trial["forget set"]["utility_fraction"]),
+                ]
+            )
+        calibration_vs_real = minus(f"{part['spearman_calibration_vs_forget_set']:+.2f}")
+        draw_vs_draw = minus(f"{part['spearman_draw1_vs_draw2']:+.2f}")
+        notes.append(
+            f"{method}: rank correlation (Spearman) calibration vs forget set {calibration_vs_real}, "
+            f"draw 1 vs draw 2 {draw_vs_draw}"
+        )
+    header = [
+        "method",
+        "trial",
+        "pooled calibration FQ",
+        "draw 1 FQ",
+        "draw 2 FQ",
+        "forget set FQ",
+        "forget set utility / exact's",
+    ]
+    return markdown(header, rows, "llrrrrr") + "\n" + "; ".join(notes) + f" ({data['seconds']:.0f} s, `--threads 1`).\n"
+
+
 DEMO_ROWS = (
     ("forget token accuracy", "forget_token_accuracy"),
     ("retain token accuracy", "retain_token_accuracy"),
