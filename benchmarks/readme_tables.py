@@ -498,17 +498,20 @@ def demo_real_table() -> str:
     return markdown(header, rows, "l" + "r" * len(labels)) + note
 
 
-@table("threads")
-def threads_table() -> str:
-    data = load("threads.json")
+def _threads(name: str) -> str:
+    data = load(name)
+
+    def seconds(value: float | None) -> str:
+        return "not measured" if value is None else f"{value:.1f}"
+
     rows = [
         [
             r["policy"],
-            f"{r['quiet_s']:.1f}",
-            f"{r['contended_s']:.1f}",
-            f"{r['contended_over_quiet']:.2f}×",
+            seconds(r["quiet_s"]),
+            seconds(r["contended_s"]),
+            "" if r["contended_over_quiet"] is None else f"{r['contended_over_quiet']:.2f}×",
             pct(r["quiet_vs_torch_default"] * 100),
-            "yes" if r["meets_target"] else "no",
+            {True: "yes", False: "no", None: "(baseline)"}[r["meets_target"]],
         ]
         for r in data["rows"]
     ]
@@ -520,8 +523,19 @@ def threads_table() -> str:
         "quiet vs torch's default",
         "target met",
     ]
-    note = f"\n`{data['command']}`, {data['rounds']} round(s) on {data['date']}, {data['cores']} cores.\n"
-    return markdown(header, rows, "lrrrrl") + note
+    notes = [f"`{data['command']}`, {data['rounds']} round(s) on {data['date']}, {data['cores']} cores."]
+    notes += [f"{r['policy']}: {r['note']}." for r in data["rows"] if r.get("note")]
+    return markdown(header, rows, "lrrrrl") + "\n" + " ".join(notes) + "\n"
+
+
+@table("threads")
+def threads_table() -> str:
+    return _threads("threads.json")
+
+
+@table("threads_full")
+def threads_full_table() -> str:
+    return _threads("threads-full.json")
 
 
 def render(text: str) -> tuple[str, list[str]]:
