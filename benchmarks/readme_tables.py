@@ -468,6 +468,13 @@ DEMO_REAL_ROWS = (
 )
 
 
+def _load_note(data: dict) -> str:
+    load = data.get("load_average")
+    if not load:
+        return " shared with other work"
+    return f", load average {load[0]:.1f} → {load[-1]:.1f} (its own threads included)"
+
+
 @table("demo_real")
 def demo_real_table() -> str:
     data = load("demo-real.json")
@@ -488,12 +495,13 @@ def demo_real_table() -> str:
     )
     minutes = data["total_seconds"] / 60
     note = (
-        f"\n`make demo-real` (`lethe --threads {data['torch_threads']} demo --base {config['base']}`) on {data['date']}: "
+        f"\n`make demo-real` (`lethe demo --base {config['base']}`, {data['torch_threads']} torch thread{'s' if data['torch_threads'] != 1 else ''} chosen by "
+        f"the default policy) on {data['date']}: "
         f"{config['entities']} entities, {config['qa_per_entity']} QA pairs each, LoRA rank {config['lora_r']} in "
         f"{config['slices']} slices + a weekly update, {config['epochs']} epochs; {config['forget_entities']} entities "
         f"forgotten exactly and with {config['fast_method']} ({config['fast_steps']} steps, LoRA). "
-        f"**{data['total_seconds']:.0f} s in all ({minutes:.1f} minutes; target under 15)** on {data['cores']} cores "
-        f"shared with other work. Steps: {steps}.\n\nAnswers: {answers}\n"
+        f"**{data['total_seconds']:.0f} s in all ({minutes:.1f} minutes; target under 15)** on {data['cores']} cores"
+        f"{_load_note(data)}. Steps: {steps}.\n\nAnswers: {answers}\n"
     )
     return markdown(header, rows, "l" + "r" * len(labels)) + note
 
