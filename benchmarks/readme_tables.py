@@ -425,6 +425,13 @@ def tuning_goal_table() -> str:
                 f"calibration {', '.join(calibration['subjects'])} ({calibration['documents']} documents; one draw, "
                 "drawn uniformly: the tuner before matched draws)"
             )
+        if draws:
+            timings = data["timings"]
+            replays = " and ".join(f"{d['exact_seconds']:.0f}" for d in draws)
+            what += (
+                f"; {data['total_seconds']:.0f} s in all, of which training the target {timings['train target']:.0f} s, "
+                f"its exact replay {timings['exact replay']:.0f} s, the calibration replays {replays} s"
+            )
         ceiling = tuning["settings"].get("time_fraction")
         notes.append(
             f"{name}: {what}; disjoint from the forget set: "
