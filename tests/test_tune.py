@@ -234,9 +234,17 @@ def test_draws_pool_the_truth_ratios_and_the_time_constraint_counts_one_draw(mon
     assert seen == [(0, True), (1, False)]  # the pruner looks at the first draw only
     pooled = forget_quality(np.concatenate(candidate), np.concatenate(exact))
     assert outcome.forget_quality == pooled
-    assert pooled not in {forget_quality(c, e) for c, e in zip(candidate, exact, strict=True)}
+    assert pooled not in {forget_quality(c, e) for c, e in zip(candidate, exact, strict=True)}  # not one draw's
     assert outcome.utility_fraction == pytest.approx(0.9) and outcome.model == "model 0"
     assert outcome.seconds == 30.0 and outcome.request_seconds == 15.0
+    each = [forget_quality(c, e) for c, e in zip(candidate, exact, strict=True)]
+    worst = tuning.run_draws("npo", problems, references, {}, objective="worst")
+    assert worst.forget_quality == min(each)
+    assert tuning.run_draws("npo", problems, references, {}, objective="mean").forget_quality == pytest.approx(
+        sum(each) / 2
+    )
+    with pytest.raises(tuning.InputError, match="objective"):
+        tuning.TuneSettings(objective="median")
     settings = tuning.TuneSettings(time_fraction=0.1)
     assert tuning.time_gap(15.0, problems, settings) == 0.0  # 15 s of a mean 150 s replay: just feasible
     assert tuning.time_gap(16.0, problems, settings) > 0

@@ -80,6 +80,8 @@ class SynthBenchConfig:
     tune_finalists: int = 3
     tune_time_fraction: float | None = 0.1
     """A trial is feasible only when unlearning a draw took at most this share of its exact replay."""
+    tune_objective: str = "pooled"
+    """How the draws score a trial: pooled, mean or worst (`lethe.forget.tuning.TuneSettings`)."""
 
     def replace(self, **changes: Any) -> SynthBenchConfig:
         return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})

@@ -323,4 +323,5 @@ def tune_settings(config: Any) -> Any:
         seed=config.seed,
         finalists=config.tune_finalists,
         time_fraction=getattr(config, "tune_time_fraction", None),
+        objective=getattr(config, "tune_objective", "pooled"),
     )

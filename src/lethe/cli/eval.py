@@ -232,6 +232,9 @@ def bench_synth(
     calibration_draws: int = typer.Option(
         None, "--calibration-draws", help="Disjoint calibration draws, pooled in every trial (default 2)."
     ),
+    tune_objective: str = typer.Option(
+        None, "--tune-objective", help="How the draws score a trial: pooled (default), mean or worst."
+    ),
     tune_trials: int = typer.Option(None, "--tune-trials", help="Trials per tuned method (default 20)."),
     tune_budget: float = typer.Option(None, "--tune-budget", help="Seconds of tuning per method."),
     out: Path = typer.Option(None, "--out", help="Results directory (default: <home>/bench/synth-<hash>)."),
@@ -262,6 +265,7 @@ def bench_synth(
         tune=_methods(tune),
         calibration=calibration,
         calibration_draws=calibration_draws,
+        tune_objective=tune_objective,
         tune_trials=tune_trials,
         tune_budget=tune_budget,
     )

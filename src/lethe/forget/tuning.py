@@ -37,6 +37,7 @@ from lethe.errors import InputError, Where
 
 Progress = Callable[[str], None]
 ROBUSTNESS_PROBES = ("relearning", "quantisation")
+OBJECTIVES = ("pooled", "mean", "worst")
 
 
 @dataclass
@@ -63,6 +64,9 @@ class TuneSettings:
     time_fraction: float | None = None
     """A trial is feasible only when unlearning one draw took at most this fraction of the
     draw's exact replay (None: no time constraint)."""
+    objective: str = "pooled"
+    """How several draws score a trial: `pooled` (the KS p-value of all draws' truth ratios
+    together), `mean` or `worst` (of each draw's own forget quality, at the request's size)."""
 
     def __post_init__(self) -> None:
         if self.trials < 0:
@@ -73,6 +77,10 @@ class TuneSettings:
             raise InputError("--utility-fraction must be in (0, 1.5]", Where(field="utility_fraction"))
         if self.time_fraction is not None and not 0 < self.time_fraction <= 1:
             raise InputError("--time-fraction must be in (0, 1]", Where(field="time_fraction"))
+        if self.objective not in OBJECTIVES:
+            raise InputError(
+                f"objective {self.objective!r} is not one of {', '.join(OBJECTIVES)}", Where(field="objective")
+            )
 
 
 @dataclass
@@ -269,10 +277,12 @@ def run_draws(
     params: dict[str, Any],
     *,
     report: Callable[[int, float], bool] | None = None,
+    objective: str = "pooled",
 ) -> TrialOutcome:
     """`run_trial` on every draw; forget quality of the pooled truth ratios against the pooled
-    exact ratios, utility the mean fraction, the first draw's model kept (the probes attack it).
-    Pruning looks at the first draw only (every trial is compared on the same items)."""
+    exact ratios (`objective` "pooled"), or the mean / worst of the draws' own; utility the mean
+    fraction, the first draw's model kept (the probes attack it). Pruning looks at the first
+    draw only (every trial is compared on the same items)."""
     import numpy as np
 
     from lethe.eval.tofu_math import forget_quality
@@ -289,7 +299,11 @@ def run_draws(
         outcome.model = None  # only the first draw's model is attacked; free the others
     seconds = sum(o.seconds for o in outcomes)
     return TrialOutcome(
-        forget_quality=float(forget_quality(ratios, exact)),
+        forget_quality=float(
+            forget_quality(ratios, exact)
+            if objective == "pooled"
+            else (np.mean if objective == "mean" else np.min)([o.forget_quality for o in outcomes])
+        ),
         utility=float(np.mean([o.utility for o in outcomes])),
         utility_fraction=float(np.mean([o.utility_fraction for o in outcomes])),
         seconds=seconds,
@@ -354,6 +368,8 @@ def _study_config(method: str, problems: list[TuningProblem], settings: TuneSett
     }
     if settings.time_fraction is not None:
         config["time_fraction"] = settings.time_fraction
+    if len(problems) > 1:
+        config["objective"] = settings.objective
     if len(problems) > 1:
         config["draws"] = [
             {"subjects": p.subjects, "documents": len(p.forget_documents), "exact_seconds": p.exact_seconds}
@@ -435,7 +451,7 @@ def tune_method(
 
         distributions = {k: optuna.distributions.distribution_to_json(d) for k, d in trial.distributions.items()}
         try:
-            outcome = run_draws(method, problems, references, params, report=report)
+            outcome = run_draws(method, problems, references, params, report=report, objective=settings.objective)
         except Pruned as pruned:
             study.tell(trial, state=optuna.trial.TrialState.PRUNED)
             ledger.add_tuning_trial(
