@@ -173,7 +173,12 @@ def bench_tune(
         name = (
             "bench-"
             + config_hash(
-                {"method": method, "calibration": calibration_key[0] if draws == 1 else calibration_key, **key_material}
+                {
+                    "method": method,
+                    "calibration": calibration_key[0] if draws == 1 else calibration_key,
+                    **({} if settings.objective == "pooled" else {"objective": settings.objective}),
+                    **key_material,
+                }
             )[:12]
             + f"-{method}"
         )
