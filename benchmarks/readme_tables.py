@@ -367,6 +367,7 @@ def synth_table() -> str:
 
 TUNED_RUNS = (
     ("synth", "synth-tuned/results.json"),
+    ("synth, mean of draws", "synth-tuned-mean/results.json"),
     ("TOFU forget10, 40 authors", "tofu-forget10-authors40-tuned/results.json"),
 )
 CHECK_NAMES = {
@@ -413,7 +414,13 @@ def tuning_goal_table() -> str:
                 f"draw {i + 1}: {', '.join(d['subjects'])} ({d['documents']} documents, {d['qa_items']} QA items)"
                 for i, d in enumerate(draws)
             )
-            what = f"{len(draws)} calibration draw{'s' if len(draws) > 1 else ''}, pooled in every trial ({what})"
+            objective = tuning["settings"].get("objective", "pooled")
+            scored = {
+                "pooled": "pooled in every trial",
+                "mean": "every trial scored by the mean of the draws' own forget quality",
+                "worst": "every trial scored by the worst draw's forget quality",
+            }[objective]
+            what = f"{len(draws)} calibration draw{'s' if len(draws) > 1 else ''}, {scored} ({what})"
             if calibration.get("matched_to_request"):
                 request = calibration["request"]
                 what += (

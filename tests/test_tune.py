@@ -87,6 +87,8 @@ def test_tune_stores_resumes_and_forget_tuned_applies_the_best(trained_workspace
             "1",
             "--time-fraction",
             "1",
+            "--objective",
+            "worst",
             *common[:2],
             *common[4:],
         )
@@ -94,6 +96,7 @@ def test_tune_stores_resumes_and_forget_tuned_applies_the_best(trained_workspace
     draws = pooled["config"]["draws"]
     assert len(draws) == 2 and not set(draws[0]["subjects"]) & set(draws[1]["subjects"])
     assert like not in draws[0]["subjects"] + draws[1]["subjects"] and pooled["config"]["time_fraction"] == 1.0
+    assert pooled["config"]["objective"] == "worst"
     assert "+" in pooled["name"] and len(pooled["trials"]) == 1
     assert 0 <= pooled["trials"][0]["forget_quality"] <= 1
 

@@ -23,6 +23,9 @@ def tune_command(
     budget: float = typer.Option(None, "--budget", help="Seconds per method after which no trial starts."),
     calibration: int = typer.Option(3, "--calibration", help="Calibration subjects per draw (drawn seeded)."),
     draws: int = typer.Option(1, "--draws", help="Disjoint calibration draws, each replayed; trials pool them."),
+    objective: str = typer.Option(
+        "pooled", "--objective", help="How draws score a trial: pooled, mean or worst (of each draw's own)."
+    ),
     like: str = typer.Option(
         None, "--like", help="A collection of the kind the real request forgets (it is never a calibration subject)."
     ),
@@ -55,6 +58,7 @@ def tune_command(
         seed=seed,
         robustness=not no_robustness,
         time_fraction=time_fraction,
+        objective=objective,
     )
     say = (lambda _m: None) if json else (lambda m: err_console.print(f"[dim]{m}[/]", highlight=False))
     summaries = tune(
