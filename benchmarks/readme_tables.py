@@ -435,10 +435,18 @@ def tuning_goal_table() -> str:
         if draws:
             timings = data["timings"]
             replays = " and ".join(f"{d['exact_seconds']:.0f}" for d in draws)
-            what += (
-                f"; {data['total_seconds']:.0f} s in all, of which training the target {timings['train target']:.0f} s, "
-                f"its exact replay {timings['exact replay']:.0f} s, the calibration replays {replays} s"
-            )
+            cached = {st["stage"] for st in data["stages"] if st["status"] == "cached"}
+            if {"train target", "exact replay", "calibration exact replay"} <= cached:
+                what += (
+                    f"; {data['total_seconds']:.0f} s in all, the target, its exact replay and the calibration "
+                    "replays reused from the run above (the same cache)"
+                )
+            else:
+                what += (
+                    f"; {data['total_seconds']:.0f} s in all, of which training the target "
+                    f"{timings['train target']:.0f} s, its exact replay {timings['exact replay']:.0f} s, "
+                    f"the calibration replays {replays} s"
+                )
         ceiling = tuning["settings"].get("time_fraction")
         notes.append(
             f"{name}: {what}; disjoint from the forget set: "
