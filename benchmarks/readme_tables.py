@@ -162,16 +162,27 @@ def train_base_table() -> str:
 def serve_base_table() -> str:
     data = load("serve-base.json")
     rows = [
-        [str(r["batch"]), f"{r['tokens']:,}", f"{r['seconds']:.1f}", f"{r['tokens_per_second']:.1f}"]
+        [
+            r["precision"],
+            str(r["batch"]),
+            f"{r['tokens']:,}",
+            f"{r['seconds']:.1f}",
+            f"{r['tokens_per_second']:.1f}",
+            f"{r['tokens_per_cpu_second']:.1f}",
+        ]
         for r in data["rows"]
     ]
+    gains = ", ".join(f"{ratio:.2f}× at batch {batch}" for batch, ratio in data["bf16_speedup"].items())
     note = (
         f"\n`python benchmarks/serve.py --base --threads {data['threads']}"
         f"{'' if data['tokens_per_reply'] == 128 else ' --tokens ' + str(data['tokens_per_reply'])}` on {data['date']}: {data['model']}, "
-        f"{data['tokens_per_reply']} tokens per reply (greedy, end of text ignored), lethe's engine; load average "
+        f"{data['tokens_per_reply']} tokens per reply (greedy, end of text ignored), lethe's engine, both precisions "
+        f"in {data['rounds']} interleaved rounds (the rows sum them); bf16 against fp32 in wall time: {gains}; load average "
         f"{data['load_average']['start']:.1f} → {data['load_average']['end']:.1f} on {data['cores']} shared cores.\n"
     )
-    return markdown(["batch", "tokens", "seconds", "aggregate tok/s"], rows, "rrrr") + note
+    return (
+        markdown(["weights", "batch", "tokens", "seconds", "aggregate tok/s", "tok per CPU s"], rows, "lrrrrr") + note
+    )
 
 
 @table("serve")

@@ -159,7 +159,8 @@ def unlearn_loop(
     forget_eval, retain_eval = forget[:eval_size], retain[:eval_size]
 
     def metrics_now() -> QuickMetrics:
-        return quick_metrics(trained, forget_eval, retain_eval, pad_id, config.forget_batch_size)
+        with engine.autocast():  # at the precision the steps run in
+            return quick_metrics(trained, forget_eval, retain_eval, pad_id, config.forget_batch_size)
 
     result = UnlearnResult(model=trained, method=method.name, steps=0, wall_time=0.0)
     if config.eval_every:
