@@ -171,3 +171,25 @@ def test_many_concurrent_replies_beyond_the_batch_size(nano):  # noqa: F811
     replies = [collect(s) for s in streams]
     narrow.close()
     assert all(r.stats.completion_tokens >= 1 for r in replies)
+
+
+def test_bf16_serving_is_for_large_models_and_converts_the_weights(nano, monkeypatch):  # noqa: F811
+    from lethe.chat import engine as engine_module
+    from test_chat_fixtures import make_model_and_tokenizer
+
+    model, _ = nano
+    assert not engine_module.serve_bf16(model, EngineConfig())  # ~1M parameters: float32
+    assert not engine_module.serve_bf16(model, EngineConfig(bf16=False))
+    monkeypatch.setattr(engine_module, "BF16_MIN_PARAMETERS", 1)
+    assert engine_module.serve_bf16(model, EngineConfig()) == engine_module.native_bf16(torch.device("cpu"))
+    own, tokenizer = make_model_and_tokenizer()
+    served = ChatEngine(own, tokenizer, EngineConfig(bf16=True, max_batch_size=4))
+    try:
+        assert {p.dtype for p in own.parameters()} == {torch.bfloat16}
+        params = SamplingParams(temperature=0.0, max_new_tokens=6, ignore_eos=True)
+        streams = [served.stream(prompt_ids(served, f"river {i}"), params) for i in range(3)]
+        replies = [collect(s) for s in streams]
+    finally:
+        served.close()
+    assert [r.stats.completion_tokens for r in replies] == [6, 6, 6]
+    assert all(r.finish_reason == "length" for r in replies)
