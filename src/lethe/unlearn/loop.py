@@ -89,7 +89,8 @@ def unlearn_version(
     config: UnlearnConfig,
     **keywords: Any,
 ) -> UnlearnResult:
-    """`run_unlearning` on the model saved at `path`, with a second copy of it as the reference.
+    """`run_unlearning` on the model saved at `path`, with a second copy of it as the reference
+    (for the methods that use one).
 
     Takes only picklable arguments, so that the main process can hand it to every process
     (`lethe.train.distributed.run_everywhere`) under `accelerate launch`.
@@ -97,7 +98,7 @@ def unlearn_version(
     from lethe.model.io import load_version
 
     model, tokenizer = load_version(path)
-    reference, _ = load_version(path)
+    reference = load_version(path)[0] if get_method(method).needs_reference else None
     return run_unlearning(
         method, model, tokenizer, forget_examples, retain_examples, config, reference_model=reference, **keywords
     )
