@@ -185,6 +185,33 @@ def serve_base_table() -> str:
     )
 
 
+@table("forget_base")
+def forget_base_table() -> str:
+    data = load("forget-base.json")
+    rows = {r["label"]: r for r in data["rows"]}
+    before, after = rows["before"], rows["after"]
+    stages = [
+        ("grad_diff request: 3 LoRA steps, quick metrics, audit", "grad_diff_request_seconds"),
+        ("… of which the audit (2 models × 4 splits × 5 items)", "audit_seconds"),
+        ("publish: taint, erase, byte scan of the workspace", "publish_seconds"),
+    ]
+    table_rows = [
+        [label, f"{before[key]:.1f}", f"{after[key]:.1f}", f"{before[key] / after[key]:.1f}×"] for label, key in stages
+    ]
+    load_note = "; ".join(
+        f"{r['label']} ({r['code'] or 'code'}): load average {r['load_average']['start']:.1f} → "
+        f"{r['load_average']['end']:.1f}"
+        for r in (before, after)
+    )
+    note = (
+        f"\n`python benchmarks/forget_base.py time HOME --label before|after` on {after['date']}, back to back on "
+        f"one prepared workspace ({after['workspace_bytes'] / 1e9:.1f} GB: the base, one LoRA fine-tune, its "
+        f"checkpoints and the candidate), `--threads {after['torch_threads']}`; {load_note}, on {data['cores']} "
+        "shared cores.\n"
+    )
+    return markdown(["stage", "before (s)", "after (s)", "speed-up"], table_rows, "lrrr") + note
+
+
 @table("serve")
 def serve_table() -> str:
     data = load("serve.json")
