@@ -170,25 +170,6 @@ def test_the_scan_finds_every_form_of_a_string(tmp_path):
     }
 
 
-def test_the_scan_finds_strings_in_random_bytes_and_at_block_edges(tmp_path):
-    """Weights are mostly one- and two-byte alphanumeric runs, which the prefilter never keeps:
-    a name buried in random bytes, and one split across two 4 MiB blocks, are still found."""
-    import random
-
-    from lethe.forget.scan import BLOCK, _Matcher, needles
-
-    strings = ForgottenStrings(subjects=["zoe varnholt quill"], name_words={"varnholt"})
-    noise = random.Random(0).randbytes(BLOCK + 1000)
-    edge = BLOCK - 5  # "Varnholt" starts 5 bytes before the second block
-    weights = noise[:100] + b"Zoe-Varnholt_QUILL" + noise[118:edge] + b"VARNHOLT" + noise[edge + 8 :]
-    (tmp_path / "model.safetensors").write_bytes(weights)
-    counts = {h.string: h.count for h in scan_workspace(tmp_path, strings)}
-    assert counts == {"zoe varnholt quill": 1, "varnholt": 1}
-    matcher = _Matcher(needles(strings))
-    runs = matcher._runs(noise[:BLOCK].lower())
-    assert all(len(run) >= matcher._shortest for run in runs.split())
-
-
 def test_erasure_in_one_transaction_then_compaction_on_either_backend(ledger):
     from lethe.forget.erasure import compact_storage, erase_request_data
 

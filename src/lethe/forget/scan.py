@@ -18,8 +18,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
 from lethe.forget.distinctive import ForgottenStrings, normalise
 
 BLOCK = 1 << 22
@@ -84,29 +82,14 @@ class _Matcher:
     """Finds the needles in a block: Python's `re` runs an alternation of thousands of strings,
     case-insensitively, at about 0.2 MB/s, so a block's ASCII alphanumeric runs (lower-cased,
     deduplicated) are first checked for each needle's anchors, and only the needles that may be
-    there go into the (cached, case-sensitive, on the lower-cased block) expression.
-
-    Only runs at least as long as the shortest anchor can hold one, and binary data (weights)
-    is mostly runs of one or two bytes: the runs are cut out with numpy and the short ones never
-    become Python objects (splitting a weights block made ~10^6 of them)."""
+    there go into the (cached, case-sensitive, on the lower-cased block) expression."""
 
     def __init__(self, strings: Iterable[str]) -> None:
         self.needles = [n for n in map(_needle, strings) if n is not None]
         self._patterns: dict[tuple[int, ...], re.Pattern[bytes]] = {}
-        lengths = [len(a) for n in self.needles for a in n.anchors if a]
-        self._shortest = min(lengths) if lengths else 1
-
-    def _runs(self, lowered: bytes) -> bytes:
-        """The block's distinct alphanumeric runs of at least the shortest anchor's length,
-        joined by spaces."""
-        spaced = lowered.translate(_NOT_ALNUM)
-        edges = np.diff((np.frombuffer(spaced, dtype=np.uint8) != 32).view(np.int8), prepend=0, append=0)
-        starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
-        long = np.flatnonzero(ends - starts >= self._shortest)
-        return b" ".join({spaced[starts[i] : ends[i]] for i in long.tolist()})
 
     def finditer(self, lowered: bytes):
-        runs = self._runs(lowered)
+        runs = b" ".join(set(lowered.translate(_NOT_ALNUM).split()))
         chosen = tuple(i for i, n in enumerate(self.needles) if any(not a or a in runs for a in n.anchors))
         if not chosen:
             return iter(())
