@@ -193,3 +193,15 @@ def test_bf16_serving_is_for_large_models_and_converts_the_weights(nano, monkeyp
         served.close()
     assert [r.stats.completion_tokens for r in replies] == [6, 6, 6]
     assert all(r.finish_reason == "length" for r in replies)
+
+
+def test_matrix_vector_decoding_computes_the_same_linear_layers():
+    from lethe.chat.engine import matrix_vector_decoding
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(16, 8), torch.nn.Linear(8, 4, bias=False)).to(torch.bfloat16)
+    one, many = torch.randn(1, 1, 16, dtype=torch.bfloat16), torch.randn(3, 5, 16, dtype=torch.bfloat16)
+    expected = [model(one), model(many)]
+    matrix_vector_decoding(model)
+    assert torch.allclose(model(one), expected[0], atol=2e-2) and model(one).shape == (1, 1, 4)
+    assert torch.equal(model(many), expected[1])  # several rows: the usual matmul
