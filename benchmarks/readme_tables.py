@@ -185,6 +185,37 @@ def serve_base_table() -> str:
     )
 
 
+@table("base_speed")
+def base_speed_table() -> str:
+    data = load("base-speed.json")
+    decode, scoring = data["decode_step_cpu_ms"], data["scoring"]
+    cpu = scoring["cpu_seconds"]
+    before = cpu["before (fp32, every position)"]
+    rows = [
+        ["decoding step, one reply: fp32 weights", f"{decode['fp32']:.1f} ms", "1.00×"],
+        ["… bf16 weights, `F.linear`", f"{decode['bf16']:.1f} ms", f"{decode['fp32'] / decode['bf16']:.2f}×"],
+        [
+            "… bf16 weights, matrix-vector products (the engine)",
+            f"{decode['bf16_matrix_vector']:.1f} ms",
+            f"{decode['fp32'] / decode['bf16_matrix_vector']:.2f}×",
+        ],
+        *(
+            [f"scoring {scoring['questions']} general questions: {label}", f"{value:.2f} s", f"{before / value:.2f}×"]
+            for label, value in cpu.items()
+        ),
+    ]
+    note = (
+        f"\n`python benchmarks/base_speed.py --threads {data['threads']}` on {data['date']}: {data['model']}; CPU "
+        f"time of this process, median of {data['rounds']} interleaved rounds; scoring covers "
+        f"{scoring['tokens']:,} tokens in batches of 16. bf16 against fp32 log-probabilities: mean absolute "
+        f"difference {scoring['bf16_logprob_abs_diff_mean']:.3f} nats (largest {scoring['bf16_logprob_abs_diff_max']:.2f}), "
+        f"mean loss {scoring['fp32_loss']:.3f} → {scoring['bf16_loss']:.3f}, teacher-forced greedy tokens equal "
+        f"{scoring['bf16_greedy_agreement']:.1%}; load average {data['load_average']['start']:.1f} → "
+        f"{data['load_average']['end']:.1f} on {data['cores']} shared cores.\n"
+    )
+    return markdown(["what", "CPU time", "vs fp32 / before"], rows, "lrr") + note
+
+
 @table("forget_base")
 def forget_base_table() -> str:
     data = load("forget-base.json")
@@ -374,10 +405,33 @@ def tofu_base_table() -> str:
         f"{'--robustness' if config['robustness'] else '--no-robustness'}` on {data['finished_at'][:10]}: "
         f"{len(authors['forget'])} forget author(s), {len(authors['retain'])} retain author(s), "
         f"{len(authors['never_trained'])} never trained (MIA non-members); {'LoRA rank ' + str(config['lora_r']) if config['lora'] else 'full fine-tuning'}, "
-        f"{'bf16 autocast' if config['bf16'] else 'fp32'}; {data['total_seconds']:.0f} s in all on 2 shared cores. "
-        f"Pretraining data of the base: {data['pretraining_data']}.\n"
+        f"{'bf16 autocast' if config['bf16'] else 'fp32'} for fine-tuning, unlearning and evaluation; "
+        f"{data['total_seconds']:.0f} s in all ({_tofu_stage_times(data['timings'])})"
+        f"{_load_note(data)}. Pretraining data of the base: {data['pretraining_data']}.\n"
     )
     return markdown(header, rows, "l" + "r" * (len(header) - 1)) + note
+
+
+def _tofu_stage_times(timings: dict[str, float]) -> str:
+    unlearn = [v for k, v in timings.items() if k.startswith("unlearn ")]
+    evaluate = [v for k, v in timings.items() if k.startswith("evaluate ")]
+    parts = [f"{k} {v:.0f} s" for k, v in timings.items() if k.startswith("train ")]
+    if unlearn:
+        parts.append(f"unlearning {min(unlearn):.0f}–{max(unlearn):.0f} s per method")
+    if evaluate:
+        parts.append(f"evaluation {min(evaluate):.0f}–{max(evaluate):.0f} s per model")
+    return ", ".join(parts)
+
+
+def _load_note(data: dict) -> str:
+    load = data.get("load_average")
+    threads = data.get("torch_threads")
+    if not load:
+        return " on 2 shared cores"
+    return (
+        f", {threads} torch thread{'s' if threads != 1 else ''}, on {data.get('cores', 2)} cores shared with other "
+        f"developers' work (load average {load['start']:.1f} at the start, {load['end']:.1f} at the end)"
+    )
 
 
 @table("synth")
