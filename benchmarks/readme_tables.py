@@ -573,6 +573,13 @@ DEMO_REAL_ROWS = (
 )
 
 
+def _load_note(data: dict) -> str:
+    load = data.get("load_average")
+    if not load:
+        return " shared with other work"
+    return f", load average {load[0]:.1f} → {load[-1]:.1f} (its own threads included)"
+
+
 @table("demo_real")
 def demo_real_table() -> str:
     data = load("demo-real.json")
@@ -593,27 +600,31 @@ def demo_real_table() -> str:
     )
     minutes = data["total_seconds"] / 60
     note = (
-        f"\n`make demo-real` (`lethe --threads {data['torch_threads']} demo --base {config['base']}`) on {data['date']}: "
+        f"\n`make demo-real` (`lethe demo --base {config['base']}`, {data['torch_threads']} torch thread{'s' if data['torch_threads'] != 1 else ''} chosen by "
+        f"the default policy) on {data['date']}: "
         f"{config['entities']} entities, {config['qa_per_entity']} QA pairs each, LoRA rank {config['lora_r']} in "
         f"{config['slices']} slices + a weekly update, {config['epochs']} epochs; {config['forget_entities']} entities "
         f"forgotten exactly and with {config['fast_method']} ({config['fast_steps']} steps, LoRA). "
-        f"**{data['total_seconds']:.0f} s in all ({minutes:.1f} minutes; target under 15)** on {data['cores']} cores "
-        f"shared with other work. Steps: {steps}.\n\nAnswers: {answers}\n"
+        f"**{data['total_seconds']:.0f} s in all ({minutes:.1f} minutes; target under 15)** on {data['cores']} cores"
+        f"{_load_note(data)}. Steps: {steps}.\n\nAnswers: {answers}\n"
     )
     return markdown(header, rows, "l" + "r" * len(labels)) + note
 
 
-@table("threads")
-def threads_table() -> str:
-    data = load("threads.json")
+def _threads(name: str) -> str:
+    data = load(name)
+
+    def seconds(value: float | None) -> str:
+        return "not measured" if value is None else f"{value:.1f}"
+
     rows = [
         [
             r["policy"],
-            f"{r['quiet_s']:.1f}",
-            f"{r['contended_s']:.1f}",
-            f"{r['contended_over_quiet']:.2f}×",
+            seconds(r["quiet_s"]),
+            seconds(r["contended_s"]),
+            "" if r["contended_over_quiet"] is None else f"{r['contended_over_quiet']:.2f}×",
             pct(r["quiet_vs_torch_default"] * 100),
-            "yes" if r["meets_target"] else "no",
+            {True: "yes", False: "no", None: "(baseline)"}[r["meets_target"]],
         ]
         for r in data["rows"]
     ]
@@ -625,8 +636,19 @@ def threads_table() -> str:
         "quiet vs torch's default",
         "target met",
     ]
-    note = f"\n`{data['command']}`, {data['rounds']} round(s) on {data['date']}, {data['cores']} cores.\n"
-    return markdown(header, rows, "lrrrrl") + note
+    notes = [f"`{data['command']}`, {data['rounds']} round(s) on {data['date']}, {data['cores']} cores."]
+    notes += [f"{r['policy']}: {r['note']}." for r in data["rows"] if r.get("note")]
+    return markdown(header, rows, "lrrrrl") + "\n" + " ".join(notes) + "\n"
+
+
+@table("threads")
+def threads_table() -> str:
+    return _threads("threads.json")
+
+
+@table("threads_full")
+def threads_full_table() -> str:
+    return _threads("threads-full.json")
 
 
 def render(text: str) -> tuple[str, list[str]]:

@@ -87,11 +87,18 @@ def test_readiness_notices(trained_workspace):
 
     assert "v9 looks undertrained: its training loss ended at 3.20" in undertrained_notice(Weak())
     assert undertrained_notice(type("Good", (), {"name": "v1", "meta": {"final_loss": 0.05}})()) is None
+    # where the trainer measured it, the exact match on its own training questions decides
+    checked = {"final_loss": 0.05, "own_exact_match": 0.125, "own_exact_match_items": 8}
+    notice = undertrained_notice(type("Checked", (), {"name": "v2", "meta": checked})())
+    assert "answers 1 of 8 of its own training questions" in notice and "lethe train --base" in notice
+    checked = {"final_loss": 3.0, "own_exact_match": 0.75, "own_exact_match_items": 8}
+    assert undertrained_notice(type("Knows", (), {"name": "v3", "meta": checked})()) is None
     # the fixture trains 2 epochs: its own loss says it is undertrained, and chat/serve say so
     latest = ws.ledger.resolve_version("latest")
     assert latest.meta["final_loss"] > 1.0 and len(latest.meta["epoch_losses"]) == 2
+    assert latest.meta["own_exact_match_items"] > 0 and latest.meta["own_exact_match"] < 0.5
     [notice] = version_notices(ws.ledger)
-    assert "looks undertrained" in notice
+    assert "looks undertrained: it answers" in notice
 
 
 def test_the_conversation_log_names_every_version_that_answered(trained_workspace):

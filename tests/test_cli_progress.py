@@ -57,3 +57,15 @@ def test_a_log_file_gets_a_line_while_a_long_step_runs():
         lines = [line for line in buffer.getvalue().splitlines() if "step 3/10" in line]
     assert len(lines) >= 2, buffer.getvalue()
     assert lines[0].startswith("update slice 2 (1/2): step 3/10 loss=2.000")
+
+
+def test_the_heartbeat_stops_with_the_last_unlearning_step():
+    out, buffer = plain_console()
+    with progress_callback(True, out=out, heartbeat=0.3) as callback:
+        for step in (1, 2, 2):  # the last step reported twice (its step, then its evaluation)
+            callback(ProgressEvent(kind="unlearn", step=step, steps_total=2, losses={"loss": -0.1}))
+        time.sleep(1.0)  # the audit and the next stages run: nothing is unlearning any more
+    lines = buffer.getvalue().splitlines()
+    assert lines.count("unlearning: started") == 1, lines
+    done = next(i for i, line in enumerate(lines) if line.startswith("unlearning: done, 2 steps"))
+    assert not any(line.startswith("unlearning") for line in lines[done + 1 :]), lines

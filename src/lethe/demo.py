@@ -78,9 +78,9 @@ class DemoConfig:
             base=base,
             slices=2,
             cumulative=False,
-            epochs=2,
-            lr=2e-3,
-            batch_size=8,
+            epochs=5,
+            lr=1e-3,
+            batch_size=4,
             seq_len=128,
             forget_entities=2,
             qa_per_entity=4,
@@ -115,6 +115,8 @@ class DemoResult:
     versions: dict[str, str] = field(default_factory=dict)
     report: str | None = None
     request_ids: dict[str, int] = field(default_factory=dict)
+    load_average: list[float] = field(default_factory=list)
+    """The 1-minute load average at the start and at the end (the demo's own threads count)."""
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -184,7 +186,7 @@ def run_demo(
     from lethe.train.tokenizers import train_workspace_tokenizer
 
     config = config or DemoConfig()
-    result = DemoResult()
+    result = DemoResult(load_average=[_load()])
     step = _Steps(result, say)
     ws = workspace.init()
     ledger = ws.ledger
@@ -319,8 +321,13 @@ def run_demo(
         from lethe.report.html import write_report
 
         result.report = str(write_report(ws, ws.reports_dir()))
+    result.load_average.append(_load())
     write_summary(result, config, ws.reports_dir() / SUMMARY_FILE)
     return result
+
+
+def _load() -> float:
+    return round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else float("nan")
 
 
 SUMMARY_FILE = "demo-summary.json"

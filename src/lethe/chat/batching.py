@@ -197,11 +197,12 @@ class BatchScheduler:
         self._sampler.add(request.params, request.prompt_ids)
         (token,) = self._sampler.sample(output.logits[:, -1, :], rows=[row])
         logprob = self._sampler.last_logprobs[0] if self._sampler.last_logprobs else None
-        if self._advance(sequence, token, logprob):
-            self._sampler.select(list(range(row)))
-            return
+        # In the batch before its first token is emitted, so whoever sees that token also sees
+        # the reply counted among the active ones (the /metrics gauge, a disconnect's cancel).
         self._cache.append(output.cache, len(request.prompt_ids))
         self._active.append(sequence)
+        if self._advance(sequence, token, logprob):
+            self._remove(list(range(row)))
 
     def _step(self) -> None:
         self._drop(lambda s: s.request.cancel.cancelled, "cancelled")

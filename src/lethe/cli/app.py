@@ -98,7 +98,7 @@ def main_options(
         None,
         "--threads",
         envvar="LETHE_THREADS",
-        help="CPU threads for PyTorch (default: the cores free right now, idle threads sleeping; see LETHE_THREAD_POLICY).",
+        help="CPU threads for PyTorch (default: the cores free right now; see LETHE_THREAD_POLICY).",
     ),
     version: bool = typer.Option(
         False, "--version", is_eager=True, callback=_print_version, help="Print lethe's version and exit."

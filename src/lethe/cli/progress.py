@@ -120,10 +120,12 @@ def progress_callback(enabled: bool, *, out: Console | None = None, heartbeat: f
         yield None
         return
     with StageProgress(out or console, heartbeat=heartbeat) as stages:
-        state = {"unlearning": False}
+        state: dict = {"unlearning": False, "ended": None}
 
         def callback(event) -> None:
             if event.kind == "unlearn":  # an unlearning step
+                if not state["unlearning"] and state["ended"] == (event.step, event.steps_total):
+                    return  # a second report of the last step of a run that has ended
                 if not state["unlearning"] or event.step < stages.completed:  # a new unlearning run
                     stages.finish()
                     stages.start("unlearning", event.steps_total)
@@ -133,8 +135,12 @@ def progress_callback(enabled: bool, *, out: Console | None = None, heartbeat: f
                     m = event.metrics
                     info += f" | forget acc {m.forget_accuracy:.2f} retain acc {m.retain_accuracy:.2f}"
                 stages.update(event.step, event.steps_total, info)
+                if event.steps_total is not None and event.step >= event.steps_total:
+                    # the run's last step: what follows (its audit, the next stage) is not unlearning
+                    stages.finish()
+                    state["unlearning"], state["ended"] = False, (event.step, event.steps_total)
                 return
-            state["unlearning"] = False
+            state["unlearning"], state["ended"] = False, None
             kind = getattr(event, "kind", None)
             if kind == "slice_start":
                 stages.finish()

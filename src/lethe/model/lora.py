@@ -12,7 +12,9 @@ in train mode and `apply_lora` refuses a repacked model: load a fresh copy for t
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import warnings
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -90,11 +92,20 @@ def apply_lora(
         bias="none",
         task_type="CAUSAL_LM",
     )
-    with torch.random.fork_rng(devices=[]):
+    with torch.random.fork_rng(devices=[]), _peft_reads_deprecated_property():
         torch.manual_seed(seed)
         peft_model = get_peft_model(model, config)
     peft_model.train()
     return peft_model
+
+
+@contextmanager
+def _peft_reads_deprecated_property() -> Iterator[None]:
+    """peft's `get_peft_model` reads transformers' deprecated `is_gradient_checkpointing` (a
+    FutureWarning per call that is peft's, not lethe's); hide that one warning and only it."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated", category=FutureWarning)
+        yield
 
 
 def merge_lora(peft_model) -> PreTrainedModel:
@@ -147,7 +158,8 @@ def merge_qlora(peft_model, base_path: str | Path) -> PreTrainedModel:
         base_path, local_files_only=True, use_safetensors=True, dtype=torch.float32
     )
     config = peft_model.peft_config[peft_model.active_adapter]
-    full = get_peft_model(base, config)
+    with _peft_reads_deprecated_property():
+        full = get_peft_model(base, config)
     result = set_peft_model_state_dict(full, get_peft_model_state_dict(peft_model))
     if result.unexpected_keys:
         raise InputError(f"adapter does not fit the base: {result.unexpected_keys[:5]}")

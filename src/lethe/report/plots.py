@@ -16,6 +16,7 @@ from typing import Any
 
 import matplotlib
 import numpy as np
+from matplotlib import ticker
 from matplotlib.figure import (
     Figure,  # figures are built without pyplot: no global state, no display
 )
@@ -284,6 +285,11 @@ def training_curves(runs: Mapping[str, Sequence[Mapping[str, Any]]], *, title: s
         _empty(ax, "no training losses recorded")
         return fig
     ax.set_yscale("log")
+    # plain numbers on the log axis (0.05, 0.1, 1, not 5×10⁻²), and the slices' boundaries on x
+    plain = ticker.FuncFormatter(lambda value, _: f"{value:g}")
+    ax.yaxis.set_major_formatter(plain)
+    ax.yaxis.set_minor_formatter(plain)
+    ax.xaxis.set_major_locator(ticker.MaxNLocator(integer=True))
     ax.set_xlabel("slice (epochs spread across each)")
     ax.set_ylabel("mean loss per answer token (log)")
     ax.set_title(title)

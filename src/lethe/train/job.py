@@ -16,6 +16,7 @@ import torch
 
 from lethe.digests import weights_sha256
 from lethe.errors import LetheError
+from lethe.eval.self_check import own_answers_check
 from lethe.killpoints import kill_point
 from lethe.ledger.states import RunStatus, VersionStatus
 from lethe.model.io import MODEL_TENSORS, save_version
@@ -242,6 +243,10 @@ class JobRunner:
                 "final_loss": result.epoch_losses[-1] if result.epoch_losses else None,
                 "epoch_losses": [round(loss, 5) for loss in result.epoch_losses],  # the report's curves
             }
+            if self.main and position == len(spec.slices) - 1:  # what `lethe chat` will meet first
+                check = own_answers_check(model, self.tokenizer, documents)
+                if check is not None:
+                    stats.update(check.to_meta())
             optimizer, scheduler, adapter = result.optimizer, result.scheduler, result.adapter
         else:  # every document of the slice was erased or excluded: nothing to learn
             steps, stats, optimizer, scheduler, adapter = 0, {"steps": 0, "examples": 0}, None, None, None
