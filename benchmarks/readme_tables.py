@@ -408,7 +408,7 @@ def tofu_base_table() -> str:
         f"{len(authors['never_trained'])} never trained (MIA non-members); {'LoRA rank ' + str(config['lora_r']) if config['lora'] else 'full fine-tuning'}, "
         f"{'bf16 autocast' if config['bf16'] else 'fp32'} for fine-tuning, unlearning and evaluation; "
         f"{_tofu_total(data)} ({_tofu_stage_times(data['timings'])})"
-        f"{_load_note(data)}. Pretraining data of the base: {data['pretraining_data']}.\n"
+        f"{_tofu_load_note(data)}. Pretraining data of the base: {data['pretraining_data']}.\n"
     )
     return markdown(header, rows, "l" + "r" * (len(header) - 1)) + note
 
@@ -418,10 +418,12 @@ def _tofu_total(data: dict) -> str:
     if not cached:
         return f"{data['total_seconds']:.0f} s in all"
     computed = sum(stage["seconds"] for stage in data["stages"])
+    kinds = {"train": "training", "unlearn": "unlearning", "evaluate": "evaluation"}
+    reused = " and ".join(dict.fromkeys(kinds.get(name.split()[0], name) for name in cached))
     return (
-        f"{computed:.0f} s of stages in all, of which this invocation ran {data['total_seconds']:.0f} s: "
-        f"{', '.join(cached)} came from the stage cache (an earlier invocation of the same configuration and code "
-        "with fewer evaluation items)"
+        f"{computed:.0f} s of stages in all, of which this invocation ran {data['total_seconds']:.0f} s: its "
+        f"{reused} came from the stage cache (an earlier invocation with the same configuration and code but "
+        "fewer evaluation items computed them)"
     )
 
 
@@ -436,7 +438,7 @@ def _tofu_stage_times(timings: dict[str, float]) -> str:
     return ", ".join(parts)
 
 
-def _load_note(data: dict) -> str:
+def _tofu_load_note(data: dict) -> str:
     load = data.get("load_average")
     threads = data.get("torch_threads")
     if not load:
