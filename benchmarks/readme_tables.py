@@ -503,6 +503,7 @@ def tuning_goal_table() -> str:
                     name,
                     goal["method"],
                     f"{goal['trials']} ({goal['pruned']} pruned)",
+                    num(goal.get("calibration_forget_quality")),
                     f"{num(goal['forget_quality'])} ({num(goal['untuned_forget_quality'])})",
                     f"{frac(goal['utility_fraction'])} ({frac(goal['untuned_utility_fraction'])})",
                     frac(goal["time_fraction"]),
@@ -513,16 +514,44 @@ def tuning_goal_table() -> str:
                 ]
             )
         calibration = tuning["calibration"]
+        draws = calibration.get("draws")
+        if draws:
+            what = "; ".join(
+                f"draw {i + 1}: {', '.join(d['subjects'])} ({d['documents']} documents, {d['qa_items']} QA items)"
+                for i, d in enumerate(draws)
+            )
+            what = f"{len(draws)} calibration draw{'s' if len(draws) > 1 else ''}, pooled in every trial ({what})"
+            if calibration.get("matched_to_request"):
+                request = calibration["request"]
+                what += (
+                    f", each matched in kind and size to the request ({', '.join(request)}: "
+                    f"{sum(request.values())} documents)"
+                )
+        else:
+            what = (
+                f"calibration {', '.join(calibration['subjects'])} ({calibration['documents']} documents; one draw, "
+                "drawn uniformly: the tuner before matched draws)"
+            )
+        if draws:
+            timings = data["timings"]
+            replays = " and ".join(f"{d['exact_seconds']:.0f}" for d in draws)
+            what += (
+                f"; {data['total_seconds']:.0f} s in all, of which training the target {timings['train target']:.0f} s, "
+                f"its exact replay {timings['exact replay']:.0f} s, the calibration replays {replays} s"
+            )
+        ceiling = tuning["settings"].get("time_fraction")
         notes.append(
-            f"{name}: calibration {', '.join(calibration['subjects'])} ({calibration['documents']} documents, "
-            f"disjoint from the forget set: {'yes' if calibration['disjoint_from_forget_set'] else 'no'}); "
+            f"{name}: {what}; disjoint from the forget set: "
+            f"{'yes' if calibration['disjoint_from_forget_set'] else 'no'}; "
             f"utility is {'model utility' if tuning['utility_key'] == 'model_utility' else 'retain utility'}; "
-            f"`{data['config'].get('tune_trials')}` trials at most, {data['config'].get('tune_budget'):.0f} s per method."
+            f"`{data['config'].get('tune_trials')}` trials at most, {data['config'].get('tune_budget'):.0f} s per method"
+            + (f", trials over {ceiling:.0%} of the calibration's exact replay time infeasible." if ceiling else ".")
         )
     header = [
         "benchmark",
         "method",
         "trials",
+        "forget quality on calibration",
         "forget quality vs exact (untuned)",
         "utility / exact's (untuned)",
         "time / exact replay",
@@ -531,7 +560,46 @@ def tuning_goal_table() -> str:
         "relearn/quant gap vs exact",
         "goal met",
     ]
-    return markdown(header, rows, "llrrrrrrrl") + "\n" + "\n".join(f"- {n}" for n in notes) + "\n"
+    return markdown(header, rows, "llrrrrrrrrl") + "\n" + "\n".join(f"- {n}" for n in notes) + "\n"
+
+
+@table("tuning_transfer")
+def tuning_transfer_table() -> str:
+    """`benchmarks/tuning_transfer.py`: the best calibration trials re-run on each draw and on
+    the real forget set (a diagnostic the tuner never sees)."""
+    data = load("synth-tuned/transfer.json")
+    rows, notes = [], []
+    for method, part in data["methods"].items():
+        for trial in part["trials"]:
+            rows.append(
+                [
+                    method,
+                    f"{trial['trial']}"
+                    + (" (chosen)" if trial["chosen"] else "")
+                    + (" (untuned)" if trial["trial"] == 0 else ""),
+                    num(trial["pooled_calibration_forget_quality"]),
+                    num(trial["draw 1"]["forget_quality"]),
+                    num(trial["draw 2"]["forget_quality"]),
+                    num(trial["forget set"]["forget_quality"]),
+                    frac(trial["forget set"]["utility_fraction"]),
+                ]
+            )
+        calibration_vs_real = minus(f"{part['spearman_calibration_vs_forget_set']:+.2f}")
+        draw_vs_draw = minus(f"{part['spearman_draw1_vs_draw2']:+.2f}")
+        notes.append(
+            f"{method}: rank correlation (Spearman) calibration vs forget set {calibration_vs_real}, "
+            f"draw 1 vs draw 2 {draw_vs_draw}"
+        )
+    header = [
+        "method",
+        "trial",
+        "pooled calibration FQ",
+        "draw 1 FQ",
+        "draw 2 FQ",
+        "forget set FQ",
+        "forget set utility / exact's",
+    ]
+    return markdown(header, rows, "llrrrrr") + "\n" + "; ".join(notes) + f" ({data['seconds']:.0f} s, `--threads 1`).\n"
 
 
 DEMO_ROWS = (

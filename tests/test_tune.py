@@ -73,6 +73,30 @@ def test_tune_stores_resumes_and_forget_tuned_applies_the_best(trained_workspace
     auto = invoke("forget", "--collection", like, "--method", "auto", "--dry-run")
     assert "method npo" in auto
 
+    # two calibration draws, each with its own exact replay, pooled in every trial; the
+    # untuned-like start is not enqueued here, so TPE draws; a time ceiling is recorded
+    pooled = json.loads(
+        invoke(
+            "tune",
+            "simnpo",
+            "--trials",
+            "1",
+            "--draws",
+            "2",
+            "--calibration",
+            "1",
+            "--time-fraction",
+            "1",
+            *common[:2],
+            *common[4:],
+        )
+    )[0]
+    draws = pooled["config"]["draws"]
+    assert len(draws) == 2 and not set(draws[0]["subjects"]) & set(draws[1]["subjects"])
+    assert like not in draws[0]["subjects"] + draws[1]["subjects"] and pooled["config"]["time_fraction"] == 1.0
+    assert "+" in pooled["name"] and len(pooled["trials"]) == 1
+    assert 0 <= pooled["trials"][0]["forget_quality"] <= 1
+
 
 def test_tune_show_draws_the_pareto_front(tmp_path):
     from lethe.report.tuning import pareto_figure, pareto_front
@@ -151,3 +175,75 @@ def test_goal_rows_judge_each_tuned_method_against_the_exact_model():
         "robustness": False,  # quantisation brings back 0.2 more than it does from the exact model
     }
     assert not row["goal_met"]
+
+
+def test_calibration_draws_match_the_request_in_kind_and_size():
+    import pytest
+
+    from lethe.bench.tuning import choose_subjects
+    from lethe.errors import InputError
+
+    sizes = {"person/01": 12, "person/02": 19, "person/03": 11, "person/04": 18, "person/05": 15, "place/01": 10}
+    sizes |= {"place/02": 13, "place/03": 12, "organisation/01": 11, "organisation/02": 12}
+    candidates = {name: list(range(n)) for name, n in sizes.items()}
+    request = {"person/90": list(range(18)), "place/90": list(range(12))}
+    draws = choose_subjects(candidates, 2, seed=0, request=request, draws=2)
+    assert draws == choose_subjects(candidates, 2, seed=0, request=request, draws=2)  # seeded
+    assert len(draws) == 2 and not set(draws[0]) & set(draws[1])  # disjoint draws
+    for draw in draws:  # one person and one place each, the nearest in size first
+        assert sorted(name.split("/")[0] for name in draw) == ["person", "place"]
+    assert {n for d in draws for n in d if n.startswith("person/")} == {"person/04", "person/02"}  # 18 and 19
+    assert {n for d in draws for n in d if n.startswith("place/")} == {"place/03", "place/02"}  # 12 and 13
+    # without a request: uniform and disjoint, as many as asked
+    plain = choose_subjects(candidates, 3, seed=1, draws=2)
+    assert [len(d) for d in plain] == [3, 3] and not set(plain[0]) & set(plain[1])
+    with pytest.raises(InputError, match="organisation"):  # only two organisations to match three draws
+        choose_subjects(candidates, 1, seed=0, request={"organisation/90": [1] * 11}, draws=3)
+
+
+def test_draws_pool_the_truth_ratios_and_the_time_constraint_counts_one_draw(monkeypatch):
+    import pytest
+
+    from lethe.eval.tofu_math import forget_quality
+    from lethe.forget import tuning
+    from lethe.forget.tuning_space import start_point
+
+    rng = np.random.default_rng(0)
+    exact = [rng.uniform(0.3, 0.9, 30), rng.uniform(0.3, 0.9, 34)]
+    candidate = [rng.uniform(0.2, 0.8, 30), rng.uniform(0.3, 0.9, 34)]
+    blank = {"target_path": None, "exact_path": None, "eval_config": None, "examples_of": None}
+    lists = {"forget_examples": [], "retain_examples": [], "forget_documents": [], "retain_documents": []}
+    problems = [tuning.TuningProblem(exact_seconds=100.0 * (i + 1), **blank, **lists) for i in range(2)]
+    references = [tuning.Reference(ratios, utility=0.5) for ratios in exact]
+    seen = []
+
+    def fake_trial(method, problem, reference, params, *, report=None):
+        i = problems.index(problem)
+        seen.append((i, report is not None))
+        return tuning.TrialOutcome(
+            forget_quality=forget_quality(candidate[i], reference.ratios),
+            utility=0.5 - 0.1 * i,
+            utility_fraction=1.0 - 0.2 * i,
+            seconds=10.0 + 10 * i,
+            model=f"model {i}",
+            ratios=candidate[i],
+        )
+
+    monkeypatch.setattr(tuning, "run_trial", fake_trial)
+    outcome = tuning.run_draws("npo", problems, references, {"lr": 1e-3}, report=lambda step, q: False)
+    assert seen == [(0, True), (1, False)]  # the pruner looks at the first draw only
+    pooled = forget_quality(np.concatenate(candidate), np.concatenate(exact))
+    assert outcome.forget_quality == pooled
+    assert pooled not in {forget_quality(c, e) for c, e in zip(candidate, exact, strict=True)}
+    assert outcome.utility_fraction == pytest.approx(0.9) and outcome.model == "model 0"
+    assert outcome.seconds == 30.0 and outcome.request_seconds == 15.0
+    settings = tuning.TuneSettings(time_fraction=0.1)
+    assert tuning.time_gap(15.0, problems, settings) == 0.0  # 15 s of a mean 150 s replay: just feasible
+    assert tuning.time_gap(16.0, problems, settings) > 0
+    assert tuning.time_gap(16.0, problems, tuning.TuneSettings()) is None
+    assert start_point({"lr": 5e-4, "epochs": 5, "retain_batch_size": 8, "seed": 0}) == {
+        "lr": 5e-4,
+        "epochs": 5,
+        "retain_batch_size": 8,
+    }
+    assert start_point({"lr": 1.0, "epochs": 50}) == {}  # outside the space: TPE draws them

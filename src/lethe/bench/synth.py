@@ -67,13 +67,19 @@ class SynthBenchConfig:
     """The robustness probes to run (None: every registered one)."""
     tune: list[str] | None = None
     """Methods to tune on calibration entities (`lethe.bench.tuning`) and run as `<m>+tuned`."""
-    calibration: int = 3
-    """Calibration entities (other trained ones than the forgotten, drawn seeded)."""
+    calibration: int | None = None
+    """Calibration entities per draw (other trained ones than the forgotten, drawn seeded and
+    matched to the forgotten ones in kind and size; None: as many as are forgotten)."""
+    calibration_draws: int = 2
+    """Disjoint calibration draws, each with its own exact replay; trials are judged on all of
+    them pooled."""
     tune_trials: int = 20
     tune_budget: float | None = None
     """Seconds of tuning per method (no new trial starts after)."""
     tune_utility_fraction: float = 0.97
     tune_finalists: int = 3
+    tune_time_fraction: float | None = 0.1
+    """A trial is feasible only when unlearning a draw took at most this share of its exact replay."""
 
     def replace(self, **changes: Any) -> SynthBenchConfig:
         return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
@@ -210,7 +216,7 @@ def run_synth_bench(
             subjects=subjects,
             forget_ids=forget_ids,
             retain_ids=retain_ids,
-            calibration=config.calibration,
+            calibration=config.calibration or config.forget_entities,
             exact_without=lambda ids: replay_stage(ctx, "calibration exact replay", target, ids, trained),
             unlearn_settings=config.unlearn_settings(),
             train_settings=train_settings,
@@ -218,6 +224,8 @@ def run_synth_bench(
             key_material=trained,
             settings=tune_settings(config),
             seed=config.seed,
+            request={e: sorted(set(ledger.collection_ids(f"synth/entity/{e}")) & trained_ids) for e in forgotten},
+            draws=config.calibration_draws,
         )
         models.update(tuned)
     splits = {

@@ -2,7 +2,11 @@
 run with its chosen settings on the real forget set, and the goal table of issue #12.
 
 The calibration subjects are other trained entities (synth) or authors (TOFU) than the
-forgotten ones, drawn seeded; their exact answer is a stage like any other (a replay of the
+forgotten ones, drawn seeded and matched to the request: for each forgotten subject one of the
+same kind (`person/…`, `place/…`) with the nearest number of documents, so a calibration draw
+forgets what the request forgets, in the same amount. With `draws` > 1 there are several such
+draws, disjoint, each with its own exact answer, and every trial is judged on all of them
+pooled (`lethe.forget.tuning.run_draws`). Their exact answer is a stage like any other (a replay of the
 target's lineage without them for synth, a model trained without them for TOFU, as TOFU's
 reference is a retrained model), cached by the bench cache and recorded as the ledger's
 tuning calibration. The studies (`lethe.forget.tuning`) live in the bench ledger, so
@@ -25,15 +29,57 @@ from lethe.errors import InputError, Where
 TUNED = "+tuned"
 
 
-def choose_subjects(candidates: dict[str, list[int]], k: int, seed: int) -> list[str]:
-    """`k` calibration subjects drawn (seeded) from `candidates` (subject -> trained ids)."""
+def kind_of(subject: str) -> str:
+    """`person/0007` -> `person`; `author/12` -> `author`."""
+    return subject.rsplit("/", 1)[0] if "/" in subject else ""
+
+
+def choose_subjects(
+    candidates: dict[str, list[int]],
+    k: int,
+    seed: int,
+    *,
+    request: dict[str, list[int]] | None = None,
+    draws: int = 1,
+) -> list[list[str]]:
+    """`draws` disjoint calibration draws of `k` subjects each from `candidates` (subject ->
+    trained ids), seeded. With `request` (the forgotten subjects and their ids) the i-th
+    subject of a draw matches the request's i-th (cycling): the same kind, and among those the
+    nearest document count (ties broken by the seeded shuffle); without it, drawn uniformly."""
     names = sorted(name for name, ids in candidates.items() if ids)
-    if k < 1 or k >= len(names):
+    if draws < 1:
+        raise InputError("--calibration-draws must be at least 1", Where(field="calibration_draws"))
+    if k < 1 or k * draws >= len(names):
         raise InputError(
-            f"--calibration {k}: choose between 1 and {len(names) - 1} of the {len(names)} other trained subjects",
+            f"--calibration {k} x {draws} draw(s): choose fewer than the {len(names)} other trained subjects",
             Where(field="calibration"),
         )
-    return sorted(random.Random(f"calibration-{seed}").sample(names, k))
+    rng = random.Random(f"calibration-{seed}")
+    if not request:
+        picked = rng.sample(names, k * draws)
+        return [sorted(picked[d * k : (d + 1) * k]) for d in range(draws)]
+    order = list(names)
+    rng.shuffle(order)  # the tie-break among equally near subjects
+    templates = sorted(request)
+    taken: set[str] = set()
+    out = []
+    for _ in range(draws):
+        chosen = []
+        for i in range(k):
+            template = templates[i % len(templates)]
+            size = len(request[template])
+            same_kind = [n for n in order if n not in taken and kind_of(n) == kind_of(template)]
+            if not same_kind:
+                raise InputError(
+                    f"--calibration {k} x {draws} draw(s): no trained {kind_of(template) or 'subject'} is left to "
+                    f"match {template} (fewer draws or subjects)",
+                    Where(field="calibration"),
+                )
+            best = min(same_kind, key=lambda n: abs(len(candidates[n]) - size))  # first of the nearest: seeded
+            taken.add(best)
+            chosen.append(best)
+        out.append(sorted(chosen))
+    return out
 
 
 def bench_tune(
@@ -52,78 +98,102 @@ def bench_tune(
     key_material: dict[str, Any],
     settings: Any,
     seed: int,
+    request: dict[str, list[int]] | None = None,
+    draws: int = 1,
 ) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
     """Tune every method; returns ({"<method>+tuned": unlearned model record}, tuning part
-    of the results: calibration, one study summary per method)."""
+    of the results: calibration, one study summary per method). `request` (forgotten subject
+    -> ids) makes the draws match it in kind and size; `draws` calibration draws are pooled."""
     from lethe.data.tokenizer import load_tokenizer
     from lethe.eval.tofu import TofuEvalConfig
     from lethe.forget.tuning import TuningProblem, exact_reference, tune_method
+    from lethe.forget.tuning_space import start_point
     from lethe.train.config import TrainConfig
 
     ledger = ctx.ledger
     forgotten = set(forget_ids)
     others = {name: ids for name, ids in subjects.items() if not set(ids) & forgotten}
-    chosen = choose_subjects(others, calibration, seed)
-    calibration_ids = sorted({i for name in chosen for i in others[name]})
-    assert not set(calibration_ids) & forgotten  # disjoint from the real request, by construction
-    ctx.progress(
-        f"calibration subjects (not the forgotten ones): {', '.join(chosen)} ({len(calibration_ids)} documents)"
-    )
-    exact = exact_without(calibration_ids)
-    row = ledger.tuning_calibration(target["version_id"], calibration_ids)
-    if row is None:
-        row = ledger.add_tuning_calibration(
-            version_id=target["version_id"],
-            subjects=chosen,
-            document_ids=calibration_ids,
-            exact_version_id=exact["version_id"],
-            seconds=exact["seconds"],
-            meta={"benchmark": True},
+    chosen_draws = choose_subjects(others, calibration, seed, request=request, draws=draws)
+    draw_ids = [sorted({i for name in chosen for i in others[name]}) for chosen in chosen_draws]
+    all_ids = sorted({i for ids in draw_ids for i in ids})
+    assert not set(all_ids) & forgotten  # disjoint from the real request, by construction
+    for d, (chosen, ids) in enumerate(zip(chosen_draws, draw_ids, strict=True)):
+        ctx.progress(
+            f"calibration draw {d + 1}/{len(chosen_draws)} (not the forgotten subjects): {', '.join(chosen)} "
+            f"({len(ids)} documents"
+            + (f"; the request: {', '.join(sorted(request))}, {len(forget_ids)} documents)" if request else ")")
         )
     tokenizer = load_tokenizer(model_path(ctx, target))
     train_config = TrainConfig.from_dict(train_settings)
-    calibration_docs = ledger.documents(calibration_ids)
-    kept_retain = [i for i in retain_ids if i not in set(calibration_ids)]
-    sample = list(kept_retain)
+    sample = [i for i in retain_ids if i not in set(all_ids)]  # retained by every draw's exact answer
     random.Random(seed).shuffle(sample)
     retain_docs = ledger.documents(sorted(sample[:2000]))
     qa_retain = [d for d in retain_docs if d.kind == "qa"]
+    retain_examples = examples_for(retain_docs, tokenizer, train_config)
     trial_eval = TofuEvalConfig(
         **{**eval_config.to_dict(), "max_items": min(eval_config.max_items or 100, 60), "max_new_tokens": 48}
     )
-    problem = TuningProblem(
-        target_path=model_path(ctx, target),
-        exact_path=model_path(ctx, exact),
-        exact_seconds=exact["seconds"],
-        forget_examples=examples_for(calibration_docs, tokenizer, train_config),
-        retain_examples=examples_for(retain_docs, tokenizer, train_config),
-        forget_documents=[d for d in calibration_docs if d.kind == "qa"],
-        retain_documents=qa_retain,
-        eval_config=trial_eval,
-        examples_of=lambda documents, t: examples_for(documents, t, train_config),
-        fixed={k: v for k, v in unlearn_settings.items() if k not in ("lr", "epochs", "retain_batch_size")},
-        subjects=chosen,
-    )
+    fixed = {k: v for k, v in unlearn_settings.items() if k not in ("lr", "epochs", "retain_batch_size")}
+    problems, rows = [], []
+    for chosen, ids in zip(chosen_draws, draw_ids, strict=True):
+        exact = exact_without(ids)
+        row = ledger.tuning_calibration(target["version_id"], ids)
+        if row is None:
+            row = ledger.add_tuning_calibration(
+                version_id=target["version_id"],
+                subjects=chosen,
+                document_ids=ids,
+                exact_version_id=exact["version_id"],
+                seconds=exact["seconds"],
+                meta={"benchmark": True},
+            )
+        rows.append(row)
+        docs = ledger.documents(ids)
+        problems.append(
+            TuningProblem(
+                target_path=model_path(ctx, target),
+                exact_path=model_path(ctx, exact),
+                exact_seconds=exact["seconds"],
+                forget_examples=examples_for(docs, tokenizer, train_config),
+                retain_examples=retain_examples,
+                forget_documents=[d for d in docs if d.kind == "qa"],
+                retain_documents=qa_retain,
+                eval_config=trial_eval,
+                examples_of=lambda documents, t: examples_for(documents, t, train_config),
+                fixed=fixed,
+                subjects=chosen,
+            )
+        )
     started = time.perf_counter()
-    reference = exact_reference(problem, settings)
+    references = [exact_reference(problem, settings) for problem in problems]
     reference_seconds = time.perf_counter() - started
     studies, models = {}, {}
+    calibration_key = [row.id for row in rows]
     for method in methods:
-        name = "bench-" + config_hash({"method": method, "calibration": row.id, **key_material})[:12] + f"-{method}"
+        name = (
+            "bench-"
+            + config_hash(
+                {"method": method, "calibration": calibration_key[0] if draws == 1 else calibration_key, **key_material}
+            )[:12]
+            + f"-{method}"
+        )
+        began = time.perf_counter()
         summary = tune_method(
             ledger,
             method,
-            problem,
+            problems,
             settings,
             study_name=name,
-            calibration_id=row.id,
+            calibration_id=rows[0].id,
             lineage_id=target.get("lineage_id"),
             progress=ctx.progress,
-            reference=reference,
+            reference=references,
+            start=start_point(unlearn_settings),
         )
+        summary["wall_seconds"] = round(time.perf_counter() - began, 2)  # trials, their evaluations, the probes
         studies[method] = summary
         ctx.stages.append(
-            {"stage": f"tune {method}", "status": "computed", "seconds": summary["tuning_seconds"], "key": name}
+            {"stage": f"tune {method}", "status": "computed", "seconds": summary["wall_seconds"], "key": name}
         )
         if summary["best"] is None:
             continue
@@ -133,11 +203,24 @@ def bench_tune(
         )
     part = {
         "calibration": {
-            "subjects": chosen,
-            "documents": len(calibration_ids),
-            "disjoint_from_forget_set": not set(calibration_ids) & forgotten,
-            "exact_seconds": exact["seconds"],
+            "subjects": [s for chosen in chosen_draws for s in chosen],
+            "documents": len(all_ids),
+            "qa_items": sum(len(p.forget_documents) for p in problems),
+            "disjoint_from_forget_set": not set(all_ids) & forgotten,
+            "exact_seconds": sum(p.exact_seconds for p in problems),
             "reference_eval_seconds": reference_seconds,
+            "matched_to_request": bool(request),
+            "request": {name: len(ids) for name, ids in sorted((request or {}).items())},
+            "draws": [
+                {
+                    "subjects": chosen,
+                    "documents": len(ids),
+                    "qa_items": len(p.forget_documents),
+                    "exact_seconds": p.exact_seconds,
+                    "sizes": {n: len(others[n]) for n in chosen},
+                }
+                for chosen, ids, p in zip(chosen_draws, draw_ids, problems, strict=True)
+            ],
         },
         "settings": {k: v for k, v in vars(settings).items()},
         "studies": studies,
@@ -165,7 +248,8 @@ def goal_rows(result: dict[str, Any], exact_seconds: float, utility_key: str) ->
         exact_utility = reference.get(utility_key)
         seconds = row.get("unlearn_seconds") or 0.0
         saved = exact_seconds - seconds
-        cost = study["tuning_seconds"] + (tuning["calibration"]["exact_seconds"] or 0.0)
+        study_seconds = study.get("wall_seconds", study["tuning_seconds"])  # older results: unlearning time only
+        cost = study_seconds + (tuning["calibration"]["exact_seconds"] or 0.0)
         gaps = {}
         for probe in ("relearning", "quantisation"):
             for variant, by_label in probes.get(probe, {}).items():
@@ -238,4 +322,5 @@ def tune_settings(config: Any) -> Any:
         utility_fraction=config.tune_utility_fraction,
         seed=config.seed,
         finalists=config.tune_finalists,
+        time_fraction=getattr(config, "tune_time_fraction", None),
     )

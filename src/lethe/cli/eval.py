@@ -226,7 +226,12 @@ def bench_synth(
     tune: str = typer.Option(
         None, "--tune", help="Comma-separated methods to tune against the exact answer on calibration subjects."
     ),
-    calibration: int = typer.Option(None, "--calibration", help="Calibration subjects for --tune (seeded)."),
+    calibration: int = typer.Option(
+        None, "--calibration", help="Calibration entities per draw for --tune (default: as many as forgotten)."
+    ),
+    calibration_draws: int = typer.Option(
+        None, "--calibration-draws", help="Disjoint calibration draws, pooled in every trial (default 2)."
+    ),
     tune_trials: int = typer.Option(None, "--tune-trials", help="Trials per tuned method (default 20)."),
     tune_budget: float = typer.Option(None, "--tune-budget", help="Seconds of tuning per method."),
     out: Path = typer.Option(None, "--out", help="Results directory (default: <home>/bench/synth-<hash>)."),
@@ -256,6 +261,7 @@ def bench_synth(
         probes=_methods(probes),
         tune=_methods(tune),
         calibration=calibration,
+        calibration_draws=calibration_draws,
         tune_trials=tune_trials,
         tune_budget=tune_budget,
     )

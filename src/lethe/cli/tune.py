@@ -21,12 +21,16 @@ def tune_command(
     methods: list[str] = typer.Argument(..., help="Methods to tune (e.g. npo idk), or `ls`, or `show STUDY`."),
     trials: int = typer.Option(20, "--trials", help="Trials to add per method (a resumed study continues)."),
     budget: float = typer.Option(None, "--budget", help="Seconds per method after which no trial starts."),
-    calibration: int = typer.Option(3, "--calibration", help="Calibration subjects (drawn seeded)."),
+    calibration: int = typer.Option(3, "--calibration", help="Calibration subjects per draw (drawn seeded)."),
+    draws: int = typer.Option(1, "--draws", help="Disjoint calibration draws, each replayed; trials pool them."),
     like: str = typer.Option(
         None, "--like", help="A collection of the kind the real request forgets (it is never a calibration subject)."
     ),
     version: str = typer.Option("latest", "--version", help="The version to tune on."),
     utility_fraction: float = typer.Option(0.97, "--utility-fraction", help="Utility floor, a fraction of exact's."),
+    time_fraction: float = typer.Option(
+        None, "--time-fraction", help="Time ceiling: a trial's unlearning over the exact replay's seconds."
+    ),
     seed: int = typer.Option(0, "--seed", help="Seeds the calibration choice, the sampler and the runs."),
     param: list[str] = typer.Option(None, "--param", "-p", help="Fixed method setting key=value (not searched)."),
     study: str = typer.Option(None, "--study", help="Study name (default <lineage>-<method>-c<calibration>)."),
@@ -50,6 +54,7 @@ def tune_command(
         utility_fraction=utility_fraction,
         seed=seed,
         robustness=not no_robustness,
+        time_fraction=time_fraction,
     )
     say = (lambda _m: None) if json else (lambda m: err_console.print(f"[dim]{m}[/]", highlight=False))
     summaries = tune(
@@ -58,6 +63,7 @@ def tune_command(
         version=version,
         like=like,
         calibration=calibration,
+        draws=draws,
         settings=settings,
         fixed=parse_settings(param or []),
         study=study,

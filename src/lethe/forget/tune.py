@@ -15,6 +15,7 @@ def tune(
     version: str = "latest",
     like: str | None = None,
     calibration: int = 3,
+    draws: int = 1,
     settings: TuneSettings | None = None,
     fixed: dict[str, Any] | None = None,
     eval_items: int = 60,
@@ -26,6 +27,8 @@ def tune(
 
     A study is named `<lineage>-<method>-c<calibration id>` unless `study` is given (one
     method only); calling again with the same arguments resumes it (trial numbers continue).
+    With `draws` > 1, `calibration` x `draws` subjects are drawn and dealt into disjoint draws,
+    each with its own exact replay; every trial is judged on all of them pooled.
     """
     from lethe.forget.calibration import calibration_exact, choose_calibration, workspace_problem
     from lethe.forget.strategies import strategy_for
@@ -46,31 +49,43 @@ def tune(
     UnlearnConfig.from_dict(fixed)  # unknown settings are refused before any work
     ledger = workspace.ledger
     base = ledger.resolve_version(version)
-    subjects, document_ids = choose_calibration(ledger, base, like=like, k=calibration, seed=settings.seed)
-    say(f"calibration subjects (seeded, not the request): {', '.join(subjects)} ({len(document_ids)} documents)")
-    row = ledger.tuning_calibration(base.id, document_ids)
-    if row is None:
-        say("exact replay of the calibration subjects (once; cached for every later tune)")
-    else:
-        say(f"exact replay of the calibration cached (calibration {row.id}, {row.seconds:.1f} s when computed)")
-    row = calibration_exact(workspace, base, subjects, document_ids, callback=callback)
-    problem = workspace_problem(workspace, base, row, fixed=fixed, eval_items=eval_items, seed=settings.seed)
-    reference = exact_reference(problem, settings)
+    if draws < 1:
+        raise InputError("--draws must be at least 1", Where(field="draws"))
+    everyone, _ = choose_calibration(ledger, base, like=like, k=calibration * draws, seed=settings.seed)
+    rows, problems = [], []
+    for d in range(draws):
+        subjects = everyone[d::draws]
+        document_ids = sorted({i for name in subjects for i in ledger.collection_ids(name)})
+        document_ids = sorted(ledger.documents_seen(base.id, candidates=document_ids))
+        say(
+            f"calibration subjects (seeded, not the request){f' draw {d + 1}/{draws}' if draws > 1 else ''}: "
+            f"{', '.join(subjects)} ({len(document_ids)} documents)"
+        )
+        row = ledger.tuning_calibration(base.id, document_ids)
+        if row is None:
+            say("exact replay of the calibration subjects (once; cached for every later tune)")
+        else:
+            say(f"exact replay of the calibration cached (calibration {row.id}, {row.seconds:.1f} s when computed)")
+        row = calibration_exact(workspace, base, subjects, document_ids, callback=callback)
+        rows.append(row)
+        problems.append(workspace_problem(workspace, base, row, fixed=fixed, eval_items=eval_items, seed=settings.seed))
+    references = [exact_reference(problem, settings) for problem in problems]
+    row = rows[0]
     lineage = ledger.lineage(base.lineage_id).name if base.lineage_id else "lineage"
     summaries = []
     for method in methods:
-        name = study or f"{lineage}-{method}-c{row.id}"
+        name = study or f"{lineage}-{method}-c{'+'.join(str(r.id) for r in rows)}"
         summaries.append(
             tune_method(
                 ledger,
                 method,
-                problem,
+                problems,
                 settings,
                 study_name=name,
                 calibration_id=row.id,
                 lineage_id=base.lineage_id,
                 progress=say,
-                reference=reference,
+                reference=references,
             )
         )
     return summaries

@@ -11,6 +11,14 @@ pruner stops trials whose forget quality halfway through is hopeless. The feasib
 with the best forget quality are then attacked (relearning and quantisation probes), and the
 first whose probes stay within the exact model's range (plus `robustness_margin`) is chosen.
 
+A study may tune on several calibration *draws* at once (a list of problems, each its own
+subjects and exact answer, sharing the target and the retain sample): every trial unlearns
+each draw from the target separately, and its forget quality is the KS p-value of the pooled
+truth ratios (every draw's candidate ratios against every draw's exact ratios). Pooling gives
+the KS test more items, so its p-value moves in finer steps and one lucky draw cannot carry a
+setting; utility is the mean fraction over the draws. With `time_fraction` a trial is
+feasible only when one draw's unlearning took at most that fraction of its exact replay.
+
 Studies live in lethe's own tables (`tuning_studies`, `tuning_trials`): Optuna's RDB storage
 creates an `alembic_version` table of its own, which is lethe's Alembic's. On resume the
 Optuna study is rebuilt from the recorded trials (`create_trial` + `add_trial`), so trial
@@ -52,6 +60,9 @@ class TuneSettings:
     on the forget set after the attack) is at most the exact model's plus this."""
     robustness: bool = True
     """Run the robustness check at all (off: the best feasible trial is chosen)."""
+    time_fraction: float | None = None
+    """A trial is feasible only when unlearning one draw took at most this fraction of the
+    draw's exact replay (None: no time constraint)."""
 
     def __post_init__(self) -> None:
         if self.trials < 0:
@@ -60,6 +71,8 @@ class TuneSettings:
             raise InputError("--budget must be a positive number of seconds", Where(field="budget"))
         if not 0 < self.utility_fraction <= 1.5:
             raise InputError("--utility-fraction must be in (0, 1.5]", Where(field="utility_fraction"))
+        if self.time_fraction is not None and not 0 < self.time_fraction <= 1:
+            raise InputError("--time-fraction must be in (0, 1]", Where(field="time_fraction"))
 
 
 @dataclass
@@ -104,6 +117,10 @@ class TrialOutcome:
     seconds: float
     intermediate: dict[int, float] = field(default_factory=dict)
     model: Any = None
+    ratios: Any = None
+    """The candidate's forget truth ratios (pooled over the draws for `run_draws`)."""
+    request_seconds: float | None = None
+    """Unlearning seconds of one draw (the mean over draws); `seconds` is their sum."""
 
 
 class Pruned(Exception):
@@ -240,13 +257,66 @@ def run_trial(
         seconds=seconds,
         intermediate=state["intermediate"],
         model=result.model,
+        ratios=evaluation.forget_ratios(),
+        request_seconds=seconds,
     )
+
+
+def run_draws(
+    method: str,
+    problems: list[TuningProblem],
+    references: list[Reference],
+    params: dict[str, Any],
+    *,
+    report: Callable[[int, float], bool] | None = None,
+) -> TrialOutcome:
+    """`run_trial` on every draw; forget quality of the pooled truth ratios against the pooled
+    exact ratios, utility the mean fraction, the first draw's model kept (the probes attack it).
+    Pruning looks at the first draw only (every trial is compared on the same items)."""
+    import numpy as np
+
+    from lethe.eval.tofu_math import forget_quality
+
+    outcomes = [
+        run_trial(method, problem, reference, params, report=report if i == 0 else None)
+        for i, (problem, reference) in enumerate(zip(problems, references, strict=True))
+    ]
+    if len(outcomes) == 1:
+        return outcomes[0]
+    ratios = np.concatenate([np.asarray(o.ratios, dtype=float) for o in outcomes])
+    exact = np.concatenate([np.asarray(r.ratios, dtype=float) for r in references])
+    for outcome in outcomes[1:]:
+        outcome.model = None  # only the first draw's model is attacked; free the others
+    seconds = sum(o.seconds for o in outcomes)
+    return TrialOutcome(
+        forget_quality=float(forget_quality(ratios, exact)),
+        utility=float(np.mean([o.utility for o in outcomes])),
+        utility_fraction=float(np.mean([o.utility_fraction for o in outcomes])),
+        seconds=seconds,
+        intermediate=outcomes[0].intermediate,
+        model=outcomes[0].model,
+        ratios=ratios,
+        request_seconds=seconds / len(outcomes),
+    )
+
+
+def time_gap(request_seconds: float | None, problems: list[TuningProblem], settings: TuneSettings) -> float | None:
+    """The time constraint's value (<= 0 feasible): one draw's unlearning seconds minus
+    `time_fraction` x the draws' mean exact replay seconds; None without a time constraint."""
+    if settings.time_fraction is None or request_seconds is None:
+        return None
+    exact = sum(p.exact_seconds for p in problems) / len(problems)
+    return request_seconds - settings.time_fraction * exact
+
+
+def _constraints(utility_gap: float, time: float | None) -> dict[str, float]:
+    return {"utility": utility_gap, **({} if time is None else {"time": time})}
 
 
 # ------------------------------------------------------------------------------ the study
 
 
-def _rebuild(ledger: Any, study_id: int, study: Any, utility_fraction: float) -> None:
+def _rebuild(ledger: Any, study_id: int, study: Any, settings: TuneSettings, problems: list[TuningProblem]) -> None:
     """Add every recorded trial to a fresh in-memory Optuna study (resume)."""
     from optuna.distributions import json_to_distribution
     from optuna.trial import TrialState, create_trial
@@ -255,7 +325,8 @@ def _rebuild(ledger: Any, study_id: int, study: Any, utility_fraction: float) ->
     for row in ledger.tuning_trials(study_id):
         distributions = {k: json_to_distribution(v) for k, v in row.distributions.items()}
         state = states[row.state]
-        gap = utility_fraction - row.utility_fraction if row.utility_fraction is not None else 1.0
+        gap = settings.utility_fraction - row.utility_fraction if row.utility_fraction is not None else 1.0
+        per_draw = row.seconds / len(problems) if row.seconds is not None else None
         study.add_trial(
             create_trial(
                 state=state,
@@ -263,44 +334,68 @@ def _rebuild(ledger: Any, study_id: int, study: Any, utility_fraction: float) ->
                 params=row.params,
                 distributions=distributions,
                 intermediate_values={int(k): v for k, v in (row.intermediate or {}).items()},
-                constraints={"utility": gap} if state == TrialState.COMPLETE else None,
+                constraints=_constraints(gap, time_gap(per_draw, problems, settings))
+                if state == TrialState.COMPLETE
+                else None,
             )
         )
 
 
-def _study_config(method: str, problem: TuningProblem, settings: TuneSettings) -> dict[str, Any]:
-    return {
+def _study_config(method: str, problems: list[TuningProblem], settings: TuneSettings) -> dict[str, Any]:
+    problem = problems[0]
+    config = {
         "method": method,
         "seed": settings.seed,
         "utility_fraction": settings.utility_fraction,
         "fixed": problem.fixed,
         "eval": problem.eval_config.to_dict(),
-        "subjects": problem.subjects,
+        "subjects": [s for p in problems for s in p.subjects],
         "exact_seconds": problem.exact_seconds,
     }
+    if settings.time_fraction is not None:
+        config["time_fraction"] = settings.time_fraction
+    if len(problems) > 1:
+        config["draws"] = [
+            {"subjects": p.subjects, "documents": len(p.forget_documents), "exact_seconds": p.exact_seconds}
+            for p in problems
+        ]
+    return config
 
 
 def tune_method(
     ledger: Any,
     method: str,
-    problem: TuningProblem,
+    problem: TuningProblem | list[TuningProblem],
     settings: TuneSettings,
     *,
     study_name: str,
     calibration_id: int,
     lineage_id: int | None,
     progress: Progress | None = None,
-    reference: Reference | None = None,
+    reference: Reference | list[Reference] | None = None,
+    start: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Run (or resume) the study `study_name`; record its trials and its chosen settings."""
+    """Run (or resume) the study `study_name`; record its trials and its chosen settings.
+
+    `problem` may be a list of calibration draws (their `reference`s in the same order);
+    `start`, on a new study, is enqueued as its first trial (e.g. the untuned settings), so
+    the search starts from what an untuned run would do and the choice is never worse on the
+    calibration."""
+    import warnings
+
     import optuna
 
     from lethe.forget.tuning_space import space_for
 
+    problems = problem if isinstance(problem, list) else [problem]
+    if reference is None:
+        references = [exact_reference(p, settings) for p in problems]
+    else:
+        references = reference if isinstance(reference, list) else [reference]
     say = progress or (lambda _m: None)
     space = space_for(method)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    config = _study_config(method, problem, settings)
+    config = _study_config(method, problems, settings)
     row = ledger.tuning_study_named(study_name)
     if row is None:
         row = ledger.add_tuning_study(
@@ -312,14 +407,18 @@ def tune_method(
             f"on {calibration_id}; choose another --study name",
             Where(field="study"),
         )
-    sampler = optuna.samplers.TPESampler(
-        seed=settings.seed + ledger.next_tuning_trial_number(row.id),  # a resumed run draws afresh
-        n_startup_trials=5,
-    )
+    with warnings.catch_warnings():  # multivariate TPE is marked experimental; it models lr x epochs jointly
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        sampler = optuna.samplers.TPESampler(
+            seed=settings.seed + ledger.next_tuning_trial_number(row.id),  # a resumed run draws afresh
+            n_startup_trials=5,
+            multivariate=True,
+        )
     pruner = optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=0) if settings.prune else None
     study = optuna.create_study(direction="maximize", sampler=sampler, pruner=pruner or optuna.pruners.NopPruner())
-    _rebuild(ledger, row.id, study, settings.utility_fraction)
-    reference = reference or exact_reference(problem, settings)
+    _rebuild(ledger, row.id, study, settings, problems)
+    if start and not study.trials:
+        study.enqueue_trial(start, skip_if_exists=True)
     started = time.perf_counter()
     kept: dict[int, Any] = {}  # trial number -> unlearned model, for the robustness check
     for _ in range(settings.trials):
@@ -328,7 +427,7 @@ def tune_method(
             break
         trial = study.ask()
         number = ledger.next_tuning_trial_number(row.id)
-        params = space(trial, problem.fixed)
+        params = space(trial, problems[0].fixed)
 
         def report(step: int, quality: float, trial: Any = trial) -> bool:
             trial.report(quality, step)
@@ -336,7 +435,7 @@ def tune_method(
 
         distributions = {k: optuna.distributions.distribution_to_json(d) for k, d in trial.distributions.items()}
         try:
-            outcome = run_trial(method, problem, reference, params, report=report)
+            outcome = run_draws(method, problems, references, params, report=report)
         except Pruned as pruned:
             study.tell(trial, state=optuna.trial.TrialState.PRUNED)
             ledger.add_tuning_trial(
@@ -351,7 +450,9 @@ def tune_method(
             say(f"{method} trial {number}: pruned at forget quality {max(pruned.intermediate.values()):.3g}")
             continue
         gap = settings.utility_fraction - outcome.utility_fraction
-        trial.set_constraint("utility", gap)  # <= 0 is feasible; TPE samples from feasible trials
+        slow = time_gap(outcome.request_seconds, problems, settings)
+        for key, value in _constraints(gap, slow).items():
+            trial.set_constraint(key, value)  # <= 0 is feasible; TPE samples from feasible trials
         study.tell(trial, outcome.forget_quality)
         ledger.add_tuning_trial(
             row.id,
@@ -369,11 +470,11 @@ def tune_method(
             f"{method} trial {number}: forget quality {outcome.forget_quality:.3g}, utility "
             f"{outcome.utility_fraction:.1%} of exact, {outcome.seconds:.1f} s"
         )
-        if gap <= 0:
+        if gap <= 0 and (slow is None or slow <= 0):
             kept[number] = outcome.model
             best_numbers = sorted(kept, key=lambda n: -_quality(ledger, row.id, n))[: settings.finalists]
             kept = {n: kept[n] for n in best_numbers}
-    best = choose(ledger, row.id, method, problem, reference, settings, kept, say)
+    best = choose(ledger, row.id, method, problems, references, settings, kept, say)
     ledger.set_tuning_best(row.id, best)
     return study_summary(ledger, ledger.tuning_study(row.id))
 
@@ -389,18 +490,28 @@ def choose(
     ledger: Any,
     study_id: int,
     method: str,
-    problem: TuningProblem,
-    reference: Reference,
+    problems: list[TuningProblem],
+    references: list[Reference],
     settings: TuneSettings,
     kept: dict[int, Any],
     say: Progress,
 ) -> dict[str, Any] | None:
-    """The chosen trial: the feasible one with the best forget quality whose attacks stay in
-    the exact model's range (finalists in order; one without a kept model is re-run)."""
+    """The chosen trial: the feasible one (utility, and time when constrained) with the best
+    forget quality whose attacks stay in the exact model's range (finalists in order; one
+    without a kept model is re-run). The attacks run on the first draw."""
     from lethe.model.io import load_version
 
+    problem, reference = problems[0], references[0]
+
+    def per_draw(trial: Any) -> float | None:
+        return trial.seconds / len(problems) if trial.seconds is not None else None
+
+    def fits(trial: Any) -> bool:
+        slow = time_gap(per_draw(trial), problems, settings)
+        return (trial.utility_fraction or 0) >= settings.utility_fraction and (slow is None or slow <= 0)
+
     trials = [t for t in ledger.tuning_trials(study_id) if t.state == "complete"]
-    feasible = [t for t in trials if (t.utility_fraction or 0) >= settings.utility_fraction]
+    feasible = [t for t in trials if fits(t)]
     pool = sorted(feasible or trials, key=lambda t: (-(t.forget_quality or 0), t.number))
     if not pool:
         return None
@@ -430,6 +541,7 @@ def choose(
         "utility": chosen.utility,
         "utility_fraction": chosen.utility_fraction,
         "seconds": chosen.seconds,
+        "request_seconds": per_draw(chosen),
         "feasible": bool(feasible),
         "robustness": verdicts.get(chosen.number),
         "exact_utility": reference.utility,
@@ -490,7 +602,11 @@ def auto_method(ledger: Any, lineage_id: int | None, budget: float | None) -> tu
     """`--method auto`: the tuned method with the best forget quality (feasible ones first)
     whose calibration run took at most `budget` seconds."""
     studies = [s for s in ledger.tuning_studies(lineage_id=lineage_id) if s.best]
-    fitting = [s for s in studies if budget is None or (s.best.get("seconds") or 0) <= budget]
+
+    def seconds(study: Any) -> float:
+        return study.best.get("request_seconds") or study.best.get("seconds") or 0.0
+
+    fitting = [s for s in studies if budget is None or seconds(s) <= budget]
     if not fitting:
         what = "no tuned method" if not studies else f"no tuned method runs within {budget:g} s"
         raise InputError(

@@ -4,8 +4,15 @@ A space is a function of an Optuna trial that returns `UnlearnConfig` settings. 
 searches the schedule (learning rate, epochs) and the forget/retain mix (retain examples per
 forget batch); each adds the weights its method's loss reads (`alpha` for the retain term,
 `beta` for NPO's temperature, ...). With LoRA among the fixed settings the rank is searched
-too. Ranges are those open-unlearning's sweeps use, widened for the tiny from-scratch models
-(trained at 2e-3, so unlearning rates reach 1e-2).
+too.
+
+The ranges follow open-unlearning's sweeps, moved to lethe's models. Those sweeps unlearn at
+1 to 30 times the fine-tuning rate (1e-5 to 3e-4 after fine-tuning at 1e-5) with the retain
+weight in 1 to 5 and NPO's beta near 0.1; lethe's tiny from-scratch models train at 2e-3, and
+the first tuned benchmark showed that below 5e-5 nothing is forgotten within ten epochs and
+above 5e-3 utility collapses, so the rate is searched in [5e-5, 5e-3] (log), which also
+covers LoRA on a real base (1e-4 to 1e-3). Epochs scale the steps with the request: one epoch
+is one pass over the forget set, whatever its size.
 """
 
 from __future__ import annotations
@@ -18,13 +25,15 @@ from lethe.registry import Registry
 
 Space = Callable[[Any, dict[str, Any]], dict[str, Any]]
 SPACES: Registry[Space] = Registry("search space", plural="search spaces", field="method")
+LR_RANGE = (5e-5, 5e-3)
+EPOCHS_RANGE = (1, 10)
 
 
 def schedule(trial: Any, fixed: dict[str, Any]) -> dict[str, Any]:
     """Learning rate, epochs and the retain share of each step: every method's base."""
     params = {
-        "lr": trial.suggest_float("lr", 1e-5, 1e-2, log=True),
-        "epochs": trial.suggest_int("epochs", 1, 10),
+        "lr": trial.suggest_float("lr", LR_RANGE[0], LR_RANGE[1], log=True),
+        "epochs": trial.suggest_int("epochs", *EPOCHS_RANGE),
         "retain_batch_size": trial.suggest_categorical("retain_batch_size", [4, 8, 16]),
     }
     if fixed.get("lora"):
@@ -33,7 +42,7 @@ def schedule(trial: Any, fixed: dict[str, Any]) -> dict[str, Any]:
 
 
 def with_retain_weight(trial: Any, fixed: dict[str, Any]) -> dict[str, Any]:
-    return {**schedule(trial, fixed), "alpha": trial.suggest_float("alpha", 0.1, 10.0, log=True)}
+    return {**schedule(trial, fixed), "alpha": trial.suggest_float("alpha", 0.2, 10.0, log=True)}
 
 
 @SPACES.register("grad_ascent")
@@ -87,6 +96,19 @@ def undial_space(trial: Any, fixed: dict[str, Any]) -> dict[str, Any]:
         **with_retain_weight(trial, fixed),
         "undial_strength": trial.suggest_float("undial_strength", 1.0, 30.0, log=True),
     }
+
+
+def start_point(settings: dict[str, Any]) -> dict[str, Any]:
+    """The schedule part of `settings` (an untuned run's lr, epochs, retain batch) that lies in
+    the search space: the first trial a benchmark enqueues."""
+    start = {}
+    if "lr" in settings and LR_RANGE[0] <= float(settings["lr"]) <= LR_RANGE[1]:
+        start["lr"] = float(settings["lr"])
+    if "epochs" in settings and EPOCHS_RANGE[0] <= int(settings["epochs"]) <= EPOCHS_RANGE[1]:
+        start["epochs"] = int(settings["epochs"])
+    if settings.get("retain_batch_size") in (4, 8, 16):
+        start["retain_batch_size"] = settings["retain_batch_size"]
+    return start
 
 
 def space_for(method: str) -> Space:
