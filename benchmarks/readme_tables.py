@@ -162,16 +162,86 @@ def train_base_table() -> str:
 def serve_base_table() -> str:
     data = load("serve-base.json")
     rows = [
-        [str(r["batch"]), f"{r['tokens']:,}", f"{r['seconds']:.1f}", f"{r['tokens_per_second']:.1f}"]
+        [
+            r["precision"],
+            str(r["batch"]),
+            f"{r['tokens']:,}",
+            f"{r['seconds']:.1f}",
+            f"{r['tokens_per_second']:.1f}",
+            f"{r['tokens_per_cpu_second']:.1f}",
+        ]
         for r in data["rows"]
     ]
+    gains = ", ".join(f"{ratio:.2f}× at batch {batch}" for batch, ratio in data["bf16_speedup"].items())
     note = (
         f"\n`python benchmarks/serve.py --base --threads {data['threads']}"
         f"{'' if data['tokens_per_reply'] == 128 else ' --tokens ' + str(data['tokens_per_reply'])}` on {data['date']}: {data['model']}, "
-        f"{data['tokens_per_reply']} tokens per reply (greedy, end of text ignored), lethe's engine; load average "
+        f"{data['tokens_per_reply']} tokens per reply (greedy, end of text ignored), lethe's engine, both precisions "
+        f"in {data['rounds']} interleaved rounds (the rows sum them); bf16 against fp32 in wall time: {gains}; load average "
         f"{data['load_average']['start']:.1f} → {data['load_average']['end']:.1f} on {data['cores']} shared cores.\n"
     )
-    return markdown(["batch", "tokens", "seconds", "aggregate tok/s"], rows, "rrrr") + note
+    return (
+        markdown(["weights", "batch", "tokens", "seconds", "aggregate tok/s", "tok per CPU s"], rows, "lrrrrr") + note
+    )
+
+
+@table("base_speed")
+def base_speed_table() -> str:
+    data = load("base-speed.json")
+    decode, scoring = data["decode_step_cpu_ms"], data["scoring"]
+    cpu = scoring["cpu_seconds"]
+    before = cpu["before (fp32, every position)"]
+    rows = [
+        ["decoding step, one reply: fp32 weights", f"{decode['fp32']:.1f} ms", "1.00×"],
+        ["… bf16 weights, `F.linear`", f"{decode['bf16']:.1f} ms", f"{decode['fp32'] / decode['bf16']:.2f}×"],
+        [
+            "… bf16 weights, matrix-vector products (the engine)",
+            f"{decode['bf16_matrix_vector']:.1f} ms",
+            f"{decode['fp32'] / decode['bf16_matrix_vector']:.2f}×",
+        ],
+        *(
+            [f"scoring {scoring['questions']} general questions: {label}", f"{value:.2f} s", f"{before / value:.2f}×"]
+            for label, value in cpu.items()
+        ),
+    ]
+    note = (
+        f"\n`python benchmarks/base_speed.py --threads {data['threads']}` on {data['date']}: {data['model']}; CPU "
+        f"time of this process, median of {data['rounds']} interleaved rounds; scoring covers "
+        f"{scoring['tokens']:,} tokens in batches of 16. bf16 against fp32 log-probabilities: mean absolute "
+        f"difference {scoring['bf16_logprob_abs_diff_mean']:.3f} nats (largest {scoring['bf16_logprob_abs_diff_max']:.2f}), "
+        f"mean loss {scoring['fp32_loss']:.3f} → {scoring['bf16_loss']:.3f}, teacher-forced greedy tokens equal "
+        f"{scoring['bf16_greedy_agreement']:.1%}; load average {data['load_average']['start']:.1f} → "
+        f"{data['load_average']['end']:.1f} on {data['cores']} shared cores.\n"
+    )
+    return markdown(["what", "CPU time", "vs fp32 / before"], rows, "lrr") + note
+
+
+@table("forget_base")
+def forget_base_table() -> str:
+    data = load("forget-base.json")
+    rows = {r["label"]: r for r in data["rows"]}
+    before, after = rows["before"], rows["after"]
+    stages = [
+        ("grad_diff request (3 LoRA steps, quick metrics, audit): wall", "grad_diff_request_seconds"),
+        ("… CPU time of the process", "grad_diff_request_cpu_seconds"),
+        ("… of which the audit (2 models, 5 items per split): wall", "audit_seconds"),
+        ("publish (taint, erase, byte scan of the workspace): wall", "publish_seconds"),
+        ("… CPU time (unchanged code: the scan)", "publish_cpu_seconds"),
+    ]
+    table_rows = [
+        [label, f"{before[key]:.1f}", f"{after[key]:.1f}", f"{before[key] / after[key]:.2f}×"] for label, key in stages
+    ]
+    load_note = "; ".join(
+        f"{r['label']} (code {r['code']}): load average {r['load_average']['start']:.1f} → {r['load_average']['end']:.1f}"
+        for r in (before, after)
+    )
+    note = (
+        f"\n`python benchmarks/forget_base.py time HOME --label before|after` on {after['date']}, back to back on "
+        f"one prepared workspace ({after['workspace_bytes'] / 1e9:.1f} GB: the base, one LoRA fine-tune, its "
+        f"checkpoint and the candidate), `--threads {after['torch_threads']}`; {load_note}, on {data['cores']} "
+        "cores shared with other work, so wall times carry the load's noise and CPU times are the fairer figure.\n"
+    )
+    return markdown(["stage", "before (s)", "after (s)", "before / after"], table_rows, "lrrr") + note
 
 
 @table("serve")
@@ -336,10 +406,47 @@ def tofu_base_table() -> str:
         f"{'--robustness' if config['robustness'] else '--no-robustness'}` on {data['finished_at'][:10]}: "
         f"{len(authors['forget'])} forget author(s), {len(authors['retain'])} retain author(s), "
         f"{len(authors['never_trained'])} never trained (MIA non-members); {'LoRA rank ' + str(config['lora_r']) if config['lora'] else 'full fine-tuning'}, "
-        f"{'bf16 autocast' if config['bf16'] else 'fp32'}; {data['total_seconds']:.0f} s in all on 2 shared cores. "
-        f"Pretraining data of the base: {data['pretraining_data']}.\n"
+        f"{'bf16 autocast' if config['bf16'] else 'fp32'} for fine-tuning, unlearning and evaluation; "
+        f"{_tofu_total(data)} ({_tofu_stage_times(data['timings'])})"
+        f"{_tofu_load_note(data)}. Pretraining data of the base: {data['pretraining_data']}.\n"
     )
     return markdown(header, rows, "l" + "r" * (len(header) - 1)) + note
+
+
+def _tofu_total(data: dict) -> str:
+    cached = [stage["stage"] for stage in data["stages"] if stage["status"] == "cached" and stage["seconds"] > 1]
+    if not cached:
+        return f"{data['total_seconds']:.0f} s in all"
+    computed = sum(stage["seconds"] for stage in data["stages"])
+    kinds = {"train": "training", "unlearn": "unlearning", "evaluate": "evaluation"}
+    reused = " and ".join(dict.fromkeys(kinds.get(name.split()[0], name) for name in cached))
+    return (
+        f"{computed:.0f} s of stages in all, of which this invocation ran {data['total_seconds']:.0f} s: its "
+        f"{reused} came from the stage cache (an earlier invocation with the same configuration and code but "
+        "fewer evaluation items computed them)"
+    )
+
+
+def _tofu_stage_times(timings: dict[str, float]) -> str:
+    unlearn = [v for k, v in timings.items() if k.startswith("unlearn ")]
+    evaluate = [v for k, v in timings.items() if k.startswith("evaluate ")]
+    parts = [f"{k} {v:.0f} s" for k, v in timings.items() if k.startswith("train ")]
+    if unlearn:
+        parts.append(f"unlearning {min(unlearn):.0f}–{max(unlearn):.0f} s per method")
+    if evaluate:
+        parts.append(f"evaluation {min(evaluate):.0f}–{max(evaluate):.0f} s per model")
+    return ", ".join(parts)
+
+
+def _tofu_load_note(data: dict) -> str:
+    load = data.get("load_average")
+    threads = data.get("torch_threads")
+    if not load:
+        return " on 2 shared cores"
+    return (
+        f", {threads} torch thread{'s' if threads != 1 else ''}, on {data.get('cores', 2)} cores shared with other "
+        f"developers' work (load average {load['start']:.1f} at the start, {load['end']:.1f} at the end)"
+    )
 
 
 @table("synth")

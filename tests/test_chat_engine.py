@@ -171,3 +171,37 @@ def test_many_concurrent_replies_beyond_the_batch_size(nano):  # noqa: F811
     replies = [collect(s) for s in streams]
     narrow.close()
     assert all(r.stats.completion_tokens >= 1 for r in replies)
+
+
+def test_bf16_serving_is_for_large_models_and_converts_the_weights(nano, monkeypatch):  # noqa: F811
+    from lethe.chat import engine as engine_module
+    from test_chat_fixtures import make_model_and_tokenizer
+
+    model, _ = nano
+    assert not engine_module.serve_bf16(model, EngineConfig())  # ~1M parameters: float32
+    assert not engine_module.serve_bf16(model, EngineConfig(bf16=False))
+    monkeypatch.setattr(engine_module, "BF16_MIN_PARAMETERS", 1)
+    assert engine_module.serve_bf16(model, EngineConfig()) == engine_module.native_bf16(torch.device("cpu"))
+    own, tokenizer = make_model_and_tokenizer()
+    served = ChatEngine(own, tokenizer, EngineConfig(bf16=True, max_batch_size=4))
+    try:
+        assert {p.dtype for p in own.parameters()} == {torch.bfloat16}
+        params = SamplingParams(temperature=0.0, max_new_tokens=6, ignore_eos=True)
+        streams = [served.stream(prompt_ids(served, f"river {i}"), params) for i in range(3)]
+        replies = [collect(s) for s in streams]
+    finally:
+        served.close()
+    assert [r.stats.completion_tokens for r in replies] == [6, 6, 6]
+    assert all(r.finish_reason == "length" for r in replies)
+
+
+def test_matrix_vector_decoding_computes_the_same_linear_layers():
+    from lethe.chat.engine import matrix_vector_decoding
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(16, 8), torch.nn.Linear(8, 4, bias=False)).to(torch.bfloat16)
+    one, many = torch.randn(1, 1, 16, dtype=torch.bfloat16), torch.randn(3, 5, 16, dtype=torch.bfloat16)
+    expected = [model(one), model(many)]
+    matrix_vector_decoding(model)
+    assert torch.allclose(model(one), expected[0], atol=2e-2) and model(one).shape == (1, 1, 4)
+    assert torch.equal(model(many), expected[1])  # several rows: the usual matmul

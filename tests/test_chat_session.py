@@ -108,3 +108,24 @@ def test_the_api_continues_the_conversation_its_client_names(server, ledger):
     malformed = httpx.post(url, json={**body, "messages": turn}, headers={CONVERSATION_HEADER: "x"}, timeout=60)
     assert malformed.status_code == 400 and CONVERSATION_HEADER in malformed.json()["error"]["message"]
     assert len(ledger.list_conversations()) == 1
+
+
+def test_a_streamed_reply_that_starts_a_conversation_names_it_in_its_usage_chunk(server, ledger):
+    import json
+
+    body = {
+        "model": "v1",
+        "max_tokens": 4,
+        "temperature": 0,
+        "stream": True,
+        "stream_options": {"include_usage": True},
+        "messages": [{"role": "user", "content": "Tell me about the river."}],
+    }
+    with httpx.stream("POST", f"{server.base_url}/chat/completions", json=body, timeout=60) as response:
+        assert response.status_code == 200 and CONVERSATION_HEADER not in response.headers
+        chunks = [json.loads(line[6:]) for line in response.iter_lines() if line.startswith("data: {")]
+    usage = [c for c in chunks if "usage" in c]
+    assert len(usage) == 1 and usage[0]["choices"] == []
+    cid = usage[0]["lethe"]["conversation_id"]
+    assert [c["id"] for c in ledger.list_conversations()] == [cid]
+    assert [role for role, _, _ in tree(ledger, cid)] == ["user", "assistant"]

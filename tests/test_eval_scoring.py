@@ -166,3 +166,16 @@ def test_training_mode_is_restored_and_empty_inputs_rejected(model, tokenizer) -
         token_logprobs(model, tokenizer, ["Who?"], [""])
     with pytest.raises(InputError):
         score_token_ids(model, [[]], [[5]])
+
+
+def test_bf16_scores_stay_close_to_float32_and_leave_the_weights_float32(model, tokenizer) -> None:
+    prompt_ids, answer_ids = encode_pairs(tokenizer, PROMPTS, ANSWERS)
+    exact = score_token_ids(model, prompt_ids, answer_ids, batch_size=2, pad_id=tokenizer.pad_token_id)
+    fast = score_token_ids(model, prompt_ids, answer_ids, batch_size=2, pad_id=tokenizer.pad_token_id, bf16=True)
+    for a, b in zip(exact, fast):
+        assert a.token_ids.tolist() == b.token_ids.tolist()
+        np.testing.assert_allclose(b.logprobs, a.logprobs, atol=0.05)
+        assert not np.array_equal(a.logprobs, b.logprobs)  # it did run in bf16
+    assert all(p.dtype == torch.float32 for p in model.parameters())
+    generated = greedy_generate_ids(model, prompt_ids, 4, tokenizer.pad_token_id, None, batch_size=3, bf16=True)
+    assert [len(ids) for ids in generated] == [4, 4, 4]

@@ -173,3 +173,23 @@ def test_after_erasure_the_ledger_no_longer_says_what_the_request_searched_for(t
     # the earlier, discarded request named two of the same documents by key: redacted as well
     earlier = ledger.forget_request(discarded).selector["docs"]
     assert earlier == ["sha256:" + hashlib.sha256(k.encode()).hexdigest() for k in keys]
+
+
+def test_an_approximate_request_unlearns_at_the_precision_its_lineage_trained_in(isolated_workspace):
+    from lethe.data.synth_ingest import ingest_synthetic_world
+    from lethe.train.pipeline import train
+    from lethe.workspace import Workspace
+
+    ws = Workspace.from_env().init()
+    ingest_synthetic_world(ws.ledger, entities=5, seed=3)
+    train(ws, data="synth/qa", preset_or_path="nano", epochs=1, batch_size=16, seq_len=96, bf16=True, seed=0)
+    chosen = {}
+    for told in ({}, {"bf16": False}):
+        rid = create_request(
+            ws, Selector(collection=entity_collection(ws)), method="grad_diff", config={**FAST, **told}
+        )
+        run_request(ws, rid, publish=False, evaluate=False)
+        candidate = ws.ledger.resolve_version(ws.ledger.forget_request(rid).result_version_id, allow_tainted=True)
+        chosen[bool(told)] = candidate.meta["config"]["bf16"]
+        discard_request(ws, rid)
+    assert chosen == {False: True, True: False}  # inherited unless the request says otherwise

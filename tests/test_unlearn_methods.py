@@ -326,3 +326,20 @@ TESTED = {
 
 def test_every_registered_method_has_a_test_here():
     assert set(list_methods()) == TESTED
+
+
+def test_quick_metrics_match_the_full_logits_and_bf16_stays_close(world):
+    from lethe.unlearn.losses import labelled_logits, logits_of, mean_nll, token_accuracy
+
+    model, pad = world.model(), world.tokenizer.pad_token_id
+    batch = collate(world.forget + world.retain, pad)
+    with torch.no_grad():
+        full = logits_of(model, batch)
+        cut, labels = labelled_logits(model, batch)
+    assert cut.shape[1] < full.shape[1]  # the prompts' positions are not computed
+    assert float(mean_nll(cut, labels)) == pytest.approx(float(mean_nll(full, batch["labels"])), abs=1e-5)
+    assert token_accuracy(cut, labels) == token_accuracy(full, batch["labels"])
+    loss, accuracy = measure(model, world.forget, pad, 4)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        loss_bf16, _ = measure(model, world.forget, pad, 4)
+    assert loss_bf16 == pytest.approx(loss, abs=0.05) and 0.0 <= accuracy <= 1.0

@@ -256,8 +256,10 @@ def unlearn_stage(
     ledger = ctx.ledger
     started = time.perf_counter()
     config = UnlearnConfig.from_dict(unlearn_settings)
+    from lethe.unlearn import get_method
+
     model, tokenizer = load_version(model_path(ctx, target))
-    reference, _ = load_version(model_path(ctx, target))
+    reference = load_version(model_path(ctx, target))[0] if get_method(method).needs_reference else None
     train_config = TrainConfig.from_dict(train_settings)
     retain_sample = list(retain_ids)
     random.Random(config.seed).shuffle(retain_sample)

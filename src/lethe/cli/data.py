@@ -57,9 +57,15 @@ def add(
         help="jsonl: the field holding each row's id (default: id or external_id, else file name + row).",
     ),
     license: str = typer.Option(None, "--license", help="License of the source (recorded once per source)."),
+    allow_forgotten: bool = typer.Option(
+        False,
+        "--allow-forgotten",
+        help="Add back records a forget request erased (by default they are skipped and counted).",
+    ),
     json: bool = JsonOption,
 ) -> None:
-    """Ingest PATH in one transaction: reports documents added, updated (new revision) and unchanged."""
+    """Ingest PATH in one transaction: reports documents added, updated (new revision), unchanged, and
+    suppressed (erased by a forget request: a re-crawl does not bring them back)."""
     from lethe.data.ingest import ingest
     from lethe.data.sources import detect
     from lethe.errors import InputError
@@ -90,6 +96,7 @@ def add(
             reader=reader,
             license=license,
             progress=lambda n: progress.update(task, completed=n),
+            allow_forgotten=allow_forgotten,
             **options,
         )
     seconds = time.perf_counter() - started
@@ -102,6 +109,13 @@ def add(
         f"[green]{report.added:,} added[/], [yellow]{report.updated:,} updated[/], "
         f"{report.unchanged:,} unchanged in {seconds:.1f}s"
     )
+    if report.suppressed:
+        by = ", ".join(str(r) for r in report.suppressed_by) or "?"
+        record = "record" if report.suppressed == 1 else "records"
+        console.print(
+            f"[yellow]{report.suppressed:,} {record} skipped[/]: forgotten by request {by} "
+            "(their content or document was erased); `--allow-forgotten` adds them back"
+        )
     if report.collections:
         emit(None, False, rows=[{"collection": k, "joined": v} for k, v in report.collections.items()])
 

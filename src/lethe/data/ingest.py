@@ -36,6 +36,7 @@ def ingest(
     reader: str | None = None,
     license: str | None = None,
     progress: Callable[[int], None] | None = None,
+    allow_forgotten: bool = False,
     **options,
 ) -> IngestReport:
     """Add every document of `path` to `ledger` under the source `source`.
@@ -43,7 +44,8 @@ def ingest(
     `reader` names the format (see `lethe.data.sources.readers()`; detected when None) and
     `options` go to it (e.g. ``id_field`` for `jsonl`). Every document also joins `collection`
     when given, besides the collections its reader assigns (TOFU splits). `progress`, when
-    given, is called with the number of records read so far.
+    given, is called with the number of records read so far. Records a forget request erased
+    are skipped (`IngestReport.suppressed`) unless `allow_forgotten`.
     """
     path = Path(path)
     if not source or not source.strip():
@@ -65,6 +67,7 @@ def ingest(
             collection=collection,
             license=license,
             uri=str(path.resolve()),
+            allow_forgotten=allow_forgotten,
         )
 
 

@@ -36,6 +36,9 @@ class ScoreSettings:
     answer_end: bool = True
     """Score each answer with the token that ends it (end of turn, else EOS), as TOFU and
     open-unlearning do; False scores the answer's text tokens only (lethe before 2026-12)."""
+    bf16: bool = False
+    """Run the model under bfloat16 autocast (its output layer stays float32): for pretrained
+    bases, about twice as fast on a CPU with AVX512-BF16; log-probabilities move by ~1e-2."""
 
 
 @dataclass
@@ -85,12 +88,16 @@ def _by_length(lengths: Sequence[int]) -> list[int]:
     return sorted(range(len(lengths)), key=lambda i: lengths[i])
 
 
-def _score_sorted(model: Any, prompts: list[list[int]], targets: list[list[int]], batch_size: int, pad_id: int) -> list:
+def _score_sorted(
+    model: Any, prompts: list[list[int]], targets: list[list[int]], batch_size: int, pad_id: int, bf16: bool = False
+) -> list:
     """`score_token_ids` over length-sorted items, returned in the original order."""
     from lethe.eval.scoring import score_token_ids
 
     order = _by_length([len(p) + len(t) for p, t in zip(prompts, targets)])
-    scored = score_token_ids(model, [prompts[i] for i in order], [targets[i] for i in order], batch_size, pad_id)
+    scored = score_token_ids(
+        model, [prompts[i] for i in order], [targets[i] for i in order], batch_size, pad_id, bf16=bf16
+    )
     result: list = [None] * len(order)
     for position, index in enumerate(order):
         result[index] = scored[position]
@@ -98,12 +105,20 @@ def _score_sorted(model: Any, prompts: list[list[int]], targets: list[list[int]]
 
 
 def _generate_sorted(
-    model: Any, prompts: list[list[int]], max_new_tokens: int, pad_id: int, eos_id: int | None, batch_size: int
+    model: Any,
+    prompts: list[list[int]],
+    max_new_tokens: int,
+    pad_id: int,
+    eos_id: int | None,
+    batch_size: int,
+    bf16: bool = False,
 ) -> list[list[int]]:
     from lethe.eval.scoring import greedy_generate_ids
 
     order = _by_length([len(p) for p in prompts])
-    generated = greedy_generate_ids(model, [prompts[i] for i in order], max_new_tokens, pad_id, eos_id, batch_size)
+    generated = greedy_generate_ids(
+        model, [prompts[i] for i in order], max_new_tokens, pad_id, eos_id, batch_size, bf16=bf16
+    )
     result: list[list[int]] = [[] for _ in order]
     for position, index in enumerate(order):
         result[index] = generated[position]
@@ -121,7 +136,7 @@ def score_qa(model: Any, tokenizer: Any, items: Sequence[QAItem], settings: Scor
     pad = pad_id_of(tokenizer)
     prompts = [question_prompt_ids(tokenizer, it.question, settings.system_prompt) for it in items]
     answers = [_nonempty(answer_ids(tokenizer, it.answer, end=settings.answer_end), tokenizer) for it in items]
-    scores = _score_sorted(model, prompts, answers, settings.batch_size, pad)
+    scores = _score_sorted(model, prompts, answers, settings.batch_size, pad, settings.bf16)
     loss = np.array([s.loss for s in scores])
     result = QAScores(
         items=items,
@@ -138,7 +153,9 @@ def score_qa(model: Any, tokenizer: Any, items: Sequence[QAItem], settings: Scor
     )
     _score_variants(model, tokenizer, items, prompts, loss, settings, pad, result)
     if settings.generate and items:
-        ids = _generate_sorted(model, prompts, settings.max_new_tokens, pad, stop_id(tokenizer), settings.batch_size)
+        ids = _generate_sorted(
+            model, prompts, settings.max_new_tokens, pad, stop_id(tokenizer), settings.batch_size, settings.bf16
+        )
         result.generations = [tokenizer.decode(row, skip_special_tokens=True).strip() for row in ids]
         metrics = ("exact_match", "token_precision", "token_recall", "token_f1", "rouge_l_recall")
         result.overlap = {
@@ -172,7 +189,7 @@ def _score_variants(
             var_answers.append(_nonempty(answer_ids(tokenizer, answer, end=settings.answer_end), tokenizer))
     if not owners:
         return
-    scored = _score_sorted(model, var_prompts, var_answers, settings.batch_size, pad)
+    scored = _score_sorted(model, var_prompts, var_answers, settings.batch_size, pad, settings.bf16)
     paraphrased = np.full(len(items), np.nan)
     perturbed: list[list[float]] = [[] for _ in items]
     for (index, kind), score in zip(owners, scored):
@@ -208,7 +225,7 @@ def score_text(model: Any, tokenizer: Any, items: Sequence[TextItem], settings: 
     pad = pad_id_of(tokenizer)
     pairs = [_text_split(tokenizer, it, settings) for it in items]
     prefixes, targets = [p for p, _ in pairs], [t for _, t in pairs]
-    scores = _score_sorted(model, prefixes, targets, settings.batch_size, pad)
+    scores = _score_sorted(model, prefixes, targets, settings.batch_size, pad, settings.bf16)
     target_texts = [tokenizer.decode(t, skip_special_tokens=True) for t in targets]
     result = TextScores(
         items=items,
@@ -226,7 +243,13 @@ def score_text(model: Any, tokenizer: Any, items: Sequence[TextItem], settings: 
     if settings.generate and items:
         eos = tokenizer.eos_token_id
         ids = _generate_sorted(
-            model, prefixes, settings.text_target_tokens, pad, None if eos is None else int(eos), settings.batch_size
+            model,
+            prefixes,
+            settings.text_target_tokens,
+            pad,
+            None if eos is None else int(eos),
+            settings.batch_size,
+            settings.bf16,
         )
         result.continuations = [tokenizer.decode(row, skip_special_tokens=True) for row in ids]
         result.verbatim_rouge = np.array([verbatim_rouge(c, t) for c, t in zip(result.continuations, target_texts)])

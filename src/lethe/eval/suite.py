@@ -68,6 +68,9 @@ class SuiteConfig:
     answer_end: bool = True
     """Score QA answers with their closing token (end of turn, else EOS), as TOFU and
     open-unlearning do; False scores the answer text only."""
+    bf16: bool = False
+    """Run the models under bfloat16 autocast, output layer in float32 (audits turn it on for
+    versions fine-tuned from a pretrained base)."""
 
     def replace(self, **changes: Any) -> SuiteConfig:
         """A copy with the given fields changed; `None` values mean "keep"."""

@@ -52,6 +52,8 @@ class TofuEvalConfig:
     system_prompt: str | None = None
     answer_end: bool = True
     """Score answers with their closing token, as TOFU's labels include it."""
+    bf16: bool = False
+    """bfloat16 autocast (output layer in float32), as open-unlearning evaluates in bf16."""
 
     def settings(self) -> ScoreSettings:
         return ScoreSettings(
@@ -61,6 +63,7 @@ class TofuEvalConfig:
             system_prompt=self.system_prompt,
             generate=True,
             answer_end=self.answer_end,
+            bf16=self.bf16,
         )
 
     def to_dict(self) -> dict[str, Any]:

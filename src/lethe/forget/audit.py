@@ -8,6 +8,7 @@ never-trained holdout documents. Call it before the documents are erased.
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from typing import TYPE_CHECKING, Any
 
@@ -95,6 +96,8 @@ def audit_forget_request(
     retain_docs = load_split_documents(ledger, retain_ids)
     holdout_docs = _holdout_documents(ledger, request, set(seen))
     base_model = descends_from_base(ledger, base)
+    if base_model and not config.suite.bf16:  # a pretrained base is evaluated in bf16, as it trains
+        config = dataclasses.replace(config, suite=config.suite.replace(bf16=True))
     before_model, tokenizer = load_version(version_path(workspace, base))
     after_model, after_tokenizer = load_version(version_path(workspace, candidate))
     reference_model, reference_tokenizer = (

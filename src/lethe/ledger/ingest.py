@@ -1,7 +1,10 @@
 """Bulk ingest: records become document revisions, in one transaction per call.
 
 Identical content (or the same source revision id) changes nothing; new content becomes a new
-revision linked to its parent. Rows are inserted in batches by the fastest path each backend
+revision linked to its parent. What a forget request erased does not come back with the next
+crawl: a record whose content is that of an erased revision (its tombstone keeps the hash), or
+whose document was forgotten whole (no current revision left), is skipped and counted as
+`suppressed`, naming the requests, unless the caller passes `allow_forgotten`. Rows are inserted in batches by the fastest path each backend
 has (COPY on PostgreSQL, one executemany on SQLite), so 100k documents take seconds.
 """
 
@@ -27,6 +30,10 @@ class IngestReport:
     added: int = 0
     updated: int = 0
     unchanged: int = 0
+    suppressed: int = 0
+    """Records skipped because a forget request erased their content or their document."""
+    suppressed_by: list[int] = field(default_factory=list)
+    """The forget requests that erased them (sorted ids)."""
     document_ids: list[int] = field(default_factory=list)
     collections: dict[str, int] = field(default_factory=dict)
 
@@ -35,9 +42,27 @@ class IngestReport:
             "added": self.added,
             "updated": self.updated,
             "unchanged": self.unchanged,
+            "suppressed": self.suppressed,
+            "suppressed_by": self.suppressed_by,
             "documents": len(self.document_ids),
             "collections": self.collections,
         }
+
+
+def _forgotten(s: Session, batch: list[DocumentRecord]) -> dict[str, int | None]:
+    """Content hash -> the forget request that erased a revision with that content, for the
+    contents of `batch` (None where the tombstone names no request)."""
+    found: dict = {}
+    digests = sorted({r.content_hash for r in batch})
+    for i in range(0, len(digests), 500):
+        rows = s.execute(
+            select(Document.content_hash, Document.tombstone).where(
+                Document.content_hash.in_(digests[i : i + 500]), Document.forgotten_at.is_not(None)
+            )
+        )
+        for digest, tombstone in rows:
+            found[digest] = (tombstone or {}).get("request_id")
+    return found
 
 
 class IngestMixin:
@@ -50,12 +75,14 @@ class IngestMixin:
         collection: str | None = None,
         license: str | None = None,
         uri: str | None = None,
+        allow_forgotten: bool = False,
     ) -> IngestReport:
         """Ingest records in one transaction: a failure anywhere leaves the ledger unchanged.
 
         Identical content under the same external id changes nothing; new content becomes a new
         revision whose parent is the previous one (both kept). Records are streamed in batches,
-        so memory stays flat for any input size.
+        so memory stays flat for any input size. Records that a forget request erased are
+        skipped (see the module docstring) unless `allow_forgotten`.
         """
         report = IngestReport()
         with self.transaction() as s:
@@ -64,7 +91,7 @@ class IngestMixin:
             if existed and self.dialect == "postgresql":
                 s.execute(text("ANALYZE documents"))  # bulk COPYs leave the planner's statistics stale
             members: dict[str, list[int]] = {}
-            seen: dict = {"current": {}, "known": {}, "looked_up": set()}
+            seen: dict = {"current": {}, "known": {}, "looked_up": set(), "allow_forgotten": allow_forgotten}
             batch: list[DocumentRecord] = []
             for record in records:
                 batch.append(record)
@@ -75,6 +102,7 @@ class IngestMixin:
                 self._ingest_batch(s, src, batch, report, members, collection, existed, seen)
             for name, ids in members.items():
                 report.collections[name] = repository.add_members(s, repository.collection(s, name), ids)
+            report.suppressed_by = sorted(seen.get("suppressed_by", ()))
             repository.record_event(
                 s,
                 "documents.ingested",
@@ -94,6 +122,8 @@ class IngestMixin:
         known: dict[tuple[str, str], int] = seen["known"]
         # A new source has no stored documents: all it holds was added by this call and is in `seen`.
         looked_up: set[str] = seen["looked_up"]
+        # external id -> the forget request that erased its current revision
+        erased: dict[str, int | None] = seen.setdefault("erased", {})
         ids = [i for i in {r.external_id for r in batch} if i not in looked_up] if source_existed else []
         looked_up.update(ids)
         for i in range(0, len(ids), 500):
@@ -105,13 +135,18 @@ class IngestMixin:
                     Document.revision,
                     Document.is_current,
                     Document.meta,
+                    Document.tombstone,
                 ).where(Document.source_id == src.id, Document.external_id.in_(ids[i : i + 500]))
             )
-            for doc_id, ext, digest, revision, is_current, meta in rows:
+            for doc_id, ext, digest, revision, is_current, meta, tombstone in rows:
                 if meta and meta.get("revision_id") is not None:
                     known[(ext, str(meta["revision_id"]))] = doc_id
                 if is_current:
                     current[ext] = (doc_id, revision, digest)
+                    if tombstone is not None:  # the document itself was forgotten
+                        erased[ext] = tombstone.get("request_id")
+        allow_forgotten: bool = seen["allow_forgotten"]
+        forgotten = {} if allow_forgotten else _forgotten(s, batch)
         pending: list[dict] = []
         superseded: list[int] = []
         resolved: list[int | None] = []  # per record: its document id (None until inserted)
@@ -138,14 +173,26 @@ class IngestMixin:
             if record.external_id in pending_keys:
                 flush()  # a second revision of a document added in this batch needs its parent's id
                 pending_keys.clear()
+            if not allow_forgotten and (record.external_id in erased or digest in forgotten):
+                # erased by a forget request: the next crawl does not bring it back
+                report.suppressed += 1
+                request = erased.get(record.external_id, forgotten.get(digest))
+                if request is not None:
+                    seen.setdefault("suppressed_by", set()).add(request)
+                resolved.append(None)
+                continue
             # Unchanged: the same source revision seen before, or (unnumbered sources) the same
-            # content as the current revision. A revert to older content is a new revision.
+            # content as the current revision. A revert to older content is a new revision, and
+            # so is content added back over an erased current revision (`allow_forgotten`).
             source_revision = (record.meta or {}).get("revision_id")
             if source_revision is not None:
                 doc_id = known.get((record.external_id, str(source_revision)))
             else:
                 now = current.get(record.external_id)
                 doc_id = now[0] if now is not None and now[2] == digest else None
+            if record.external_id in erased:
+                doc_id = None
+                erased.pop(record.external_id)
             resolved.append(doc_id)
             if doc_id is not None:
                 report.unchanged += 1
@@ -179,6 +226,8 @@ class IngestMixin:
             )
         flush()
         for record, doc_id in zip(batch, resolved):
+            if doc_id is None:  # suppressed: a forget request erased it
+                continue
             report.document_ids.append(doc_id)
             for name in ([collection] if collection else []) + list(record.collections):
                 members.setdefault(name, []).append(doc_id)

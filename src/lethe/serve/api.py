@@ -12,7 +12,9 @@ and the configured host are answered (421 otherwise); failed logins are rate-lim
 Every chat reply is logged as an exchange of a `ChatSession`. A request without an
 ``X-Lethe-Conversation`` header starts a new conversation, and a non-streamed response names
 its id in that header; a request with ``X-Lethe-Conversation: <id>`` continues that
-conversation (an unknown id is a 404): only the messages after those it shares with the logged
+conversation (an unknown id is a 404; a streamed reply that starts a conversation names it in the
+``lethe.conversation_id`` of its usage chunk, its headers having left before it was logged): only
+the messages after those it shares with the logged
 conversation are logged, so a client resending the whole history (as OpenAI clients do) logs
 each message once, and an edited turn branches the conversation there.
 """
@@ -95,7 +97,9 @@ def _usage(prompt_tokens: int, replies: list[Reply]) -> Usage:
     return Usage(prompt_tokens=prompt_tokens, completion_tokens=completion, total_tokens=prompt_tokens + completion)
 
 
-def _lethe_stats(loaded: LoadedModel, replies: list[Reply], dropped: int = 0) -> LetheStats:
+def _lethe_stats(
+    loaded: LoadedModel, replies: list[Reply], dropped: int = 0, conversation: str | None = None
+) -> LetheStats:
     stats = replies[0].stats if replies else None
     return LetheStats(
         model_version=loaded.name,
@@ -104,6 +108,7 @@ def _lethe_stats(loaded: LoadedModel, replies: list[Reply], dropped: int = 0) ->
         time_to_first_token_s=stats.time_to_first_token_s if stats else None,
         tokens_per_second=stats.tokens_per_second if stats else None,
         dropped_messages=dropped,
+        conversation_id=int(conversation) if conversation else None,
     )
 
 
@@ -276,7 +281,10 @@ def create_app(
                 include_usage,
                 stream_interval_s,
                 finished,
-                lambda replies: (_usage(len(prompt.ids), replies), _lethe_stats(loaded, replies, prompt.dropped)),
+                lambda replies: (
+                    _usage(len(prompt.ids), replies),
+                    _lethe_stats(loaded, replies, prompt.dropped, headers.get(CONVERSATION_HEADER)),
+                ),
             )
             return StreamingResponse(events, media_type="text/event-stream", headers=headers)
 
@@ -290,7 +298,7 @@ def create_app(
             system_fingerprint=fingerprint(loaded),
             choices=[chat_choice(loaded, reply) for reply in replies],
             usage=_usage(len(prompt.ids), replies),
-            lethe=_lethe_stats(loaded, replies, prompt.dropped),
+            lethe=_lethe_stats(loaded, replies, prompt.dropped, headers.get(CONVERSATION_HEADER)),
         )
         return JSONResponse(completion.model_dump(), headers=headers)
 

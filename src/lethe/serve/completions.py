@@ -204,12 +204,12 @@ async def _stream(
         reply.finish_reason, reply.stats = event.finish_reason, event.stats
         yield end(reply)
     final = [replies[run.index] for run in runs]
+    for reply in final:  # logged before the tail, so the tail can name the conversation
+        await finished(reply)
     last = tail(final)
     if last:
         yield last
     yield "data: [DONE]\n\n"
-    for reply in final:
-        await finished(reply)
 
 
 def chat_stream(

@@ -229,6 +229,9 @@ class LetheStats(BaseModel):
     time_to_first_token_s: float | None = None
     tokens_per_second: float | None = None
     dropped_messages: int = 0
+    conversation_id: int | None = None
+    """The logged conversation (also the X-Lethe-Conversation header); a streamed reply that
+    starts one names it here, in the usage chunk, since its headers left before it was logged."""
 
 
 class TopLogprob(BaseModel):

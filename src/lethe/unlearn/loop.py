@@ -89,7 +89,8 @@ def unlearn_version(
     config: UnlearnConfig,
     **keywords: Any,
 ) -> UnlearnResult:
-    """`run_unlearning` on the model saved at `path`, with a second copy of it as the reference.
+    """`run_unlearning` on the model saved at `path`, with a second copy of it as the reference
+    (for the methods that use one).
 
     Takes only picklable arguments, so that the main process can hand it to every process
     (`lethe.train.distributed.run_everywhere`) under `accelerate launch`.
@@ -97,7 +98,7 @@ def unlearn_version(
     from lethe.model.io import load_version
 
     model, tokenizer = load_version(path)
-    reference, _ = load_version(path)
+    reference = load_version(path)[0] if get_method(method).needs_reference else None
     return run_unlearning(
         method, model, tokenizer, forget_examples, retain_examples, config, reference_model=reference, **keywords
     )
@@ -159,7 +160,8 @@ def unlearn_loop(
     forget_eval, retain_eval = forget[:eval_size], retain[:eval_size]
 
     def metrics_now() -> QuickMetrics:
-        return quick_metrics(trained, forget_eval, retain_eval, pad_id, config.forget_batch_size)
+        with engine.autocast():  # at the precision the steps run in
+            return quick_metrics(trained, forget_eval, retain_eval, pad_id, config.forget_batch_size)
 
     result = UnlearnResult(model=trained, method=method.name, steps=0, wall_time=0.0)
     if config.eval_every:

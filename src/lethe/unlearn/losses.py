@@ -18,6 +18,17 @@ def logits_of(model: torch.nn.Module, batch: Batch) -> torch.Tensor:
     return model(**model_inputs(batch)).logits.float()
 
 
+def labelled_logits(model: torch.nn.Module, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+    """Logits from the position before the batch's first label on, and the labels cut alike:
+    the same losses and accuracies as `logits_of` with `batch["labels"]`, without running the
+    output layer (a fifth of a 49k-vocabulary model's work) on the prompts."""
+    labels = batch["labels"]
+    labelled = torch.nonzero((labels != IGNORE_INDEX).any(0))
+    first = max(int(labelled[0]) - 1, 0) if len(labelled) else 0
+    keep = labels.shape[1] - first
+    return model(**model_inputs(batch), logits_to_keep=keep).logits.float(), labels[:, first:]
+
+
 def shifted(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Logits and targets aligned for next-token prediction, and the mask of real targets."""
     logits = logits[:, :-1, :]

@@ -15,7 +15,7 @@ import torch
 
 from lethe.train.steps import to_device
 from lethe.unlearn.batches import UnlearnExample, collate
-from lethe.unlearn.losses import logits_of, mean_nll, token_accuracy
+from lethe.unlearn.losses import labelled_logits, mean_nll, token_accuracy
 
 
 @dataclass(frozen=True)
@@ -45,9 +45,9 @@ def measure(
     device = next(model.parameters()).device
     for start in range(0, len(examples), batch_size):
         batch = to_device(collate(examples[start : start + batch_size], pad_token_id), device)
-        logits = logits_of(model, batch)
-        batch_hits, batch_tokens = token_accuracy(logits, batch["labels"])
-        nll_sum += float(mean_nll(logits, batch["labels"])) * batch_tokens
+        logits, labels = labelled_logits(model, batch)
+        batch_hits, batch_tokens = token_accuracy(logits, labels)
+        nll_sum += float(mean_nll(logits, labels)) * batch_tokens
         hits += batch_hits
         tokens += batch_tokens
     model.train(was_training)

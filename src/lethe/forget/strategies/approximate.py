@@ -66,9 +66,12 @@ class ApproximateUnlearning(Strategy):
 
         workspace, request, base = context.workspace, context.request, context.base
         ledger = workspace.ledger
-        config = UnlearnConfig.from_dict(context.settings)
-        tokenizer = load_tokenizer(base.path)
         train_config = lineage_config(ledger, base.lineage_id)
+        settings = context.settings
+        if "bf16" not in settings and train_config.bf16:
+            settings = {**settings, "bf16": True}  # unlearn at the precision the lineage trained in
+        config = UnlearnConfig.from_dict(settings)
+        tokenizer = load_tokenizer(base.path)
         forget_docs = ledger.documents(context.trained_ids)
         forbidden = set(context.trained_ids)
         retain_ids = [d for d in ledger.documents_seen(base.id) if d not in forbidden]
