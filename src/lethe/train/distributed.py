@@ -161,11 +161,23 @@ def main_driven(command: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         if launched() and not is_main_process():
-            return follow()
+            follow()
+            shutdown()
+            return None
         try:
             return command(*args, **kwargs)
         finally:
             if launched():
                 release_followers()
+                shutdown()
 
     return wrapper
+
+
+def shutdown() -> None:
+    """Tear the process group down before the interpreter exits: left to exit-time destructors,
+    gloo's threads can abort the process ("terminate called without an active exception")."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
