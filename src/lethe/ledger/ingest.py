@@ -3,9 +3,10 @@
 Identical content (or the same source revision id) changes nothing; new content becomes a new
 revision linked to its parent. What a forget request erased does not come back with the next
 crawl: a record whose content is that of an erased revision (its tombstone keeps the hash), or
-whose document was forgotten whole (no current revision left), is skipped and counted as
-`suppressed`, naming the requests, unless the caller passes `allow_forgotten`. Rows are inserted in batches by the fastest path each backend
-has (COPY on PostgreSQL, one executemany on SQLite), so 100k documents take seconds.
+whose document was forgotten (its current revision is a tombstone), is skipped and counted as
+`suppressed`, naming the requests, unless the caller passes `allow_forgotten`. Rows are
+inserted in batches by the fastest path each backend has (COPY on PostgreSQL, one executemany
+on SQLite), so 100k documents take seconds.
 """
 
 from __future__ import annotations
