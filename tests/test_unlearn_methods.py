@@ -321,6 +321,7 @@ TESTED = {
     "impact_ga",
     "rmu",  # test_unlearn_rmu_undial_sam.py
     "undial",  # test_unlearn_rmu_undial_sam.py
+    "whp",  # test_unlearn_whp.py
 }
 
 

@@ -215,7 +215,9 @@ def run_demo(
         )
     if config.base:
         with step(f"import the base model {config.base}"):
-            record = _ensure_base(ws, config.base)
+            from lethe.model.base import ensure_base
+
+            record = ensure_base(ws, config.base)
             say(
                 f"  {record.parameters:,} parameters, weights dequantised from {record.quantization or 'full precision'}; "
                 f"pretraining data: {record.pretraining_data}"
@@ -359,20 +361,6 @@ def _held_out(ledger) -> list[int]:
     """The never-trained entities' documents (a tiny world may have none)."""
     known = {c.name for c, _ in ledger.collections()}
     return ledger.collection_ids("synth/holdout") if "synth/holdout" in known else []
-
-
-def _ensure_base(ws, name: str):
-    """The base model `name` of the workspace; ``smollm2`` is imported from the installed GGUF."""
-    from lethe.errors import NotFoundError
-    from lethe.model.base import import_base, shipped_gguf
-
-    try:
-        return ws.ledger.base_model(name)
-    except NotFoundError:
-        gguf = shipped_gguf() if name == "smollm2" else None
-        if gguf is None:
-            raise
-        return import_base(ws, gguf, name=name)[0]
 
 
 def _summary(ledger, exact_id: int, fast_id: int, fast_method: str) -> dict[str, dict]:

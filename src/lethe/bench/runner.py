@@ -201,23 +201,9 @@ def model_path(ctx: BenchContext, record: dict[str, Any]) -> Path:
 
 def examples_for(documents: Sequence[Any], tokenizer: Any, train_config: Any) -> list[dict[str, Any]]:
     """Unlearning examples (what `run_unlearning` takes) of documents, encoded as in training."""
-    from lethe.train.examples import build_examples
+    from lethe.forget.strategies.approximate import training_examples
 
-    by_id = {d.id: d for d in documents}
-    out = []
-    for example in build_examples(documents, tokenizer, train_config):
-        data = by_id[example.document_id].data or {}
-        out.append(
-            {
-                "input_ids": list(example.input_ids),
-                "labels": list(example.labels),
-                "document_id": example.document_id,
-                "prompt": data.get("question"),
-                "answer": data.get("answer"),
-                "perturbed_answers": data.get("perturbed_answers"),
-            }
-        )
-    return out
+    return training_examples(documents, tokenizer, train_config)
 
 
 def unlearn_stage(

@@ -96,8 +96,15 @@ class TofuBenchConfig:
     """The robustness probes to run (None: every registered one)."""
     tune: list[str] | None = None
     """Methods to tune on calibration authors (`lethe.bench.tuning`) and run as `<m>+tuned`."""
-    calibration: int = 4
-    """Calibration authors (trained retain-split authors, drawn seeded; never forget ones)."""
+    calibration: int | None = None
+    """Calibration authors per draw (trained retain-split authors, never forgotten ones, drawn
+    seeded and matched to the forgotten ones by question count); None = as many as forgotten."""
+    calibration_draws: int = 2
+    """Disjoint calibration draws, each with its own exact answer (a retraining without them)."""
+    tune_time_fraction: float | None = 0.1
+    """A trial is feasible only when unlearning a draw took at most this share of its exact answer's time."""
+    tune_objective: str = "pooled"
+    """How the draws score a trial: pooled, mean or worst (`lethe.forget.tuning.TuneSettings`)."""
     tune_trials: int = 20
     tune_budget: float | None = None
     """Seconds of tuning per method (no new trial starts after)."""
@@ -253,7 +260,12 @@ def run_tofu_bench(
     config = config.replace(methods=methods)
     data_files = files_sha256(sorted(data.glob("*.json")), data)
     whole = {"benchmark": "tofu", "config": config.to_dict(), "data": data_files, "code": code_version()}
-    base_record = workspace.ledger.base_model(config.base) if config.base else None
+    if config.base:
+        from lethe.model.base import ensure_base
+
+        base_record = ensure_base(workspace, config.base)
+    else:
+        base_record = None
     if base_record is not None:
         whole["base_weights_sha256"] = base_record.weights_sha256
     key = config_hash(whole)
@@ -334,7 +346,7 @@ def run_tofu_bench(
             subjects={f"author/{a}": sorted(d.id for d in full[a]) for a in plan.retain},
             forget_ids=forget_ids,
             retain_ids=retain_ids,
-            calibration=config.calibration,
+            calibration=config.calibration or len(plan.forget),
             exact_without=retrained_without,
             unlearn_settings=config.unlearn_settings(),
             train_settings=train_settings,
@@ -342,6 +354,8 @@ def run_tofu_bench(
             key_material=trained,
             settings=tune_settings(config),
             seed=config.seed,
+            request={f"author/{a}": sorted(d.id for d in full[a]) for a in plan.forget},
+            draws=config.calibration_draws,
         )
         models.update(tuned)
     splits = {

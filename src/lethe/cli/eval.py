@@ -160,7 +160,20 @@ def bench_tofu(
     tune: str = typer.Option(
         None, "--tune", help="Comma-separated methods to tune against the exact answer on calibration subjects."
     ),
-    calibration: int = typer.Option(None, "--calibration", help="Calibration subjects for --tune (seeded)."),
+    calibration: int = typer.Option(
+        None, "--calibration", help="Calibration authors per draw for --tune (default: as many as forgotten)."
+    ),
+    calibration_draws: int = typer.Option(
+        None, "--calibration-draws", help="Disjoint calibration draws, each retrained without (default 2)."
+    ),
+    tune_objective: str = typer.Option(
+        None, "--tune-objective", help="How the draws score a trial: pooled (default), mean or worst."
+    ),
+    tune_time_fraction: float = typer.Option(
+        None,
+        "--tune-time-fraction",
+        help="Feasible trials unlearn a draw in at most this share of its exact time (0.1).",
+    ),
     tune_trials: int = typer.Option(None, "--tune-trials", help="Trials per tuned method (default 20)."),
     tune_budget: float = typer.Option(None, "--tune-budget", help="Seconds of tuning per method."),
     out: Path = typer.Option(None, "--out", help="Results directory (default: <home>/bench/tofu-<hash>)."),
@@ -193,6 +206,9 @@ def bench_tofu(
         probes=_methods(probes),
         tune=_methods(tune),
         calibration=calibration,
+        calibration_draws=calibration_draws,
+        tune_objective=tune_objective,
+        tune_time_fraction=tune_time_fraction,
         tune_trials=tune_trials,
         tune_budget=tune_budget,
     )
@@ -235,6 +251,9 @@ def bench_synth(
     tune_objective: str = typer.Option(
         None, "--tune-objective", help="How the draws score a trial: pooled (default), mean or worst."
     ),
+    tune_time_fraction: float = typer.Option(
+        None, "--tune-time-fraction", help="Feasible trials unlearn a draw in at most this share of its replay (0.1)."
+    ),
     tune_trials: int = typer.Option(None, "--tune-trials", help="Trials per tuned method (default 20)."),
     tune_budget: float = typer.Option(None, "--tune-budget", help="Seconds of tuning per method."),
     out: Path = typer.Option(None, "--out", help="Results directory (default: <home>/bench/synth-<hash>)."),
@@ -266,6 +285,7 @@ def bench_synth(
         calibration=calibration,
         calibration_draws=calibration_draws,
         tune_objective=tune_objective,
+        tune_time_fraction=tune_time_fraction,
         tune_trials=tune_trials,
         tune_budget=tune_budget,
     )

@@ -98,6 +98,11 @@ def undial_space(trial: Any, fixed: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+@SPACES.register("whp")
+def whp_space(trial: Any, fixed: dict[str, Any]) -> dict[str, Any]:
+    return {**with_retain_weight(trial, fixed), "whp_variants": trial.suggest_categorical("whp_variants", [1, 2, 4, 8])}
+
+
 def start_point(settings: dict[str, Any]) -> dict[str, Any]:
     """The schedule part of `settings` (an untuned run's lr, epochs, retain batch) that lies in
     the search space: the first trial a benchmark enqueues."""

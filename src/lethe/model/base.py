@@ -335,3 +335,18 @@ def import_base(workspace, source: str | Path, *, name: str | None = None, licen
         quantization=converted.quantization,
         meta=converted.meta(),
     )
+
+
+def ensure_base(workspace, name: str):
+    """The base model `name` of `workspace`; ``smollm2`` is imported from the installed GGUF
+    on first use (`lethe demo --base`, `lethe bench tofu --base`), any other name must have
+    been added with `lethe base add`."""
+    from lethe.errors import NotFoundError
+
+    try:
+        return workspace.ledger.base_model(name)
+    except NotFoundError:
+        gguf = shipped_gguf() if name == "smollm2" else None
+        if gguf is None:
+            raise
+        return import_base(workspace, gguf, name=name)[0]

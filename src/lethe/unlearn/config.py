@@ -93,6 +93,8 @@ class UnlearnConfig:
     paper uses 6.5 on 7B models, open-unlearning 2 on TOFU)."""
     undial_strength: float = 10.0
     """`undial`: how much the answer token's logit is lowered in the distillation target."""
+    whp_variants: int = 4
+    """`whp`: invented names per subject; each step shows the original one of them, drawn."""
     sam_rho: float = 0.0
     """Sharpness-aware minimisation radius for any loss-based method (`unlearn/sam.py`): each
     step's loss is taken at the weights moved ρ uphill; 0 turns it off (0.01–0.1 usual)."""
@@ -143,6 +145,7 @@ class UnlearnConfig:
             (self.rmu_layer is None or self.rmu_layer >= 0, "rmu_layer", "must be >= 0 (or None)"),
             (self.steering_coeff > 0, "steering_coeff", "must be positive"),
             (self.undial_strength >= 0, "undial_strength", "must be >= 0"),
+            (self.whp_variants >= 1, "whp_variants", "must be at least 1"),
             (self.sam_rho >= 0, "sam_rho", "must be >= 0"),
             (self.lora_r >= 1, "lora_r", "must be at least 1"),
             (self.eval_every >= 0, "eval_every", "must be >= 0"),

@@ -31,9 +31,21 @@ def training_examples(documents, tokenizer, train_config) -> list[dict]:
                 "prompt": data.get("question"),
                 "answer": data.get("answer"),
                 "perturbed_answers": data.get("perturbed_answers"),
+                "subject": subject_of(by_id[example.document_id]),
             }
         )
     return out
+
+
+def subject_of(document) -> str | None:
+    """Whom a document is about, when its source says: the synthetic world's entity, a TOFU
+    author (what `whp` groups the forget examples by to find each subject's name)."""
+    meta = document.meta or {}
+    if meta.get("entity"):
+        return str(meta["entity"])
+    if meta.get("author") is not None:
+        return f"author/{meta['author']}"
+    return None
 
 
 class ApproximateUnlearning(Strategy):
