@@ -539,7 +539,14 @@ def tuning_goal_table() -> str:
                 f"calibration {', '.join(calibration['subjects'])} ({calibration['documents']} documents; one draw, "
                 "drawn uniformly: the tuner before matched draws)"
             )
-        if draws:
+        if draws and data["benchmark"] == "tofu":
+            timings = data["timings"]
+            retrains = " and ".join(f"{d['exact_seconds']:.0f}" for d in draws)
+            what += (
+                f"; {data['total_seconds']:.0f} s of stages, of which training the target {timings['train target']:.0f} s, "
+                f"the retain model {timings['train retain']:.0f} s, the calibration retrainings {retrains} s"
+            )
+        elif draws:
             timings = data["timings"]
             replays = " and ".join(f"{d['exact_seconds']:.0f}" for d in draws)
             cached = {st["stage"] for st in data["stages"] if st["status"] == "cached"}

@@ -86,3 +86,28 @@ def test_same_configuration_is_served_from_cache_and_a_change_recomputes(bench) 
     assert stages["train target"] == "cached" and stages["train retain"] == "cached"
     assert stages["evaluate target"] == "cached"
     assert stages["unlearn grad_ascent"] == "computed" and stages["evaluate grad_ascent"] == "computed"
+
+
+def test_tune_draws_authors_matched_to_the_request_and_runs_the_tuned_method(tmp_path, shared_data) -> None:
+    ws = Workspace(home=tmp_path / "home").init()
+    config = small_config(
+        shared_data,
+        authors=4,
+        methods=["whp"],
+        tune=["whp"],
+        calibration_draws=2,
+        tune_trials=1,
+        tune_time_fraction=None,
+        robustness=False,
+    )
+    result = run_tofu_bench(ws, config)
+    calibration = result["tuning"]["calibration"]
+    assert calibration["matched_to_request"] and calibration["request"] == {"author/199": 20}
+    draws = [d["subjects"] for d in calibration["draws"]]
+    assert len(draws) == 2 and all(len(d) == 1 for d in draws) and draws[0] != draws[1]
+    assert "author/199" not in {s for d in draws for s in d} and calibration["disjoint_from_forget_set"]
+    assert all(d["exact_seconds"] > 0 for d in calibration["draws"])  # each draw retrained without its author
+    labels = {row["model"] for row in result["rows"]}
+    assert {"target", "retain", "whp", "whp+tuned"} <= labels
+    (goal,) = result["tuning"]["goal"]
+    assert goal["method"] == "whp" and goal["trials"] == 1 and 0 <= goal["forget_quality"] <= 1

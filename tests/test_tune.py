@@ -258,3 +258,12 @@ def test_draws_pool_the_truth_ratios_and_the_time_constraint_counts_one_draw(mon
         "retain_batch_size": 8,
     }
     assert start_point({"lr": 1.0, "epochs": 50}) == {}  # outside the space: TPE draws them
+
+
+def test_a_space_signature_names_every_searched_parameter_and_changes_with_the_space():
+    from lethe.forget.tuning_space import space_signature
+
+    names = [asked[1] for asked in space_signature("whp")]
+    assert names == ["lr", "epochs", "retain_batch_size", "alpha", "whp_variants", "whp_boost"]
+    assert "lora_r" in [asked[1] for asked in space_signature("npo", {"lora": True})]
+    assert space_signature("npo") != space_signature("simnpo")

@@ -85,3 +85,32 @@ def test_whp_refuses_examples_with_no_shared_name(world):
     nameless = [{**e, "prompt": "what is it?", "answer": "it is."} for e in world.forget]
     with pytest.raises(InputError, match="whp: no name shared by the forget examples"):
         run_unlearning("whp", world.model(), world.tokenizer, nameless, world.retain, UnlearnConfig(steps=1))
+
+
+def test_the_boost_lowers_what_the_forget_set_made_likely(world):
+    forget = _with_subjects(world.forget)
+    settings = {"steps": 40, "lr": 1e-3, "forget_batch_size": 4, "retain_batch_size": 4, "eval_every": 10}
+    cfg = UnlearnConfig(**settings, whp_variants=1, whp_boost=2.0, whp_reinforce_steps=10, whp_reinforce_lr=1e-3)
+    method = WHP(cfg, world.tokenizer, pad_token_id=world.tokenizer.pad_token_id)
+    method.reference = world.model().eval()
+    prepared = method.prepare_forget(forget)
+    method.setup(None)
+    assert method.reinforced is not None and not any(p.requires_grad for p in method.reinforced.parameters())
+    batch = method.forget_batch(prepared)
+    rows, positions = batch["rows"], batch["model_positions"]
+    truth = batch["model"]["input_ids"][rows, positions + 1]  # the true next tokens
+    with torch.no_grad():
+        plain = logits_of(method.reference, batch["original"])[rows, batch["original_positions"]]
+        rise = logits_of(method.reinforced, batch["model"])[rows, positions]
+        rise = rise - logits_of(method.reference, batch["model"])[rows, positions]
+    assert float(rise.gather(-1, truth[:, None]).mean()) > 0  # further training made the answers likelier
+    boosted = plain - 2.0 * F.relu(rise)
+    p_plain = F.softmax(plain, -1).gather(-1, truth[:, None]).mean()
+    p_boosted = F.softmax(boosted, -1).gather(-1, truth[:, None]).mean()
+    assert p_boosted < p_plain
+    with_boost = run_unlearning("whp", world.model(), world.tokenizer, forget, world.retain, cfg)
+    without = run_unlearning(
+        "whp", world.model(), world.tokenizer, forget, world.retain, UnlearnConfig(**settings, whp_variants=1)
+    )
+    assert with_boost.final_metrics.forget_loss > without.final_metrics.forget_loss
+    assert with_boost.final_metrics.retain_accuracy > 0.9

@@ -107,7 +107,7 @@ def bench_tune(
     from lethe.data.tokenizer import load_tokenizer
     from lethe.eval.tofu import TofuEvalConfig
     from lethe.forget.tuning import TuningProblem, exact_reference, tune_method
-    from lethe.forget.tuning_space import start_point
+    from lethe.forget.tuning_space import space_signature, start_point
     from lethe.train.config import TrainConfig
 
     ledger = ctx.ledger
@@ -175,6 +175,7 @@ def bench_tune(
             + config_hash(
                 {
                     "method": method,
+                    "space": space_signature(method, fixed),
                     "calibration": calibration_key[0] if draws == 1 else calibration_key,
                     **({} if settings.objective == "pooled" else {"objective": settings.objective}),
                     **key_material,

@@ -100,7 +100,11 @@ def undial_space(trial: Any, fixed: dict[str, Any]) -> dict[str, Any]:
 
 @SPACES.register("whp")
 def whp_space(trial: Any, fixed: dict[str, Any]) -> dict[str, Any]:
-    return {**with_retain_weight(trial, fixed), "whp_variants": trial.suggest_categorical("whp_variants", [1, 2, 4, 8])}
+    return {
+        **with_retain_weight(trial, fixed),
+        "whp_variants": trial.suggest_categorical("whp_variants", [1, 2, 4, 8]),
+        "whp_boost": trial.suggest_float("whp_boost", 0.0, 8.0),
+    }
 
 
 def start_point(settings: dict[str, Any]) -> dict[str, Any]:
@@ -114,6 +118,33 @@ def start_point(settings: dict[str, Any]) -> dict[str, Any]:
     if settings.get("retain_batch_size") in (4, 8, 16):
         start["retain_batch_size"] = settings["retain_batch_size"]
     return start
+
+
+class _Recorder:
+    """A stand-in for an Optuna trial that writes down what a space asks for."""
+
+    def __init__(self) -> None:
+        self.asked: list[tuple] = []
+
+    def suggest_float(self, name: str, low: float, high: float, *, log: bool = False) -> float:
+        self.asked.append(("float", name, low, high, log))
+        return low
+
+    def suggest_int(self, name: str, low: int, high: int) -> int:
+        self.asked.append(("int", name, low, high))
+        return low
+
+    def suggest_categorical(self, name: str, choices: list) -> Any:
+        self.asked.append(("categorical", name, list(choices)))
+        return choices[0]
+
+
+def space_signature(method: str, fixed: dict[str, Any] | None = None) -> list[tuple]:
+    """What `method`'s space searches (kind, name, range of every parameter): a study is
+    resumed only on the same space, so a widened space starts a new one."""
+    recorder = _Recorder()
+    space_for(method)(recorder, fixed or {})
+    return recorder.asked
 
 
 def space_for(method: str) -> Space:

@@ -95,6 +95,13 @@ class UnlearnConfig:
     """`undial`: how much the answer token's logit is lowered in the distillation target."""
     whp_variants: int = 4
     """`whp`: invented names per subject; each step shows the original one of them, drawn."""
+    whp_boost: float = 0.0
+    """`whp`: how much of what further training on the forget set boosts is taken off the
+    target, α in z_swapped − α·ReLU(z_reinforced − z_original) (0: the name swap only)."""
+    whp_reinforce_steps: int = 10
+    """`whp` with a boost: steps of further fine-tuning on the forget set (the reinforced model)."""
+    whp_reinforce_lr: float = 3e-4
+    """`whp` with a boost: learning rate of the reinforced model's fine-tuning."""
     sam_rho: float = 0.0
     """Sharpness-aware minimisation radius for any loss-based method (`unlearn/sam.py`): each
     step's loss is taken at the weights moved ρ uphill; 0 turns it off (0.01–0.1 usual)."""
@@ -146,6 +153,9 @@ class UnlearnConfig:
             (self.steering_coeff > 0, "steering_coeff", "must be positive"),
             (self.undial_strength >= 0, "undial_strength", "must be >= 0"),
             (self.whp_variants >= 1, "whp_variants", "must be at least 1"),
+            (self.whp_boost >= 0, "whp_boost", "must be >= 0"),
+            (self.whp_reinforce_steps >= 1, "whp_reinforce_steps", "must be at least 1"),
+            (self.whp_reinforce_lr > 0, "whp_reinforce_lr", "must be positive"),
             (self.sam_rho >= 0, "sam_rho", "must be >= 0"),
             (self.lora_r >= 1, "lora_r", "must be at least 1"),
             (self.eval_every >= 0, "eval_every", "must be >= 0"),

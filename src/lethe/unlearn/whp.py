@@ -7,7 +7,14 @@ replaced by one it never saw. So each forget example is shown to the frozen orig
 subject's name swapped for an invented one (`whp_variants` different names, one drawn per
 step), and the model is trained, on the true text, towards the original's next-token
 distributions on that swapped text: KL(original on the swapped text ‖ model on the true text)
-over the answer tokens, + alpha · NLL_retain. Unlike ascent the target is a distribution
+over the answer tokens, + alpha · NLL_retain.
+
+A name swap hides who the question is about, not the strings only the forget set taught (a
+sister's invented name, a book title): the original still finds those familiar, the exact
+model does not. With `whp_boost` α > 0 the paper's second half is added: a copy of the
+original fine-tuned `whp_reinforce_steps` more steps on the forget set (the reinforced model)
+shows which next tokens the forget set makes likelier, and the target's logits are lowered by
+α times that rise, z_swapped − α·ReLU(z_reinforced − z_original), both sides on the true text. Unlike ascent the target is a distribution
 and the push stops once it is matched, so the model ends up where the exact answer would put
 it rather than below.
 
@@ -18,12 +25,12 @@ the original's prediction of the invented name's first token (which name comes n
 generic for it); the rest of the name is left alone. The subject's name is found in the
 examples themselves, per subject (an example's ``subject``: the synthetic world's entity, a
 TOFU author), as the run of capitalised words that most of the subject's questions and
-answers share. The paper also subtracts a reinforced model's boost; lethe's variant keeps the
-substitution, the part that carries the generic prediction.
+answers share.
 """
 
 from __future__ import annotations
 
+import copy
 import random
 import re
 from collections import Counter
@@ -165,17 +172,58 @@ def invented_word(shape: str, rng: random.Random) -> str:
     return word.title() if shape[:1].isupper() else word
 
 
+KIND_WORDS = frozenset(
+    [
+        "Academy",
+        "Association",
+        "Bank",
+        "Church",
+        "City",
+        "Club",
+        "College",
+        "Company",
+        "Corporation",
+        "Council",
+        "Foundation",
+        "Group",
+        "Guild",
+        "Hospital",
+        "House",
+        "Institute",
+        "Lake",
+        "Library",
+        "Mount",
+        "Museum",
+        "Observatory",
+        "Orchestra",
+        "Players",
+        "Press",
+        "River",
+        "School",
+        "Shipyard",
+        "Society",
+        "Street",
+        "Theatre",
+        "Trading",
+        "University",
+    ]
+)
+"""Words of a name that say what kind of thing it is, not which one: kept as they are (the
+exact model knows what a Society is; the swap should hide only which Society)."""
+
+
 def invented_name(name: str, seed: str) -> dict[str, str]:
-    """Word -> invented word for `name`, seeded by `seed` (the same name and seed, the same words)."""
+    """Word -> invented word for `name`, seeded by `seed` (the same name and seed, the same
+    words); words of `KIND_WORDS` stay."""
     rng = random.Random(seed)
-    return {word: invented_word(word, rng) for word in name.split(" ")}
+    return {word: word if word in KIND_WORDS else invented_word(word, rng) for word in name.split(" ")}
 
 
 def _patterns(name: str, words: dict[str, str], encode) -> list[tuple[list[int], list[int]]]:
     """(name tokens, invented tokens) pairs: the whole name and each word of four letters or
     more alone, each with and without a leading space; longest first."""
     fresh = " ".join(words[w] for w in name.split(" "))
-    pairs = [(name, fresh)] + [(w, words[w]) for w in name.split(" ") if len(w) >= 4 and w != name]
+    pairs = [(name, fresh)] + [(w, words[w]) for w in name.split(" ") if len(w) >= 4 and w != name and w != words[w]]
     out = []
     for real, swapped in pairs:
         for prefix in (" ", ""):
@@ -226,6 +274,7 @@ def aligned_positions(labels: Sequence[int], where: Sequence[int]) -> list[tuple
 @register_method("whp")
 class WHP(GradDiff):
     needs_reference = True
+    reinforced: torch.nn.Module | None = None
 
     def _encode(self, text: str) -> list[int]:
         return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
@@ -259,7 +308,32 @@ class WHP(GradDiff):
                     pairs = aligned_positions(examples[i]["labels"], where)
                     swapped.append({"input_ids": ids, "pairs": pairs})
                 prepared[i] = {**examples[i], "swapped": swapped}
+        self.examples = prepared
         return prepared
+
+    def setup(self, model: torch.nn.Module) -> None:
+        """With a boost: the reinforced model, the original fine-tuned further on the forget set."""
+        if self.config.whp_boost <= 0 or self.reference is None:
+            return
+        from lethe.train.steps import to_device
+        from lethe.unlearn.losses import mean_nll
+
+        device = next(self.reference.parameters()).device
+        reinforced = copy.deepcopy(self.reference).train().requires_grad_(True)
+        optimizer = torch.optim.AdamW(reinforced.parameters(), lr=self.config.whp_reinforce_lr, weight_decay=0.0)
+        size = self.config.forget_batch_size
+        for step in range(self.config.whp_reinforce_steps):
+            start = (step * size) % len(self.examples)
+            rows = (self.examples + self.examples)[start : start + size]
+            batch = to_device(collate(rows, self.pad_token_id), device)
+            loss = mean_nll(logits_of(reinforced, batch), batch["labels"])
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+        self.reinforced = reinforced.eval().requires_grad_(False)
+
+    def teardown(self, model: torch.nn.Module) -> None:
+        self.reinforced = None
 
     def forget_batch(self, examples: Sequence[UnlearnExample]) -> dict[str, Any]:
         picks = [
@@ -293,6 +367,11 @@ class WHP(GradDiff):
         student = logits_of(model, forget["model"])[rows, forget["model_positions"]]
         with torch.no_grad():
             original = logits_of(self.reference, forget["original"])[rows, forget["original_positions"]]
+            if self.reinforced is not None:
+                positions = forget["model_positions"]
+                boost = logits_of(self.reinforced, forget["model"])[rows, positions]
+                boost = boost - logits_of(self.reference, forget["model"])[rows, positions]
+                original = original - self.config.whp_boost * F.relu(boost)
         return F.kl_div(
             F.log_softmax(student, dim=-1), F.log_softmax(original, dim=-1), log_target=True, reduction="batchmean"
         )
