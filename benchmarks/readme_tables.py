@@ -475,6 +475,8 @@ def synth_table() -> str:
 TUNED_RUNS = (
     ("synth", "synth-tuned/results.json"),
     ("synth, mean of draws", "synth-tuned-mean/results.json"),
+    ("synth, whp (name swap)", "synth-tuned-whp/results.json"),
+    ("synth, whp (swap and boost)", "synth-tuned-whp-boost/results.json"),
     ("TOFU forget10, 40 authors", "tofu-forget10-authors40-tuned/results.json"),
 )
 CHECK_NAMES = {

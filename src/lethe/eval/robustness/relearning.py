@@ -48,7 +48,8 @@ def relearn(model: Any, tokenizer: Any, examples: list[dict[str, Any]], steps: i
         seed=config.seed,
         eval_every=0,
     )
-    return run_unlearning("retain_ft", copy.deepcopy(model), tokenizer, [], examples, settings).model
+    attacker = copy.deepcopy(model).requires_grad_(True)  # a model loaded for scoring may be frozen
+    return run_unlearning("retain_ft", attacker, tokenizer, [], examples, settings).model
 
 
 @register_probe("relearning")
