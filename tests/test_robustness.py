@@ -185,3 +185,17 @@ def test_lethe_audit_runs_the_suite_and_stores_rows(trained_workspace):
 
     html = render_report(ws)
     assert f"request {request_id}: robustness" in html and "robustness: candidate vs exact vs target" in html
+
+
+def test_relearning_attacks_a_model_whose_weights_were_frozen_for_scoring(memorised):
+    from lethe.eval.robustness.relearning import relearn
+    from lethe.forget.strategies.approximate import training_examples
+    from lethe.train.config import TrainConfig
+
+    model, tokenizer, forget, _, _ = memorised
+    frozen = copy.deepcopy(model).requires_grad_(False)  # as a real base is loaded for scoring
+    examples = training_examples(forget, tokenizer, TrainConfig(task="sft", seq_len=96))
+    attacked = relearn(frozen, tokenizer, examples, 2, context(memorised, relearn_lr=1e-3))
+    assert not any(p.requires_grad for p in frozen.parameters())  # the attack trains a copy
+    changed = [not torch.equal(a, b) for a, b in zip(attacked.parameters(), frozen.parameters(), strict=True)]
+    assert any(changed)
