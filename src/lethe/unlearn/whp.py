@@ -41,6 +41,7 @@ import torch
 import torch.nn.functional as F
 
 from lethe.data.chat_format import IGNORE_INDEX
+from lethe.data.synth_world import CODAS, ONSETS, VOWELS  # the synthetic world's syllables
 from lethe.errors import InputError, Where
 from lethe.unlearn.base import register_method
 from lethe.unlearn.batches import UnlearnExample, collate
@@ -102,32 +103,6 @@ LEADING_WORDS = frozenset(
         "Yes",
     ]
 )
-ONSETS = (
-    "b",
-    "br",
-    "d",
-    "dr",
-    "f",
-    "g",
-    "gr",
-    "h",
-    "k",
-    "kl",
-    "l",
-    "m",
-    "n",
-    "p",
-    "pr",
-    "r",
-    "s",
-    "st",
-    "t",
-    "tr",
-    "v",
-    "z",
-)
-VOWELS = ("a", "e", "i", "o", "u", "ai", "ei", "ou", "ia")
-CODAS = ("", "", "n", "r", "l", "s", "th", "k", "m", "x")
 
 
 def _text(example: UnlearnExample) -> str:
