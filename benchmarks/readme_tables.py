@@ -505,7 +505,8 @@ def tuning_goal_table() -> str:
                 [
                     name,
                     goal["method"],
-                    f"{goal['trials']} ({goal['pruned']} pruned)",
+                    f"{goal['trials']} ({goal['pruned']} pruned"
+                    + (f", {goal['slow']} stopped at the time ceiling)" if goal.get("slow") else ")"),
                     num(goal.get("calibration_forget_quality")),
                     f"{num(goal['forget_quality'])} ({num(goal['untuned_forget_quality'])})",
                     f"{frac(goal['utility_fraction'])} ({frac(goal['untuned_utility_fraction'])})",

@@ -74,7 +74,7 @@ def test_tune_stores_resumes_and_forget_tuned_applies_the_best(trained_workspace
     assert "method npo" in auto
 
     # two calibration draws, each with its own exact replay, pooled in every trial; the
-    # untuned-like start is not enqueued here, so TPE draws; a time ceiling is recorded
+    # untuned-like start is not enqueued here, so TPE draws
     pooled = json.loads(
         invoke(
             "tune",
@@ -85,8 +85,6 @@ def test_tune_stores_resumes_and_forget_tuned_applies_the_best(trained_workspace
             "2",
             "--calibration",
             "1",
-            "--time-fraction",
-            "1",
             "--objective",
             "worst",
             *common[:2],
@@ -95,10 +93,17 @@ def test_tune_stores_resumes_and_forget_tuned_applies_the_best(trained_workspace
     )[0]
     draws = pooled["config"]["draws"]
     assert len(draws) == 2 and not set(draws[0]["subjects"]) & set(draws[1]["subjects"])
-    assert like not in draws[0]["subjects"] + draws[1]["subjects"] and pooled["config"]["time_fraction"] == 1.0
+    assert like not in draws[0]["subjects"] + draws[1]["subjects"]
     assert pooled["config"]["objective"] == "worst"
     assert "+" in pooled["name"] and len(pooled["trials"]) == 1
     assert 0 <= pooled["trials"][0]["forget_quality"] <= 1
+
+    # a trial that passes the time ceiling is stopped there: state "slow", no settings chosen
+    slow = json.loads(invoke("tune", "grad_diff", "--trials", "1", "--time-fraction", "0.001", *common))[0]
+    (trial,) = slow["trials"]
+    assert trial["state"] == "slow" and trial["forget_quality"] is None and slow["best"] is None
+    assert slow["config"]["time_fraction"] == 0.001
+    assert trial["seconds"] < 0.25 * slow["calibration"]["exact_seconds"]
 
 
 def test_tune_show_draws_the_pareto_front(tmp_path):
@@ -220,9 +225,11 @@ def test_draws_pool_the_truth_ratios_and_the_time_constraint_counts_one_draw(mon
     references = [tuning.Reference(ratios, utility=0.5) for ratios in exact]
     seen = []
 
-    def fake_trial(method, problem, reference, params, *, report=None):
+    def fake_trial(method, problem, reference, params, *, report=None, time_limit=None):
         i = problems.index(problem)
         seen.append((i, report is not None))
+        if time_limit is not None and 10.0 + 10 * i > time_limit:
+            raise tuning.Pruned({}, time_limit, "time")
         return tuning.TrialOutcome(
             forget_quality=forget_quality(candidate[i], reference.ratios),
             utility=0.5 - 0.1 * i,
@@ -252,6 +259,12 @@ def test_draws_pool_the_truth_ratios_and_the_time_constraint_counts_one_draw(mon
     assert tuning.time_gap(15.0, problems, settings) == 0.0  # 15 s of a mean 150 s replay: just feasible
     assert tuning.time_gap(16.0, problems, settings) > 0
     assert tuning.time_gap(16.0, problems, tuning.TuneSettings()) is None
+    assert (
+        tuning.time_ceiling(problems, settings) == 15.0 and tuning.time_ceiling(problems, tuning.TuneSettings()) is None
+    )
+    with pytest.raises(tuning.Pruned) as stopped:  # the second draw passes the ceiling: the trial stops there
+        tuning.run_draws("npo", problems, references, {}, time_limit=15.0)
+    assert stopped.value.reason == "time" and stopped.value.seconds == 25.0  # the first draw's 10 s + 15 s
     assert start_point({"lr": 5e-4, "epochs": 5, "retain_batch_size": 8, "seed": 0}) == {
         "lr": 5e-4,
         "epochs": 5,

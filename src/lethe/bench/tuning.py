@@ -275,6 +275,7 @@ def goal_rows(result: dict[str, Any], exact_seconds: float, utility_key: str) ->
                 "method": method,
                 "trials": len(study["trials"]),
                 "pruned": sum(t["state"] == "pruned" for t in study["trials"]),
+                "slow": sum(t["state"] == "slow" for t in study["trials"]),
                 "params": (study.get("best") or {}).get("params"),
                 "calibration_forget_quality": (study.get("best") or {}).get("forget_quality"),
                 "forget_quality": row.get("forget_quality"),

@@ -32,7 +32,9 @@ def tune_command(
     version: str = typer.Option("latest", "--version", help="The version to tune on."),
     utility_fraction: float = typer.Option(0.97, "--utility-fraction", help="Utility floor, a fraction of exact's."),
     time_fraction: float = typer.Option(
-        None, "--time-fraction", help="Time ceiling: a trial's unlearning over the exact replay's seconds."
+        None,
+        "--time-fraction",
+        help="Time ceiling: a trial's unlearning over the exact replay's seconds (a trial past it is stopped).",
     ),
     seed: int = typer.Option(0, "--seed", help="Seeds the calibration choice, the sampler and the runs."),
     param: list[str] = typer.Option(None, "--param", "-p", help="Fixed method setting key=value (not searched)."),
@@ -87,7 +89,12 @@ def _print_summary(summary: dict) -> None:
         f"{summary['tuning_seconds']:.0f} s of unlearning; calibration {', '.join(summary['calibration']['subjects'])}"
     )
     if best is None:
-        console.print("  no finished trial yet")
+        slow = sum(t["state"] == "slow" for t in summary["trials"])
+        console.print(
+            f"  no finished trial yet ({slow} stopped at the time ceiling; a larger --time-fraction lets them finish)"
+            if slow
+            else "  no finished trial yet"
+        )
         return
     verdict = best.get("robustness")
     console.print(

@@ -17,7 +17,11 @@ each draw from the target separately, and its forget quality is the KS p-value o
 truth ratios (every draw's candidate ratios against every draw's exact ratios). Pooling gives
 the KS test more items, so its p-value moves in finer steps and one lucky draw cannot carry a
 setting; utility is the mean fraction over the draws. With `time_fraction` a trial is
-feasible only when one draw's unlearning took at most that fraction of its exact replay.
+feasible only when one draw's unlearning took at most that fraction of its exact replay, and
+a trial that passes that ceiling is stopped there (state "slow", pruned for Optuna): it can
+no longer be feasible, and on a real base one slow setting would otherwise cost as much as
+the retraining it is meant to avoid. The enqueued start trial (the untuned settings) always
+runs to the end, so a study has at least that point to compare with.
 
 Studies live in lethe's own tables (`tuning_studies`, `tuning_trials`): Optuna's RDB storage
 creates an `alembic_version` table of its own, which is lethe's Alembic's. On resume the
@@ -132,12 +136,14 @@ class TrialOutcome:
 
 
 class Pruned(Exception):
-    """The pruner stopped the trial (its intermediate forget quality is recorded)."""
+    """The trial was stopped: by the pruner (`reason` "median"; its intermediate forget
+    quality is recorded) or at the time ceiling (`reason` "time")."""
 
-    def __init__(self, intermediate: dict[int, float], seconds: float):
+    def __init__(self, intermediate: dict[int, float], seconds: float, reason: str = "median"):
         super().__init__("pruned")
         self.intermediate = intermediate
         self.seconds = seconds
+        self.reason = reason
 
 
 # ------------------------------------------------------------------------------ measuring
@@ -204,11 +210,13 @@ def run_trial(
     params: dict[str, Any],
     *,
     report: Callable[[int, float], bool] | None = None,
+    time_limit: float | None = None,
 ) -> TrialOutcome:
     """Unlearn the calibration with `params`; its forget quality and utility against exact.
 
     `report(step, forget_quality)` is called halfway through; when it returns True the run
-    stops and `Pruned` is raised.
+    stops and `Pruned` is raised. So it is when unlearning passes `time_limit` seconds
+    (checked before every step; `Pruned.reason` "time").
     """
     import torch
 
@@ -238,6 +246,11 @@ def run_trial(
         state["intermediate"][event.step] = quality
         state["pruned"] = report(event.step, quality)
 
+    def cancel() -> bool:
+        if time_limit is not None and time.perf_counter() - started > time_limit:
+            state["slow"] = True
+        return bool(state["pruned"] or state.get("slow"))
+
     started = time.perf_counter()
     try:
         result = run_unlearning(
@@ -248,11 +261,12 @@ def run_trial(
             problem.retain_examples,
             config,
             callback=callback,
-            cancel=lambda: state["pruned"],
+            cancel=cancel,
         )
     except CancelledError:
-        if state["pruned"]:
-            raise Pruned(state["intermediate"], time.perf_counter() - started) from None
+        if state["pruned"] or state.get("slow"):
+            reason = "median" if state["pruned"] else "time"
+            raise Pruned(state["intermediate"], time.perf_counter() - started, reason) from None
         raise
     seconds = time.perf_counter() - started
     evaluation = evaluate_tofu(result.model, tokenizer, _eval_splits(problem), problem.eval_config)
@@ -278,19 +292,26 @@ def run_draws(
     *,
     report: Callable[[int, float], bool] | None = None,
     objective: str = "pooled",
+    time_limit: float | None = None,
 ) -> TrialOutcome:
     """`run_trial` on every draw; forget quality of the pooled truth ratios against the pooled
     exact ratios (`objective` "pooled"), or the mean / worst of the draws' own; utility the mean
     fraction, the first draw's model kept (the probes attack it). Pruning looks at the first
-    draw only (every trial is compared on the same items)."""
+    draw only (every trial is compared on the same items); `time_limit` applies to each draw."""
     import numpy as np
 
     from lethe.eval.tofu_math import forget_quality
 
-    outcomes = [
-        run_trial(method, problem, reference, params, report=report if i == 0 else None)
-        for i, (problem, reference) in enumerate(zip(problems, references, strict=True))
-    ]
+    outcomes = []
+    spent = 0.0
+    for i, (problem, reference) in enumerate(zip(problems, references, strict=True)):
+        try:
+            outcomes.append(
+                run_trial(method, problem, reference, params, report=report if i == 0 else None, time_limit=time_limit)
+            )
+        except Pruned as pruned:
+            raise Pruned(pruned.intermediate, spent + pruned.seconds, pruned.reason) from None
+        spent += outcomes[-1].seconds
     if len(outcomes) == 1:
         return outcomes[0]
     ratios = np.concatenate([np.asarray(o.ratios, dtype=float) for o in outcomes])
@@ -323,6 +344,13 @@ def time_gap(request_seconds: float | None, problems: list[TuningProblem], setti
     return request_seconds - settings.time_fraction * exact
 
 
+def time_ceiling(problems: list[TuningProblem], settings: TuneSettings) -> float | None:
+    """Seconds of unlearning after which one draw can no longer be feasible (None: unbounded)."""
+    if settings.time_fraction is None:
+        return None
+    return settings.time_fraction * sum(p.exact_seconds for p in problems) / len(problems)
+
+
 def _constraints(utility_gap: float, time: float | None) -> dict[str, float]:
     return {"utility": utility_gap, **({} if time is None else {"time": time})}
 
@@ -335,7 +363,12 @@ def _rebuild(ledger: Any, study_id: int, study: Any, settings: TuneSettings, pro
     from optuna.distributions import json_to_distribution
     from optuna.trial import TrialState, create_trial
 
-    states = {"complete": TrialState.COMPLETE, "pruned": TrialState.PRUNED, "fail": TrialState.FAIL}
+    states = {
+        "complete": TrialState.COMPLETE,
+        "pruned": TrialState.PRUNED,
+        "slow": TrialState.PRUNED,
+        "fail": TrialState.FAIL,
+    }
     for row in ledger.tuning_trials(study_id):
         distributions = {k: json_to_distribution(v) for k, v in row.distributions.items()}
         state = states[row.state]
@@ -436,6 +469,7 @@ def tune_method(
     if start and not study.trials:
         study.enqueue_trial(start, skip_if_exists=True)
     started = time.perf_counter()
+    ceiling = time_ceiling(problems, settings)
     kept: dict[int, Any] = {}  # trial number -> unlearned model, for the robustness check
     for _ in range(settings.trials):
         if settings.budget is not None and time.perf_counter() - started >= settings.budget:
@@ -450,20 +484,32 @@ def tune_method(
             return trial.should_prune()
 
         distributions = {k: optuna.distributions.distribution_to_json(d) for k, d in trial.distributions.items()}
+        untuned_start = start is not None and number == 0  # the enqueued start runs to its end
         try:
-            outcome = run_draws(method, problems, references, params, report=report, objective=settings.objective)
+            outcome = run_draws(
+                method,
+                problems,
+                references,
+                params,
+                report=report,
+                objective=settings.objective,
+                time_limit=None if untuned_start else ceiling,
+            )
         except Pruned as pruned:
             study.tell(trial, state=optuna.trial.TrialState.PRUNED)
             ledger.add_tuning_trial(
                 row.id,
                 number=number,
-                state="pruned",
+                state="slow" if pruned.reason == "time" else "pruned",
                 params=trial.params,
                 distributions=distributions,
                 intermediate={str(k): v for k, v in pruned.intermediate.items()},
                 seconds=pruned.seconds,
             )
-            say(f"{method} trial {number}: pruned at forget quality {max(pruned.intermediate.values()):.3g}")
+            if pruned.reason == "time":
+                say(f"{method} trial {number}: stopped at the time ceiling ({ceiling:.1f} s of unlearning per draw)")
+            else:
+                say(f"{method} trial {number}: pruned at forget quality {max(pruned.intermediate.values()):.3g}")
             continue
         gap = settings.utility_fraction - outcome.utility_fraction
         slow = time_gap(outcome.request_seconds, problems, settings)

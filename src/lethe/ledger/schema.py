@@ -435,7 +435,7 @@ class TuningTrial(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     study_id: Mapped[int] = mapped_column(ForeignKey("tuning_studies.id"), index=True)
     number: Mapped[int] = mapped_column(Integer)
-    state: Mapped[str] = mapped_column(String(20))  # complete, pruned, fail
+    state: Mapped[str] = mapped_column(String(20))  # complete, pruned, slow (stopped at the time ceiling), fail
     params: Mapped[dict] = mapped_column(JSON)
     distributions: Mapped[dict] = mapped_column(JSON)
     """Optuna's JSON of each parameter's distribution (to rebuild the study on resume)."""
