@@ -69,6 +69,13 @@ def test_callback_sees_every_step_with_metrics_every_n(world):
     assert result.initial_metrics is not None and result.final_metrics is seen[-1].metrics
 
 
+def test_quick_metrics_only_watch_and_their_seconds_are_counted_apart(world):
+    watched, plain = run(world, seed=5, eval_every=1), run(world, seed=5)
+    assert watched.draws == plain.draws
+    assert all(torch.equal(a, b) for a, b in zip(watched.model.parameters(), plain.model.parameters()))
+    assert 0 < watched.monitor_seconds < watched.wall_time and plain.monitor_seconds == 0.0
+
+
 def test_cancel_stops_before_the_next_step(world):
     cancel, steps = threading.Event(), []
 

@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -228,6 +228,8 @@ def run_trial(
     from lethe.unlearn import UnlearnConfig, run_unlearning
 
     config = UnlearnConfig.from_dict({**problem.fixed, **params})
+    if not config.has_early_stop:  # the trial is evaluated in full afterwards; the quick metrics only watch
+        config = replace(config, eval_every=0)
     model, tokenizer = load_version(problem.target_path)
     items = tofu_items(problem.forget_documents, "forget", problem.eval_config.max_items, problem.eval_config.seed)
     quick = ScoreSettings(**{**asdict(problem.eval_config.settings()), "generate": False})

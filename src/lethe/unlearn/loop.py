@@ -159,11 +159,15 @@ def unlearn_loop(
     pad_id, eval_size = method.pad_token_id, config.eval_max_examples
     forget_eval, retain_eval = forget[:eval_size], retain[:eval_size]
 
-    def metrics_now() -> QuickMetrics:
-        with engine.autocast():  # at the precision the steps run in
-            return quick_metrics(trained, forget_eval, retain_eval, pad_id, config.forget_batch_size)
-
     result = UnlearnResult(model=trained, method=method.name, steps=0, wall_time=0.0)
+
+    def metrics_now() -> QuickMetrics:
+        began = time.perf_counter()
+        with engine.autocast():  # at the precision the steps run in
+            metrics = quick_metrics(trained, forget_eval, retain_eval, pad_id, config.forget_batch_size)
+        result.monitor_seconds += time.perf_counter() - began
+        return metrics
+
     if config.eval_every:
         result.initial_metrics = metrics_now()
 

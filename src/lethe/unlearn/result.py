@@ -39,6 +39,10 @@ class UnlearnResult:
     `forget_accuracy_target`, `retain_accuracy_floor`), or `None` if it ran them all."""
     initial_metrics: QuickMetrics | None = None
     """Quick metrics before the first step (when `eval_every` > 0)."""
+    monitor_seconds: float = 0.0
+    """Of `wall_time`, the seconds spent on the quick metrics. They only watch (no gradient,
+    no random draw), so a run with `eval_every=0` takes the same steps to the same weights in
+    `wall_time - monitor_seconds`."""
 
     @property
     def final_metrics(self) -> QuickMetrics | None:
