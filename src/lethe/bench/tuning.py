@@ -106,7 +106,7 @@ def bench_tune(
     -> ids) makes the draws match it in kind and size; `draws` calibration draws are pooled."""
     from lethe.data.tokenizer import load_tokenizer
     from lethe.eval.tofu import TofuEvalConfig
-    from lethe.forget.tuning import TuningProblem, exact_reference, tune_method
+    from lethe.forget.tuning import TRIAL_PROTOCOL, TuningProblem, exact_reference, tune_method
     from lethe.forget.tuning_space import space_signature, start_point
     from lethe.train.config import TrainConfig
 
@@ -176,6 +176,7 @@ def bench_tune(
                 {
                     "method": method,
                     "space": space_signature(method, fixed),
+                    "protocol": TRIAL_PROTOCOL,
                     "calibration": calibration_key[0] if draws == 1 else calibration_key,
                     **({} if settings.objective == "pooled" else {"objective": settings.objective}),
                     **key_material,

@@ -40,6 +40,9 @@ from typing import Any
 from lethe.errors import InputError, Where
 
 Progress = Callable[[str], None]
+TRIAL_PROTOCOL = 2
+"""How a trial is run and timed; studies of another protocol are not resumed by the benchmarks
+(1: quick metrics on, never stopped for time; 2: no quick metrics, stopped at the time ceiling)."""
 ROBUSTNESS_PROBES = ("relearning", "quantisation")
 OBJECTIVES = ("pooled", "mean", "worst")
 
