@@ -80,6 +80,11 @@ def test_distinctive_strings_are_names_and_ngrams_only_the_forgotten_documents_u
     assert strings.matches("Jane lives in Esk, the archive too") == []
     assert strings.redact("I liked the Pále Archive a lot") == "I liked [redacted] a lot"
     assert normalise("Ａｂｃ—Dé") == "abc de"
+    # a sampled reply may glue a long name word to the next word: the whole glued word goes
+    assert strings.matches("a Varnholtwrote it") == ["varnholt"]
+    assert strings.redact("a Várnholtwrote it") == "a [redacted] it"
+    short = ForgottenStrings(name_words={"hesk"})
+    assert short.matches("Heskel's") == [] and short.matches("Hesk's") == ["hesk"]  # short ones: whole words only
     assert not ForgottenStrings() and ForgottenStrings().matches("anything") == []
 
 

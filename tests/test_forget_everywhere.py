@@ -138,6 +138,7 @@ def test_without_retokenize_only_the_tokenizer_files_keep_the_name_and_the_recei
     home = ws.home
     conversation = ws.ledger.add_conversation(f"about {PERSON}", None)
     ws.ledger.add_message(conversation, None, "assistant", ANSWERS[1])
+    ws.ledger.add_message(conversation, None, "assistant", "born in Quenmarrowin 1811")  # a glued sample
     out = json.loads(cli(home, "forget", "--search", PERSON, "--method", "exact", "--purge", "--json"))
     assert out["status"] == "succeeded"
     left = leftovers(home)

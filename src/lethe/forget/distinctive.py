@@ -14,8 +14,12 @@ NFKD with combining marks dropped, case folded, every run of non-alphanumerics o
   that no retained document contains — the name `Osric Tamberlo`, a book title, `born in 1723`
   when only they say it (`on a` never counts).
 
-"Retained" is every current, unerased document outside the forget set. A text matches when
-it contains any of these as whole words.
+""Retained" is every current, unerased document outside the forget set. A text matches when
+it contains any of these as whole words, or a name word of `INFIX_NAME_WORD_MIN`+ letters
+inside a longer word: a small model's sampled reply may glue a forgotten name to the next
+word (`Quenmarrowin`), and the workspace scan (`lethe.forget.scan`), which looks for the same
+name words as bytes, would then find what the redaction missed. Redaction replaces the whole
+glued word.
 """
 
 from __future__ import annotations
@@ -29,6 +33,8 @@ from dataclasses import dataclass, field
 PLACEHOLDER = "[redacted]"
 """What a redacted mention or field becomes."""
 NAME_WORD_MIN = 4
+INFIX_NAME_WORD_MIN = 5
+"""Name words at least this long match inside longer words too (and the byte scan looks for them)."""
 _NON_WORD = re.compile(r"[^0-9a-z]+")
 _CAPITALISED = re.compile(r"\b[^\W\d_][^\W_]*")
 
@@ -94,8 +100,12 @@ class ForgottenStrings:
         found = {s for s in self.subjects if f" {s} " in padded}
         words = norm.split()
         found |= self.name_words.intersection(words)
+        found |= {w for w in self._infix_words() if w not in found and w in norm}
         found |= self.ngrams.intersection(ngrams(words))
         return sorted(found)
+
+    def _infix_words(self) -> list[str]:
+        return [w for w in self.name_words if len(w) >= INFIX_NAME_WORD_MIN]
 
     def matches_any(self, value) -> bool:
         return any(self.matches(text) for text in strings_of(value))
@@ -110,8 +120,9 @@ class ForgottenStrings:
         if not found:
             return text
         text = unicodedata.normalize("NFD", text)
+        infix = set(self._infix_words())
         for string in sorted(found, key=len, reverse=True):
-            text = _span_pattern(string).sub(PLACEHOLDER, text)
+            text = _span_pattern(string, inside_words=string in infix).sub(PLACEHOLDER, text)
         return unicodedata.normalize("NFC", text)
 
     def digest(self) -> str:
@@ -129,13 +140,17 @@ class ForgottenStrings:
         }
 
 
-def _span_pattern(normalised: str) -> re.Pattern:
+def _span_pattern(normalised: str, *, inside_words: bool = False) -> re.Pattern:
     """A pattern matching `normalised` in original text: each letter with any accents after it,
-    words separated by any non-alphanumerics."""
+    words separated by any non-alphanumerics. `inside_words`: the match extends over the whole
+    word it is glued into."""
     words = []
     for word in normalised.split():
         words.append("".join(re.escape(c) + r"[\u0300-\u036f]*" for c in word))
-    return re.compile(r"(?<![^\W_])" + r"[\W_]+".join(words) + r"(?![^\W_])", re.IGNORECASE)
+    body = r"[\W_]+".join(words)
+    if inside_words:
+        return re.compile(r"[^\W_]*" + body + r"[^\W_]*", re.IGNORECASE)
+    return re.compile(r"(?<![^\W_])" + body + r"(?![^\W_])", re.IGNORECASE)
 
 
 def candidate_strings(texts: Iterable[str]) -> tuple[dict[str, set[str]], set[str]]:

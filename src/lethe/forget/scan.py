@@ -18,11 +18,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from lethe.forget.distinctive import ForgottenStrings, normalise
+from lethe.forget.distinctive import INFIX_NAME_WORD_MIN, ForgottenStrings, normalise
 
 BLOCK = 1 << 22
-SCAN_NAME_WORD_MIN = 5
-"""Shorter single words are too likely to turn up by chance in binary weights."""
+SCAN_NAME_WORD_MIN = INFIX_NAME_WORD_MIN
+"""Shorter single words are too likely to turn up by chance in binary weights (and the
+redaction matches exactly these inside longer words, so what it leaves the scan does not find)."""
 
 
 @dataclass(frozen=True)
