@@ -111,3 +111,16 @@ def test_tune_draws_authors_matched_to_the_request_and_runs_the_tuned_method(tmp
     assert {"target", "retain", "whp", "whp+tuned"} <= labels
     (goal,) = result["tuning"]["goal"]
     assert goal["method"] == "whp" and goal["trials"] == 1 and 0 <= goal["forget_quality"] <= 1
+
+
+def test_a_results_file_records_the_data_path_without_this_machines_layout(tmp_path, monkeypatch) -> None:
+    shared = tmp_path / "shared" / "data"
+    (shared / "tofu").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("LETHE_SHARED_DATA", str(shared))
+    assert TofuBenchConfig(data=shared / "tofu").to_dict()["data"] == "$LETHE_SHARED_DATA/tofu"
+    monkeypatch.delenv("LETHE_SHARED_DATA")
+    (tmp_path / "project").mkdir()
+    monkeypatch.chdir(tmp_path / "project")  # found beside the checkout: recorded relative to it
+    assert TofuBenchConfig(data=shared / "tofu").to_dict()["data"] == "../shared/data/tofu"
+    assert TofuBenchConfig(data="my/tofu").to_dict()["data"] == "my/tofu"  # as given

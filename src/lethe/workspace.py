@@ -167,6 +167,22 @@ def _first_line(error: BaseException) -> str:
     return lines[0] if lines else type(origin).__name__
 
 
+def portable_path(path: str | Path) -> str:
+    """`path` as a results file should record it: as given when relative; under the shared
+    data as `$LETHE_SHARED_DATA/...` (when that variable located it) or relative to the
+    working directory; any other absolute path as it is."""
+    path = Path(path)
+    if not path.is_absolute():
+        return str(path)
+    shared = shared_data_dir()
+    if path.resolve().is_relative_to(shared):
+        inside = path.resolve().relative_to(shared)
+        if os.environ.get(SHARED_DATA_ENV):
+            return f"${SHARED_DATA_ENV}/{inside}".rstrip("/.")
+        return os.path.relpath(path, Path.cwd())
+    return str(path)
+
+
 def shared_data_dir() -> Path:
     """Where the shared data sets live: LETHE_SHARED_DATA, else `shared/data` beside the checkout.
 

@@ -116,10 +116,12 @@ class TofuBenchConfig:
         return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
 
     def to_dict(self) -> dict[str, Any]:
+        from lethe.workspace import portable_path
+
         values = asdict(self)
-        # as given (e.g. ../shared/data/tofu): results files carry no machine path, and the
+        # as given (e.g. ../shared/data/tofu, $LETHE_SHARED_DATA/tofu): results files carry no machine path, and the
         # cache keys on the data files' hashes, not on where they lie
-        values["data"] = str(self.data)
+        values["data"] = portable_path(self.data)
         return values
 
     @property
