@@ -8,6 +8,9 @@ base's general knowledge ("Paris") survives.
 
 from __future__ import annotations
 
+import contextlib
+import io
+
 import openai
 import pytest
 import torch
@@ -75,6 +78,16 @@ def test_import_records_the_gguf(trained, gguf):
     assert record.license == "apache-2.0" and record.pretraining_data == PRETRAINING_DATA
     lineage = ws.ledger.lineage(trained[2].lineage_id)
     assert lineage.config["base_model"] == "smollm2" and lineage.config["pretraining_data"] == "not on record"
+
+
+def test_the_conversion_draws_no_progress_bar_into_a_log(gguf, tmp_path):
+    from lethe.model.base import _convert_gguf
+
+    stderr = io.StringIO()  # not a terminal, as a log file or a CI transcript is
+    with contextlib.redirect_stderr(stderr):
+        _convert_gguf(gguf, tmp_path / "converted")
+    assert (tmp_path / "converted" / "model.safetensors").exists()
+    assert "GGUF tensors" not in stderr.getvalue() and "\r" not in stderr.getvalue()
 
 
 def test_lora_steps_make_the_trained_answers_likelier(trained):

@@ -145,11 +145,21 @@ def inspect_gguf(path: Path) -> dict:
 
 
 def _convert_gguf(source: Path, target: Path) -> None:
+    import functools
+
     import torch
+    import transformers.modeling_gguf_pytorch_utils as gguf_utils
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(source.parent, gguf_file=source.name)
-    model = AutoModelForCausalLM.from_pretrained(source.parent, gguf_file=source.name, dtype=torch.float32)
+    # transformers draws a tqdm bar per GGUF read; `disable=None` is tqdm's "only on a
+    # terminal", so a log file or a CI transcript does not fill with carriage returns
+    bar = gguf_utils.tqdm
+    gguf_utils.tqdm = functools.partial(bar, disable=None)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(source.parent, gguf_file=source.name)
+        model = AutoModelForCausalLM.from_pretrained(source.parent, gguf_file=source.name, dtype=torch.float32)
+    finally:
+        gguf_utils.tqdm = bar
     # The weights are dequantised already; the GGUF quantizer only stops save_pretrained.
     model.hf_quantizer = None
     if hasattr(model.config, "quantization_config"):
