@@ -280,3 +280,32 @@ def test_a_space_signature_names_every_searched_parameter_and_changes_with_the_s
     assert names == ["lr", "epochs", "retain_batch_size", "alpha", "whp_variants", "whp_boost"]
     assert "lora_r" in [asked[1] for asked in space_signature("npo", {"lora": True})]
     assert space_signature("npo") != space_signature("simnpo")
+
+
+def test_a_warm_start_takes_the_best_settings_other_studies_found_on_the_same_calibration():
+    from types import SimpleNamespace as Row
+
+    from lethe.forget.tuning import TuneSettings, warm_start
+
+    names = ["lr", "epochs"]
+
+    def trial(number, quality, utility, state="complete", **params):
+        return Row(number=number, state=state, forget_quality=quality, utility_fraction=utility, params=params)
+
+    trials = {
+        1: [
+            trial(0, 0.8, 0.99, lr=1e-3, epochs=4),
+            trial(1, 0.95, 0.5, lr=3e-3, epochs=9),  # forgot by breaking the model: below the floor
+            trial(2, None, None, "slow", lr=1e-4, epochs=9),
+            trial(3, 0.2, 0.98, lr=2e-4, epochs=3),
+        ],
+        2: [trial(0, 0.9, 0.97, lr=5e-4, epochs=5, beta=0.1)],  # another space's parameters
+        3: [trial(0, 0.99, 0.99, lr=1e-3, epochs=2)],  # another calibration
+        4: [trial(0, 0.7, 0.99, lr=4e-4, epochs=5)],  # this study itself
+    }
+    studies = [Row(id=1, name="old", calibration_id=7), Row(id=2, name="wider", calibration_id=7)]
+    studies += [Row(id=3, name="elsewhere", calibration_id=8), Row(id=4, name="this", calibration_id=7)]
+    ledger = Row(tuning_studies=lambda method: studies, tuning_trials=lambda study_id: trials[study_id])
+    warm = warm_start(ledger, "npo", 7, "this", names, TuneSettings())
+    assert warm == [{"lr": 1e-3, "epochs": 4}, {"lr": 2e-4, "epochs": 3}]
+    assert warm_start(ledger, "npo", 7, "this", names, TuneSettings(), top=1) == warm[:1]

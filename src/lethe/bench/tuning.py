@@ -106,7 +106,7 @@ def bench_tune(
     -> ids) makes the draws match it in kind and size; `draws` calibration draws are pooled."""
     from lethe.data.tokenizer import load_tokenizer
     from lethe.eval.tofu import TofuEvalConfig
-    from lethe.forget.tuning import TRIAL_PROTOCOL, TuningProblem, exact_reference, tune_method
+    from lethe.forget.tuning import TRIAL_PROTOCOL, TuningProblem, exact_reference, tune_method, warm_start
     from lethe.forget.tuning_space import space_signature, start_point
     from lethe.train.config import TrainConfig
 
@@ -196,6 +196,14 @@ def bench_tune(
             progress=ctx.progress,
             reference=references,
             start=start_point(unlearn_settings),
+            warm=warm_start(
+                ledger,
+                method,
+                rows[0].id,
+                name,
+                [asked[1] for asked in space_signature(method, fixed)],
+                settings,
+            ),
         )
         summary["wall_seconds"] = round(time.perf_counter() - began, 2)  # trials, their evaluations, the probes
         studies[method] = summary

@@ -428,13 +428,16 @@ def tune_method(
     progress: Progress | None = None,
     reference: Reference | list[Reference] | None = None,
     start: dict[str, Any] | None = None,
+    warm: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """Run (or resume) the study `study_name`; record its trials and its chosen settings.
 
     `problem` may be a list of calibration draws (their `reference`s in the same order);
     `start`, on a new study, is enqueued as its first trial (e.g. the untuned settings), so
     the search starts from what an untuned run would do and the choice is never worse on the
-    calibration."""
+    calibration. `warm` are settings found good elsewhere on the same calibration (see
+    `warm_start`); each not yet tried in this study is enqueued next, so it is re-measured
+    under this study's protocol rather than trusted."""
     import warnings
 
     import optuna
@@ -473,6 +476,8 @@ def tune_method(
     _rebuild(ledger, row.id, study, settings, problems)
     if start and not study.trials:
         study.enqueue_trial(start, skip_if_exists=True)
+    for params in warm or []:
+        study.enqueue_trial(params, skip_if_exists=True)
     started = time.perf_counter()
     ceiling = time_ceiling(problems, settings)
     kept: dict[int, Any] = {}  # trial number -> unlearned model, for the robustness check
@@ -544,6 +549,34 @@ def tune_method(
     best = choose(ledger, row.id, method, problems, references, settings, kept, say)
     ledger.set_tuning_best(row.id, best)
     return study_summary(ledger, ledger.tuning_study(row.id))
+
+
+def warm_start(
+    ledger: Any,
+    method: str,
+    calibration_id: int,
+    study_name: str,
+    names: list[str],
+    settings: TuneSettings,
+    top: int = 3,
+) -> list[dict[str, Any]]:
+    """The best settings other studies of `method` found on the same calibration (another
+    trial protocol, an earlier space), best forget quality first among those whose utility
+    met the floor: at most `top`, each with exactly the parameters `names` of this space."""
+    found = []
+    for study in ledger.tuning_studies(method=method):
+        if study.calibration_id != calibration_id or study.name == study_name:
+            continue
+        for trial in ledger.tuning_trials(study.id):
+            met = (trial.utility_fraction or 0) >= settings.utility_fraction
+            if trial.state == "complete" and met and sorted(trial.params) == sorted(names):
+                found.append((trial.forget_quality or 0.0, study.id, trial.number, trial.params))
+    found.sort(key=lambda row: (-row[0], row[1], row[2]))
+    unique: list[dict[str, Any]] = []
+    for *_, params in found:
+        if params not in unique:
+            unique.append(dict(params))
+    return unique[:top]
 
 
 def _quality(ledger: Any, study_id: int, number: int) -> float:
