@@ -69,3 +69,29 @@ def test_the_heartbeat_stops_with_the_last_unlearning_step():
     assert lines.count("unlearning: started") == 1, lines
     done = next(i for i, line in enumerate(lines) if line.startswith("unlearning: done, 2 steps"))
     assert not any(line.startswith("unlearning") for line in lines[done + 1 :]), lines
+
+
+def test_a_reader_that_leaves_silences_the_progress_and_never_stops_the_work():
+    class Gone(io.StringIO):
+        def write(self, text):
+            raise BrokenPipeError(32, "Broken pipe")
+
+    out = Console(file=Gone(), force_terminal=False, width=200)
+    with progress_callback(True, out=out, heartbeat=3600) as callback:
+        callback(slice_event("slice_start", "train"))  # the first line breaks: no exception
+        for step in (1, 2):
+            callback(ProgressEvent(kind="unlearn", step=step, steps_total=2, losses={"loss": 0.1}))
+
+
+def test_lethe_piped_into_a_reader_that_leaves_exits_without_a_traceback():
+    import os
+    import subprocess
+    import sys
+
+    read, write = os.pipe()
+    os.close(read)  # the reader is gone before lethe writes
+    result = subprocess.run(
+        [sys.executable, "-m", "lethe", "--help"], check=False, stdout=write, stderr=subprocess.PIPE, timeout=120
+    )
+    os.close(write)
+    assert result.returncode != 0 and b"Traceback" not in result.stderr, result.stderr.decode()[-500:]

@@ -39,6 +39,8 @@ class StageProgress:
         self.stage: str | None = None
         self.completed, self.total, self.info = 0, None, ""
         self.started = self.last_line = time.monotonic()
+        self.silenced = False
+        """Set when the output broke: progress is not worth failing a forget request for."""
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._task = None
@@ -102,8 +104,15 @@ class StageProgress:
         self._line(f"{self.stage}: step {self.completed}/{total} {self.info} ({self._elapsed()})".replace("  ", " "))
 
     def _line(self, text: str) -> None:
-        self.out.print(text, highlight=False, markup=False, soft_wrap=True)
         self.last_line = time.monotonic()
+        if self.silenced:
+            return
+        try:
+            self.out.print(text, highlight=False, markup=False, soft_wrap=True)
+        except (OSError, ValueError, SystemExit):
+            # the reader went away (`| head`, a closed log; rich turns a broken pipe into
+            # SystemExit): the work goes on without its progress lines
+            self.silenced = True
 
     def _beat(self) -> None:
         """In a log file, say something at least every `heartbeat` seconds, even mid-step."""
