@@ -309,3 +309,12 @@ def test_a_warm_start_takes_the_best_settings_other_studies_found_on_the_same_ca
     warm = warm_start(ledger, "npo", 7, "this", names, TuneSettings())
     assert warm == [{"lr": 1e-3, "epochs": 4}, {"lr": 2e-4, "epochs": 3}]
     assert warm_start(ledger, "npo", 7, "this", names, TuneSettings(), top=1) == warm[:1]
+
+
+def test_only_the_first_draws_exact_model_is_attacked(monkeypatch):
+    from lethe.forget import tuning
+
+    asked = []
+    monkeypatch.setattr(tuning, "exact_reference", lambda problem, settings, *, probes: asked.append(probes))
+    tuning.exact_references(["draw 1", "draw 2", "draw 3"], tuning.TuneSettings())
+    assert asked == [True, False, False]  # `choose` attacks the finalists on the first draw only

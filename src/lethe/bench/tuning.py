@@ -106,7 +106,7 @@ def bench_tune(
     -> ids) makes the draws match it in kind and size; `draws` calibration draws are pooled."""
     from lethe.data.tokenizer import load_tokenizer
     from lethe.eval.tofu import TofuEvalConfig
-    from lethe.forget.tuning import TRIAL_PROTOCOL, TuningProblem, exact_reference, tune_method, warm_start
+    from lethe.forget.tuning import TRIAL_PROTOCOL, TuningProblem, exact_references, tune_method, warm_start
     from lethe.forget.tuning_space import space_signature, start_point
     from lethe.train.config import TrainConfig
 
@@ -165,7 +165,7 @@ def bench_tune(
             )
         )
     started = time.perf_counter()
-    references = [exact_reference(problem, settings) for problem in problems]
+    references = exact_references(problems, settings)
     reference_seconds = time.perf_counter() - started
     studies, models = {}, {}
     calibration_key = [row.id for row in rows]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from lethe.errors import InputError, Where
-from lethe.forget.tuning import Progress, TuneSettings, exact_reference, study_summary, tune_method
+from lethe.forget.tuning import Progress, TuneSettings, exact_references, study_summary, tune_method
 
 
 def tune(
@@ -69,7 +69,7 @@ def tune(
         row = calibration_exact(workspace, base, subjects, document_ids, callback=callback)
         rows.append(row)
         problems.append(workspace_problem(workspace, base, row, fixed=fixed, eval_items=eval_items, seed=settings.seed))
-    references = [exact_reference(problem, settings) for problem in problems]
+    references = exact_references(problems, settings)
     row = rows[0]
     lineage = ledger.lineage(base.lineage_id).name if base.lineage_id else "lineage"
     summaries = []

@@ -156,8 +156,14 @@ def _eval_splits(problem: TuningProblem) -> dict[str, list[Any]]:
     return {"forget": problem.forget_documents, "retain": problem.retain_documents}
 
 
-def exact_reference(problem: TuningProblem, settings: TuneSettings) -> Reference:
-    """The exact model's forget truth ratios, utility and (if asked) probe metrics."""
+def exact_references(problems: list[TuningProblem], settings: TuneSettings) -> list[Reference]:
+    """Every draw's exact reference; only the first draw's is attacked (the finalists' attacks
+    run on the first draw, see `choose`), so the others skip the probes."""
+    return [exact_reference(p, settings, probes=i == 0) for i, p in enumerate(problems)]
+
+
+def exact_reference(problem: TuningProblem, settings: TuneSettings, *, probes: bool = True) -> Reference:
+    """The exact model's forget truth ratios, utility and (if asked and `probes`) probe metrics."""
     from lethe.eval.tofu import evaluate_tofu
     from lethe.model.io import load_version
 
@@ -168,7 +174,7 @@ def exact_reference(problem: TuningProblem, settings: TuneSettings) -> Reference
             "the calibration documents need QA pairs with perturbed answers (a truth ratio) and a retain split"
         )
     reference = Reference(evaluation.forget_ratios(), float(evaluation.model_utility))
-    if settings.robustness:
+    if settings.robustness and probes:
         reference.probes = probe_headlines(model, tokenizer, problem, settings)
     return reference
 
@@ -446,7 +452,7 @@ def tune_method(
 
     problems = problem if isinstance(problem, list) else [problem]
     if reference is None:
-        references = [exact_reference(p, settings) for p in problems]
+        references = exact_references(problems, settings)
     else:
         references = reference if isinstance(reference, list) else [reference]
     say = progress or (lambda _m: None)
