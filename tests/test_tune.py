@@ -318,3 +318,13 @@ def test_only_the_first_draws_exact_model_is_attacked(monkeypatch):
     monkeypatch.setattr(tuning, "exact_reference", lambda problem, settings, *, probes: asked.append(probes))
     tuning.exact_references(["draw 1", "draw 2", "draw 3"], tuning.TuneSettings())
     assert asked == [True, False, False]  # `choose` attacks the finalists on the first draw only
+
+
+def test_a_bench_without_robustness_tunes_without_attacks():
+    from lethe.bench.synth import SynthBenchConfig
+    from lethe.bench.tofu import TofuBenchConfig
+    from lethe.bench.tuning import tune_settings
+
+    assert tune_settings(TofuBenchConfig(data="tofu")).robustness
+    assert not tune_settings(TofuBenchConfig(data="tofu", robustness=False)).robustness
+    assert not tune_settings(SynthBenchConfig(robustness=False)).robustness

@@ -329,10 +329,12 @@ def finish_tuning(out: Path, result: dict[str, Any], exact_seconds: float, utili
 
 
 def tune_settings(config: Any) -> Any:
-    """The `TuneSettings` of a benchmark configuration's tune_* fields."""
+    """The `TuneSettings` of a benchmark configuration's tune_* fields. `--no-robustness`
+    also leaves out the tuner's own attacks (on the exact model and on the finalists)."""
     from lethe.forget.tuning import TuneSettings
 
     return TuneSettings(
+        robustness=bool(getattr(config, "robustness", True)),
         trials=config.tune_trials,
         budget=config.tune_budget,
         utility_fraction=config.tune_utility_fraction,

@@ -154,7 +154,9 @@ def bench_tofu(
     max_new_tokens: int = typer.Option(None, "--max-new-tokens", help="Longest greedy answer (default 200)."),
     seed: int = typer.Option(None, "--seed"),
     robustness: bool = typer.Option(
-        None, "--robustness/--no-robustness", help="Attack every model with the robustness suite (default on)."
+        None,
+        "--robustness/--no-robustness",
+        help="Attack every model with the robustness suite (default on); off also skips the tuner's attacks.",
     ),
     probes: str = typer.Option(None, "--probes", help="Comma-separated robustness probes (default: all)."),
     tune: str = typer.Option(
@@ -236,7 +238,9 @@ def bench_synth(
     max_new_tokens: int = typer.Option(None, "--max-new-tokens", help="Longest greedy answer (default 48)."),
     seed: int = typer.Option(None, "--seed"),
     robustness: bool = typer.Option(
-        None, "--robustness/--no-robustness", help="Attack every model with the robustness suite (default on)."
+        None,
+        "--robustness/--no-robustness",
+        help="Attack every model with the robustness suite (default on); off also skips the tuner's attacks.",
     ),
     probes: str = typer.Option(None, "--probes", help="Comma-separated robustness probes (default: all)."),
     tune: str = typer.Option(
