@@ -120,6 +120,17 @@ def test_tune_show_draws_the_pareto_front(tmp_path):
     assert len(ax.collections) == 2  # the trials and the ring around the chosen one
     assert list(ax.collections[1].get_offsets()[0]) == [0.99, 0.2]
     assert np.allclose(sorted(ax.collections[0].get_offsets()[:, 1]), [0.05, 0.2, 0.8])
+    # the legend sits beside the axes (over them it hid a study's only trial) and counts the rest
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    renderer = FigureCanvasAgg(fig).get_renderer()
+    assert ax.get_legend().get_window_extent(renderer).x0 >= ax.get_window_extent(renderer).x1
+    slow = {
+        **study,
+        "trials": [*trials, {"number": 3, "state": "slow", "forget_quality": None, "utility_fraction": None}],
+    }
+    labels = [t.get_text() for t in pareto_figure([slow]).axes[0].get_legend().get_texts()]
+    assert labels[0] == "npo (3 finished; 1 stopped at the time ceiling)"
 
 
 def test_bad_tune_input_is_a_sentence_and_changes_nothing(trained_workspace):

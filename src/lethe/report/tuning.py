@@ -1,9 +1,9 @@
 """The tuning panel: the Pareto front of each study, forget quality against utility.
 
 One point per finished trial (utility as a fraction of the exact model's on x, forget quality
-on a log scale on y), the non-dominated trials joined by a step line, pruned trials left
-out (they have no final numbers), the utility floor drawn as a vertical line and the chosen
-trial ringed. `tuning_html` is the report's section: the chart and the chosen settings.
+on a log scale on y), the non-dominated trials joined by a step line, pruned and slow trials
+left out (they have no final numbers; the legend counts them), the utility floor drawn as a
+vertical line and the chosen trial ringed; the legend sits beside the axes. `tuning_html` is the report's section: the chart and the chosen settings.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ def pareto_front(points: list[tuple[float, float]]) -> list[tuple[float, float]]
 
 def pareto_figure(studies: list[dict[str, Any]], *, title: str = "Tuning: forget quality vs utility") -> Figure:
     """The Pareto chart of one or more study summaries (`lethe.forget.tuning.study_summary`)."""
-    fig, ax = plots._figure(7.0, 4.6)
+    fig, ax = plots._figure(9.0, 4.6)
     colours = plots._palette(max(1, len(studies)))
     drawn = 0
     floor = None
@@ -38,7 +38,12 @@ def pareto_figure(studies: list[dict[str, Any]], *, title: str = "Tuning: forget
         floor = (study.get("config") or {}).get("utility_fraction", floor)
         xs = [t["utility_fraction"] for t in trials]
         ys = [max(t["forget_quality"], 1e-12) for t in trials]
-        ax.scatter(xs, ys, color=colour, alpha=0.65, s=28, label=f"{study['method']} ({len(trials)} trials)")
+        unfinished = {state: sum(t["state"] == state for t in study["trials"]) for state in ("pruned", "slow", "fail")}
+        said = {"pruned": "pruned", "slow": "stopped at the time ceiling", "fail": "failed"}
+        label = f"{study['method']} ({len(trials)} finished" + "".join(
+            f"; {n} {said[state]}" for state, n in unfinished.items() if n
+        )
+        ax.scatter(xs, ys, color=colour, alpha=0.65, s=28, label=label + ")")
         front = pareto_front(list(zip(xs, ys)))
         ax.step([p[0] for p in front], [p[1] for p in front], where="pre", color=colour, alpha=0.8, lw=1.2)
         best = study.get("best")
@@ -63,7 +68,8 @@ def pareto_figure(studies: list[dict[str, Any]], *, title: str = "Tuning: forget
     ax.set_xlabel("model utility / exact model's")
     ax.set_ylabel("forget quality vs exact (KS p-value)")
     ax.set_title(title)
-    ax.legend(fontsize=7, loc="lower left")
+    # beside the axes, never over a trial (a study with one finished trial had it hidden)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0)
     fig.tight_layout()
     return fig
 
