@@ -14,7 +14,7 @@ NFKD with combining marks dropped, case folded, every run of non-alphanumerics o
   that no retained document contains — the name `Osric Tamberlo`, a book title, `born in 1723`
   when only they say it (`on a` never counts).
 
-""Retained" is every current, unerased document outside the forget set. A text matches when
+"Retained" is every current, unerased document outside the forget set. A text matches when
 it contains any of these as whole words, or a name word of `INFIX_NAME_WORD_MIN`+ letters
 inside a longer word: a small model's sampled reply may glue a forgotten name to the next
 word (`Quenmarrowin`), and the workspace scan (`lethe.forget.scan`), which looks for the same

@@ -242,7 +242,7 @@ def run_trial(
     model, tokenizer = load_version(problem.target_path)
     items = tofu_items(problem.forget_documents, "forget", problem.eval_config.max_items, problem.eval_config.seed)
     quick = ScoreSettings(**{**asdict(problem.eval_config.settings()), "generate": False})
-    state: dict[str, Any] = {"pruned": False, "checked": False, "intermediate": {}}
+    state: dict[str, Any] = {"pruned": False, "slow": False, "checked": False, "intermediate": {}}
 
     def callback(event: Any) -> None:
         if report is None or state["checked"] or event.step < max(1, event.steps_total // 2):
@@ -260,7 +260,7 @@ def run_trial(
     def cancel() -> bool:
         if time_limit is not None and time.perf_counter() - started > time_limit:
             state["slow"] = True
-        return bool(state["pruned"] or state.get("slow"))
+        return bool(state["pruned"] or state["slow"])
 
     started = time.perf_counter()
     try:
@@ -275,7 +275,7 @@ def run_trial(
             cancel=cancel,
         )
     except CancelledError:
-        if state["pruned"] or state.get("slow"):
+        if state["pruned"] or state["slow"]:
             reason = "median" if state["pruned"] else "time"
             raise Pruned(state["intermediate"], time.perf_counter() - started, reason) from None
         raise
