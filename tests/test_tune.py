@@ -280,17 +280,33 @@ def test_draws_pool_the_truth_ratios_and_the_time_constraint_counts_one_draw(mon
         "lr": 5e-4,
         "epochs": 5,
         "retain_batch_size": 8,
+        "sam_rho": 0.0,
     }
-    assert start_point({"lr": 1.0, "epochs": 50}) == {}  # outside the space: TPE draws them
+    assert start_point({"lr": 1.0, "epochs": 50}) == {"sam_rho": 0.0}  # outside the space: TPE draws them
 
 
 def test_a_space_signature_names_every_searched_parameter_and_changes_with_the_space():
     from lethe.forget.tuning_space import space_signature
 
     names = [asked[1] for asked in space_signature("whp")]
-    assert names == ["lr", "epochs", "retain_batch_size", "alpha", "whp_variants", "whp_boost"]
+    assert names == ["lr", "epochs", "retain_batch_size", "sam_rho", "alpha", "whp_variants", "whp_boost"]
     assert "lora_r" in [asked[1] for asked in space_signature("npo", {"lora": True})]
     assert space_signature("npo") != space_signature("simnpo")
+
+
+def test_every_space_searches_the_sam_radius_with_plain_steps_among_the_choices():
+    from lethe.forget.tuning_space import SPACES, space_signature, start_point
+    from lethe.unlearn import UnlearnConfig
+
+    for method in SPACES.names():
+        (sam,) = [asked for asked in space_signature(method) if asked[1] == "sam_rho"]
+        assert sam[0] == "categorical" and 0.0 in sam[2] and max(sam[2]) > 0, method
+        for rho in sam[2]:
+            UnlearnConfig.from_dict({"sam_rho": rho})  # every choice is a valid setting
+    # the untuned start is plain steps unless the untuned run used SAM itself
+    assert start_point({"lr": 5e-4, "epochs": 5})["sam_rho"] == 0.0
+    assert start_point({"lr": 5e-4, "sam_rho": 0.05})["sam_rho"] == 0.05
+    assert "sam_rho" not in start_point({"sam_rho": 0.07})  # outside the choices: left to the sampler
 
 
 def test_a_warm_start_takes_the_best_settings_other_studies_found_on_the_same_calibration():
