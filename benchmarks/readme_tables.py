@@ -477,6 +477,7 @@ TUNED_RUNS = (
     ("synth, mean of draws", "synth-tuned-mean/results.json"),
     ("synth, whp (name swap)", "synth-tuned-whp/results.json"),
     ("synth, whp (swap and boost)", "synth-tuned-whp-boost/results.json"),
+    ("synth, worst of 3 draws, SAM searched", "synth-tuned-sam/results.json"),
     ("TOFU forget10, 40 authors", "tofu-forget10-authors40-tuned/results.json"),
     ("TOFU forget10 on the real base (smollm2), 4 authors", "tofu-base-smollm2-tuned/results.json"),
 )

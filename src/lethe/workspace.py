@@ -79,7 +79,9 @@ class Workspace:
 
         for sub in SUBDIRS:
             (self.home / sub).mkdir(parents=True, exist_ok=True)
-        return Ledger.open(self.ledger_url)
+        ledger = Ledger.open(self.ledger_url)
+        ledger.home = self.home
+        return ledger
 
     def path(self, kind: str, name: str) -> Path:
         """A path for an artefact `name` under `kind/`, refusing names that escape the workspace."""

@@ -116,6 +116,13 @@ def add(
             f"[yellow]{report.suppressed:,} {record} skipped[/]: forgotten by request {by} "
             "(their content or document was erased); `--allow-forgotten` adds them back"
         )
+    if report.guarded:
+        by = ", ".join(str(r) for r in report.guarded_by)
+        record = "record" if report.guarded == 1 else "records"
+        console.print(
+            f"[yellow]{report.guarded:,} {record} redacted[/]: they name the subject of forget request {by}; "
+            "`--allow-forgotten` stores them as given"
+        )
     if report.collections:
         emit(None, False, rows=[{"collection": k, "joined": v} for k, v in report.collections.items()])
 

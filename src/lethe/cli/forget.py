@@ -161,7 +161,7 @@ def _dry_run(
     has_model = version != "latest" or "latest" in ledger.aliases()
     base = ledger.resolve_version(version, allow_tainted=True) if has_model else None
     named = resolve(ledger, replace(selector, search=None)) if selector.docs or selector.collection else []
-    found, ids = mentions_for_request(
+    found, ids, _names = mentions_for_request(
         ledger, ids, search=selector.search, named=named, mode=mentions, choices=choices, apply=False
     )
     trained = ledger.documents_seen(base.id, candidates=ids) if base else []

@@ -185,13 +185,14 @@ def decide(mentions: list[Mention], default: str, choices: Mapping[str, dict] | 
     return mentions
 
 
-def _redacted(value, strings: ForgottenStrings):
+def redacted_value(value, strings: ForgottenStrings):
+    """`value` (a string, or a structure of them) with every matched span redacted."""
     if isinstance(value, str):
         return strings.redact(value)
     if isinstance(value, dict):
-        return {k: _redacted(v, strings) for k, v in value.items()}
+        return {k: redacted_value(v, strings) for k, v in value.items()}
     if isinstance(value, list):
-        return [_redacted(v, strings) for v in value]
+        return [redacted_value(v, strings) for v in value]
     return value
 
 
@@ -212,7 +213,7 @@ def add_redacted_revision(s: Session, document_id: int, names: Sequence[str]) ->
         kind=old.kind,
         title=strings.redact(old.title) if old.title else old.title,
         content=content,
-        data=_redacted(old.data, strings),
+        data=redacted_value(old.data, strings),
         meta={**(old.meta or {}), "redaction_of": old.id},
         tags=old.tags,
         content_hash=content_hash(content),
@@ -283,9 +284,10 @@ def mentions_for_request(
     mode: str | None = None,
     choices: Mapping[str, dict] | None = None,
     apply: bool = True,
-) -> tuple[list[Mention], list[int]]:
+) -> tuple[list[Mention], list[int], list[str]]:
     """Find and decide the mentions of a request's subject; with `apply`, make the redacted
-    revisions. Returns (mentions, the ids the request forgets).
+    revisions. Returns (mentions, the ids the request forgets, the subject's names: for the
+    request's name guard, never stored as they are).
 
     With a search, the selector's hits split into the subject's own documents and mentions
     (`split_search_hits`; `named` are the ids --docs/--collection gave, always the request's
@@ -298,14 +300,14 @@ def mentions_for_request(
         names = subject_names(s, own, subjects=[search] if search else [])
         mentions = decide(find_mentions(s, own, names), mode, choices)
         if not apply:
-            return mentions, own
+            return mentions, own, names
         extra = apply_decisions(s, mentions)
     every: dict[int, None] = dict.fromkeys(own)
     for doc_id in extra:
         for revision in ledger.revisions(doc_id):
             if not (revision.meta or {}).get("redaction_of"):
                 every[revision.id] = None
-    return mentions, sorted(every)
+    return mentions, sorted(every), names
 
 
 def recorded(mentions: list[Mention]) -> list[dict]:

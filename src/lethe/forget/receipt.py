@@ -99,6 +99,18 @@ def _version_row(v) -> dict:
     }
 
 
+def _guard_statement(guard: dict | None) -> str | None:
+    """What the name guard keeps (`lethe.forget.name_guard`), in a sentence; None without one."""
+    if not guard:
+        return None
+    n = len(guard.get("digests", []))
+    action = "redacts the names in" if guard.get("mode") == "redact" else "skips"
+    return (
+        f"{n} keyed digest{'s' if n != 1 else ''} (HMAC-SHA256) of the subject's names, not the names: "
+        f"every later ingest {action} records that name the subject; the key is {guard.get('key')} in the workspace"
+    )
+
+
 def build_receipt(workspace: Workspace, request_id: int) -> dict:
     """Everything the ledger knows of a finished request, without a byte of its documents."""
     from lethe.forget.tokenizer_purge import tokenizer_status
@@ -189,8 +201,9 @@ def build_receipt(workspace: Workspace, request_id: int) -> dict:
         "files_with_hits": [h["path"] for h in scan.get("files_with_hits", [])],
         "mentions_kept": [m["key"] for m in (request.config or {}).get("mentions", []) if m["decision"] == "keep"],
         "pretraining_data": boundary["statement"] if boundary else None,
+        "name_guard": _guard_statement((request.config or {}).get("name_guard")),
     }
-    config = {k: v for k, v in (request.config or {}).items() if k != "mentions"}
+    config = {k: v for k, v in (request.config or {}).items() if k not in ("mentions", "name_guard")}
     return {
         "request": {
             "id": request.id,

@@ -26,6 +26,7 @@ from lethe.errors import CancelledError, ConflictError, InputError
 from lethe.forget.cleanup import abandon_request, candidates_of
 from lethe.forget.erasure import compact_after_commit, erase_for_request, record_scan, record_tokenizer_purge
 from lethe.forget.mentions import mentions_for_request, recorded
+from lethe.forget.name_guard import guard_config
 from lethe.forget.selectors import Selector, redact_selector, resolve
 from lethe.forget.strategies import StrategyContext, strategy_for
 from lethe.forget.tokenizer_purge import purge_old_tokenizer, taint_tokenizer_users
@@ -85,18 +86,24 @@ def create_request(
     base = None if no_model else ledger.resolve_version(version, allow_tainted=True)
     document_ids = resolve(ledger, selector)
     named = resolve(ledger, replace(selector, search=None)) if selector.docs or selector.collection else []
-    found, document_ids = mentions_for_request(
+    found, document_ids, names = mentions_for_request(
         ledger, document_ids, search=selector.search, named=named, mode=mentions, choices=mention_choices
     )
     if not document_ids:
         raise InputError("every document the selector matches is a mention kept as it is; nothing to forget")
+    guard = guard_config(workspace.home, names, mentions or ("redact" if selector.search else "keep"))
     trained = ledger.documents_seen(base.id, candidates=document_ids) if base else []
     return ledger.create_forget_request(
         selector=selector.as_dict(),
         document_ids=document_ids,
         trained_ids=trained,
         method=method,
-        config={**(config or {}), "holdout": holdout, "mentions": recorded(found)},
+        config={
+            **(config or {}),
+            "holdout": holdout,
+            "mentions": recorded(found),
+            **({"name_guard": guard} if guard else {}),
+        },
         reason=reason,
         requester=requester,
         base_version_id=base.id if base else None,

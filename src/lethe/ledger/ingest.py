@@ -4,7 +4,9 @@ Identical content (or the same source revision id) changes nothing; new content 
 revision linked to its parent. What a forget request erased does not come back with the next
 crawl: a record whose content is that of an erased revision (its tombstone keeps the hash), or
 whose document was forgotten (its current revision is a tombstone), is skipped and counted as
-`suppressed`, naming the requests, unless the caller passes `allow_forgotten`. Rows are
+`suppressed`, naming the requests, unless the caller passes `allow_forgotten`. A record that
+names the subject of a succeeded forget request is redacted before it is stored, or skipped,
+as the request's name guard says (`lethe.forget.name_guard`; counted as `guarded`). Rows are
 inserted in batches by the fastest path each backend has (COPY on PostgreSQL, one executemany
 on SQLite), so 100k documents take seconds.
 """
@@ -35,6 +37,10 @@ class IngestReport:
     """Records skipped because a forget request erased their content or their document."""
     suppressed_by: list[int] = field(default_factory=list)
     """The forget requests that erased them (sorted ids)."""
+    guarded: int = 0
+    """Records whose forgotten-subject names were redacted before they were stored."""
+    guarded_by: list[int] = field(default_factory=list)
+    """The forget requests whose name guard redacted them (sorted ids)."""
     document_ids: list[int] = field(default_factory=list)
     collections: dict[str, int] = field(default_factory=dict)
 
@@ -45,6 +51,8 @@ class IngestReport:
             "unchanged": self.unchanged,
             "suppressed": self.suppressed,
             "suppressed_by": self.suppressed_by,
+            "guarded": self.guarded,
+            "guarded_by": self.guarded_by,
             "documents": len(self.document_ids),
             "collections": self.collections,
         }
@@ -93,6 +101,10 @@ class IngestMixin:
                 s.execute(text("ANALYZE documents"))  # bulk COPYs leave the planner's statistics stale
             members: dict[str, list[int]] = {}
             seen: dict = {"current": {}, "known": {}, "looked_up": set(), "allow_forgotten": allow_forgotten}
+            if not allow_forgotten:
+                from lethe.forget.name_guard import NameGuard
+
+                seen["guard"] = NameGuard.load(s, self.home)
             batch: list[DocumentRecord] = []
             for record in records:
                 batch.append(record)
@@ -104,6 +116,7 @@ class IngestMixin:
             for name, ids in members.items():
                 report.collections[name] = repository.add_members(s, repository.collection(s, name), ids)
             report.suppressed_by = sorted(seen.get("suppressed_by", ()))
+            report.guarded_by = sorted(seen.get("guarded_by", ()))
             repository.record_event(
                 s,
                 "documents.ingested",
@@ -169,6 +182,7 @@ class IngestMixin:
             pending_slots.clear()
 
         pending_keys: set[str] = set()
+        guard = seen.get("guard")
         for record in batch:
             digest = record.content_hash
             if record.external_id in pending_keys:
@@ -182,6 +196,18 @@ class IngestMixin:
                     seen.setdefault("suppressed_by", set()).add(request)
                 resolved.append(None)
                 continue
+            if guard is not None:
+                verdict = guard.check(record)
+                if verdict.action == "drop":
+                    report.suppressed += 1
+                    seen.setdefault("suppressed_by", set()).add(verdict.request_id)
+                    resolved.append(None)
+                    continue
+                if verdict.action == "redact":
+                    report.guarded += 1
+                    seen.setdefault("guarded_by", set()).add(verdict.request_id)
+                    record = verdict.record
+                digest = record.content_hash
             # Unchanged: the same source revision seen before, or (unnumbered sources) the same
             # content as the current revision. A revert to older content is a new revision, and
             # so is content added back over an erased current revision (`allow_forgotten`).

@@ -95,6 +95,9 @@ class Ledger(
     def __init__(self, engine: Engine, *, actor: str | None = None):
         self.engine = engine
         self.actor = actor or os.environ.get("USER")
+        self.home: Path | None = None
+        """The workspace home when opened through one: where the name guard's key is
+        (`lethe.forget.name_guard`)."""
         self._sessions = sessionmaker(engine, expire_on_commit=False)
 
     @classmethod
