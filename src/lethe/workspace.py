@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
+from typing import Any
 
 from lethe.errors import InputError
 
@@ -34,6 +35,8 @@ class Workspace:
 
     home: Path
     db_url: str | None = None
+    ingest_guard: Any = field(default=None, compare=False, repr=False)
+    """The ledger's name guard (`Ledger.ingest_guard`), set by `lethe.forget.name_guard.guarded`."""
 
     @classmethod
     def from_env(cls, home: str | Path | None = None, db_url: str | None = None) -> Workspace:
@@ -81,6 +84,7 @@ class Workspace:
             (self.home / sub).mkdir(parents=True, exist_ok=True)
         ledger = Ledger.open(self.ledger_url)
         ledger.home = self.home
+        ledger.ingest_guard = self.ingest_guard
         return ledger
 
     def path(self, kind: str, name: str) -> Path:

@@ -134,6 +134,7 @@ def run_synth_bench(
     progress: Any = None,
 ) -> dict[str, Any]:
     """Run (or reuse) the synthetic-world benchmark; returns the results (also written to disk)."""
+    from lethe.forget.name_guard import guarded
     from lethe.workspace import Workspace
 
     started = time.perf_counter()
@@ -153,7 +154,7 @@ def run_synth_bench(
     world_key = f"synth-{config.entities}-{config.seed}"
     cache_root = Path(workspace.home).resolve() / "bench" / ".cache" / world_key
     ctx = BenchContext(
-        Workspace(home=cache_root / "workspace").init(), StageCache(cache_root / "stages"), progress, rerun
+        guarded(Workspace(home=cache_root / "workspace").init()), StageCache(cache_root / "stages"), progress, rerun
     )
     ledger = ctx.ledger
     _ensure_world(ctx, config.entities, config.seed)

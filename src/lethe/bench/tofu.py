@@ -248,6 +248,7 @@ def run_tofu_bench(
     """Run (or reuse) the TOFU benchmark; returns the results (also written to disk)."""
     import torch
 
+    from lethe.forget.name_guard import guarded
     from lethe.workspace import Workspace
 
     started = time.perf_counter()
@@ -279,7 +280,7 @@ def run_tofu_bench(
 
     data_key = config_hash(data_files)[:12]
     cache_root = Path(workspace.home).resolve() / "bench" / ".cache" / f"tofu-{data_key}"
-    bench_ws = Workspace(home=cache_root / "workspace").init()
+    bench_ws = guarded(Workspace(home=cache_root / "workspace").init())
     ctx = BenchContext(bench_ws, StageCache(cache_root / "stages"), progress, rerun)
     ledger = ctx.ledger
     _ensure_ingested(ctx, data)

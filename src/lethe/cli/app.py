@@ -72,11 +72,11 @@ class State:
 
     def workspace(self) -> Workspace:
         """The workspace `lethe init` made; a missing one (or its database) is an error."""
-        return Workspace.from_env(self.home, self.db).require()
+        return guarded(Workspace.from_env(self.home, self.db).require())
 
     def new_workspace(self) -> Workspace:
         """The workspace named by the options, whether or not it exists yet (`init`, `demo`)."""
-        return Workspace.from_env(self.home, self.db)
+        return guarded(Workspace.from_env(self.home, self.db))
 
 
 state = State()
@@ -106,6 +106,13 @@ def main_options(
 ) -> None:
     state.home, state.db = home, db
     apply_threads(threads)  # through the environment: torch is imported only by commands that need it
+
+
+def guarded(ws: Workspace) -> Workspace:
+    """`ws` with the forget requests' name guard on its ingests (`lethe.forget.name_guard`)."""
+    from lethe.forget.name_guard import guarded as install
+
+    return install(ws)
 
 
 def workspace() -> Workspace:

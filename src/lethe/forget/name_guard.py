@@ -15,8 +15,10 @@ guard, and `--allow-forgotten` ingests records as given.
 
 The digests are keyed so that the ledger alone cannot confirm a guessed name: a plain hash of
 "Jane Doe" could be checked by anyone holding a list of names. The key lives with the
-workspace, beside the receipt key; a ledger that holds guards but is opened without its
-workspace refuses to ingest rather than let the names in. The receipt says how many digests a
+workspace, beside the receipt key. The ledger cannot import this module (it is a lower
+layer), so the layers above install the guard on the workspaces they open (`guarded`: the CLI,
+the demo, the benchmarks); a ledger that holds guards but is opened without it, or without the
+key, refuses to ingest rather than let the names in. The receipt says how many digests a
 request keeps and where its key is.
 
 Matching is on normalised words (`lethe.forget.distinctive.normalise`): a name is found when
@@ -78,6 +80,19 @@ def guard_key(home: str | Path, *, create: bool = True) -> bytes | None:
     with os.fdopen(fd, "w", encoding="ascii") as handle:
         handle.write(key.hex() + "\n")
     return key
+
+
+def load_guard(s: Session, home: str | Path | None) -> NameGuard | None:
+    """`Ledger.ingest_guard`: the guard of the ledger behind `s`."""
+    return NameGuard.load(s, home)
+
+
+def guarded(workspace: Any) -> Any:
+    """`workspace` with the name guard installed on its ledger (now, and when it is opened)."""
+    workspace.ingest_guard = load_guard
+    if "ledger" in workspace.__dict__:  # already opened (a cached property)
+        workspace.ledger.ingest_guard = load_guard
+    return workspace
 
 
 def digest(key: bytes, name: str) -> str:

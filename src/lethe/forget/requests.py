@@ -29,6 +29,7 @@ from lethe.forget.mentions import mentions_for_request, recorded
 from lethe.forget.name_guard import guard_config
 from lethe.forget.selectors import Selector, redact_selector, resolve
 from lethe.forget.strategies import StrategyContext, strategy_for
+from lethe.forget.strategies.base import RECORDED_KEYS
 from lethe.forget.tokenizer_purge import purge_old_tokenizer, taint_tokenizer_users
 from lethe.killpoints import kill_point
 from lethe.ledger.states import RequestStatus, RunKind, RunStatus
@@ -73,12 +74,14 @@ def create_request(
     holdout: str | None = None,
     mentions: str | None = None,
     mention_choices: dict | None = None,
+    name_guard: dict | None = None,
 ) -> int:
     """Record a forget request for what `selector` names; raises if it names nothing.
 
     `mentions` (`redact`, `drop` or `keep`; default `redact` with a search selector, else
     `keep`) and `mention_choices` decide what happens to other documents naming the subject
-    (`lethe.forget.mentions`)."""
+    (`lethe.forget.mentions`). Unless the mode is `keep` the request keeps a name guard for
+    later ingests (`lethe.forget.name_guard`); `name_guard` carries an earlier request's over."""
     strategy_for(method).check(config or {})
     ledger = workspace.ledger
     # Before any model exists there is nothing to unlearn: the request only erases.
@@ -91,7 +94,7 @@ def create_request(
     )
     if not document_ids:
         raise InputError("every document the selector matches is a mention kept as it is; nothing to forget")
-    guard = guard_config(workspace.home, names, mentions or ("redact" if selector.search else "keep"))
+    guard = name_guard or guard_config(workspace.home, names, mentions or ("redact" if selector.search else "keep"))
     trained = ledger.documents_seen(base.id, candidates=document_ids) if base else []
     return ledger.create_forget_request(
         selector=selector.as_dict(),
@@ -347,8 +350,7 @@ def rebase_request(
     if request.status != RequestStatus.EVALUATED:
         raise ConflictError(f"forget request {request_id} is {request.status}; only evaluated requests rebase")
     documents = [str(d) for d, _ in ledger.forget_request_documents(request_id)]
-    recorded_keys = ("holdout", "mentions")  # what create_request records beside the settings
-    settings = {k: v for k, v in (request.config or {}).items() if k not in recorded_keys}
+    settings = {k: v for k, v in (request.config or {}).items() if k not in RECORDED_KEYS}
     new_id = create_request(
         workspace,
         Selector(docs=documents),  # the documents it resolved to, mentions decided already
@@ -358,6 +360,7 @@ def rebase_request(
         requester=request.requester,
         holdout=(request.config or {}).get("holdout"),
         mentions="keep",
+        name_guard=(request.config or {}).get("name_guard"),  # the subject's names stay guarded
     )
     with ledger.transaction():
         for version in candidates_of(ledger, request_id):

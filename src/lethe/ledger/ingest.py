@@ -19,9 +19,11 @@ from dataclasses import dataclass, field
 from sqlalchemy import insert, select, text, update
 from sqlalchemy.orm import Session
 
+from lethe.errors import InputError
 from lethe.ledger import repository
 from lethe.ledger.records import DocumentRecord, canonical_json
-from lethe.ledger.schema import Document, Source, utcnow
+from lethe.ledger.schema import Document, ForgetRequest, Source, utcnow
+from lethe.ledger.states import RequestStatus
 
 BATCH = 2000
 
@@ -102,9 +104,7 @@ class IngestMixin:
             members: dict[str, list[int]] = {}
             seen: dict = {"current": {}, "known": {}, "looked_up": set(), "allow_forgotten": allow_forgotten}
             if not allow_forgotten:
-                from lethe.forget.name_guard import NameGuard
-
-                seen["guard"] = NameGuard.load(s, self.home)
+                seen["guard"] = self._name_guard(s)
             batch: list[DocumentRecord] = []
             for record in records:
                 batch.append(record)
@@ -128,6 +128,22 @@ class IngestMixin:
                 **{k: v for k, v in report.as_dict().items() if k != "collections"},
             )
         return report
+
+    def _name_guard(self, s: Session):
+        """The checker of the guarded names (`ingest_guard`); an error when requests guard names
+        and this ledger was opened without the guard (it would let the names in)."""
+        if self.ingest_guard is not None:
+            return self.ingest_guard(s, self.home)
+        rows = s.execute(
+            select(ForgetRequest.id, ForgetRequest.config).where(ForgetRequest.status == RequestStatus.SUCCEEDED)
+        )
+        guarded = sorted(request_id for request_id, config in rows if (config or {}).get("name_guard"))
+        if guarded:
+            raise InputError(
+                f"this ledger guards the names of forget requests {', '.join(map(str, guarded))}, and it was "
+                "opened without the name guard; ingest through the workspace (`lethe --home ... data add`)"
+            )
+        return None
 
     def _ingest_batch(self, s, src, batch, report, members, collection, source_existed: bool, seen: dict) -> None:
         # external id -> (document id, revision, content hash) of its current revision

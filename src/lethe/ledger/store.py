@@ -20,6 +20,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import create_engine, event, select
 from sqlalchemy.engine import Engine
@@ -96,8 +97,11 @@ class Ledger(
         self.engine = engine
         self.actor = actor or os.environ.get("USER")
         self.home: Path | None = None
-        """The workspace home when opened through one: where the name guard's key is
-        (`lethe.forget.name_guard`)."""
+        """The workspace home when opened through one: where the name guard's key is."""
+        self.ingest_guard: Any = None
+        """`(session, home) -> checker | None`: the name guard every ingest applies
+        (`lethe.forget.name_guard.load_guard`, set by the layers above; the ledger cannot
+        import them). Without one, a ledger whose requests guard names refuses to ingest."""
         self._sessions = sessionmaker(engine, expire_on_commit=False)
 
     @classmethod

@@ -13,6 +13,9 @@ if TYPE_CHECKING:
     from lethe.ledger.schema import ForgetRequest, ModelVersion
     from lethe.workspace import Workspace
 
+RECORDED_KEYS = ("holdout", "mentions", "name_guard")
+"""What `create_request` records in a request's config beside the method's settings."""
+
 
 @dataclass(frozen=True, kw_only=True)
 class StrategyContext:
@@ -32,7 +35,7 @@ class StrategyContext:
     def settings(self) -> dict[str, Any]:
         """The request's method settings (without the audit's holdout choice and the mention
         decisions, which the request keeps beside them)."""
-        return {k: v for k, v in (self.request.config or {}).items() if k not in ("holdout", "mentions")}
+        return {k: v for k, v in (self.request.config or {}).items() if k not in RECORDED_KEYS}
 
 
 @dataclass(frozen=True, kw_only=True)

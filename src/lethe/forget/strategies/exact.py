@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from lethe.errors import InputError, Where
-from lethe.forget.strategies.base import STRATEGIES, Candidate, Strategy, StrategyContext
+from lethe.forget.strategies.base import RECORDED_KEYS, STRATEGIES, Candidate, Strategy, StrategyContext
 
 SETTINGS = {"retokenize"}
 """What an exact replay takes: everything else is the lineage's own recorded training."""
@@ -20,7 +20,7 @@ class ExactReplay(Strategy):
     tunable = False
 
     def check(self, settings: dict[str, Any]) -> None:
-        unknown = sorted(set(settings) - SETTINGS - {"holdout", "mentions", "seed"})
+        unknown = sorted(set(settings) - SETTINGS - set(RECORDED_KEYS) - {"seed"})
         if unknown:
             raise InputError(
                 f"exact replay retrains with the lineage's own recorded settings; {', '.join(unknown)} "
