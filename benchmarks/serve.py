@@ -396,11 +396,14 @@ def main() -> None:
         f"{', '.join(f'{x:.2f}' for x in round_speedups)}; in server CPU per token "
         f"{server_cpu_ms:.2f} -> {many_cpu_ms:.2f} ms, {cpu_speedup:.2f}x (target >= 5x)"
     )
+    from lethe.workspace import portable_path
 
     result = {
         "benchmark": "serve",
         "config": {
-            k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items() if k not in ("serve_only", "port")
+            k: (portable_path(v) if isinstance(v, Path) else v)
+            for k, v in vars(args).items()
+            if k not in ("serve_only", "port")
         },
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "torch": torch.__version__},
         "engine_batch1": engine,

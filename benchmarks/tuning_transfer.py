@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import time
 from pathlib import Path
@@ -23,6 +24,12 @@ def main() -> None:
     parser.add_argument("results", type=Path, help="results.json of a tuned synth benchmark")
     parser.add_argument("--top", type=int, default=6, help="best trials per method to re-run")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument(
+        "--home",
+        type=Path,
+        default=Path(os.environ.get("LETHE_HOME", "lethe-home")),
+        help="the lethe workspace the benchmark ran in (results name its paths $LETHE_HOME/...)",
+    )
     args = parser.parse_args()
     from lethe.threads import apply_threads
 
@@ -36,11 +43,11 @@ def main() -> None:
     from lethe.eval.tofu import TofuEvalConfig
     from lethe.forget.tuning import TuneSettings, TuningProblem, exact_reference, run_trial
     from lethe.train.config import TrainConfig
-    from lethe.workspace import Workspace
+    from lethe.workspace import Workspace, local_path
 
     result = json.loads(args.results.read_text())
     config, tuning = result["config"], result["tuning"]
-    ws = Workspace(home=Path(result["workspace"]))
+    ws = Workspace(home=local_path(result["workspace"], home=args.home))
     ledger = ws.ledger
     trained = set(ledger.collection_ids("synth/qa"))
     target = result["models"]["target"]
@@ -58,7 +65,7 @@ def main() -> None:
     retain = sorted(trained - set(forget_ids) - calibration_ids)
     random.Random(config["seed"]).shuffle(retain)
     retain_docs = ledger.documents(sorted(retain[:2000]))
-    tokenizer = load_tokenizer(Path(target["path"]))
+    tokenizer = load_tokenizer(local_path(target["path"], home=args.home))
     train_config = TrainConfig(task="auto", seq_len=config["seq_len"])
     retain_examples = examples_for(retain_docs, tokenizer, train_config)
     evaluation = TofuEvalConfig(max_items=60, seed=config["seed"], max_new_tokens=48, batch_size=16)
@@ -67,7 +74,7 @@ def main() -> None:
     def problem(name: str, ids: list[int], exact_path: Path) -> tuple[str, TuningProblem]:
         docs = ledger.documents(ids)
         return name, TuningProblem(
-            target_path=Path(target["path"]),
+            target_path=local_path(target["path"], home=args.home),
             exact_path=exact_path,
             exact_seconds=0.0,
             forget_examples=examples_for(docs, tokenizer, train_config),
@@ -84,7 +91,7 @@ def main() -> None:
         row = ledger.tuning_calibration(target["version_id"], ids)
         exact = ledger.resolve_version(row.exact_version_id, allow_tainted=True)
         sets.append(problem(f"draw {n + 1}", ids, Path(version_path(ws, exact))))
-    sets.append(problem("forget set", forget_ids, Path(result["models"]["exact"]["path"])))
+    sets.append(problem("forget set", forget_ids, local_path(result["models"]["exact"]["path"], home=args.home)))
     settings = TuneSettings(robustness=False)
     references = {name: exact_reference(p, settings) for name, p in sets}
 

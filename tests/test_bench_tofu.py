@@ -55,7 +55,11 @@ def test_results_table_files_and_plots(bench) -> None:
             "world_facts_truth_ratio",
         } <= set(row)
     out = ws.home / "bench" / f"tofu-{result['config_hash'][:12]}"
-    assert json.loads((out / "results.json").read_text())["config_hash"] == result["config_hash"]
+    written = (out / "results.json").read_text()
+    assert json.loads(written)["config_hash"] == result["config_hash"]
+    # the file names no machine's directories: the models are under $LETHE_HOME, the data under $LETHE_SHARED_DATA
+    assert str(ws.home.resolve()) not in written and str(SHARED_DATA.resolve()) not in written
+    assert json.loads(written)["models"]["target"]["path"].startswith("$LETHE_HOME/bench/.cache/")
     assert "| model |" in (out / "results.md").read_text() and (out / "results.csv").read_text().count("\n") == 4
     assert {"tradeoff.png", "truth_ratios.png", "mia_roc.png", "loss_curves.png", "bars_forget.png"} <= set(
         result["plots"]

@@ -58,3 +58,32 @@ def test_a_changed_result_makes_the_check_fail(tmp_path, monkeypatch):
     monkeypatch.setattr(module, "RESULTS", results)
     _, changed = module.render(README.read_text(encoding="utf-8"))
     assert "unlearn" in changed
+
+
+def test_no_results_file_names_a_machines_directories():
+    """Results under benchmarks/results record paths as $LETHE_HOME/..., $LETHE_SHARED_DATA/... or
+    relative ones (`lethe.workspace.portable_paths`), never an absolute path of the machine that ran them."""
+    import re
+
+    results = ROOT / "benchmarks" / "results"
+    absolute = re.compile(r'"/(?:tmp|work|root|home|Users|var|opt|mnt)/[^"]*"')
+    found = [
+        f"{path.relative_to(results)}: {match.group(0)[:80]}"
+        for path in sorted(results.rglob("*.json"))
+        for match in absolute.finditer(path.read_text(encoding="utf-8"))
+    ]
+    assert found == []
+
+
+def test_portable_paths_record_the_workspace_and_local_paths_undo_it(tmp_path, monkeypatch):
+    from lethe.workspace import local_paths, portable_paths
+
+    monkeypatch.chdir(tmp_path)
+    home = tmp_path / "home"
+    value = {str(home / "models" / "v1"): {"path": str(home / "models" / "v1"), "out": str(tmp_path / "out")}}
+    recorded = portable_paths(value, home=home)
+    assert recorded == {"$LETHE_HOME/models/v1": {"path": "$LETHE_HOME/models/v1", "out": "out"}}
+    moved = (tmp_path / "moved").resolve()
+    assert local_paths(recorded, home=moved) == {
+        str(moved / "models" / "v1"): {"path": str(moved / "models" / "v1"), "out": "out"}
+    }

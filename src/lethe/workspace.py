@@ -173,20 +173,57 @@ def _first_line(error: BaseException) -> str:
     return lines[0] if lines else type(origin).__name__
 
 
-def portable_path(path: str | Path) -> str:
+def portable_path(path: str | Path, *, home: str | Path | None = None) -> str:
     """`path` as a results file should record it: as given when relative; under the shared
-    data as `$LETHE_SHARED_DATA/...` (when that variable located it) or relative to the
-    working directory; any other absolute path as it is."""
+    data as `$LETHE_SHARED_DATA/...` (when that variable located it, else relative to the
+    working directory); under the workspace `home` as `$LETHE_HOME/...`; else under the working
+    directory relative to it; any other absolute path as it is."""
     path = Path(path)
     if not path.is_absolute():
         return str(path)
+    resolved = path.resolve()
     shared = shared_data_dir()
-    if path.resolve().is_relative_to(shared):
-        inside = path.resolve().relative_to(shared)
+    if resolved.is_relative_to(shared):
         if os.environ.get(SHARED_DATA_ENV):
-            return f"${SHARED_DATA_ENV}/{inside}".rstrip("/.")
-        return os.path.relpath(path, Path.cwd())
+            return f"${SHARED_DATA_ENV}/{resolved.relative_to(shared)}".rstrip("/.")
+        return os.path.relpath(resolved, Path.cwd().resolve())  # beside the checkout: ../shared/data/...
+    if home is not None and resolved.is_relative_to(Path(home).resolve()):
+        return f"$LETHE_HOME/{resolved.relative_to(Path(home).resolve())}".rstrip("/.")
+    if resolved.is_relative_to(Path.cwd().resolve()):
+        return os.path.relpath(resolved, Path.cwd().resolve())
     return str(path)
+
+
+def portable_paths(value: Any, *, home: str | Path | None = None) -> Any:
+    """`value` (a result: dicts, lists, strings) with every absolute path in it, keys included,
+    recorded by `portable_path`: a results file names no machine's directories."""
+    if isinstance(value, dict):
+        return {portable_paths(k, home=home): portable_paths(v, home=home) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [portable_paths(v, home=home) for v in value]
+    if isinstance(value, str) and value.startswith(os.sep) and "\n" not in value:
+        return portable_path(value, home=home)
+    return value
+
+
+def local_path(recorded: str, *, home: str | Path) -> Path:
+    """A path `portable_path` recorded, on this machine: `$LETHE_HOME` is `home`."""
+    if recorded.startswith("$LETHE_HOME/"):
+        return Path(home).expanduser().resolve() / recorded.removeprefix("$LETHE_HOME/")
+    if recorded.startswith(f"${SHARED_DATA_ENV}/"):
+        return shared_data_dir() / recorded.removeprefix(f"${SHARED_DATA_ENV}/")
+    return Path(recorded)
+
+
+def local_paths(value: Any, *, home: str | Path) -> Any:
+    """`portable_paths` undone: every `$LETHE_HOME/...` in `value` (keys included) on this machine."""
+    if isinstance(value, dict):
+        return {local_paths(k, home=home): local_paths(v, home=home) for k, v in value.items()}
+    if isinstance(value, list):
+        return [local_paths(v, home=home) for v in value]
+    if isinstance(value, str) and value.startswith("$LETHE_HOME/"):
+        return str(local_path(value, home=home))
+    return value
 
 
 def shared_data_dir() -> Path:

@@ -164,12 +164,18 @@ def make_plots(
 
 
 def write_results(out: Path, result: dict[str, Any]) -> dict[str, str]:
-    """results.json, results.md, results.csv in `out`; returns their paths."""
+    """results.json, results.md, results.csv in `out`; returns their paths. The files name no
+    machine's directories: paths under the user's workspace (`result["home"]`) are written as
+    `$LETHE_HOME/...`, under the working directory relative to it (`portable_paths`)."""
+    from lethe.workspace import portable_paths
+
+    files = {kind: str(out / f"results.{kind}") for kind in ("json", "md", "csv")}
+    result = portable_paths({**result, "files": files}, home=result.get("home"))
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps(result, indent=2, ensure_ascii=False, default=str), encoding="utf-8")
     (out / "results.md").write_text(render_markdown(result), encoding="utf-8")
     (out / "results.csv").write_text(csv_text(result["rows"]), encoding="utf-8")
-    return {kind: str(out / f"results.{kind}") for kind in ("json", "md", "csv")}
+    return files
 
 
 def render_markdown(result: dict[str, Any]) -> str:

@@ -40,6 +40,9 @@ class BenchContext:
     """Recompute every stage (and overwrite the cached records)."""
     stages: list[dict[str, Any]] = field(default_factory=list)
     """One entry per stage: name, status (cached / computed), seconds (of the computation)."""
+    home: Path | None = None
+    """The user's workspace (the benchmark's own lives in its cache): results name paths under
+    it as `$LETHE_HOME/...` (`lethe.workspace.portable_paths`)."""
 
     @property
     def ledger(self) -> Any:

@@ -146,7 +146,7 @@ def run_synth_bench(
     whole = {"benchmark": "synth", "config": config.to_dict(), "code": code_version()}
     key = config_hash(whole)
     out = Path(out_dir) if out_dir else workspace.path("bench", f"synth-{key[:12]}")
-    cached = cached_result(out, key)
+    cached = cached_result(out, key, workspace.home)
     if cached is not None and not rerun:
         progress(f"results cached at {out} (configuration hash {key[:12]})")
         return {**cached, "cache": "hit", "out_dir": str(out)}
@@ -154,7 +154,11 @@ def run_synth_bench(
     world_key = f"synth-{config.entities}-{config.seed}"
     cache_root = Path(workspace.home).resolve() / "bench" / ".cache" / world_key
     ctx = BenchContext(
-        guarded(Workspace(home=cache_root / "workspace").init()), StageCache(cache_root / "stages"), progress, rerun
+        guarded(Workspace(home=cache_root / "workspace").init()),
+        StageCache(cache_root / "stages"),
+        progress,
+        rerun,
+        home=Path(workspace.home).resolve(),
     )
     ledger = ctx.ledger
     _ensure_world(ctx, config.entities, config.seed)

@@ -36,6 +36,7 @@ from lethe.bench.runner import (
     unlearn_stage,
 )
 from lethe.errors import InputError, Where
+from lethe.workspace import local_paths
 
 SKIPPED_METHODS = ("exact",)
 """Not run by default: `exact` is the retain model itself here. Methods that need token
@@ -273,7 +274,7 @@ def run_tofu_bench(
         whole["base_weights_sha256"] = base_record.weights_sha256
     key = config_hash(whole)
     out = Path(out_dir) if out_dir else workspace.path("bench", f"tofu-{key[:12]}")
-    cached = cached_result(out, key)
+    cached = cached_result(out, key, workspace.home)
     if cached is not None and not rerun:
         progress(f"results cached at {out} (configuration hash {key[:12]})")
         return {**cached, "cache": "hit", "out_dir": str(out)}
@@ -281,7 +282,9 @@ def run_tofu_bench(
     data_key = config_hash(data_files)[:12]
     cache_root = Path(workspace.home).resolve() / "bench" / ".cache" / f"tofu-{data_key}"
     bench_ws = guarded(Workspace(home=cache_root / "workspace").init())
-    ctx = BenchContext(bench_ws, StageCache(cache_root / "stages"), progress, rerun)
+    ctx = BenchContext(
+        bench_ws, StageCache(cache_root / "stages"), progress, rerun, home=Path(workspace.home).resolve()
+    )
     ledger = ctx.ledger
     _ensure_ingested(ctx, data)
     if base_record is not None:
@@ -417,14 +420,16 @@ def run_tofu_bench(
     return result
 
 
-def cached_result(out: Path, key: str) -> dict[str, Any] | None:
+def cached_result(out: Path, key: str, home: str | Path) -> dict[str, Any] | None:
+    """The results of an earlier run of the same configuration in `out` (their `$LETHE_HOME`
+    paths on this machine: `home`), or None."""
     import json
 
     try:
         result = json.loads((out / "results.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-    return result if result.get("config_hash") == key else None
+    return local_paths(result, home=home) if result.get("config_hash") == key else None
 
 
 def finish(
@@ -482,6 +487,7 @@ def finish(
         "total_seconds": time.perf_counter() - started,
         "out_dir": str(out),
     }
+    result["home"] = str(ctx.home) if ctx.home else None
     result["files"] = write_results(out, result)
     ctx.progress(f"results written to {out}")
     return result
